@@ -1,0 +1,257 @@
+"""Command line: ``segstudio train | predict | evaluate | gui``.
+
+Every command calls the same engine as the GUI (:mod:`segstudio.engine`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("segstudio")
+
+
+def _pair(text: str) -> tuple[int, int]:
+    parts = text.lower().replace("x", ",").split(",")
+    if len(parts) == 1:
+        parts = parts * 2
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected H,W or a single size, got {text!r}") from None
+    return h, w
+
+
+def _floats(text: str) -> tuple[float, float]:
+    try:
+        a, b = (float(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI, got {text!r}") from None
+    return a, b
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from segstudio.engine import TrainConfig, train_on_folder
+
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        crop_size=args.crop_size,
+        scale_range=args.scale_range,
+        freeze_bn=args.freeze_bn,
+        num_workers=args.workers,
+        device=args.device,
+        seed=args.seed,
+        val_every=args.val_every,
+        max_steps=args.max_steps,
+    )
+    bar = None
+
+    def progress(event: str, info: dict) -> None:
+        nonlocal bar
+        if event == "step":
+            if bar is None:
+                bar = tqdm(total=info["total_steps"], initial=info["global_step"] - 1, unit="step", dynamic_ncols=True)
+            bar.update(1)
+            bar.set_postfix(epoch=info["epoch"] + 1, loss=f"{info['loss']:.3f}", lr=f"{info['lr']:.1e}")
+        elif event == "epoch":
+            msg = f"epoch {info['epoch']}: train loss {info['train_loss']:.4f}"
+            if "val_miou" in info:
+                msg += f", val mIoU {100 * info['val_miou']:.2f}"
+            (bar.write if bar else print)(msg)
+        elif event == "done" and bar is not None:
+            bar.close()
+
+    model_kwargs = {}
+    if args.encoder:
+        model_kwargs["encoder"] = args.encoder
+    if args.output_stride:
+        model_kwargs["output_stride"] = args.output_stride
+    path = train_on_folder(
+        args.data,
+        args.output,
+        model_name=args.model,
+        init=args.init,
+        config=cfg,
+        model_kwargs=model_kwargs,
+        callbacks=[progress],
+        resume=args.resume,
+    )
+    print(f"saved {path}")
+    return 0
+
+
+def _collect_images(items: list[str]) -> list[Path]:
+    from segstudio.io import list_images
+
+    out: list[Path] = []
+    for it in items:
+        p = Path(it)
+        if p.is_dir():
+            out.extend(list_images(p))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    return out
+
+
+def _load(args):
+    from segstudio.engine import load_checkpoint
+    from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR
+
+    if getattr(args, "model", None):
+        # A bundled model by name (resources/models/<name>.safetensors).
+        cand = DEFAULT_MODEL_DIR / f"{args.model}.safetensors"
+        if not cand.is_file():
+            names = sorted(p.stem for p in DEFAULT_MODEL_DIR.glob("*.safetensors"))
+            raise FileNotFoundError(f"no bundled model {args.model!r}; bundled: {', '.join(names) or 'none'}")
+        return load_checkpoint(cand)
+    return load_checkpoint(args.checkpoint)
+
+
+def cmd_predict(args) -> int:
+    from tqdm import tqdm
+
+    from segstudio.core import blend_overlay
+    from segstudio.engine import Predictor
+    from segstudio.io import ImageReadError, atomic_write_bytes, read_image, write_index_png
+
+    import io as _io
+
+    from PIL import Image
+
+    images = _collect_images(args.inputs)
+    if not images:
+        raise FileNotFoundError("no images found in " + ", ".join(args.inputs))
+    predictor = Predictor(_load(args), device=args.device)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in tqdm(images, unit="img", dynamic_ncols=True):
+        try:
+            image = read_image(path)
+        except ImageReadError as exc:
+            log.error("%s", exc)
+            failed += 1
+            continue
+        labels = predictor.predict(image)
+        write_index_png(out / f"{path.stem}.png", labels)
+        buf = _io.BytesIO()
+        Image.fromarray(blend_overlay(image, labels, predictor.classes, args.opacity)).save(buf, format="PNG")
+        atomic_write_bytes(out / f"{path.stem}_overlay.png", buf.getvalue())
+    print(f"wrote {len(images) - failed} label maps to {out}" + (f" ({failed} unreadable images skipped)" if failed else ""))
+    return 1 if failed else 0
+
+
+def cmd_evaluate(args) -> int:
+    from tqdm import tqdm
+
+    from segstudio.engine import Predictor, evaluate
+    from segstudio.io import atomic_write_bytes
+
+    predictor = Predictor(_load(args), device=args.device)
+    bar = tqdm(unit="img", dynamic_ncols=True)
+
+    def progress(i, n):
+        bar.total = n
+        bar.update(1)
+
+    res = evaluate(predictor, args.data, args.split, progress)
+    bar.close()
+    print(f"pixel accuracy {100 * res['pixel_accuracy']:.2f}  mIoU {100 * res['miou']:.2f}  ({res['images']} images)")
+    for name, v in res["iou"].items():
+        print(f"  {name:<16} IoU {'-' if v is None else f'{100 * v:.2f}'}")
+    out = Path(args.output) if args.output else Path("metrics.json")
+    atomic_write_bytes(out, (json.dumps(res, indent=1) + "\n").encode())
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_gui(args) -> int:
+    from segstudio.gui.app import run
+
+    return run(folder=args.folder, checkpoint=args.checkpoint)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="segstudio", description="SegStudio: predict, correct, retrain semantic segmentation.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train or fine-tune a model on a dataset folder")
+    t.add_argument("--data", required=True, help="dataset folder (images/, masks/, train.txt, classes.json) or image folder with labels/")
+    t.add_argument("--model", help="architecture name (see `segstudio models`)")
+    t.add_argument("--init", help="checkpoint to start from, or 'default' for the embedded model")
+    t.add_argument("--encoder", help="encoder name (e.g. mobilenet_v2)")
+    t.add_argument("--output-stride", type=int, help="8 or 16 for DeepLab models")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--crop-size", type=_pair, default=(256, 256), help="H,W of random crops (default 256,256)")
+    t.add_argument("--scale-range", type=_floats, default=(0.5, 2.0), help="random rescale LO,HI (default 0.5,2.0)")
+    t.add_argument("--freeze-bn", action="store_true", help="keep BatchNorm statistics fixed")
+    t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--val-every", type=int, default=1, help="validate every N epochs")
+    t.add_argument("--max-steps", type=int, help="stop after this many steps")
+    t.add_argument("--resume", action="store_true", help="continue the run in -o from its last checkpoint")
+    t.add_argument("-o", "--output", required=True, help="run folder")
+    t.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser("predict", help="write label maps and overlays for images")
+    pr.add_argument("inputs", nargs="+", help="image files or folders")
+    pr.add_argument("-o", "--output", required=True)
+    g = pr.add_mutually_exclusive_group()
+    g.add_argument("--model", help="bundled model name")
+    g.add_argument("--checkpoint", help="model.safetensors or a run folder")
+    pr.add_argument("--device", default="auto")
+    pr.add_argument("--opacity", type=float, default=0.5)
+    pr.set_defaults(func=cmd_predict)
+
+    ev = sub.add_parser("evaluate", help="pixel accuracy, per-class IoU, mIoU on a dataset split")
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--split", default="val")
+    g = ev.add_mutually_exclusive_group()
+    g.add_argument("--model", help="bundled model name")
+    g.add_argument("--checkpoint", help="model.safetensors or a run folder")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("-o", "--output", help="metrics JSON (default metrics.json)")
+    ev.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("models", help="list registered architectures")
+    m.set_defaults(func=lambda a: print("\n".join(__import__("segstudio.models", fromlist=["x"]).list_models())) or 0)
+
+    gu = sub.add_parser("gui", help="open the app (default: bundled samples with the default model)")
+    gu.add_argument("folder", nargs="?", help="image folder to open")
+    gu.add_argument("--checkpoint", help="model to load instead of the default")
+    gu.set_defaults(func=cmd_gui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        args = build_parser().parse_args(["gui", *(argv or [])])
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, NotADirectoryError, ValueError, KeyError) as exc:
+        print(f"segstudio {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""Side panels: image list, class legend with overlay controls, model panel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segstudio.core import ClassSpec
+from segstudio.gui.qtutil import color_icon
+
+THUMB = 72
+
+
+class FileList(QListWidget):
+    """Images of the open folder with thumbnails; a ✓ marks images with saved labels."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setIconSize(QSize(THUMB, THUMB))
+        self.setUniformItemSizes(True)
+        # Keys go to the window's shortcuts (Right/Left/PgUp/PgDown), not to list navigation.
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.paths: list[Path] = []
+
+    def set_paths(self, paths: list[Path], labelled: set[Path]) -> None:
+        self.blockSignals(True)
+        self.clear()
+        self.paths = list(paths)
+        for p in paths:
+            item = QListWidgetItem(self._text(p, p in labelled))
+            item.setToolTip(str(p))
+            self.addItem(item)
+        self.blockSignals(False)
+
+    @staticmethod
+    def _text(path: Path, labelled: bool) -> str:
+        return f"{'✓ ' if labelled else ''}{path.name}"
+
+    def set_labelled(self, index: int, labelled: bool) -> None:
+        if 0 <= index < self.count():
+            self.item(index).setText(self._text(self.paths[index], labelled))
+
+    def set_thumbnail(self, index: int, image: QImage) -> None:
+        if 0 <= index < self.count():
+            self.item(index).setIcon(QIcon(QPixmap.fromImage(image)))
+
+
+class ClassPanel(QWidget):
+    """Class legend (click picks the paint class) + overlay opacity and visibility.
+
+    Signals: classPicked(int), opacityChanged(float 0..1), overlayToggled(bool).
+    """
+
+    classPicked = Signal(int)
+    opacityChanged = Signal(float)
+    overlayToggled = Signal(bool)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        self.legend = QListWidget()
+        self.legend.currentRowChanged.connect(lambda r: r >= 0 and self.classPicked.emit(r))
+        lay.addWidget(self.legend)
+        self.show_overlay = QCheckBox("Show overlay (O)")
+        self.show_overlay.setChecked(True)
+        self.show_overlay.toggled.connect(self.overlayToggled)
+        lay.addWidget(self.show_overlay)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Opacity"))
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(50)
+        self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100.0))
+        row.addWidget(self.opacity)
+        lay.addLayout(row)
+
+    def set_classes(self, classes: ClassSpec) -> None:
+        cur = max(self.legend.currentRow(), 0)
+        self.legend.blockSignals(True)
+        self.legend.clear()
+        for i, (name, color) in enumerate(zip(classes.names, classes.colors)):
+            self.legend.addItem(QListWidgetItem(color_icon(color), f"{i + 1 if i < 9 else ' '}  {name}"))
+        self.legend.setCurrentRow(min(cur, classes.num_classes - 1))
+        self.legend.blockSignals(False)
+
+
+class ModelPanel(QWidget):
+    """Model in use, device picker, predict and fine-tune buttons."""
+
+    def __init__(self, devices: list[str], parent=None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        form = QFormLayout()
+        self.model_combo = QComboBox()
+        form.addRow("Model", self.model_combo)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(devices)
+        form.addRow("Device", self.device_combo)
+        lay.addLayout(form)
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        lay.addWidget(self.info)
+        self.predict_image = QPushButton("Predict image")
+        self.predict_folder = QPushButton("Predict folder")
+        self.save = QPushButton("Save labels")
+        self.finetune = QPushButton("Fine-tune on saved labels")
+        for b in (self.predict_image, self.predict_folder, self.save, self.finetune):
+            lay.addWidget(b)
+        lay.addStretch(1)

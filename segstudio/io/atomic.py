@@ -1,0 +1,45 @@
+"""Atomic file writes: temp file in the same folder, fsync, ``os.replace``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a torn one.
+
+    The bytes go to a temporary file in the destination folder, are flushed and fsynced, then
+    moved over ``path`` with :func:`os.replace` (atomic on POSIX and Windows); the folder is fsynced
+    where the OS allows it. On any error the temporary file is removed and the old file is untouched.
+
+    Raises:
+        OSError: when the folder cannot be written (disk full, permissions...), after cleanup.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return path
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+    return path

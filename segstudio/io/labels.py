@@ -1,0 +1,86 @@
+"""Label files: 8-bit index PNGs and ``classes.json``, saved atomically."""
+
+from __future__ import annotations
+
+import io as _io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from segstudio.core.labels import ClassSpec, validate_label_map
+from segstudio.io.atomic import atomic_write_bytes
+
+LABELS_DIRNAME = "labels"
+"""Folder beside the images where the app saves corrected labels."""
+
+
+def label_path_for(image_path: str | Path) -> Path:
+    """Where the app saves the labels of ``image_path``: ``<folder>/labels/<stem>.png``."""
+    image_path = Path(image_path)
+    return image_path.parent / LABELS_DIRNAME / f"{image_path.stem}.png"
+
+
+def write_index_png(path: str | Path, labels: np.ndarray) -> Path:
+    """Atomically write a uint8 (H, W) label map as a single-channel 8-bit PNG (value = class id).
+
+    Raises:
+        ValueError: when ``labels`` is not uint8 (H, W).
+        OSError: when the file cannot be written; the previous file is left intact.
+    """
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise ValueError(f"index PNG needs a uint8 (H, W) label map, got {labels.dtype} {labels.shape}")
+    buf = _io.BytesIO()
+    Image.fromarray(labels, mode="L").save(buf, format="PNG", optimize=False, compress_level=6)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_index_png(path: str | Path) -> np.ndarray:
+    """Read an 8-bit index PNG (grayscale ``L`` or palette ``P``) as a uint8 (H, W) label map.
+
+    Raises:
+        ValueError: when the file is not a single-channel 8-bit image (e.g. a colour-coded mask).
+        OSError: when it cannot be read.
+    """
+    path = Path(path)
+    with Image.open(path) as im:
+        if im.mode not in ("L", "P"):
+            raise ValueError(
+                f"{path}: label file must be an 8-bit single-channel (L) or palette (P) PNG whose values are "
+                f"class ids, got mode {im.mode!r}; convert colour-coded masks first"
+            )
+        return np.array(im, dtype=np.uint8)
+
+
+def save_classes(path: str | Path, classes: ClassSpec) -> Path:
+    """Atomically write ``classes.json``."""
+    return atomic_write_bytes(path, (json.dumps(classes.to_json(), indent=1) + "\n").encode("utf-8"))
+
+
+def load_classes(path: str | Path) -> ClassSpec:
+    """Read ``classes.json``.
+
+    Raises:
+        ValueError: when the file is not valid JSON or not a valid class list (message names the file).
+    """
+    path = Path(path)
+    try:
+        return ClassSpec.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def save_labels(image_path: str | Path, labels: np.ndarray, classes: ClassSpec) -> Path:
+    """Save the corrected labels of ``image_path`` into ``labels/`` beside it, with ``labels/classes.json``.
+
+    Both files are written atomically; returns the label file path.
+
+    Raises:
+        ValueError: when ``labels`` holds values outside the classes (nothing is written).
+    """
+    validate_label_map(labels, classes.num_classes)
+    out = label_path_for(image_path)
+    write_index_png(out, labels)
+    save_classes(out.parent / "classes.json", classes)
+    return out
