@@ -166,9 +166,10 @@ def cmd_evaluate(args) -> int:
 
     res = evaluate(predictor, args.data, args.split, progress)
     bar.close()
-    print(f"pixel accuracy {100 * res['pixel_accuracy']:.2f}  mIoU {100 * res['miou']:.2f}  ({res['images']} images)")
+    pct = lambda v: "-" if v is None else f"{100 * v:.2f}"  # noqa: E731  (None: no labelled pixels)
+    print(f"pixel accuracy {pct(res['pixel_accuracy'])}  mIoU {pct(res['miou'])}  ({res['images']} images)")
     for name, v in res["iou"].items():
-        print(f"  {name:<16} IoU {'-' if v is None else f'{100 * v:.2f}'}")
+        print(f"  {name:<16} IoU {pct(v)}")
     out = Path(args.output) if args.output else Path("metrics.json")
     atomic_write_bytes(out, (json.dumps(res, indent=1) + "\n").encode())
     print(f"wrote {out}")

@@ -1,0 +1,151 @@
+"""The command line, called in-process: segstudio.cli.main([...]) -> exit code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import TINY_UNET, camvid_stems, make_dataset_folder
+from segstudio.cli import main
+from segstudio.core import blend_overlay
+from segstudio.engine import Predictor, evaluate, load_checkpoint, save_checkpoint
+from segstudio.engine.checkpoint import new_card
+from segstudio.io import load_classes, read_image
+from segstudio.models import get_model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(camvid, tmp_path_factory):
+    import torch
+
+    torch.manual_seed(11)
+    model = get_model("unet", 11, **TINY_UNET).eval()
+    classes = load_classes(camvid / "classes.json")
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt"), model, new_card("unet", classes, dict(TINY_UNET)))
+
+
+@pytest.fixture(scope="module")
+def small_dataset(camvid, tmp_path_factory):
+    return make_dataset_folder(
+        tmp_path_factory.mktemp("data") / "ds",
+        camvid,
+        {"train": camvid_stems(camvid, "train", 2), "val": camvid_stems(camvid, "val", 2)},
+    )
+
+
+def test_predict_writes_label_maps_and_overlays(camvid, checkpoint, tmp_path, capsys):
+    stems = camvid_stems(camvid, "val", 2)
+    images = [camvid / "images" / f"{s}.png" for s in stems]
+    out = tmp_path / "pred"
+    rc = main(["predict", *map(str, images), "-o", str(out), "--checkpoint", str(checkpoint), "--device", "cpu"])
+    assert rc == 0
+    assert "wrote 2 label maps" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{s}.png" for s in stems] + [f"{s}_overlay.png" for s in stems])
+
+    predictor = Predictor(load_checkpoint(checkpoint), device="cpu")
+    for path in images:
+        image = read_image(path)
+        with Image.open(out / f"{path.stem}.png") as im:
+            assert im.mode == "L"
+            labels = np.asarray(im)
+        assert labels.shape == image.shape[:2] == (360, 480)
+        assert labels.dtype == np.uint8 and labels.max() < 11
+        np.testing.assert_array_equal(labels, predictor.predict(image))
+        with Image.open(out / f"{path.stem}_overlay.png") as im:
+            assert im.mode == "RGB"
+            overlay = np.asarray(im)
+        np.testing.assert_array_equal(overlay, blend_overlay(image, labels, predictor.classes, 0.5))
+
+
+def test_predict_folder_skips_unreadable_images(camvid, checkpoint, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    stem = camvid_stems(camvid, "val", 1)[0]
+    shutil.copy(camvid / "images" / f"{stem}.png", folder / f"{stem}.png")
+    (folder / "broken.png").write_bytes(b"")
+    out = tmp_path / "out"
+    rc = main(["predict", str(folder), "-o", str(out), "--checkpoint", str(checkpoint), "--device", "cpu", "--opacity", "1"])
+    assert rc == 1
+    assert "1 unreadable" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}.png", f"{stem}_overlay.png"]
+
+
+def test_evaluate_writes_metrics_json(small_dataset, checkpoint, tmp_path, capsys):
+    metrics = tmp_path / "m" / "metrics.json"
+    rc = main(["evaluate", "--data", str(small_dataset), "--checkpoint", str(checkpoint), "--device", "cpu", "-o", str(metrics)])
+    assert rc == 0
+    assert "mIoU" in capsys.readouterr().out
+    got = json.loads(metrics.read_text())
+    ref = evaluate(Predictor(load_checkpoint(checkpoint), device="cpu"), small_dataset, "val")
+    assert got["miou"] == pytest.approx(ref["miou"])
+    assert got["pixel_accuracy"] == pytest.approx(ref["pixel_accuracy"])
+    assert got["confusion_matrix"] == ref["confusion_matrix"]
+    assert got["images"] == 2 and got["split"] == "val"
+    assert set(got["iou"]) == set(load_classes(small_dataset / "classes.json").names)
+
+
+def test_evaluate_without_labelled_pixels(small_dataset, checkpoint, tmp_path, capsys):
+    """A split whose masks are all 'ignore' has no metrics: nulls in the JSON, not a crash."""
+    ds = tmp_path / "ds"
+    shutil.copytree(small_dataset, ds)
+    for m in (ds / "masks").iterdir():
+        with Image.open(m) as im:
+            size = im.size
+        Image.new("L", size, 255).save(m)
+    metrics = tmp_path / "metrics.json"
+    rc = main(["evaluate", "--data", str(ds), "--checkpoint", str(checkpoint), "--device", "cpu", "-o", str(metrics)])
+    assert rc == 0
+    got = json.loads(metrics.read_text())
+    assert got["pixels"] == 0 and got["miou"] is None and got["pixel_accuracy"] is None
+    assert "mIoU -" in capsys.readouterr().out
+
+
+def test_train_writes_checkpoint(small_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(small_dataset), "--model", "unet", "--max-steps", "2", "--epochs", "3"]
+    args += ["--batch-size", "1", "--crop-size", "64,64", "--device", "cpu", "-o", str(out)]
+    assert main(args) == 0
+    assert f"saved {out / 'model.safetensors'}" in capsys.readouterr().out
+    assert (out / "model.safetensors").is_file() and (out / "model.json").is_file()
+    card = json.loads((out / "model.json").read_text())
+    assert card["architecture"] == "unet" and card["parent"] is None
+    assert card["training"]["steps_done"] == 2
+    assert card["training"]["config"]["crop_size"] == [64, 64] and card["training"]["config"]["batch_size"] == 1
+    assert card["training_data"] == {"path": str(small_dataset.resolve()), "images": 2, "val_images": 2}
+    assert 0.0 <= card["metrics"]["val"]["miou"] <= 1.0  # validated on the val split
+    loaded = load_checkpoint(out)
+    assert loaded.classes.num_classes == 11
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "{tmp}/no_such_dir", "-o", "{tmp}/o", "--checkpoint", "{ckpt}"], "no such file or folder"),
+        (["predict", "{img}", "-o", "{tmp}/o", "--checkpoint", "{tmp}/missing.safetensors"], "no such checkpoint"),
+        (["predict", "{img}", "-o", "{tmp}/o", "--model", "no_such_bundled_model"], "no bundled model 'no_such_bundled_model'"),
+        (["evaluate", "--data", "{tmp}/no_such_dir", "--checkpoint", "{ckpt}", "-o", "{tmp}/m.json"], "not a dataset"),
+        (["evaluate", "--data", "{data}", "--split", "test", "--checkpoint", "{ckpt}", "-o", "{tmp}/m.json"], "test.txt"),
+        (["train", "--data", "{tmp}/no_such_dir", "--model", "unet", "-o", "{tmp}/r"], "not a dataset"),
+        (["train", "--data", "{data}", "--model", "no_such_net", "-o", "{tmp}/r"], "unknown model 'no_such_net'"),
+        (["train", "--data", "{data}", "-o", "{tmp}/r"], "give a model name"),
+    ],
+)
+def test_bad_inputs_exit_2_with_message(argv, message, camvid, checkpoint, small_dataset, tmp_path, capsys):
+    img = camvid / "images" / f"{camvid_stems(camvid, 'val', 1)[0]}.png"
+    fill = {"tmp": str(tmp_path), "ckpt": str(checkpoint), "img": str(img), "data": str(small_dataset)}
+    rc = main([a.format(**fill) for a in argv] + ["--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"segstudio {argv[0]}: error:" in err and message in err
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "r" / "model.safetensors").exists()
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as ei:
+        main(["train", "--model", "unet"])  # --data and -o are required
+    assert ei.value.code == 2
+    assert "--data" in capsys.readouterr().err
