@@ -47,17 +47,17 @@ def main() -> int:
     win.class_panel.opacity.setValue(55)
     win.grab().save(str(out / "main-overlay.png"))
 
-    # Mid-correction: the user paints the road (class 3) over a mis-labelled region with a big brush.
+    # Mid-correction: the user paints Road (class id 3) over the bike-lane marking mis-predicted as Car.
     doc = win.current_doc()
     win.pick_class(3)
-    win.canvas.set_brush_radius(14)
-    win.canvas.begin_stroke(330, 150)
-    for x in range(150, 330, 6):
-        win.canvas.continue_stroke(330 - (x - 150) * 0.2, x)
+    win.canvas.set_brush_radius(9)
+    win.canvas.begin_stroke(303, 190)
+    for x in range(190, 232, 3):
+        win.canvas.continue_stroke(303, x)
     win.canvas.end_stroke()
-    win.canvas._update_cursor((300, 330))
+    win.canvas._update_cursor((303, 232))
     win.canvas.cursor_item.show()
-    win.message(f"brush · class Road · radius 14 px · {len(doc.history)} edit(s) — Ctrl+Z to undo")
+    win.message(f"brush · class Road · radius 9 px · {len(doc.history)} edit(s) — Ctrl+Z to undo")
     pump(app, win, lambda: True, 0)
     win.grab().save(str(out / "mid-correction.png"))
     win.save_current()
@@ -65,7 +65,7 @@ def main() -> int:
     # During fine-tune.
     win.finetune_config = finetune_config(max_steps=30, batch_size=2)
     win.finetune()
-    pump(app, win, lambda: "step 3" in win.status_text.text() or win.job is None)
+    pump(app, win, lambda: win.progress.value() >= 3 or win.job is None)
     win.grab().save(str(out / "fine-tune.png"))
     win.cancel_job()
     pump(app, win, lambda: win.job is None)

@@ -13,4 +13,6 @@ python -m segstudio train \
   --epochs "${EPOCHS:-24}" --batch-size 8 --lr 1e-3 --crop-size 180,240 --scale-range 0.5,1.25 \
   --val-every 5 --seed 0 -o runs/camvid_default ${RESUME:+--resume}
 # Ship the best checkpoint as float16 (halves the file, < 10 MB):
-python scripts/export_bundled.py runs/camvid_default/model.safetensors camvid_deeplabv3plus_mobilenetv2
+python scripts/export_bundled.py runs/camvid_default/model.safetensors camvid_deeplabv3plus_mobilenetv2 \
+  --command "scripts/train_default_camvid.sh" \
+  --data-note "CamVid train (367 images, 11 classes, SegNet's 480x360 version; Brostow et al. 2008/2009, research use, see ../shared/datasets/camvid/SOURCE.md); model selected on CamVid val (101 images)"

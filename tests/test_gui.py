@@ -185,3 +185,14 @@ def test_finetune_cancel_keeps_no_partial_version(qtbot, folder, default_model_p
     for v in list_versions(folder):  # whatever was kept is a complete, loadable checkpoint
         load_checkpoint(v)
     win.close()
+
+
+def test_image_reached_while_worker_busy_gets_predicted(qtbot, folder, default_model_path):
+    win = make_window(qtbot, default_model_path)
+    win.open_folder(folder)  # starts predicting image 0 in the worker
+    assert win.job is not None
+    win.files.setCurrentRow(2)  # the user moves on before it finishes
+    qtbot.waitUntil(lambda: win.job is None and win.current_doc().source == "predicted", timeout=120_000)
+    assert win.index == 2
+    assert win.docs[win.paths[0]].source == "predicted"
+    win.close()

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QThread, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -378,7 +378,7 @@ class MainWindow(QMainWindow):
         self.message(text)
 
     def _on_job_done(self) -> None:
-        self.job = None
+        finished, self.job = self.job, None
         after, self._after_job = self._after_job, None
         self.progress.hide()
         self.cancel_button.hide()
@@ -386,6 +386,13 @@ class MainWindow(QMainWindow):
             b.setEnabled(True)
         if after is not None:
             after()
+        else:
+            # The user may have moved to an unpredicted image while the worker was busy.
+            # (Not when that job just tried this very image, e.g. with mismatched classes: no retry loop.)
+            doc = self.current_doc()
+            tried = getattr(finished, "paths", ())
+            if doc is not None and doc.source == "none" and self.predictor is not None and doc.path not in tried:
+                self.predict_current()
 
     def cancel_job(self) -> None:
         if self.job is not None:
@@ -415,6 +422,7 @@ class MainWindow(QMainWindow):
             return len(paths)
 
         job = Job("predict", work)
+        job.paths = list(paths)
         job.result.connect(self._on_prediction)
         return self._start(job)
 
@@ -503,7 +511,7 @@ class MainWindow(QMainWindow):
         for job in (self.job, self.thumb_job):
             if job is not None:
                 job.cancel()
-        for th in self.findChildren(type(self.thread)) if self.thread is not None else []:
+        for th in self.findChildren(QThread):  # predict, fine-tune and thumbnail threads
             th.quit()
-            th.wait(5000)
+            th.wait(30000)
         super().closeEvent(event)

@@ -110,7 +110,7 @@ class DeepLabV3Plus(nn.Module):
         self.encoder = get_encoder(encoder, pretrained=pretrained, output_stride=output_stride)
         chans = self.encoder.out_channels
         rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
-        self.aspp = ASPP(chans[-1], aspp_channels, rates=rates, separable=True)
+        self.aspp = self.make_context(chans[-1], aspp_channels, rates)
         self.low_level = nn.Sequential(
             nn.Conv2d(chans[1], low_level_channels, 1, bias=False),
             nn.BatchNorm2d(low_level_channels),
@@ -121,6 +121,13 @@ class DeepLabV3Plus(nn.Module):
             SeparableConvBNReLU(aspp_channels, aspp_channels),
         )
         self.classifier = nn.Conv2d(aspp_channels, num_classes, 1)
+
+    def make_context(self, cin: int, cout: int, rates: tuple[int, ...]) -> nn.Module:
+        """The multi-scale context module on the deepest features: (N, cin, h, w) → (N, cout, h, w).
+
+        Separable ASPP here; a subclass may swap it (KSAC does) while keeping the decoder.
+        """
+        return ASPP(cin, cout, rates=rates, separable=True)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         size = x.shape[-2:]

@@ -1,0 +1,48 @@
+"""Every bundled model loads offline, predicts on the bundled samples, and is as good as its card says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from segstudio.engine import Predictor, load_checkpoint
+from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR, default_checkpoint
+from segstudio.io import load_classes, read_image, read_index_png
+from segstudio.metrics import ConfusionMatrix
+
+BUNDLED = sorted(DEFAULT_MODEL_DIR.glob("*.safetensors"))
+
+# mIoU floors on the bundled samples, measured on the shipped weights (see the model cards) minus a margin.
+SAMPLE_MIOU_FLOOR = {"camvid_deeplabv3plus_mobilenetv2": 0.45}
+
+
+def test_default_model_is_bundled_and_small():
+    path = default_checkpoint()
+    assert path.is_file()
+    assert path.stat().st_size <= 10 * 1024 * 1024, "bundled models must stay <= 10 MB"
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["metrics"]["val"]["miou"] >= 0.45, "issue 3: the default model reaches CamVid val mIoU >= 45"
+    assert path.with_suffix(".md").is_file(), "each bundled model has a Markdown card"
+
+
+@pytest.mark.parametrize("weights", BUNDLED, ids=[p.stem for p in BUNDLED])
+def test_bundled_model_predicts_samples_above_floor(weights: Path, samples_dir: Path):
+    loaded = load_checkpoint(weights)
+    gt_dir = samples_dir / "ground_truth"
+    classes = load_classes(gt_dir / "classes.json")
+    assert loaded.classes.names == classes.names
+    predictor = Predictor(loaded, device="cpu")
+    cm = ConfusionMatrix(classes.num_classes)
+    images = sorted(samples_dir.glob("*.png"))
+    assert len(images) >= 4
+    for p in images:
+        image = read_image(p)
+        gt = read_index_png(gt_dir / p.name)
+        pred = predictor.predict(image)
+        assert pred.shape == gt.shape and pred.max() < classes.num_classes
+        cm.update(gt, pred)
+    floor = SAMPLE_MIOU_FLOOR[weights.stem]
+    assert cm.miou >= floor, f"{weights.stem}: sample mIoU {cm.miou:.3f} below the measured floor {floor}"
+    assert cm.pixel_accuracy >= 0.8
