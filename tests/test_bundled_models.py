@@ -15,7 +15,7 @@ from segstudio.metrics import ConfusionMatrix
 BUNDLED = sorted(DEFAULT_MODEL_DIR.glob("*.safetensors"))
 
 # mIoU floors on the bundled samples, measured on the shipped weights (see the model cards) minus a margin.
-SAMPLE_MIOU_FLOOR = {"camvid_deeplabv3plus_mobilenetv2": 0.45}
+SAMPLE_MIOU_FLOOR = {"camvid_deeplabv3plus_mobilenetv2": 0.55}  # measured 0.643 (5 samples)
 
 
 def test_default_model_is_bundled_and_small():

@@ -8,8 +8,9 @@ Progress goes to callbacks (the CLI prints with tqdm, the GUI turns them into Qt
 
 from __future__ import annotations
 
+import io
+import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from segstudio.engine.checkpoint import (
 from segstudio.engine.devices import resolve_device
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.datasets import find_samples
-from segstudio.losses import get_loss
+from segstudio.losses import CLASS_WEIGHT_METHODS, class_pixel_counts, compute_class_weights, get_loss
 from segstudio.metrics import ConfusionMatrix
 from segstudio.models import get_model
 
@@ -74,7 +75,10 @@ class TrainConfig:
         weight_decay: AdamW decoupled weight decay.
         crop_size: ``(h, w)`` random crop, pixels.
         scale_range: random rescale range (relative to the dataset's typical short side).
-        loss: loss name (see :mod:`segstudio.losses`).
+        loss: loss spec, a name or a weighted sum such as ``"ce+0.5*dice"`` (see :func:`segstudio.losses.get_loss`).
+        class_weights: per-class weights for the ``ce``/``focal`` terms, computed from the training set's
+            masks: ``"none"``, ``"median"`` (median-frequency balancing) or ``"inverse"`` (inverse frequency);
+            see :mod:`segstudio.losses.weights`.
         freeze_bn: keep BatchNorm statistics fixed (sensible when fine-tuning on a few images).
         num_workers: DataLoader worker processes.
         device: ``auto``, ``cpu``, ``cuda``...
@@ -90,6 +94,7 @@ class TrainConfig:
     crop_size: tuple[int, int] = (256, 256)
     scale_range: tuple[float, float] = (0.5, 2.0)
     loss: str = "ce"
+    class_weights: str = "none"
     freeze_bn: bool = False
     num_workers: int = 0
     device: str = "auto"
@@ -133,6 +138,14 @@ class Trainer:
         out_dir: folder for checkpoints.
         callbacks: progress listeners.
         cancel: stop between steps when set.
+
+    The loss is ``get_loss(config.loss, weight=...)``; with ``config.class_weights`` other than ``"none"``
+    the weights are computed here from the training set's masks (:mod:`segstudio.losses.weights`) and
+    written to the model card as ``training.class_weights = {"method", "weights": {class name: w}}``.
+
+    Raises:
+        ValueError: a bad ``config.loss`` / ``config.class_weights``, or a training set without labelled pixels
+            when class weights are requested.
     """
 
     def __init__(
@@ -157,7 +170,10 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         self.cancel = cancel or CancelToken()
         self.num_classes = len(card["classes"])
-        self.loss_fn = get_loss(self.config.loss).to(self.device)
+        check_loss_config(self.config, self.num_classes)
+        self.class_weights = self._compute_class_weights()
+        weight = None if self.class_weights is None else torch.as_tensor(self.class_weights, dtype=torch.float32)
+        self.loss_fn = get_loss(self.config.loss, weight=weight).to(self.device)
         g = torch.Generator()
         g.manual_seed(self.config.seed)
         self.loader = DataLoader(
@@ -184,6 +200,25 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.state = TrainState()
 
+    def _compute_class_weights(self) -> np.ndarray | None:
+        """float64 (K,) weights from the training set's full-size masks, or ``None`` for ``"none"``."""
+        if self.config.class_weights == "none":
+            return None
+        t0 = time.perf_counter()
+        ds = self.train_set
+        # SegmentationDataset: its full-size, untransformed masks; any other dataset: the masks it yields.
+        source = ds if hasattr(ds, "load") else (ds[i][1] for i in range(len(ds)))
+        counts = class_pixel_counts(source, self.num_classes)
+        weights = compute_class_weights(self.config.class_weights, counts)
+        log.info(
+            "%s class weights from %d masks in %.1fs: %s",
+            self.config.class_weights,
+            counts.num_images,
+            time.perf_counter() - t0,
+            " ".join(f"{w:.3g}" for w in weights),
+        )
+        return weights
+
     def _emit(self, event: str, **info) -> None:
         for cb in self.callbacks:
             cb(event, info)
@@ -197,6 +232,12 @@ class Trainer:
             "epochs_done": self.state.epoch,
             "steps_done": self.state.step,
             "device": str(self.device),
+            "class_weights": None
+            if self.class_weights is None
+            else {
+                "method": self.config.class_weights,
+                "weights": {c["name"]: float(w) for c, w in zip(self.card["classes"], self.class_weights)},
+            },
         }
         if metrics is not None:
             card["metrics"] = metrics
@@ -204,8 +245,6 @@ class Trainer:
 
     def save_last(self, metrics: dict | None = None) -> Path:
         path = save_checkpoint(self.out_dir, self.model, self._card(metrics), stem="last")
-        import io
-
         buf = io.BytesIO()
         torch.save(
             {
@@ -214,6 +253,7 @@ class Trainer:
                 "epoch": self.state.epoch,
                 "step": self.state.step,
                 "best_miou": self.state.best_miou,
+                "history": json.dumps(self.state.history),
             },
             buf,
         )
@@ -235,6 +275,7 @@ class Trainer:
         self.optimizer.load_state_dict(st["optimizer"])
         self.scheduler.load_state_dict(st["scheduler"])
         self.state.epoch, self.state.step, self.state.best_miou = st["epoch"], st["step"], st["best_miou"]
+        self.state.history = json.loads(st.get("history", "[]"))
         log.info("resumed %s at epoch %d step %d", run_dir, self.state.epoch, self.state.step)
 
     # -- loops ---------------------------------------------------------------------------------
@@ -317,14 +358,26 @@ class Trainer:
                 save_checkpoint(self.out_dir, self.model, self._card({"val": metrics}))
             elif self.val_set is None:
                 save_checkpoint(self.out_dir, self.model, self._card(None))
-            import json
-
             atomic_write_bytes(self.out_dir / "history.json", json.dumps(self.state.history, indent=1).encode())
             self._emit("epoch", **info)
         if not final.is_file():  # validation never improved on -1 (cannot happen) or no epoch finished
             save_checkpoint(self.out_dir, self.model, self._card(None))
         self._emit("done", path=str(final))
         return final
+
+
+def check_loss_config(config: TrainConfig, num_classes: int) -> None:
+    """Validate ``config.loss`` and ``config.class_weights`` before any data or model is loaded.
+
+    Raises:
+        ValueError: a bad loss spec, an unknown class-weight method, or class weights with a loss that
+            takes none (e.g. ``"dice"``).
+    """
+    if config.class_weights not in CLASS_WEIGHT_METHODS:
+        raise ValueError(
+            f"unknown class-weight method {config.class_weights!r}; choose one of {', '.join(CLASS_WEIGHT_METHODS)}"
+        )
+    get_loss(config.loss, weight=None if config.class_weights == "none" else torch.ones(num_classes))
 
 
 def _base_short_side(ds: SegmentationDataset) -> int:
@@ -362,7 +415,8 @@ def train_on_folder(
 
     Raises:
         FileNotFoundError: no dataset / no labelled images.
-        ValueError: neither ``model_name`` nor ``init``, or ``model_name`` contradicts ``init``.
+        ValueError: neither ``model_name`` nor ``init``, ``model_name`` contradicts ``init``, or a bad
+            ``config.loss`` / ``config.class_weights`` (see :func:`check_loss_config`).
         CheckpointError: ``init`` cannot be loaded.
         Cancelled: when ``cancel`` fired.
     """
@@ -370,6 +424,7 @@ def train_on_folder(
     samples, classes = find_samples(data_dir, "train")
     if not samples:
         raise FileNotFoundError(f"{data_dir}: no labelled images to train on; save some corrected labels first")
+    check_loss_config(config, classes.num_classes)
     try:
         val_samples, _ = find_samples(data_dir, "val") if (Path(data_dir) / "val.txt").is_file() else ([], None)
     except FileNotFoundError:
