@@ -488,3 +488,23 @@ def test_train_on_folder_argument_errors(camvid, tmp_path, init_checkpoint):
         train_on_folder(empty, tmp_path / "r5", model_name="unet")
     assert not any((tmp_path / f"r{i}").exists() for i in range(1, 6))
     assert os.listdir(tmp_path / "app" / "labels")  # untouched
+
+
+def test_resume_continues_counters_optimizer_and_history(camvid, tmp_path):
+    """An interrupted run resumed with --resume carries on: step counter, optimizer state, history."""
+    app = make_app_folder(tmp_path / "app", camvid, camvid_stems(camvid, "train", 2))
+    run = tmp_path / "run"
+    cfg = dict(batch_size=2, crop_size=(64, 64), device="cpu", seed=0)
+    train_on_folder(app, run, model_name="unet", model_kwargs={"base_channels": 8, "depth": 2}, config=TrainConfig(epochs=2, **cfg))
+    first = json.loads((run / "history.json").read_text())
+    st1 = torch.load(run / "last_state.pt", weights_only=True)
+    w1 = load_checkpoint(run / "last.safetensors").model.state_dict()
+    train_on_folder(
+        app, run, model_name="unet", model_kwargs={"base_channels": 8, "depth": 2}, config=TrainConfig(epochs=4, **cfg), resume=True
+    )
+    hist = json.loads((run / "history.json").read_text())
+    st2 = torch.load(run / "last_state.pt", weights_only=True)
+    assert [h["epoch"] for h in hist] == [1, 2, 3, 4] and hist[:2] == first
+    assert (st1["epoch"], st2["epoch"]) == (2, 4) and st2["step"] == 2 * st1["step"]
+    w2 = load_checkpoint(run / "last.safetensors").model.state_dict()
+    assert any(not torch.equal(w1[k], w2[k]) for k in w1), "resumed training must keep updating the weights"
