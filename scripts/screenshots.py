@@ -47,17 +47,24 @@ def main() -> int:
     win.class_panel.opacity.setValue(55)
     win.grab().save(str(out / "main-overlay.png"))
 
-    # Mid-correction: the user paints Road (class id 3) over the bike-lane marking mis-predicted as Car.
+    # Mid-correction: the user paints Road (class id 3) over bike-lane specks mis-predicted as Car, then
+    # traces the lamp post on the right (missed by the model) with a thin Pole brush (class id 2).
     doc = win.current_doc()
     win.pick_class(3)
-    win.canvas.set_brush_radius(9)
-    win.canvas.begin_stroke(303, 190)
-    for x in range(190, 232, 3):
-        win.canvas.continue_stroke(303, x)
+    win.canvas.set_brush_radius(7)
+    win.canvas.begin_stroke(295, 250)
+    for x in range(250, 288, 3):
+        win.canvas.continue_stroke(295, x)
     win.canvas.end_stroke()
-    win.canvas._update_cursor((303, 232))
+    win.pick_class(2)
+    win.canvas.set_brush_radius(3)
+    win.canvas.begin_stroke(132, 373)
+    for y in range(132, 218, 3):
+        win.canvas.continue_stroke(y, 373)
+    win.canvas.end_stroke()
+    win.canvas._update_cursor((218, 373))
     win.canvas.cursor_item.show()
-    win.message(f"brush · class Road · radius 9 px · {len(doc.history)} edit(s) — Ctrl+Z to undo")
+    win.message(f"brush · class Pole · radius 3 px · {len(doc.history)} edit(s) — Ctrl+Z to undo")
     pump(app, win, lambda: True, 0)
     win.grab().save(str(out / "mid-correction.png"))
     win.save_current()

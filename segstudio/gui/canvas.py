@@ -108,6 +108,7 @@ class Canvas(QGraphicsView):
         self._stroke: list[Patch] | None = None
         self._last: tuple[float, float] | None = None
         self._pan_from = None
+        self._auto_fit = True  # keep the image fitted to the view until the user zooms
 
     # -- document -------------------------------------------------------------------------
     def set_document(self, doc: Document | None, fit: bool = True) -> None:
@@ -123,6 +124,7 @@ class Canvas(QGraphicsView):
         h, w = doc.shape
         self.scene().setSceneRect(QRectF(0, 0, w, h))
         if fit:
+            self._auto_fit = True
             self.fitInView(QRectF(0, 0, w, h), Qt.AspectRatioMode.KeepAspectRatio)
 
     def refresh_labels(self) -> None:
@@ -262,10 +264,17 @@ class Canvas(QGraphicsView):
             return
         super().keyPressEvent(event)
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._auto_fit:
+            self.zoom_fit()
+
     def wheelEvent(self, event) -> None:
+        self._auto_fit = False
         factor = 1.25 if event.angleDelta().y() > 0 else 0.8
         self.scale(factor, factor)
 
     def zoom_fit(self) -> None:
         if self.doc is not None:
+            self._auto_fit = True
             self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
