@@ -45,6 +45,8 @@ def cmd_train(args) -> int:
         weight_decay=args.weight_decay,
         crop_size=args.crop_size,
         scale_range=args.scale_range,
+        loss=args.loss,
+        class_weights=args.class_weights,
         freeze_bn=args.freeze_bn,
         num_workers=args.workers,
         device=args.device,
@@ -167,9 +169,15 @@ def cmd_evaluate(args) -> int:
     res = evaluate(predictor, args.data, args.split, progress)
     bar.close()
     pct = lambda v: "-" if v is None else f"{100 * v:.2f}"  # noqa: E731  (None: no labelled pixels)
-    print(f"pixel accuracy {pct(res['pixel_accuracy'])}  mIoU {pct(res['miou'])}  ({res['images']} images)")
+    print(
+        f"pixel accuracy {pct(res['pixel_accuracy'])}  mean class accuracy {pct(res['mean_class_accuracy'])}  "
+        f"mIoU {pct(res['miou'])}  fwIoU {pct(res['fw_iou'])}  mean F1 {pct(res['mean_f1'])}  ({res['images']} images)"
+    )
     for name, v in res["iou"].items():
-        print(f"  {name:<16} IoU {pct(v)}")
+        print(
+            f"  {name:<16} IoU {pct(v):>6}  precision {pct(res['precision'][name]):>6}  "
+            f"recall {pct(res['recall'][name]):>6}  F1 {pct(res['f1'][name]):>6}"
+        )
     out = Path(args.output) if args.output else Path("metrics.json")
     atomic_write_bytes(out, (json.dumps(res, indent=1) + "\n").encode())
     print(f"wrote {out}")
@@ -199,6 +207,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", type=float, default=1e-4)
     t.add_argument("--crop-size", type=_pair, default=(256, 256), help="H,W of random crops (default 256,256)")
     t.add_argument("--scale-range", type=_floats, default=(0.5, 2.0), help="random rescale LO,HI (default 0.5,2.0)")
+    t.add_argument(
+        "--loss",
+        default="ce",
+        metavar="SPEC",
+        help="loss: ce, focal, dice, jaccard (alias iou), lovasz, or a weighted sum such as ce+dice or "
+        "ce+0.5*dice (default ce)",
+    )
+    t.add_argument(
+        "--class-weights",
+        choices=("none", "median", "inverse"),
+        default="none",
+        help="weight the ce/focal terms per class, computed from the training masks: median-frequency "
+        "balancing (SegNet) or inverse frequency (default none)",
+    )
     t.add_argument("--freeze-bn", action="store_true", help="keep BatchNorm statistics fixed")
     t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     t.add_argument("--device", default="auto")
@@ -219,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--opacity", type=float, default=0.5)
     pr.set_defaults(func=cmd_predict)
 
-    ev = sub.add_parser("evaluate", help="pixel accuracy, per-class IoU, mIoU on a dataset split")
+    ev = sub.add_parser("evaluate", help="pixel accuracy, IoU/mIoU/fwIoU, precision/recall/F1 on a dataset split")
     ev.add_argument("--data", required=True)
     ev.add_argument("--split", default="val")
     g = ev.add_mutually_exclusive_group()

@@ -1,47 +1,49 @@
-"""Segmentation losses; all take logits (N, K, H, W) and targets int64 (N, H, W) and honour ignore_index."""
+"""Segmentation losses; all take logits float (N, K, H, W) and targets int64 (N, H, W) and honour ignore_index.
 
-from __future__ import annotations
+Every loss accepts a logits tensor or the model output dict ``{"out", "aux" (optional)}``
+(:class:`~segstudio.losses.base.SegLoss`). Build them by spec string with :func:`get_loss`
+(``"ce"``, ``"ce+dice"``, ``"ce+0.5*dice"``, ``"focal"``, ``"lovasz"``...).
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+Modules: :mod:`~segstudio.losses.base` (output dict / aux handling, input checks, one-hot),
+:mod:`~segstudio.losses.pixelwise` (cross-entropy, Focal), :mod:`~segstudio.losses.region` (soft Dice,
+soft Jaccard), :mod:`~segstudio.losses.lovasz` (Lovász-Softmax), :mod:`~segstudio.losses.combined`
+(registry, spec strings, weighted sums), :mod:`~segstudio.losses.weights` (class weights from a dataset).
+"""
 
-from segstudio.core.labels import IGNORE_INDEX
+from segstudio.losses.base import SegLoss, check_inputs, one_hot_target
+from segstudio.losses.combined import ALIASES, LOSSES, CombinedLoss, get_loss, parse_loss_spec
+from segstudio.losses.lovasz import LovaszSoftmax, lovasz_grad, lovasz_softmax_flat
+from segstudio.losses.pixelwise import CrossEntropy, FocalLoss
+from segstudio.losses.region import DiceLoss, JaccardLoss
+from segstudio.losses.weights import (
+    CLASS_WEIGHT_METHODS,
+    ClassCounts,
+    class_pixel_counts,
+    compute_class_weights,
+    inverse_frequency_weights,
+    median_frequency_weights,
+)
 
-LOSSES = ("ce",)
-
-
-class CrossEntropy(nn.Module):
-    """Pixel-wise cross-entropy ``-mean_i log softmax(z_i)[y_i]`` over non-ignored pixels.
-
-    Args:
-        weight: optional per-class weights, float32 (K,).
-        ignore_index: target value excluded from the loss.
-        aux_weight: weight of the ``"aux"`` output when the model returns one (PSPNet uses 0.4).
-    """
-
-    def __init__(self, weight: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX, aux_weight: float = 0.4):
-        super().__init__()
-        self.register_buffer("weight", weight if weight is None else weight.float())
-        self.ignore_index = ignore_index
-        self.aux_weight = aux_weight
-
-    def forward(self, outputs: dict[str, torch.Tensor] | torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if isinstance(outputs, torch.Tensor):
-            outputs = {"out": outputs}
-        loss = F.cross_entropy(outputs["out"].float(), target, weight=self.weight, ignore_index=self.ignore_index)
-        if "aux" in outputs:
-            aux = F.cross_entropy(outputs["aux"].float(), target, weight=self.weight, ignore_index=self.ignore_index)
-            loss = loss + self.aux_weight * aux
-        return loss
-
-
-def get_loss(name: str, **kwargs) -> nn.Module:
-    """Loss by name (``"ce"``).
-
-    Raises:
-        ValueError: unknown name.
-    """
-    if name == "ce":
-        return CrossEntropy(**kwargs)
-    raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+__all__ = [
+    "ALIASES",
+    "CLASS_WEIGHT_METHODS",
+    "ClassCounts",
+    "CombinedLoss",
+    "CrossEntropy",
+    "DiceLoss",
+    "FocalLoss",
+    "JaccardLoss",
+    "LOSSES",
+    "LovaszSoftmax",
+    "SegLoss",
+    "check_inputs",
+    "class_pixel_counts",
+    "compute_class_weights",
+    "get_loss",
+    "inverse_frequency_weights",
+    "lovasz_grad",
+    "lovasz_softmax_flat",
+    "median_frequency_weights",
+    "one_hot_target",
+    "parse_loss_spec",
+]
