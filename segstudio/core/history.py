@@ -44,6 +44,13 @@ class Patch:
         return self.x0, self.y0, w, h
 
 
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """``(row0, row1, col0, col1)`` (end-exclusive) of the True pixels of a non-empty bool (h, w) mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def make_patch(labels: np.ndarray, y0: int, x0: int, after: np.ndarray) -> Patch | None:
     """Write ``after`` into ``labels`` at ``(y0, x0)`` and return the :class:`Patch`, or ``None`` if nothing changed.
 
@@ -54,9 +61,7 @@ def make_patch(labels: np.ndarray, y0: int, x0: int, after: np.ndarray) -> Patch
     changed = region != after
     if not changed.any():
         return None
-    rows = np.flatnonzero(changed.any(axis=1))
-    cols = np.flatnonzero(changed.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    r0, r1, c0, c1 = mask_bbox(changed)
     before = region[r0:r1, c0:c1].copy()
     new = after[r0:r1, c0:c1].copy()
     region[r0:r1, c0:c1] = new
@@ -84,9 +89,7 @@ def merge_patches(labels: np.ndarray, patches: list[Patch]) -> Patch | None:
     changed = before != after
     if not changed.any():
         return None
-    rows = np.flatnonzero(changed.any(axis=1))
-    cols = np.flatnonzero(changed.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    r0, r1, c0, c1 = mask_bbox(changed)
     return Patch(int(y0 + r0), int(x0 + c0), before[r0:r1, c0:c1].copy(), after[r0:r1, c0:c1].copy())
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from segstudio.core.history import Patch, make_patch
+from segstudio.core.history import Patch, make_patch, mask_bbox
 
 
 def dab_mask(radius: float) -> np.ndarray:
@@ -141,9 +141,7 @@ def flood_fill(labels: np.ndarray, y: int, x: int, value: int) -> Patch | None:
             if 0 <= ny < h:
                 free = target[ny, lo:hi] & ~filled[ny, lo:hi]
                 stack.extend((ny, a) for a, _ in _runs(free, lo))
-    rows = np.flatnonzero(filled.any(axis=1))
-    cols = np.flatnonzero(filled.any(axis=0))
-    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    y0, y1, x0, x1 = mask_bbox(filled)
     after = labels[y0:y1, x0:x1].copy()
     after[filled[y0:y1, x0:x1]] = value
-    return make_patch(labels, int(y0), int(x0), after)
+    return make_patch(labels, y0, x0, after)

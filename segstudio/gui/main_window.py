@@ -365,12 +365,16 @@ class MainWindow(QMainWindow):
         job.cancelled.connect(lambda: self.message(f"{job.name} cancelled"))
         job.done.connect(self._on_job_done)
         self.progress.setRange(0, 0)
-        self.progress.show()
-        self.cancel_button.show()
-        for b in (self.model_panel.predict_image, self.model_panel.predict_folder, self.model_panel.finetune):
-            b.setEnabled(False)
+        self._set_busy(True)
         self.thread = start_job(job, self)
         return True
+
+    def _set_busy(self, busy: bool) -> None:
+        """Show progress + Cancel and disable the model buttons while a job runs."""
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        for b in (self.model_panel.predict_image, self.model_panel.predict_folder, self.model_panel.finetune):
+            b.setEnabled(not busy)
 
     def _on_progress(self, done: int, total: int, text: str) -> None:
         self.progress.setRange(0, max(total, 1))
@@ -380,10 +384,7 @@ class MainWindow(QMainWindow):
     def _on_job_done(self) -> None:
         finished, self.job = self.job, None
         after, self._after_job = self._after_job, None
-        self.progress.hide()
-        self.cancel_button.hide()
-        for b in (self.model_panel.predict_image, self.model_panel.predict_folder, self.model_panel.finetune):
-            b.setEnabled(True)
+        self._set_busy(False)
         if after is not None:
             after()
         else:
