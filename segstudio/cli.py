@@ -33,6 +33,17 @@ def _floats(text: str) -> tuple[float, float]:
     return a, b
 
 
+def _key_value(text: str) -> tuple[str, object]:
+    """Parse ``KEY=VALUE`` into ``(key, value)``; the value is read as JSON when it parses (16, 0.5, true), else kept as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
@@ -53,6 +64,12 @@ def cmd_train(args) -> int:
         seed=args.seed,
         val_every=args.val_every,
         max_steps=args.max_steps,
+        hflip=not args.no_hflip,
+        vflip=args.vflip,
+        rotate=args.rotate,
+        translate=args.translate,
+        elastic=args.elastic,
+        color_jitter=args.jitter,
     )
     bar = None
 
@@ -71,7 +88,7 @@ def cmd_train(args) -> int:
         elif event == "done" and bar is not None:
             bar.close()
 
-    model_kwargs = {}
+    model_kwargs = dict(args.model_arg or [])
     if args.encoder:
         model_kwargs["encoder"] = args.encoder
     if args.output_stride:
@@ -201,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", help="checkpoint to start from, or 'default' for the embedded model")
     t.add_argument("--encoder", help="encoder name (e.g. mobilenet_v2)")
     t.add_argument("--output-stride", type=int, help="8 or 16 for DeepLab models")
+    t.add_argument(
+        "--model-arg",
+        type=_key_value,
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra builder argument for a new model, repeatable (e.g. --model-arg base_channels=16 for unet)",
+    )
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--lr", type=float, default=1e-3)
@@ -221,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight the ce/focal terms per class, computed from the training masks: median-frequency "
         "balancing (SegNet) or inverse frequency (default none)",
     )
+    aug = t.add_argument_group("augmentation (mask-aware, torchvision.transforms.v2)")
+    aug.add_argument("--no-hflip", action="store_true", help="no random horizontal flips")
+    aug.add_argument("--vflip", action="store_true", help="random vertical flips (microscopy, aerial)")
+    aug.add_argument("--rotate", type=float, default=0.0, metavar="DEG", help="random rotation up to +-DEG degrees")
+    aug.add_argument("--translate", type=float, default=0.0, metavar="FRAC", help="random shift up to FRAC of the size")
+    aug.add_argument("--elastic", type=float, default=0.0, metavar="ALPHA", help="elastic deformation strength, pixels")
+    aug.add_argument("--jitter", type=float, default=0.2, help="colour jitter strength (0 disables, default 0.2)")
     t.add_argument("--freeze-bn", action="store_true", help="keep BatchNorm statistics fixed")
     t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     t.add_argument("--device", default="auto")

@@ -27,28 +27,56 @@ def train_transforms(
     scale_range: tuple[float, float] = (0.5, 2.0),
     base_short_side: int = 360,
     hflip: bool = True,
+    vflip: bool = False,
+    rotate: float = 0.0,
+    translate: float = 0.0,
+    elastic: float = 0.0,
     color_jitter: float = 0.2,
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
 ) -> v2.Compose:
-    """Random scale, random crop (padded with ignore), horizontal flip, colour jitter, normalise.
+    """Mask-aware training augmentation from torchvision.transforms.v2.
+
+    Order: random scale → rotate/translate → random crop (padded with ignore) → elastic → flips →
+    colour jitter → normalise. Geometric ops move image and mask together; the mask is resampled with
+    nearest neighbour and newly exposed pixels get ``IGNORE_INDEX`` (255) so they add no loss.
 
     Args:
-        crop_size: ``(h, w)`` of the training crops, pixels.
+        crop_size: ``(h, w)`` of the training crops (patches of large images), pixels.
         scale_range: random rescale factor range applied relative to ``base_short_side``.
         base_short_side: short side (pixels) that scale 1.0 maps to.
         hflip: random horizontal flip with p = 0.5.
+        vflip: random vertical flip with p = 0.5 (microscopy, aerial images; not street scenes).
+        rotate: maximum rotation, degrees (0 disables); angle uniform in ``[-rotate, rotate]``.
+        translate: maximum shift as a fraction of width/height (0 disables).
+        elastic: displacement magnitude alpha of an elastic deformation, pixels (0 disables); sigma 5.
+            Ronneberger et al., "U-Net", MICCAI 2015, used elastic deformations for the ISBI membranes.
         color_jitter: brightness/contrast/saturation strength (0 disables).
 
     Call as ``t(tv_tensors.Image uint8 (3, H, W), tv_tensors.Mask uint8 (H, W))`` →
     ``(float32 (3, h, w) normalised, int64 (h, w))``.
+
+    Raises:
+        ValueError: a negative or out-of-range option.
     """
+    if rotate < 0 or not 0 <= translate < 1 or elastic < 0 or color_jitter < 0:
+        raise ValueError(
+            f"augmentation options must be >= 0 (translate < 1): rotate={rotate}, translate={translate}, "
+            f"elastic={elastic}, color_jitter={color_jitter}"
+        )
+    fill = {tv_tensors.Mask: IGNORE_INDEX, "others": 0}
     lo = max(8, int(base_short_side * scale_range[0]))
     hi = max(lo + 1, int(base_short_side * scale_range[1]))
     ops: list = [v2.RandomResize(lo, hi, antialias=True)]
-    ops.append(v2.RandomCrop(crop_size, pad_if_needed=True, fill={tv_tensors.Mask: IGNORE_INDEX, "others": 0}))
+    if rotate > 0 or translate > 0:
+        ops.append(v2.RandomAffine(degrees=rotate, translate=(translate, translate) if translate else None, fill=fill))
+    ops.append(v2.RandomCrop(crop_size, pad_if_needed=True, fill=fill))
+    if elastic > 0:  # after the crop: the displacement field costs O(crop), not O(image)
+        ops.append(v2.ElasticTransform(alpha=float(elastic), sigma=5.0, fill=fill))
     if hflip:
         ops.append(v2.RandomHorizontalFlip())
+    if vflip:
+        ops.append(v2.RandomVerticalFlip())
     if color_jitter > 0:
         ops.append(v2.ColorJitter(color_jitter, color_jitter, color_jitter))
     ops += [v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True), v2.Normalize(mean, std), _MaskToLong()]

@@ -85,6 +85,8 @@ class TrainConfig:
         seed: RNG seed for weights, shuffling and augmentation.
         val_every: validate every N epochs (when there is a validation set).
         max_steps: stop after this many steps in total (``None``: run all epochs).
+        hflip, vflip, rotate, translate, elastic, color_jitter: augmentation, see
+            :func:`segstudio.data.transforms.train_transforms`.
     """
 
     epochs: int = 10
@@ -101,6 +103,12 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 1
     max_steps: int | None = None
+    hflip: bool = True
+    vflip: bool = False
+    rotate: float = 0.0
+    translate: float = 0.0
+    elastic: float = 0.0
+    color_jitter: float = 0.2
 
 
 @dataclass
@@ -458,7 +466,15 @@ def train_on_folder(
     card.update(extra_card or {})
     train_set = SegmentationDataset(samples, classes.num_classes)
     train_set.transform = train_transforms(
-        crop_size=tuple(config.crop_size), scale_range=tuple(config.scale_range), base_short_side=_base_short_side(train_set)
+        crop_size=tuple(config.crop_size),
+        scale_range=tuple(config.scale_range),
+        base_short_side=_base_short_side(train_set),
+        hflip=config.hflip,
+        vflip=config.vflip,
+        rotate=config.rotate,
+        translate=config.translate,
+        elastic=config.elastic,
+        color_jitter=config.color_jitter,
     )
     val_set = SegmentationDataset(val_samples, classes.num_classes, eval_transforms()) if val_samples else None
     trainer = Trainer(model, card, train_set, val_set, config, out_dir, callbacks, cancel)
