@@ -1,0 +1,59 @@
+"""Run benchmarks: ``python -m bench [NAME ...] [--json FILE] [--quick]``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def available() -> list[str]:
+    """Names of the benchmark modules in ``bench/`` (files not starting with ``_``)."""
+    return sorted(p.stem for p in HERE.glob("*.py") if not p.stem.startswith("_"))
+
+
+def machine_info() -> dict:
+    """Machine, Python, torch version and date, recorded with every result."""
+    import torch
+
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = available()
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(names)}")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--quick", action="store_true", help="smaller sizes / fewer repeats (a smoke run)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    args = p.parse_args(argv)
+    unknown = [n for n in args.names if n not in names]
+    if unknown:
+        p.error(f"unknown benchmark(s) {unknown}; available: {names}")
+    results = {"machine": machine_info(), "results": {}}
+    print(json.dumps(results["machine"], indent=1))
+    for name in args.names or names:
+        print(f"\n=== {name} ===", flush=True)
+        mod = importlib.import_module(f"bench.{name}")
+        results["results"][name] = mod.run(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
