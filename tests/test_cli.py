@@ -121,6 +121,27 @@ def test_train_writes_checkpoint(small_dataset, tmp_path, capsys):
     assert loaded.classes.num_classes == 11
 
 
+def test_train_model_args_and_augmentation_reach_the_card(small_dataset, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(small_dataset), "--model", "unet", "--max-steps", "1", "--batch-size", "1"]
+    args += ["--crop-size", "48,48", "--device", "cpu", "-o", str(out), "--val-every", "99"]
+    args += ["--model-arg", "base_channels=4", "--model-arg", "depth=2", "--vflip", "--rotate", "15", "--elastic", "8"]
+    assert main(args) == 0
+    card = json.loads((out / "model.json").read_text())
+    assert card["model_kwargs"] == {"base_channels": 4, "depth": 2}
+    config = card["training"]["config"]
+    assert (config["vflip"], config["rotate"], config["elastic"], config["hflip"]) == (True, 15.0, 8.0, True)
+    model = load_checkpoint(out).model
+    assert model.classifier.in_channels == 4 and len(model.up) == 2
+
+
+def test_train_rejects_malformed_model_arg(small_dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(small_dataset), "--model", "unet", "-o", str(tmp_path / "r"), "--model-arg", "nokey"])
+    assert exc.value.code == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
