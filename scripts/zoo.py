@@ -1,0 +1,196 @@
+"""Train every registered architecture on CamVid with one command and budget, then write docs/model-zoo.md.
+
+Usage (from the repo root, in the venv)::
+
+    python scripts/zoo.py train [NAME ...]   # trains what is not done yet (resumable: re-run after a kill)
+    python scripts/zoo.py table              # measures params / MACs / CPU latency, writes docs/model-zoo.md
+
+Every model is trained with the same ``segstudio train`` command (see ``COMMAND``): CamVid train, 180×240 crops of
+images rescaled by 0.5–1.25, batch 8, AdamW lr 1e-3 with poly decay, plain cross-entropy, ``EPOCHS`` epochs, seed 0,
+then evaluated on CamVid val at full 360×480 with ``segstudio evaluate``. Encoder-based models use the ImageNet
+MobileNetV2 (the only ImageNet weights available offline, ../shared/weights); U-Net, SegNet (VGG-16-BN, random init:
+no VGG weights offline) and the simple CNN baseline start from random weights. Results go to ``runs/zoo/<name>/``
+(checkpoints, ``val_metrics.json``, ``train_seconds.json``).
+
+MACs are counted with ``torch.utils.flop_counter.FlopCounterMode`` at 360×480 (multiply-accumulates = FLOPs / 2).
+CPU latency is the median of 5 forward passes of one 360×480 image with ``torch.inference_mode`` and the process's
+threads, after 1 warm-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "datasets" / "camvid"
+RUNS = REPO / "runs" / "zoo"
+EPOCHS = int(os.environ.get("ZOO_EPOCHS", "4"))
+
+# Cheap first, so a session that is stopped early still fills most rows.
+MODELS = [
+    "lraspp", "deeplabv3plus", "ksac", "deeplabv3", "fcn32s", "fcn16s", "fcn8s", "parsenet", "gcn",
+    "pspnet", "deeplabv2", "deeplabv1", "simple_cnn", "unet", "segnet",
+]
+ENCODER_FREE = {"simple_cnn", "unet", "segnet"}
+
+
+def command(name: str) -> list[str]:
+    """The exact training command for ``name`` (the same for every model except the encoder flag)."""
+    cmd = ["python", "-m", "segstudio", "train", "--data", "../shared/datasets/camvid", "--model", name]
+    if name not in ENCODER_FREE:
+        cmd += ["--encoder", "mobilenet_v2"]
+    cmd += ["--epochs", str(EPOCHS), "--batch-size", "8", "--lr", "1e-3", "--crop-size", "180,240"]
+    cmd += ["--scale-range", "0.5,1.25", "--val-every", str(EPOCHS), "--seed", "0", "-o", f"runs/zoo/{name}"]
+    return cmd
+
+
+def train(names: list[str]) -> None:
+    for name in names or MODELS:
+        out = RUNS / name
+        done = out / "val_metrics.json"
+        if done.is_file():
+            print(f"{name}: done already", flush=True)
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        cmd = command(name)
+        if (out / "last.safetensors").is_file():
+            cmd.append("--resume")
+        timing = out / "train_seconds.json"
+        spent = json.loads(timing.read_text())["seconds"] if timing.is_file() else 0.0
+        print(f"{name}: {shlex.join(cmd)}", flush=True)
+        t0 = time.time()
+        with open(out / "train.log", "a") as log:
+            rc = subprocess.call(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        spent += time.time() - t0
+        timing.write_text(json.dumps({"seconds": spent}))
+        if rc != 0:
+            print(f"{name}: training failed (exit {rc}), see {out / 'train.log'}", flush=True)
+            continue
+        ev = ["python", "-m", "segstudio", "evaluate", "--data", str(DATA), "--split", "val"]
+        ev += ["--checkpoint", str(out / "model.safetensors"), "-o", str(out / "val_metrics.tmp.json")]
+        if subprocess.call(ev, cwd=REPO, stdout=subprocess.DEVNULL) == 0:
+            os.replace(out / "val_metrics.tmp.json", done)
+            res = json.loads(done.read_text())
+            print(f"{name}: val mIoU {100 * res['miou']:.2f} after {spent / 60:.1f} min", flush=True)
+
+
+def measure(name: str) -> dict:
+    """Parameters, MACs and CPU latency at 360×480 of the trained (or freshly built) model."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from segstudio.engine.checkpoint import load_checkpoint
+    from segstudio.models import get_model
+
+    ckpt = RUNS / name / "model.safetensors"
+    if ckpt.is_file():
+        loaded = load_checkpoint(ckpt)
+        model, pretrained = loaded.model, loaded.card.get("encoder_pretrained")
+    else:
+        kwargs = {} if name in ENCODER_FREE else {"encoder": "mobilenet_v2"}
+        model, pretrained = get_model(name, 11, **kwargs), None
+    model.eval()
+    x = torch.randn(1, 3, 360, 480)
+    with torch.inference_mode():
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(x)
+        model(x)
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    return {
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "gmacs": counter.get_total_flops() / 2e9,
+        "latency_ms": 1000 * times[len(times) // 2],
+        "pretrained": pretrained,
+    }
+
+
+def table() -> None:
+    import torch
+
+    rows, results = [], {}
+    for name in MODELS:
+        out = RUNS / name
+        info = measure(name)
+        metrics = json.loads((out / "val_metrics.json").read_text()) if (out / "val_metrics.json").is_file() else None
+        card = json.loads((out / "model.json").read_text()) if (out / "model.json").is_file() else {}
+        seconds = json.loads((out / "train_seconds.json").read_text())["seconds"] if (out / "train_seconds.json").is_file() else None
+        crf = json.loads((out / "val_metrics_crf.json").read_text()) if (out / "val_metrics_crf.json").is_file() else None
+        encoder = "—" if name in ENCODER_FREE and name != "segnet" else ("vgg16_bn" if name == "segnet" else "mobilenet_v2")
+        pre = card.get("encoder_pretrained", info["pretrained"])
+        results[name] = {**info, "miou": metrics and metrics["miou"], "train_seconds": seconds, "command": shlex.join(command(name))}
+        miou = f"{100 * metrics['miou']:.1f}" if metrics else "not trained yet"
+        if crf:
+            miou += f" (+CRF {100 * crf['miou']:.1f})"
+        rows.append(
+            f"| `{name}` | {encoder} | {'ImageNet' if pre else 'random'} | {info['params_m']:.2f} | {info['gmacs']:.1f} | "
+            f"{info['latency_ms']:.0f} | {miou} | {'' if seconds is None else f'{seconds / 60:.0f}'} |"
+        )
+    RUNS.mkdir(parents=True, exist_ok=True)
+    (RUNS / "results.json").write_text(json.dumps(results, indent=1))
+    lines = [
+        "# Model zoo: every architecture on CamVid, one command, one budget",
+        "",
+        f"Generated by `python scripts/zoo.py table` on {time.strftime('%Y-%m-%d')} (torch {torch.__version__}, "
+        f"{torch.get_num_threads()} CPU threads, no GPU). Training: `python scripts/zoo.py train`.",
+        "",
+        "Every row was trained with the same command, only `--model` changes (and `--encoder mobilenet_v2` for",
+        "encoder-based models):",
+        "",
+        "```",
+        shlex.join(command("NAME")).replace("runs/zoo/NAME", "runs/zoo/NAME"),
+        "```",
+        "",
+        f"CamVid train (367 images, 11 classes), {EPOCHS} epochs of batch 8 (= {EPOCHS * 46} steps) on 180×240 crops,",
+        "AdamW lr 1e-3 with poly decay, plain cross-entropy, seed 0; evaluated on CamVid val (101 images) at full",
+        "360×480 with `segstudio evaluate`. This is a *short, equal budget* for comparing architectures on a CPU,",
+        "not each paper's schedule: the bundled default model (DeepLab v3+, 24 epochs) reaches 63.3 val mIoU.",
+        "",
+        "| model | encoder | encoder init | params (M) | GMACs @360×480 | CPU latency (ms, 1 img) | val mIoU (%) | train time (min) |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "- CPU latency: median of 5 forward passes, `torch.inference_mode`, measured on a shared 2-core machine while",
+        "  other jobs ran; compare rows with each other, not with other machines.",
+        "- Train time: wall-clock minutes on the same shared 2-core CPU (other jobs running), including validation.",
+        "- Encoder init: only MobileNetV2 ImageNet weights are available offline (../shared/weights); SegNet's",
+        "  VGG-16-BN, U-Net and the simple CNN start from random weights, which is why they need far longer schedules.",
+        "- DeepLab v1 is meant to be followed by DenseCRF; its row also gives val mIoU with `--crf` where measured.",
+        "",
+    ]
+    isbi = REPO / "resources" / "models" / "isbi2012_unet.json"
+    if isbi.is_file():
+        card = json.loads(isbi.read_text())
+        test = card.get("metrics", {}).get("test")
+        if test:
+            lines += [
+                "## U-Net on ISBI-2012 membranes",
+                "",
+                f"Bundled model `isbi2012_unet` (`scripts/train_isbi_unet.sh`): test pixel error {test['pixel_error']:.4f}, "
+                f"foreground (membrane) IoU {100 * test['membrane_iou']:.1f} %, mIoU {100 * test['miou']:.1f} % on the 5 test slices. "
+                "See `resources/models/isbi2012_unet.md`.",
+                "",
+            ]
+    (REPO / "docs" / "model-zoo.md").write_text("\n".join(lines))
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "table"
+    if what == "train":
+        train(sys.argv[2:])
+    elif what == "table":
+        table()
+    else:
+        sys.exit(f"usage: {sys.argv[0]} train [NAME ...] | table")
