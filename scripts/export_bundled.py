@@ -40,8 +40,51 @@ def cpu_latency(path: Path, size=(360, 480), runs: int = 5) -> float:
     return statistics.median(times)
 
 
+def _input_size(card: dict) -> tuple[int, int]:
+    """(H, W) of the first training image (the size latency is measured at); 360×480 when unknown."""
+    from segstudio.io import find_samples, read_image
+
+    try:
+        samples, _ = find_samples(card["training_data"]["path"], "train")
+        return tuple(read_image(samples[0].image).shape[:2])
+    except (KeyError, OSError, ValueError, IndexError):
+        return (360, 480)
+
+
+def _test_metrics(checkpoint: Path) -> dict | None:
+    """``test_metrics.json`` written by ``segstudio evaluate --split test`` beside the checkpoint, plus pixel error."""
+    path = checkpoint.parent / "test_metrics.json"
+    if not path.is_file():
+        return None
+    res = json.loads(path.read_text())
+    res.pop("confusion_matrix", None)
+    res["pixel_error"] = 1.0 - res["pixel_accuracy"]
+    return res
+
+
+def _metric_table(title: str, res: dict, classes: list[dict]) -> list[str]:
+    lines = [
+        f"## {title}",
+        "",
+        f"pixel accuracy **{100 * res.get('pixel_accuracy', float('nan')):.2f}**"
+        + (f" (pixel error **{res['pixel_error']:.4f}**)" if "pixel_error" in res else "")
+        + f", mean class accuracy **{100 * res.get('mean_class_accuracy', float('nan')):.2f}**, mIoU **{100 * res.get('miou', float('nan')):.2f}**",
+        "",
+        "| id | class | colour | IoU | F1 (Dice) |",
+        "|---|---|---|---|---|",
+    ]
+    for c in classes:
+        iou = res.get("iou", {}).get(c["name"])
+        f1 = res.get("f1", {}).get(c["name"])
+        fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+        lines.append(f"| {c['id']} | {c['name']} | {tuple(c['color'])} | {fmt(iou)} | {fmt(f1)} |")
+    return lines + [""]
+
+
 def markdown(card: dict, weights: Path, latency: float, command: str, data_note: str) -> str:
     val = card.get("metrics", {}).get("val", {})
+    test = card.get("metrics", {}).get("test")
+    h, w = card.get("latency_input_size", (360, 480))
     lines = [
         f"# {card['name']}",
         "",
@@ -49,23 +92,16 @@ def markdown(card: dict, weights: Path, latency: float, command: str, data_note:
         f"{card['num_parameters'] / 1e6:.2f} M parameters; encoder ImageNet-initialised: {card.get('encoder_pretrained')}",
         f"- **Weights**: `{weights.name}`, {weights.stat().st_size / 1e6:.2f} MB ({card['weights_dtype']}; loaded as float32)",
         f"- **Input**: RGB, any size; normalisation (x/255 − mean)/std with mean {card['normalization']['mean']}, std {card['normalization']['std']}",
-        f"- **CPU latency**: {1000 * latency:.0f} ms for one 360×480 image (median of 5, torch {torch.__version__}, {torch.get_num_threads()} threads)",
+        f"- **CPU latency**: {1000 * latency:.0f} ms for one {h}×{w} image (median of 5, torch {torch.__version__}, {torch.get_num_threads()} threads)",
         f"- **Training data**: {data_note}",
         f"- **Training**: {card.get('training', {}).get('epochs_done')} epochs, {card.get('training', {}).get('steps_done')} steps "
         f"on {card.get('training', {}).get('device')}; config `{json.dumps(card.get('training', {}).get('config', {}))}`",
         f"- **Reproduce**: `{command}`",
         "",
-        "## Metrics (validation split, full 360×480 images, ignore = 255)",
-        "",
-        f"pixel accuracy **{100 * val.get('pixel_accuracy', float('nan')):.2f}**, "
-        f"mean class accuracy **{100 * val.get('mean_class_accuracy', float('nan')):.2f}**, mIoU **{100 * val.get('miou', float('nan')):.2f}**",
-        "",
-        "| id | class | colour | val IoU |",
-        "|---|---|---|---|",
     ]
-    for c in card["classes"]:
-        iou = val.get("iou", {}).get(c["name"])
-        lines.append(f"| {c['id']} | {c['name']} | {tuple(c['color'])} | {'-' if iou is None else f'{100 * iou:.1f}'} |")
+    lines += _metric_table(f"Metrics: validation split (model selection), full {h}×{w} images, ignore = 255", val, card["classes"])
+    if test:
+        lines += _metric_table(f"Metrics: test split ({test.get('images')} images, never used for training or selection)", test, card["classes"])
     return "\n".join(lines) + "\n"
 
 
@@ -83,10 +119,15 @@ def main() -> int:
     card["training_command"] = args.command
     card["data_note"] = args.data_note
     card.update(json.loads(args.card_extra))
+    test = _test_metrics(Path(args.checkpoint))
+    if test is not None:
+        card.setdefault("metrics", {})["test"] = test
+    card["latency_input_size"] = list(_input_size(card))
     weights = save_checkpoint(DEFAULT_MODEL_DIR, loaded.model, card, half=True, stem=args.name)
     card = json.loads(weights.with_suffix(".json").read_text())
-    lat = cpu_latency(weights)
-    card["cpu_latency_ms_360x480"] = round(1000 * lat, 1)
+    h, w = card["latency_input_size"]
+    lat = cpu_latency(weights, (h, w))
+    card[f"cpu_latency_ms_{h}x{w}"] = round(1000 * lat, 1)
     atomic_write_bytes(weights.with_suffix(".json"), (json.dumps(card, indent=1) + "\n").encode())
     atomic_write_bytes(weights.with_suffix(".md"), markdown(card, weights, lat, args.command, args.data_note).encode())
     print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB), CPU latency {1000 * lat:.0f} ms")

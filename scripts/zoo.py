@@ -178,7 +178,8 @@ def table() -> None:
                 "## U-Net on ISBI-2012 membranes",
                 "",
                 f"Bundled model `isbi2012_unet` (`scripts/train_isbi_unet.sh`): test pixel error {test['pixel_error']:.4f}, "
-                f"foreground (membrane) IoU {100 * test['membrane_iou']:.1f} %, mIoU {100 * test['miou']:.1f} % on the 5 test slices. "
+                f"membrane IoU {100 * test['iou']['membrane']:.1f} %, cell IoU {100 * test['iou']['cell']:.1f} %, "
+                f"mIoU {100 * test['miou']:.1f} % on the 5 test slices. "
                 "See `resources/models/isbi2012_unet.md`.",
                 "",
             ]
