@@ -10,6 +10,7 @@ import numpy as np
 from segstudio.core.history import History, Patch
 from segstudio.core.labels import IGNORE_INDEX, ClassSpec, new_label_map, validate_label_map
 from segstudio.core import paint
+from segstudio.core.provenance import PROV_HUMAN, PROV_MODEL, PROV_NONE, ProvenanceMap
 
 SOURCE_NONE = "none"
 SOURCE_PREDICTED = "predicted"
@@ -28,6 +29,9 @@ class Document:
         source: where ``labels`` came from: ``"none"``, ``"predicted"`` or ``"saved"``.
         dirty: True when there are edits not yet saved.
         history: undo/redo of edits (patches only).
+        provenance: per-pixel origin of the labels (:class:`~segstudio.core.provenance.ProvenanceMap`:
+            uint8 (H, W), 0 none / 1 model / 2 human / 3 CRF), kept in step with every edit, undo and redo.
+        edits: number of human edit operations (strokes, fills...) since the document was created.
     """
 
     path: Path
@@ -37,6 +41,8 @@ class Document:
     source: str = SOURCE_NONE
     dirty: bool = False
     history: History = field(default_factory=History)
+    provenance: ProvenanceMap = None  # type: ignore[assignment]
+    edits: int = 0
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
@@ -44,6 +50,9 @@ class Document:
         if self.labels is None:
             self.labels = new_label_map(*self.image.shape[:2])
         validate_label_map(self.labels, self.classes.num_classes, self.image.shape[:2])
+        if self.provenance is None:
+            self.provenance = ProvenanceMap(self.image.shape[:2])
+            self.provenance.reset(self.labels, PROV_HUMAN)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -51,17 +60,25 @@ class Document:
         return self.image.shape[:2]
 
     def set_labels(self, labels: np.ndarray, source: str) -> None:
-        """Replace the whole label map (a prediction or a file); clears undo history."""
+        """Replace the whole label map (a prediction or a file); clears undo history.
+
+        Provenance becomes *model* on labelled pixels of a prediction, *human* on those of a file (labels
+        saved without a provenance file were made by a person); load a stored map with ``provenance.load``.
+        """
         validate_label_map(labels, self.classes.num_classes, self.shape)
         self.labels = np.ascontiguousarray(labels)
         self.source = source
         self.dirty = False
         self.history.clear()
+        self.provenance.reset(self.labels, {SOURCE_PREDICTED: PROV_MODEL, SOURCE_NONE: PROV_NONE}.get(source, PROV_HUMAN))
 
-    def _edited(self, patch: Patch | None) -> Patch | None:
+    def _edited(self, patch: Patch | None, origin: int = PROV_HUMAN) -> Patch | None:
         if patch is not None:
             self.history.push(patch)
             self.dirty = True
+            self.provenance.record(patch, origin)
+            self.provenance.trim(len(self.history))
+            self.edits += int(origin == PROV_HUMAN)
         return patch
 
     def _check_value(self, value: int) -> None:
@@ -78,22 +95,73 @@ class Document:
         self._check_value(value)
         return self._edited(paint.flood_fill(self.labels, y, x, value))
 
-    def apply_patch(self, patch: Patch | None) -> Patch | None:
-        """Record an edit already written into :attr:`labels` (e.g. a live brush stroke)."""
-        return self._edited(patch)
+    def polygon(self, points, value: int, rule: str = "nonzero") -> Patch | None:
+        """Fill a closed polygon (polygon and lasso tools); one undo step.
+
+        Args:
+            points: (N, 2) float ``(x, y)`` vertices in pixels, N >= 3.
+            value: class id (or ``IGNORE_INDEX`` to erase).
+            rule: ``"nonzero"`` or ``"evenodd"``; see :func:`segstudio.core.paint.polygon_mask`.
+        """
+        self._check_value(value)
+        return self._edited(paint.polygon_fill(self.labels, points, value, rule))
+
+    def apply_region(self, mask: np.ndarray, value: int, origin: tuple[int, int] = (0, 0)) -> Patch | None:
+        """Set every pixel of a bool region to ``value`` (superpixel brush, GrabCut); one undo step.
+
+        Args:
+            mask: bool (h, w) region; with the default ``origin`` it is the full (H, W) image.
+            value: class id (or ``IGNORE_INDEX`` to erase).
+            origin: ``(y0, x0)`` of the mask's top-left pixel in the label map.
+
+        Raises:
+            ValueError: bad class id, or a mask reaching outside the label map.
+        """
+        self._check_value(value)
+        mask = np.asarray(mask, dtype=bool)
+        if mask.ndim != 2:
+            raise ValueError(f"region mask must be 2-D (h, w), got shape {mask.shape}")
+        if not mask.any():
+            return None
+        r0, r1, c0, c1 = paint.mask_bbox(mask)
+        y0, x0 = origin
+        return self._edited(paint.paint_mask(self.labels, y0 + r0, x0 + c0, mask[r0:r1, c0:c1], value))
+
+    def apply_patch(self, patch: Patch | None, origin: int = PROV_HUMAN) -> Patch | None:
+        """Record an edit already written into :attr:`labels` (e.g. a live brush stroke, or a CRF result
+        with ``origin=PROV_CRF``); the changed pixels get provenance ``origin``."""
+        return self._edited(patch, origin)
 
     def undo(self) -> Patch | None:
         patch = self.history.undo(self.labels)
         if patch is not None:
             self.dirty = True
+            self.provenance.undo()
         return patch
 
     def redo(self) -> Patch | None:
         patch = self.history.redo(self.labels)
         if patch is not None:
             self.dirty = True
+            self.provenance.redo()
         return patch
 
     def mark_saved(self) -> None:
         self.source = SOURCE_SAVED
         self.dirty = False
+
+    def relabel(self, classes: ClassSpec, lut: np.ndarray) -> None:
+        """Switch to a new class list, mapping every label through ``lut`` (uint8 (256,): old id → new id,
+        :data:`IGNORE_INDEX` for a deleted class). Provenance is kept; undo history is cleared (its patches
+        hold old ids).
+
+        Raises:
+            ValueError: ``lut`` is not uint8 (256,) or maps a label outside the new classes (nothing changes).
+        """
+        if lut.shape != (256,) or lut.dtype != np.uint8:
+            raise ValueError(f"relabel needs a uint8 (256,) look-up table, got {lut.dtype} {lut.shape}")
+        labels = lut[self.labels]
+        validate_label_map(labels, classes.num_classes, self.shape)
+        self.labels, self.classes = labels, classes
+        self.history.clear()
+        self.provenance.clear_history()

@@ -1,0 +1,150 @@
+"""Per-pixel provenance of a label map: which pixels came from the model, a human, or CRF.
+
+A *provenance map* is a ``numpy.uint8`` array (H, W) beside the label map, holding one of
+:data:`PROV_NONE` (0, no label), :data:`PROV_MODEL` (1), :data:`PROV_HUMAN` (2) or :data:`PROV_CRF` (3).
+:class:`ProvenanceMap` keeps it in step with a :class:`~segstudio.core.document.Document`: a whole new
+label map (prediction, file) resets it, and each undoable edit (a :class:`~segstudio.core.history.Patch`)
+stamps its origin on the pixels it changed, with its own undo/redo stack that mirrors the document's
+history (patches only, like :mod:`segstudio.core.history`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from segstudio.core.history import Patch
+from segstudio.core.labels import IGNORE_INDEX
+
+PROV_NONE: int = 0
+"""No label (the pixel is :data:`~segstudio.core.labels.IGNORE_INDEX` and nobody decided otherwise)."""
+PROV_MODEL: int = 1
+"""The label came from a model prediction."""
+PROV_HUMAN: int = 2
+"""A person set or changed the label (brush, fill, polygon, eraser, or labels imported from a file)."""
+PROV_CRF: int = 3
+"""The label came from DenseCRF post-processing."""
+PROVENANCE_NAMES: tuple[str, ...] = ("none", "model", "human", "crf")
+"""Name of each provenance value, indexed by value."""
+
+
+def provenance_from_labels(labels: np.ndarray, origin: int) -> np.ndarray:
+    """A provenance map (uint8, labels' (H, W)) with ``origin`` on labelled pixels and :data:`PROV_NONE` on ignore ones.
+
+    Args:
+        labels: uint8 (H, W) label map.
+        origin: one of ``PROV_*`` (0..3).
+
+    Raises:
+        ValueError: ``origin`` outside 0..3 or ``labels`` not 2-D.
+    """
+    _check_origin(origin)
+    if labels.ndim != 2:
+        raise ValueError(f"label map must be 2-D (H, W), got shape {labels.shape}")
+    return np.where(labels != IGNORE_INDEX, np.uint8(origin), np.uint8(PROV_NONE)).astype(np.uint8)
+
+
+def validate_provenance(prov: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Check that ``prov`` is a uint8 (H, W) provenance map with values 0..3 (and the given shape).
+
+    Returns:
+        ``prov`` unchanged.
+
+    Raises:
+        ValueError: naming the wrong dtype, shape or values.
+    """
+    if prov.ndim != 2 or prov.dtype != np.uint8:
+        raise ValueError(f"provenance map must be uint8 (H, W), got {prov.dtype} {prov.shape}")
+    if shape is not None and tuple(prov.shape) != tuple(shape):
+        raise ValueError(f"provenance map is {prov.shape[1]}x{prov.shape[0]} (WxH) but the labels are {shape[1]}x{shape[0]}")
+    if prov.size and int(prov.max()) >= len(PROVENANCE_NAMES):
+        bad = np.unique(prov[prov >= len(PROVENANCE_NAMES)]).tolist()
+        raise ValueError(f"provenance map holds values {bad}; valid are 0..{len(PROVENANCE_NAMES) - 1} ({', '.join(PROVENANCE_NAMES)})")
+    return prov
+
+
+def provenance_counts(prov: np.ndarray) -> dict[str, int]:
+    """Pixels per origin: ``{"none": n0, "model": n1, "human": n2, "crf": n3}`` (ints, sum = H*W)."""
+    counts = np.bincount(prov.ravel(), minlength=len(PROVENANCE_NAMES))
+    return {name: int(counts[i]) for i, name in enumerate(PROVENANCE_NAMES)}
+
+
+def _check_origin(origin: int) -> None:
+    if not 0 <= int(origin) < len(PROVENANCE_NAMES):
+        raise ValueError(f"provenance origin must be 0..{len(PROVENANCE_NAMES) - 1} ({', '.join(PROVENANCE_NAMES)}), got {origin}")
+
+
+class ProvenanceMap:
+    """A provenance map with undo/redo that mirrors a document's label history.
+
+    Args:
+        shape: ``(H, W)`` of the label map.
+
+    Attributes:
+        map: uint8 (H, W), values ``PROV_*``.
+
+    Each :meth:`record` stores only the touched box (before/after), so memory grows with the edited
+    area. The owner calls :meth:`undo`/:meth:`redo` exactly when its label history undid/redid a
+    step, and :meth:`trim` when that history dropped its oldest steps.
+    """
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.map = np.zeros(tuple(shape), dtype=np.uint8)
+        self._undo: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+        self._redo: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+
+    def reset(self, labels: np.ndarray, origin: int) -> None:
+        """Whole new label map: ``origin`` where labelled, none elsewhere; forgets undo/redo."""
+        self.map = provenance_from_labels(labels, origin)
+        self._undo.clear()
+        self._redo.clear()
+
+    def load(self, prov: np.ndarray) -> None:
+        """Use a stored provenance map (e.g. read from disk); forgets undo/redo.
+
+        Raises:
+            ValueError: wrong dtype, shape or values (see :func:`validate_provenance`).
+        """
+        validate_provenance(prov, self.map.shape)
+        self.map = np.array(prov, dtype=np.uint8, copy=True)
+        self._undo.clear()
+        self._redo.clear()
+
+    def record(self, patch: Patch, origin: int) -> None:
+        """Stamp ``origin`` on the pixels ``patch`` changed (``before != after``); one undo step."""
+        _check_origin(origin)
+        rows, cols = patch.slices
+        box = self.map[rows, cols]
+        before = box.copy()
+        box[patch.before != patch.after] = origin
+        self._undo.append((patch.y0, patch.x0, before, box.copy()))
+        self._redo.clear()
+
+    def undo(self) -> None:
+        """Restore the provenance before the last recorded step (no-op when there is none)."""
+        if self._undo:
+            y0, x0, before, after = step = self._undo.pop()
+            h, w = before.shape
+            self.map[y0 : y0 + h, x0 : x0 + w] = before
+            self._redo.append(step)
+
+    def redo(self) -> None:
+        """Re-apply the last undone step (no-op when there is none)."""
+        if self._redo:
+            y0, x0, before, after = step = self._redo.pop()
+            h, w = after.shape
+            self.map[y0 : y0 + h, x0 : x0 + w] = after
+            self._undo.append(step)
+
+    def trim(self, max_steps: int) -> None:
+        """Keep at most ``max_steps`` undo steps (drop the oldest), as the label history did."""
+        while len(self._undo) > max(int(max_steps), 0):
+            self._undo.pop(0)
+
+    def clear_history(self) -> None:
+        """Forget undo/redo steps (when the label history was cleared); keeps the map."""
+        self._undo.clear()
+        self._redo.clear()
+
+    def counts(self) -> dict[str, int]:
+        """Pixels per origin (see :func:`provenance_counts`)."""
+        return provenance_counts(self.map)

@@ -1,0 +1,557 @@
+"""The project file ``<folder>/segstudio.json``: images and their status, effort and provenance, classes,
+model versions, and where the user left off. Also provenance files, class mapping and relabelling on disk.
+
+Layout of an app folder::
+
+    <folder>/*.png|jpg|...                 images
+    <folder>/segstudio.json                this project file (schema :data:`SCHEMA_VERSION`)
+    <folder>/labels/<stem>.png             label maps (8-bit index PNG, see segstudio.io.labels)
+    <folder>/labels/classes.json           their classes
+    <folder>/labels/provenance/<stem>.png  per-pixel provenance, uint8 0 none / 1 model / 2 human / 3 CRF
+    <folder>/labels/models/vNNN/           model versions (one per fine-tune)
+
+Every write is atomic (temp file + fsync + ``os.replace``); a relabelling of all label files is staged
+first and only then moved into place, so a failure leaves the old files untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io as _io
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from segstudio.core.labels import IGNORE_INDEX, ClassSpec, validate_label_map
+from segstudio.core.provenance import PROVENANCE_NAMES, validate_provenance
+from segstudio.io.atomic import atomic_write_bytes
+from segstudio.io.images import list_images
+from segstudio.io.labels import LABELS_DIRNAME, label_path_for, read_index_png, write_index_png
+
+log = logging.getLogger(__name__)
+
+PROJECT_FILENAME = "segstudio.json"
+"""Name of the project file inside the image folder."""
+SCHEMA_VERSION = 1
+"""Version of the ``segstudio.json`` layout written by this code; newer files are refused, not misread."""
+PROVENANCE_DIRNAME = "provenance"
+"""Sub-folder of ``labels/`` holding the provenance maps."""
+
+STATUS_UNLABELLED = "unlabelled"
+STATUS_PREDICTED = "predicted"
+STATUS_CORRECTED = "corrected"
+STATUS_REVIEWED = "reviewed"
+STATUSES: tuple[str, ...] = (STATUS_UNLABELLED, STATUS_PREDICTED, STATUS_CORRECTED, STATUS_REVIEWED)
+"""Per-image status, in workflow order: no labels → model labels → a person edited them → a person approved them."""
+
+
+class ProjectError(ValueError):
+    """``segstudio.json`` is unreadable or invalid (the message names the file, the field and what to do)."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class ImageRecord:
+    """What the project knows about one image.
+
+    Attributes:
+        status: one of :data:`STATUSES`.
+        seconds: active labelling time, seconds (idle gaps capped, see :class:`ActivityClock`).
+        strokes: human edit operations (brush strokes, fills, polygons...).
+        provenance: pixels of the last saved label map per origin, ``{"none", "model", "human", "crf"}: int``.
+        saved: ISO-8601 UTC time of the last label save, or ``None``.
+    """
+
+    status: str = STATUS_UNLABELLED
+    seconds: float = 0.0
+    strokes: int = 0
+    provenance: dict[str, int] = field(default_factory=dict)
+    saved: str | None = None
+
+
+@dataclass
+class ModelVersion:
+    """One model the project has used: the bundled default or a fine-tuned ``labels/models/vNNN``.
+
+    Attributes:
+        name: display name (``"v001"``, or the model's name for a model outside the folder).
+        path: weights file, relative to the project folder when inside it, else absolute.
+        parent: weights path of the model it was fine-tuned from, or ``None``.
+        created: ISO-8601 time from the model card, or ``None``.
+        data: the card's ``training_data`` (``path``, ``images``, ``val_images``), ``{}`` if unknown.
+        metrics: the card's ``metrics`` (e.g. ``{"val": {"miou": 0.63}}``), ``{}`` if none.
+    """
+
+    name: str
+    path: str
+    parent: str | None = None
+    created: str | None = None
+    data: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_card(cls, name: str, weights: str | Path, card: dict, folder: str | Path | None = None) -> "ModelVersion":
+        """Build from a model card (``model.json``) and its weights path (made relative to ``folder`` when inside it)."""
+        weights = Path(weights)
+        rel = str(weights)
+        if folder is not None:
+            try:
+                rel = weights.resolve().relative_to(Path(folder).resolve()).as_posix()
+            except ValueError:
+                rel = str(weights.resolve())
+        return cls(
+            name=name,
+            path=rel,
+            parent=card.get("parent"),
+            created=card.get("created"),
+            data=dict(card.get("training_data") or {}),
+            metrics=dict(card.get("metrics") or {}),
+        )
+
+    def resolve(self, folder: str | Path) -> Path:
+        """Absolute weights path."""
+        p = Path(self.path)
+        return p if p.is_absolute() else Path(folder) / p
+
+    @property
+    def val_miou(self) -> float | None:
+        """Validation mIoU in 0..1 from :attr:`metrics`, or ``None``."""
+        v = (self.metrics.get("val") or {}).get("miou") if isinstance(self.metrics.get("val"), dict) else None
+        return float(v) if isinstance(v, (int, float)) else None
+
+
+@dataclass
+class ProjectSummary:
+    """Totals over a project's images.
+
+    Attributes:
+        images: number of images.
+        by_status: ``{status: count}`` for every status in :data:`STATUSES`.
+        seconds: total active seconds.
+        strokes: total human edit operations.
+        provenance: total saved pixels per origin (``{"none", "model", "human", "crf"}: int``).
+    """
+
+    images: int
+    by_status: dict[str, int]
+    seconds: float
+    strokes: int
+    provenance: dict[str, int]
+
+    def provenance_percent(self) -> dict[str, float]:
+        """Share of *labelled* saved pixels per origin (model, human, crf), percent 0..100; zeros when none."""
+        return provenance_percent(self.provenance)
+
+
+def provenance_percent(counts: dict[str, int]) -> dict[str, float]:
+    """``{"model": %, "human": %, "crf": %}`` of the labelled pixels in ``counts`` (pixels per origin)."""
+    labelled = sum(int(counts.get(k, 0)) for k in PROVENANCE_NAMES[1:])
+    return {k: (100.0 * int(counts.get(k, 0)) / labelled if labelled else 0.0) for k in PROVENANCE_NAMES[1:]}
+
+
+def _fail(path: Path, what: str) -> ProjectError:
+    return ProjectError(
+        f"{path}: {what}. Fix or move the file aside (SegStudio then starts a new project; labels are not affected)."
+    )
+
+
+@dataclass
+class Project:
+    """A labelling project: the state of an image folder, stored in ``<folder>/segstudio.json``.
+
+    Attributes:
+        folder: the image folder.
+        images: ``{image file name: ImageRecord}`` (names relative to ``folder``).
+        classes: the project's classes, or ``None`` before any are known.
+        versions: models used, oldest first.
+        current_version: :attr:`ModelVersion.name` of the model in use, or ``None``.
+        last_image: file name of the image shown last (reopening goes back to it), or ``None``.
+    """
+
+    folder: Path
+    images: dict[str, ImageRecord] = field(default_factory=dict)
+    classes: ClassSpec | None = None
+    versions: list[ModelVersion] = field(default_factory=list)
+    current_version: str | None = None
+    last_image: str | None = None
+
+    # -- file ------------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        """``<folder>/segstudio.json``."""
+        return Path(self.folder) / PROJECT_FILENAME
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Project":
+        """Read ``<folder>/segstudio.json``; a folder without one gives a new, empty project.
+
+        Raises:
+            ProjectError: unreadable JSON, a newer schema, or an invalid field (the message names it).
+        """
+        folder = Path(folder)
+        path = folder / PROJECT_FILENAME
+        if not path.is_file():
+            return cls(folder)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _fail(path, f"cannot read the project file ({exc})") from exc
+        return cls.from_dict(data, folder)
+
+    @classmethod
+    def from_dict(cls, data: dict, folder: str | Path) -> "Project":
+        """Build from the JSON form (see :meth:`to_dict`), validating every field.
+
+        Raises:
+            ProjectError: naming the invalid field.
+        """
+        folder = Path(folder)
+        path = folder / PROJECT_FILENAME
+        if not isinstance(data, dict):
+            raise _fail(path, f"expected a JSON object, got {type(data).__name__}")
+        schema = data.get("schema_version")
+        if not isinstance(schema, int) or schema < 1:
+            raise _fail(path, f"'schema_version' must be a positive integer, got {schema!r}")
+        if schema > SCHEMA_VERSION:
+            raise _fail(path, f"schema_version {schema} was written by a newer SegStudio (this one reads up to {SCHEMA_VERSION}); update SegStudio")
+        images: dict[str, ImageRecord] = {}
+        raw_images = data.get("images", {})
+        if not isinstance(raw_images, dict):
+            raise _fail(path, "'images' must be an object {file name: record}")
+        for name, rec in raw_images.items():
+            where = f"images[{name!r}]"
+            if not isinstance(rec, dict):
+                raise _fail(path, f"{where} must be an object")
+            status = rec.get("status", STATUS_UNLABELLED)
+            if status not in STATUSES:
+                raise _fail(path, f"{where}.status must be one of {', '.join(STATUSES)}, got {status!r}")
+            seconds, strokes = rec.get("seconds", 0.0), rec.get("strokes", 0)
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+                raise _fail(path, f"{where}.seconds must be a number >= 0, got {seconds!r}")
+            if not isinstance(strokes, int) or isinstance(strokes, bool) or strokes < 0:
+                raise _fail(path, f"{where}.strokes must be an integer >= 0, got {strokes!r}")
+            prov = rec.get("provenance", {})
+            if not isinstance(prov, dict) or any(k not in PROVENANCE_NAMES or not isinstance(v, int) or v < 0 for k, v in prov.items()):
+                raise _fail(path, f"{where}.provenance must map {', '.join(PROVENANCE_NAMES)} to pixel counts, got {prov!r}")
+            saved = rec.get("saved")
+            if saved is not None and not isinstance(saved, str):
+                raise _fail(path, f"{where}.saved must be an ISO time string or null, got {saved!r}")
+            images[str(name)] = ImageRecord(status, float(seconds), int(strokes), dict(prov), saved)
+        classes = None
+        if data.get("classes") is not None:
+            try:
+                classes = ClassSpec.from_json(data["classes"])
+            except ValueError as exc:
+                raise _fail(path, f"'classes': {exc}") from exc
+        versions = []
+        raw_versions = data.get("versions", [])
+        if not isinstance(raw_versions, list):
+            raise _fail(path, "'versions' must be a list")
+        for i, v in enumerate(raw_versions):
+            if not isinstance(v, dict) or not isinstance(v.get("name"), str) or not isinstance(v.get("path"), str):
+                raise _fail(path, f"versions[{i}] must be an object with string 'name' and 'path'")
+            data_v, metrics_v = v.get("data") or {}, v.get("metrics") or {}
+            if not isinstance(data_v, dict) or not isinstance(metrics_v, dict):
+                raise _fail(path, f"versions[{i}].data and .metrics must be objects")
+            versions.append(ModelVersion(v["name"], v["path"], v.get("parent"), v.get("created"), dict(data_v), dict(metrics_v)))
+        current, last = data.get("current_version"), data.get("last_image")
+        for key, value in (("current_version", current), ("last_image", last)):
+            if value is not None and not isinstance(value, str):
+                raise _fail(path, f"{key!r} must be a string or null, got {value!r}")
+        return cls(folder, images, classes, versions, current, last)
+
+    def to_dict(self) -> dict:
+        """The JSON form written to ``segstudio.json``."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "saved": _now(),
+            "last_image": self.last_image,
+            "current_version": self.current_version,
+            "classes": self.classes.to_json() if self.classes is not None else None,
+            "versions": [asdict(v) for v in self.versions],
+            "images": {name: asdict(rec) for name, rec in sorted(self.images.items())},
+        }
+
+    def save(self) -> Path:
+        """Atomically write ``segstudio.json``; returns its path.
+
+        Raises:
+            OSError: the folder cannot be written (the previous file stays intact).
+        """
+        return atomic_write_bytes(self.path, (json.dumps(self.to_dict(), indent=1) + "\n").encode("utf-8"))
+
+    # -- images ----------------------------------------------------------------------------
+    def record(self, name: str) -> ImageRecord:
+        """The record of image file ``name`` (created, unlabelled, if new)."""
+        return self.images.setdefault(str(name), ImageRecord())
+
+    def sync_images(self, image_paths: list[Path]) -> None:
+        """Add a record for each image in ``image_paths`` that has none: *corrected* when saved labels exist
+        (made outside this project, by a person), else *unlabelled*. Records of missing files are kept."""
+        for p in image_paths:
+            if p.name not in self.images:
+                has = label_path_for(p).is_file()
+                self.images[p.name] = ImageRecord(STATUS_CORRECTED if has else STATUS_UNLABELLED)
+
+    def set_status(self, name: str, status: str) -> None:
+        """Set the status of image ``name``.
+
+        Raises:
+            ValueError: unknown status.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        self.record(name).status = status
+
+    def add_effort(self, name: str, seconds: float = 0.0, strokes: int = 0) -> None:
+        """Add active ``seconds`` (>= 0) and ``strokes`` (>= 0) to image ``name``.
+
+        Raises:
+            ValueError: a negative amount.
+        """
+        if seconds < 0 or strokes < 0:
+            raise ValueError(f"effort must be >= 0, got {seconds} s and {strokes} strokes")
+        rec = self.record(name)
+        rec.seconds += float(seconds)
+        rec.strokes += int(strokes)
+
+    def summary(self) -> ProjectSummary:
+        """Totals: images per status, seconds, strokes and saved pixels per provenance."""
+        by_status = {s: 0 for s in STATUSES}
+        prov = {k: 0 for k in PROVENANCE_NAMES}
+        seconds, strokes = 0.0, 0
+        for rec in self.images.values():
+            by_status[rec.status] += 1
+            seconds += rec.seconds
+            strokes += rec.strokes
+            for k, v in rec.provenance.items():
+                prov[k] += v
+        return ProjectSummary(len(self.images), by_status, seconds, strokes, prov)
+
+    # -- versions --------------------------------------------------------------------------
+    def set_versions(self, versions: list[ModelVersion]) -> None:
+        """Replace the version list, keeping entries not in ``versions`` (e.g. a model loaded from elsewhere)."""
+        names = {v.name for v in versions}
+        self.versions = [v for v in self.versions if v.name not in names] + list(versions)
+
+    def add_version(self, version: ModelVersion) -> None:
+        """Add or update ``version`` (matched by name)."""
+        self.set_versions([version])
+
+    def version(self, name: str | None) -> ModelVersion | None:
+        """The version called ``name``, or ``None``."""
+        return next((v for v in self.versions if v.name == name), None)
+
+
+# -- provenance files -------------------------------------------------------------------------
+def provenance_path_for(image_path: str | Path) -> Path:
+    """Where the provenance of ``image_path``'s labels is saved: ``<folder>/labels/provenance/<stem>.png``."""
+    image_path = Path(image_path)
+    return image_path.parent / LABELS_DIRNAME / PROVENANCE_DIRNAME / f"{image_path.stem}.png"
+
+
+def save_provenance(image_path: str | Path, prov: np.ndarray) -> Path:
+    """Atomically save a uint8 (H, W) provenance map (values 0..3) as an 8-bit PNG; returns its path.
+
+    Raises:
+        ValueError: not a valid provenance map (nothing written).
+        OSError: cannot write (the old file stays intact).
+    """
+    validate_provenance(prov)
+    return write_index_png(provenance_path_for(image_path), prov)
+
+
+def load_provenance(image_path: str | Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """Read the provenance map of ``image_path``'s labels: uint8 (H, W), or ``None`` when there is none.
+
+    Raises:
+        ValueError: the file is not an 8-bit map of ``shape`` with values 0..3 (message names the file).
+        OSError: unreadable.
+    """
+    path = provenance_path_for(image_path)
+    if not path.is_file():
+        return None
+    try:
+        return validate_provenance(read_index_png(path), shape)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+# -- classes: mapping and relabelling -----------------------------------------------------------
+def class_lut(src: ClassSpec, dst: ClassSpec) -> np.ndarray:
+    """Look-up table uint8 (256,) sending each class id of ``src`` to the id of the same-named class in ``dst``.
+
+    Classes of ``src`` missing from ``dst`` map to :data:`IGNORE_INDEX`, and so do ids ``>= K_src``
+    (including the ignore value itself). Apply as ``lut[labels]``.
+    """
+    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    index = {n: i for i, n in enumerate(dst.names)}
+    for i, n in enumerate(src.names):
+        if n in index:
+            lut[i] = index[n]
+    return lut
+
+
+@dataclass(frozen=True)
+class ClassMatch:
+    """How a model's classes relate to a project's (by name).
+
+    Attributes:
+        same: identical names in the same order (predictions need no mapping).
+        matched: names in both.
+        model_only: names the model predicts that the project lacks (predicted as ignore).
+        project_only: project classes the model cannot predict (a fine-tune replaces its classifier head).
+    """
+
+    same: bool
+    matched: tuple[str, ...]
+    model_only: tuple[str, ...]
+    project_only: tuple[str, ...]
+
+    def notice(self) -> str:
+        """One human-readable paragraph for the UI ('' when ``same``)."""
+        if self.same:
+            return ""
+        parts = [f"The model's classes differ from the project's: {len(self.matched)} matched by name"]
+        if self.model_only:
+            parts.append(f"model-only (shown as unlabelled): {', '.join(self.model_only)}")
+        if self.project_only:
+            parts.append(f"not known to the model: {', '.join(self.project_only)}")
+        if not self.model_only and not self.project_only:
+            parts.append("same names in another order (predictions are remapped)")
+        return "; ".join(parts) + ". Fine-tuning replaces the model's classifier head with the project's classes."
+
+
+def match_classes(model: ClassSpec, project: ClassSpec) -> ClassMatch:
+    """Compare a model's classes with a project's by name (see :class:`ClassMatch`)."""
+    pset, mset = set(project.names), set(model.names)
+    return ClassMatch(
+        same=model.names == project.names,
+        matched=tuple(n for n in project.names if n in mset),
+        model_only=tuple(n for n in model.names if n not in pset),
+        project_only=tuple(n for n in project.names if n not in mset),
+    )
+
+
+def relabel_label_files(folder: str | Path, lut: np.ndarray, classes: ClassSpec) -> list[Path]:
+    """Map every saved label file of the image folder through ``lut`` and write the new ``classes.json``.
+
+    All new files are computed and written to temporary files first (fsynced); only when every one
+    succeeded are they moved over the old files (``os.replace``), ``classes.json`` last. An error
+    before that point leaves every old file untouched.
+
+    Args:
+        folder: image folder with ``labels/``.
+        lut: uint8 (256,) old class id → new class id (:data:`IGNORE_INDEX` for deleted classes).
+        classes: the new class list.
+
+    Returns:
+        The label files rewritten.
+
+    Raises:
+        ValueError: ``lut`` is not uint8 (256,), or maps some label outside ``classes`` (file named).
+        OSError: a file cannot be read or written (nothing replaced).
+    """
+    if lut.shape != (256,) or lut.dtype != np.uint8:
+        raise ValueError(f"relabel needs a uint8 (256,) look-up table, got {lut.dtype} {lut.shape}")
+    folder = Path(folder)
+    files = [label_path_for(p) for p in list_images(folder) if label_path_for(p).is_file()]
+    staged: list[tuple[str, Path]] = []
+    try:
+        for f in files:
+            new = lut[read_index_png(f)]
+            try:
+                validate_label_map(new, classes.num_classes)
+            except ValueError as exc:
+                raise ValueError(f"{f}: {exc}") from exc
+            buf = _io.BytesIO()
+            Image.fromarray(new, mode="L").save(buf, format="PNG")
+            staged.append((_stage(f, buf.getvalue()), f))
+        classes_file = folder / LABELS_DIRNAME / "classes.json"
+        staged.append((_stage(classes_file, (json.dumps(classes.to_json(), indent=1) + "\n").encode("utf-8")), classes_file))
+    except BaseException:
+        for tmp, _ in staged:
+            _unlink(tmp)
+        raise
+    for tmp, dst in staged:
+        os.replace(tmp, dst)
+    log.info("relabelled %d label file(s) in %s", len(files), folder)
+    return files
+
+
+def _stage(dst: Path, data: bytes) -> str:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    try:
+        if dst.exists():
+            os.chmod(tmp, dst.stat().st_mode & 0o777)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return tmp
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# -- effort -------------------------------------------------------------------------------------
+class ActivityClock:
+    """Active time from activity events: the sum of gaps between consecutive events, each capped at ``idle_s``.
+
+    A gap longer than ``idle_s`` (the user left) counts as ``idle_s``, the usual idle cut-off of time
+    trackers. :meth:`start` begins timing (e.g. an image is shown), :meth:`tick` is called on every
+    user action and returns the seconds to credit, :meth:`stop` ends timing and credits the rest.
+
+    Args:
+        idle_s: cap per gap, seconds (> 0).
+        now: clock returning seconds (default :func:`time.monotonic`; tests pass a fake one).
+    """
+
+    def __init__(self, idle_s: float = 30.0, now=time.monotonic) -> None:
+        if idle_s <= 0:
+            raise ValueError(f"idle_s must be > 0, got {idle_s}")
+        self.idle_s = float(idle_s)
+        self._now = now
+        self._last: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._last is not None
+
+    def start(self) -> None:
+        """Begin timing now (nothing credited)."""
+        self._last = self._now()
+
+    def tick(self) -> float:
+        """Seconds (0..idle_s) since the previous event, or 0 when not running; the clock keeps running."""
+        if self._last is None:
+            self._last = self._now()
+            return 0.0
+        t = self._now()
+        gap = min(max(t - self._last, 0.0), self.idle_s)
+        self._last = t
+        return gap
+
+    def stop(self) -> float:
+        """Credit the time since the last event (capped) and stop."""
+        gap = self.tick() if self._last is not None else 0.0
+        self._last = None
+        return gap
