@@ -413,7 +413,7 @@ def test_bad_checkpoints_raise_clear_errors(tmp_path):
 
     pth = tmp_path / "model.pth"
     torch.save(tiny_unet(2).state_dict(), pth)
-    with pytest.raises(CheckpointError, match="pickled checkpoints are not loaded"):
+    with pytest.raises(CheckpointError, match="needs a model card"):  # .pth: weights_only, card required
         load_checkpoint(pth)
 
 

@@ -2,7 +2,13 @@
 
 The card holds everything needed to rebuild and use the model: architecture and builder
 arguments, classes and palette, input normalisation, training data and metrics, lineage.
-Weights are never unpickled: safetensors only.
+
+Untrusted files: weights load from safetensors (no code can run). A ``.pt`` / ``.pth`` file (e.g. a
+PyTorch state dict from elsewhere) is read only with ``torch.load(weights_only=True)``, whose
+restricted unpickler accepts tensors and plain containers and refuses any other object, so a
+malicious pickle cannot run code; it still needs a model card (``<stem>.json`` beside it, or a
+``"card"`` entry inside). Weights that do not fit the card's architecture or classes give a
+:class:`CheckpointError` naming the mismatch.
 """
 
 from __future__ import annotations
@@ -66,22 +72,67 @@ def _card_path(weights: Path) -> Path:
     return weights.with_suffix(".json")
 
 
+PICKLE_SUFFIXES = (".pt", ".pth")
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
-    """Accept a ``.safetensors`` file or a run folder holding ``model.safetensors``.
+    """Accept a ``.safetensors`` / ``.pt`` / ``.pth`` file or a run folder holding ``model.safetensors``.
 
     Raises:
-        CheckpointError: when nothing loadable is there.
+        CheckpointError: when nothing loadable is there, or the model card is missing beside a
+            ``.safetensors`` file (a ``.pt`` may carry its card inside).
     """
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
-    if path.suffix in (".pt", ".pth"):
-        raise CheckpointError(f"{path}: pickled checkpoints are not loaded; convert to safetensors (weights_only)")
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint (expected a .safetensors file or a run folder with model.safetensors)")
-    if not _card_path(path).is_file():
+        raise CheckpointError(
+            f"{path}: no such checkpoint (expected a .safetensors/.pt/.pth file or a run folder with model.safetensors)"
+        )
+    if path.suffix.lower() not in PICKLE_SUFFIXES and not _card_path(path).is_file():
         raise CheckpointError(f"{path}: the model card {_card_path(path).name} is missing beside the weights")
     return path
+
+
+def _read_pickled_weights(path: Path, map_location: str) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """State dict (and an embedded card, if any) of a ``.pt``/``.pth`` file, via ``torch.load(weights_only=True)``.
+
+    Accepted layouts: a plain state dict; ``{"state_dict" | "model" | "model_state_dict": state dict, "card": dict
+    or JSON text (optional)}``. A ``module.`` prefix (DataParallel/DDP) is removed.
+
+    Raises:
+        CheckpointError: the file holds anything but tensors and plain containers (refused, nothing ran),
+            is not a PyTorch file, or has no state dict.
+    """
+    import pickle
+
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+        raise CheckpointError(
+            f"{path}: refused to load: the file contains Python objects other than tensors, which could run code "
+            f"when unpickled (weights_only=True blocked it: {first[:200]}). Re-save only the state_dict, or use safetensors"
+        ) from exc
+    except Exception as exc:  # not a zip/pickle, truncated...
+        raise CheckpointError(f"{path}: not a readable PyTorch weights file ({type(exc).__name__}: {exc})") from exc
+    card = None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                card = obj.get("card")
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        raise CheckpointError(f"{path}: no state dict (name -> tensor) found in the file")
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
+    if isinstance(card, str):
+        try:
+            card = json.loads(card)
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{path}: embedded model card is not valid JSON ({exc})") from exc
+    return obj, card if isinstance(card, dict) else None
 
 
 def build_model(card: dict, pretrained: bool = False) -> torch.nn.Module:
@@ -98,23 +149,42 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], allo
     are skipped and returned. Any other missing, unexpected or mis-shaped key is an error.
 
     Raises:
-        CheckpointError: naming each key that does not fit and both shapes.
+        CheckpointError: naming the mismatch: a different number of classes (classifier shapes), a
+            different architecture (most keys missing / unexpected), or each key that does not fit with
+            both shapes.
     """
     own = model.state_dict()
     fresh, problems, load = [], [], {}
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shaped = []
     for k, v in own.items():
         if k not in state:
-            problems.append(f"missing {k}")
-        elif state[k].shape != v.shape:
+            continue
+        if state[k].shape != v.shape:
             if allow_new_head and "classifier" in k.split("."):
                 fresh.append(k)
             else:
+                shaped.append(k)
                 problems.append(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}")
         else:
             load[k] = state[k].to(v.dtype)
-    problems += [f"unexpected {k}" for k in state if k not in own]
-    if problems:
-        raise CheckpointError("checkpoint does not fit the model: " + "; ".join(problems[:10]))
+    if missing or unexpected or shaped:
+        head = [k for k in shaped if "classifier" in k.split(".") and own[k].ndim >= 1]
+        summary = []
+        if len(missing) + len(unexpected) > max(4, len(own) // 4):
+            summary.append(
+                f"different architecture: {len(missing)} of the model's {len(own)} weights are missing and "
+                f"{len(unexpected)} weights are unknown to it (e.g. missing {missing[:2]}, unknown {unexpected[:2]})"
+            )
+        if head and not missing and not unexpected:
+            k = head[0]
+            summary.append(
+                f"different number of classes: the checkpoint's classifier has {state[k].shape[0]} outputs, "
+                f"the model card / project has {own[k].shape[0]} classes"
+            )
+        details = [f"missing {k}" for k in missing[:5]] + problems[:5] + [f"unexpected {k}" for k in unexpected[:5]]
+        raise CheckpointError("checkpoint does not fit the model: " + "; ".join(summary + details))
     model.load_state_dict(load, strict=False)
     return fresh
 
@@ -127,23 +197,42 @@ def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -
             fit the architecture (message names the mismatch).
     """
     weights = resolve_checkpoint(path if path is not None else default_checkpoint())
+    pickled = weights.suffix.lower() in PICKLE_SUFFIXES
+    state, card = _read_pickled_weights(weights, map_location) if pickled else (None, None)
+    card_file = _card_path(weights)
     try:
-        card = json.loads(_card_path(weights).read_text(encoding="utf-8"))
+        if card is None:
+            if not card_file.is_file():
+                raise CheckpointError(
+                    f"{weights}: a .pt/.pth file needs a model card: put {card_file.name} (architecture, model_kwargs, "
+                    "classes) beside it, or save a dict with 'state_dict' and 'card'"
+                )
+            card = json.loads(card_file.read_text(encoding="utf-8"))
+        if not isinstance(card, dict):
+            raise CheckpointError(f"{card_file}: the model card must be a JSON object")
         for key in ("architecture", "classes"):
             if key not in card:
-                raise CheckpointError(f"{_card_path(weights)}: card lacks {key!r}")
+                raise CheckpointError(f"{card_file}: card lacks {key!r}")
         ClassSpec.from_json(card["classes"])
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"{_card_path(weights)}: invalid model card ({exc})") from exc
+    except CheckpointError:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{card_file}: invalid model card ({exc})") from exc
     try:
         model = build_model(card)
     except KeyError as exc:
         raise CheckpointError(f"{weights}: {exc.args[0]}") from exc
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: the card's model_kwargs do not build a {card['architecture']} ({exc})") from exc
+    if state is None:
+        try:
+            state = load_file(str(weights), device=map_location)
+        except Exception as exc:  # safetensors raises its own error types
+            raise CheckpointError(f"{weights}: cannot read safetensors ({exc})") from exc
     try:
-        state = load_file(str(weights), device=map_location)
-    except Exception as exc:  # safetensors raises its own error types
-        raise CheckpointError(f"{weights}: cannot read safetensors ({exc})") from exc
-    load_state_into(model, state)
+        load_state_into(model, state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{weights}: {exc} (card: {card['architecture']}, {len(card['classes'])} classes)") from exc
     model.eval()
     return LoadedModel(model, card, weights)
 

@@ -1,9 +1,10 @@
 """File formats: images, label maps, class lists, dataset folders, atomic saves. No Qt, no torch."""
 
-from segstudio.io.atomic import atomic_write_bytes
+from segstudio.io.atomic import DiskFullError, atomic_write_bytes
 from segstudio.io.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image
 from segstudio.io.labels import (
     LABELS_DIRNAME,
+    LabelReadError,
     label_path_for,
     load_classes,
     read_index_png,
@@ -17,6 +18,8 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "LABELS_DIRNAME",
     "DatasetSample",
+    "DiskFullError",
+    "LabelReadError",
     "ImageReadError",
     "atomic_write_bytes",
     "find_samples",

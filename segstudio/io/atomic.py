@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+_TMP_NAME_CHARS = 64
+"""Characters of the destination name kept in the temp file's name: a 255-byte file name plus the
+temp prefix/suffix would exceed NAME_MAX, so long names are shortened there (only there)."""
+
+
+class DiskFullError(OSError):
+    """The disk (or quota) filled up during a save; the previous file is untouched and the temp file removed."""
 
 
 def _read_umask() -> int:
@@ -24,11 +33,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     where the OS allows it. On any error the temporary file is removed and the old file is untouched.
 
     Raises:
-        OSError: when the folder cannot be written (disk full, permissions...), after cleanup.
+        DiskFullError: (an ``OSError`` with ``errno`` ``ENOSPC``/``EDQUOT``/``EFBIG``) when the disk, the
+            quota or the file-size limit ran out; the message says so, names the file and how many bytes
+            were needed. The temporary file is removed, the previous file untouched.
+        OSError: when the folder cannot be written (permissions, read-only...), after cleanup.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:_TMP_NAME_CHARS]}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp creates 0600 files; give the result the usual permissions (0666 minus umask),
         # or keep those of the file being replaced.
@@ -39,11 +51,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise DiskFullError(
+                exc.errno,
+                f"{path}: not saved, the disk is full ({os.strerror(exc.errno)}) while writing {len(data)} bytes; "
+                "the previous file is unchanged. Free some space and save again",
+            ) from exc
         raise
     try:
         dfd = os.open(path.parent, os.O_RDONLY)

@@ -46,6 +46,7 @@ def find_samples(root: str | Path, split: str | None = None) -> tuple[list[Datas
     Raises:
         FileNotFoundError: when ``root`` has neither layout, a split list is missing, or a listed
             image or mask is absent (the message names the file).
+        ValueError: ``classes.json`` or a split list cannot be parsed (the message names the file).
     """
     root = Path(root)
     if (root / "images").is_dir() and (root / "masks").is_dir():
@@ -55,7 +56,10 @@ def find_samples(root: str | Path, split: str | None = None) -> tuple[list[Datas
         classes = load_classes(classes_file)
         split_file = root / f"{split or 'train'}.txt"
         if split_file.is_file():
-            stems = [s.strip() for s in split_file.read_text(encoding="utf-8").splitlines() if s.strip()]
+            try:
+                stems = [s.strip() for s in split_file.read_text(encoding="utf-8").splitlines() if s.strip()]
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{split_file}: split list is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
         elif split is None:
             stems = [p.stem for p in list_images(root / "images")]
         else:

@@ -36,21 +36,40 @@ def write_index_png(path: str | Path, labels: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+class LabelReadError(ValueError):
+    """A label file could not be read as a label map; the message names the file, the reason and the fix."""
+
+
 def read_index_png(path: str | Path) -> np.ndarray:
-    """Read an 8-bit index PNG (grayscale ``L`` or palette ``P``) as a uint8 (H, W) label map.
+    """Read an 8-bit index PNG (grayscale ``L``, palette ``P`` or bilevel ``1``) as a uint8 (H, W) label map.
+
+    The size is checked from the header first (same pixel limit as images), so a huge or hostile
+    header costs nothing.
 
     Raises:
-        ValueError: when the file is not a single-channel 8-bit image (e.g. a colour-coded mask).
-        OSError: when it cannot be read.
+        FileNotFoundError: when the file does not exist.
+        LabelReadError: (a ``ValueError``) when the file is empty, truncated, not an image, too large, or
+            not a single-channel 8-bit image (e.g. a colour-coded mask); the message names the file.
     """
+    from segstudio.io.images import MAX_PIXELS
+
     path = Path(path)
-    with Image.open(path) as im:
-        if im.mode not in ("L", "P"):
-            raise ValueError(
-                f"{path}: label file must be an 8-bit single-channel (L) or palette (P) PNG whose values are "
-                f"class ids, got mode {im.mode!r}; convert colour-coded masks first"
-            )
-        return np.array(im, dtype=np.uint8)
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS or im.width < 1 or im.height < 1:
+                raise LabelReadError(f"{path}: label file is {im.width}x{im.height} pixels, outside 1..{MAX_PIXELS}")
+            if im.mode not in ("L", "P", "1"):
+                raise LabelReadError(
+                    f"{path}: label file must be an 8-bit single-channel (L) or palette (P) PNG whose values are "
+                    f"class ids, got mode {im.mode!r}; convert colour-coded masks first"
+                )
+            return np.array(im if im.mode != "1" else im.convert("L").point(lambda v: v // 255), dtype=np.uint8)
+    except (LabelReadError, FileNotFoundError):
+        raise
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, DecompressionBombError, struct.error...
+        size = path.stat().st_size if path.is_file() else None
+        why = "the file is empty (0 bytes)" if size == 0 else f"{type(exc).__name__}: {exc}"
+        raise LabelReadError(f"{path}: cannot read label file ({why})") from exc
 
 
 def save_classes(path: str | Path, classes: ClassSpec) -> Path:
@@ -62,13 +81,19 @@ def load_classes(path: str | Path) -> ClassSpec:
     """Read ``classes.json``.
 
     Raises:
-        ValueError: when the file is not valid JSON or not a valid class list (message names the file).
+        FileNotFoundError: when the file does not exist.
+        ValueError: when the file cannot be read, is not UTF-8 JSON, or is not a valid class list (wrong
+            types, missing keys, bad colours, absurd nesting); the message names the file.
     """
     path = Path(path)
     try:
         return ClassSpec.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from exc
+    except Exception as exc:  # TypeError (colour 5), RecursionError (deep nesting), OSError (a folder, permissions)
+        raise ValueError(f"{path}: not a valid class list ({type(exc).__name__}: {exc})") from exc
 
 
 def save_labels(image_path: str | Path, labels: np.ndarray, classes: ClassSpec) -> Path:
