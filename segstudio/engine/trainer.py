@@ -4,6 +4,12 @@ Runs AdamW with the poly learning-rate schedule of DeepLab (Chen et al., TPAMI 2
 ``lr = base_lr * (1 - step / max_steps) ** 0.9``), AMP + channels_last on CUDA, plain fp32 on CPU.
 Progress goes to callbacks (the CLI prints with tqdm, the GUI turns them into Qt signals); a
 :class:`CancelToken` stops it between steps, keeping the last good checkpoint.
+
+Under ``torchrun`` the same loop runs data-parallel (Li et al., "PyTorch Distributed: Experiences on
+Accelerating Data Parallel Training", VLDB 2020): the model is wrapped in DistributedDataParallel,
+each rank reads its shard through a DistributedSampler and loads ``batch_size / world_size`` images,
+rank 0 alone writes checkpoints and reports progress, and validation confusion matrices are summed
+over ranks (:mod:`segstudio.engine.distributed`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from segstudio.core.labels import ClassSpec
 from segstudio.data.dataset import SegmentationDataset
@@ -31,7 +38,17 @@ from segstudio.engine.checkpoint import (
     new_card,
     save_checkpoint,
 )
-from segstudio.engine.devices import resolve_device
+from segstudio.engine.distributed import (
+    DEFAULT_TIMEOUT_S,
+    DistContext,
+    PeerFailure,
+    all_reduce_confusion,
+    all_reduce_mean,
+    barrier,
+    current,
+    device_for,
+    distributed_session,
+)
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.datasets import find_samples
 from segstudio.losses import CLASS_WEIGHT_METHODS, class_pixel_counts, compute_class_weights, get_loss
@@ -70,7 +87,9 @@ class TrainConfig:
 
     Attributes:
         epochs: passes over the training set.
-        batch_size: images per step.
+        batch_size: images per optimizer step, over all processes (the *global* batch). Under ``torchrun``
+            with W processes each loads ``batch_size / W`` (must divide evenly), so a run gives the same
+            steps per epoch, learning-rate schedule and gradient (the mean over the same images) with any W.
         lr: peak learning rate of AdamW (poly decay to 0).
         weight_decay: AdamW decoupled weight decay.
         crop_size: ``(h, w)`` random crop, pixels.
@@ -90,6 +109,10 @@ class TrainConfig:
         seed: RNG seed for weights, shuffling and augmentation.
         val_every: validate every N epochs (when there is a validation set).
         max_steps: stop after this many steps in total (``None``: run all epochs).
+        sync_bn: under ``torchrun`` on CUDA, convert BatchNorm to SyncBatchNorm (statistics over the global
+            batch, Zhang et al., "Context Encoding for Semantic Segmentation", CVPR 2018). CUDA only.
+        dist_timeout_s: under ``torchrun``, seconds a rank waits in a collective for its peers before
+            the job fails (a dead rank ends the job instead of hanging it).
         hflip, vflip, rotate, translate, elastic, color_jitter: augmentation, see
             :func:`segstudio.data.transforms.train_transforms`.
     """
@@ -110,6 +133,8 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 1
     max_steps: int | None = None
+    sync_bn: bool = False
+    dist_timeout_s: float = DEFAULT_TIMEOUT_S
     hflip: bool = True
     vflip: bool = False
     rotate: float = 0.0
@@ -129,6 +154,41 @@ class TrainState:
 Callback = Callable[[str, dict], None]
 """``callback(event, info)``: events ``"step"`` (epoch, step, steps_per_epoch, total_steps, loss, lr),
 ``"epoch"`` (epoch, train_loss, val metrics...), ``"checkpoint"`` (path), ``"done"`` (path)."""
+
+
+class _SeededItems(Dataset):
+    """View of a dataset indexed by ``(index, seed)``: each item is made under its own RNG seed.
+
+    The random augmentation of sample ``i`` in epoch ``e`` then depends only on ``(seed, e, i)``,
+    not on which process loads it or what it loaded before, so 1 process and N processes (and a
+    resumed run) see the same augmented images. The global torch RNG is forked, not consumed.
+    """
+
+    def __init__(self, base) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key):
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.base[index]
+
+
+class EpochSeededSampler(DistributedSampler):
+    """DistributedSampler (permutation seeded by ``seed + epoch``) that yields ``(index, item_seed)``.
+
+    ``item_seed`` comes from ``numpy.random.SeedSequence((seed, epoch, index))`` so augmentation is
+    identical for any number of replicas (see :class:`_SeededItems`). With ``num_replicas`` W, rank r
+    gets permutation positions ``r, r + W, ...``: a loader with batch ``B / W`` on every rank covers
+    exactly the positions ``[s B, (s + 1) B)`` of the one-process permutation at step ``s``.
+    """
+
+    def __iter__(self):
+        for i in super().__iter__():
+            yield int(i), int(np.random.SeedSequence((self.seed, self.epoch, int(i))).generate_state(1)[0])
 
 
 def _freeze_bn(model: torch.nn.Module) -> None:
@@ -151,8 +211,11 @@ class Trainer:
         val_set: optional full-size validation dataset (batch size 1).
         config: :class:`TrainConfig`.
         out_dir: folder for checkpoints.
-        callbacks: progress listeners.
+        callbacks: progress listeners (called on rank 0 only under ``torchrun``).
         cancel: stop between steps when set.
+        dist_ctx: the process group this rank is in (default: the initialised one, if any, see
+            :func:`segstudio.engine.distributed.current`). With it the model is wrapped in
+            DistributedDataParallel and checkpoints/callbacks happen on rank 0 only.
 
     The loss is ``get_loss(config.loss, weight=...)``; with ``config.class_weights`` other than ``"none"``
     the weights are computed here from the training set's masks (:mod:`segstudio.losses.weights`) and
@@ -160,7 +223,8 @@ class Trainer:
 
     Raises:
         ValueError: a bad ``config.loss`` / ``config.class_weights``, or a training set without labelled pixels
-            when class weights are requested.
+            when class weights are requested; under ``torchrun`` a ``batch_size`` not divisible by the world
+            size, fewer training images than processes, or ``sync_bn`` on the CPU.
     """
 
     def __init__(
@@ -173,9 +237,20 @@ class Trainer:
         out_dir: str | Path = "runs/train",
         callbacks: list[Callback] | None = None,
         cancel: CancelToken | None = None,
+        dist_ctx: DistContext | None = None,
     ) -> None:
         self.config = config or TrainConfig()
-        self.device = resolve_device(self.config.device)
+        self.dist = dist_ctx or current()
+        world = self.dist.world_size
+        if self.config.batch_size % world:
+            raise ValueError(
+                f"batch size {self.config.batch_size} is the global batch and must divide evenly over the "
+                f"{world} processes (each loads batch_size / {world}); use e.g. --batch-size "
+                f"{max(world, self.config.batch_size // world * world)}"
+            )
+        self.device = device_for(self.dist, self.config.device)
+        if self.config.sync_bn and self.device.type == "cpu":
+            raise ValueError("--sync-bn needs CUDA (SyncBatchNorm has no CPU kernel); on the CPU use --freeze-bn or neither")
         self.model = model.to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -183,6 +258,15 @@ class Trainer:
             if not isinstance(getattr(self.model, "encoder", None), torch.nn.Module):
                 raise ValueError(f"freeze_encoder: {type(model).__name__} has no encoder to freeze; untick it")
             self.model.encoder.requires_grad_(False)
+        if self.config.sync_bn and self.dist.enabled:
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if self.dist.enabled:
+            # self.model stays the plain module (checkpoints without a "module." prefix); self.net trains.
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        else:
+            self.net = self.model
         self.card = card
         self.train_set, self.val_set = train_set, val_set
         self.out_dir = Path(out_dir)
@@ -195,11 +279,17 @@ class Trainer:
         self.loss_fn = get_loss(self.config.loss, weight=weight).to(self.device)
         g = torch.Generator()
         g.manual_seed(self.config.seed)
+        self.rank_batch = self.config.batch_size // world
+        self.sampler = EpochSeededSampler(
+            train_set, num_replicas=world, rank=self.dist.rank, shuffle=True, seed=self.config.seed, drop_last=world > 1
+        )
+        if len(self.sampler) == 0:
+            raise ValueError(f"{len(train_set)} training image(s) for {world} processes: each needs at least one")
         self.loader = DataLoader(
-            train_set,
-            batch_size=self.config.batch_size,
-            shuffle=True,
-            drop_last=len(train_set) > self.config.batch_size,
+            _SeededItems(train_set),
+            batch_size=self.rank_batch,
+            sampler=self.sampler,
+            drop_last=len(self.sampler) > self.rank_batch,
             num_workers=self.config.num_workers,
             generator=g,
             persistent_workers=self.config.num_workers > 0,
@@ -239,6 +329,8 @@ class Trainer:
         return weights
 
     def _emit(self, event: str, **info) -> None:
+        if not self.dist.is_main:
+            return
         for cb in self.callbacks:
             cb(event, info)
 
@@ -251,6 +343,9 @@ class Trainer:
             "epochs_done": self.state.epoch,
             "steps_done": self.state.step,
             "device": str(self.device),
+            "distributed": None
+            if not self.dist.enabled
+            else {"world_size": self.dist.world_size, "backend": self.dist.backend, "rank_batch": self.rank_batch},
             "class_weights": None
             if self.class_weights is None
             else {
@@ -263,6 +358,9 @@ class Trainer:
         return card
 
     def save_last(self, metrics: dict | None = None) -> Path:
+        """Write ``last.*`` and ``last_state.pt`` (rank 0 only; other ranks just return the path)."""
+        if not self.dist.is_main:
+            return self.out_dir / "last.safetensors"
         path = save_checkpoint(self.out_dir, self.model, self._card(metrics), stem="last")
         buf = io.BytesIO()
         torch.save(
@@ -282,6 +380,10 @@ class Trainer:
     def resume(self, run_dir: str | Path) -> None:
         """Continue from ``run_dir/last.*`` (weights, optimizer, scheduler, counters).
 
+        The files do not depend on the number of processes that wrote them (plain state dict, global
+        step counter, global batch), so a run may resume with a different world size. Under ``torchrun``
+        every rank reads them, so ``run_dir`` must be on a file system all nodes share.
+
         Raises:
             FileNotFoundError: when the run has no ``last`` checkpoint.
         """
@@ -299,17 +401,25 @@ class Trainer:
 
     # -- loops ---------------------------------------------------------------------------------
     def validate(self) -> dict:
-        """Full-size evaluation on ``val_set``; returns the confusion-matrix summary."""
+        """Full-size evaluation on ``val_set``; returns the confusion-matrix summary.
+
+        Under ``torchrun`` rank r evaluates images ``r, r + W, ...`` (no padding, no duplicates) and the
+        K×K counts are summed over ranks, so every rank gets exactly the one-process metrics.
+
+        Raises:
+            PeerFailure: a peer died during the reduction.
+        """
         cm = ConfusionMatrix(self.num_classes)
         self.model.eval()
         with torch.inference_mode():
-            for i in range(len(self.val_set)):
+            for i in range(self.dist.rank, len(self.val_set), self.dist.world_size):
                 self.cancel.check()
                 x, y = self.val_set[i]
                 x = x.unsqueeze(0).to(self.device)
                 with torch.autocast(self.device.type, enabled=self.use_amp):
                     pred = self.model(x)["out"].argmax(1)
                 cm.update(y, pred[0])
+        all_reduce_confusion(cm, self.dist)
         names = [c["name"] for c in self.card["classes"]]
         return cm.summary(names)
 
@@ -320,9 +430,10 @@ class Trainer:
             Cancelled: after saving nothing new when cancelled (the last good checkpoint stays).
             FloatingPointError: when the loss becomes NaN/inf (training stops; checkpoints untouched).
         """
-        torch.manual_seed(self.config.seed + self.state.epoch)
-        np.random.seed(self.config.seed + self.state.epoch)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(self.config.seed + self.state.epoch + 7919 * self.dist.rank)
+        np.random.seed(self.config.seed + self.state.epoch + 7919 * self.dist.rank)
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         final = self.out_dir / "model.safetensors"
         while self.state.epoch < self.config.epochs and self.state.step < self.total_steps:
             self.model.train()
@@ -331,6 +442,7 @@ class Trainer:
             elif self.config.freeze_encoder:
                 _freeze_bn(self.model.encoder)
             t0, losses = time.perf_counter(), []
+            self.sampler.set_epoch(self.state.epoch)
             for i, (x, y) in enumerate(self.loader):
                 self.cancel.check()
                 x = x.to(self.device, non_blocking=True)
@@ -338,20 +450,23 @@ class Trainer:
                 if self.device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(self.device.type, enabled=self.use_amp):
-                    out = self.model(x)
+                    out = self.net(x)
                 loss = self.loss_fn(out, y)
-                if not torch.isfinite(loss):
+                # The mean over ranks (= the one-process loss when ranks count equal pixels): logged, and the
+                # NaN check below then stops every rank together instead of leaving peers waiting.
+                mean_loss = all_reduce_mean(loss, self.dist) if self.dist.world_size > 1 else loss.detach()
+                if not torch.isfinite(mean_loss):
                     raise FloatingPointError(
-                        f"loss became {loss.item()} at step {self.state.step}; lower the learning rate (now "
+                        f"loss became {mean_loss.item()} at step {self.state.step}; lower the learning rate (now "
                         f"{self.scheduler.get_last_lr()[0]:.2e}). The last good checkpoint is kept."
                     )
                 self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
+                self._backward(loss)
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.scheduler.step()
                 self.state.step += 1
-                losses.append(loss.item())
+                losses.append(mean_loss.item())
                 self._emit(
                     "step",
                     epoch=self.state.epoch,
@@ -374,19 +489,36 @@ class Trainer:
                 info["val_pixel_accuracy"] = metrics["pixel_accuracy"]
             self.state.history.append(info)
             self.save_last(metrics)
+            main = self.dist.is_main  # only rank 0 writes files (every rank keeps the same state)
             if metrics is not None and metrics["miou"] is not None and metrics["miou"] > self.state.best_miou:
                 self.state.best_miou = metrics["miou"]
-                save_checkpoint(self.out_dir, self.model, self._card({"val": metrics}))
+                if main:
+                    save_checkpoint(self.out_dir, self.model, self._card({"val": metrics}))
                 self._emit("checkpoint", path=str(final), epoch=self.state.epoch, step=self.state.step)
             elif self.val_set is None:
-                save_checkpoint(self.out_dir, self.model, self._card(None))
+                if main:
+                    save_checkpoint(self.out_dir, self.model, self._card(None))
                 self._emit("checkpoint", path=str(final), epoch=self.state.epoch, step=self.state.step)
-            atomic_write_bytes(self.out_dir / "history.json", json.dumps(self.state.history, indent=1).encode())
+            if main:
+                atomic_write_bytes(self.out_dir / "history.json", json.dumps(self.state.history, indent=1).encode())
             self._emit("epoch", **info)
-        if not final.is_file():  # validation never improved on -1 (cannot happen) or no epoch finished
+        if self.dist.is_main and not final.is_file():  # validation never improved on -1, or no epoch finished
             save_checkpoint(self.out_dir, self.model, self._card(None))
+        barrier(self.dist)  # every rank returns once rank 0 has written the checkpoint
         self._emit("done", path=str(final))
         return final
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """``loss.backward()`` (gradients all-reduced by DDP); a dead peer becomes :class:`PeerFailure`."""
+        if not self.dist.enabled:
+            self.scaler.scale(loss).backward()
+            return
+        try:
+            self.scaler.scale(loss).backward()
+        except (RuntimeError, torch.distributed.DistError) as exc:
+            from segstudio.engine.distributed import peer_failure_message
+
+            raise PeerFailure(peer_failure_message(self.dist, exc)) from exc
 
 
 def check_loss_config(config: TrainConfig, num_classes: int) -> None:
@@ -422,8 +554,12 @@ def train_on_folder(
 ) -> Path:
     """Train on a dataset folder or an app folder with saved labels (the CLI's and GUI's shared path).
 
+    Under ``torchrun`` this joins the process group (:func:`segstudio.engine.distributed.distributed_session`,
+    NCCL on CUDA, gloo on the CPU, ``config.dist_timeout_s``) and trains data-parallel; see :class:`Trainer`.
+
     Args:
-        data_dir: dataset layout (``images/``, ``masks/``, splits, ``classes.json``) or image folder + ``labels/``.
+        data_dir: dataset layout (``images/``, ``masks/``, splits, ``classes.json``), image folder + ``labels/``,
+            or a dataset manifest ``.json`` (:func:`segstudio.engine.cluster.write_manifest`).
         out_dir: run folder for checkpoints.
         model_name: registry name; required unless ``init`` is given.
         init: checkpoint to start from (``"default"`` for the embedded model). When the dataset's
@@ -442,6 +578,7 @@ def train_on_folder(
             ``config.loss`` / ``config.class_weights`` (see :func:`check_loss_config`).
         CheckpointError: ``init`` cannot be loaded.
         Cancelled: when ``cancel`` fired.
+        PeerFailure: under ``torchrun``, another rank died or timed out.
     """
     config = config or TrainConfig()
     samples, classes = find_samples(data_dir, "train")
@@ -449,7 +586,8 @@ def train_on_folder(
         raise FileNotFoundError(f"{data_dir}: no labelled images to train on; save some corrected labels first")
     check_loss_config(config, classes.num_classes)
     try:
-        val_samples, _ = find_samples(data_dir, "val") if (Path(data_dir) / "val.txt").is_file() else ([], None)
+        has_val = (Path(data_dir) / "val.txt").is_file() or Path(data_dir).is_file()  # split list or manifest
+        val_samples, _ = find_samples(data_dir, "val") if has_val else ([], None)
     except FileNotFoundError:
         val_samples = []
     if not val_samples and config.holdout_fraction > 0 and not (Path(data_dir) / "images").is_dir():
@@ -497,10 +635,11 @@ def train_on_folder(
         color_jitter=config.color_jitter,
     )
     val_set = SegmentationDataset(val_samples, classes.num_classes, eval_transforms()) if val_samples else None
-    trainer = Trainer(model, card, train_set, val_set, config, out_dir, callbacks, cancel)
-    if resume:
-        trainer.resume(out_dir)
-    return trainer.fit()
+    with distributed_session(config.device, config.dist_timeout_s) as dist_ctx:
+        trainer = Trainer(model, card, train_set, val_set, config, out_dir, callbacks, cancel, dist_ctx)
+        if resume:
+            trainer.resume(out_dir)
+        return trainer.fit()
 
 
 def holdout_split(samples: list, fraction: float, min_images: int = 5) -> tuple[list, list]:
