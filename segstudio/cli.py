@@ -136,6 +136,28 @@ def _load(args):
     return load_checkpoint(args.checkpoint)
 
 
+def _predict_output_names(images: list[Path], max_bytes: int = 255) -> dict[Path, tuple[str, str]]:
+    """``{image: (label file name, overlay file name)}`` for ``segstudio predict``: ``<stem>.png`` and
+    ``<stem>_overlay.png``, made unique when two inputs share a stem (``a.png``, ``a.jpg`` -> ``a.jpg.png``; the
+    same name in two folders gets ``~<hash>``) and shortened (stem cut, 8-hex hash of the full name added) when a name would exceed ``max_bytes``."""
+    import hashlib
+    import os
+    from collections import Counter
+
+    stems = Counter(p.stem for p in images)
+    names = Counter(p.name for p in images)
+    out = {}
+    for p in images:
+        stem = p.stem if stems[p.stem] == 1 else p.name
+        tag = hashlib.sha1(os.fsencode(str(p.resolve()))).hexdigest()[:8]
+        if names[p.name] > 1:  # same file name in two input folders
+            stem = f"{stem}~{tag}"
+        if len(os.fsencode(stem + "_overlay.png")) > max_bytes:
+            stem = os.fsdecode(os.fsencode(stem)[: max_bytes - 40]) + "~" + tag
+        out[p] = (f"{stem}.png", f"{stem}_overlay.png")
+    return out
+
+
 def cmd_predict(args) -> int:
     from tqdm import tqdm
 
@@ -150,8 +172,13 @@ def cmd_predict(args) -> int:
     images = _collect_images(args.inputs)
     if not images:
         raise FileNotFoundError("no images found in " + ", ".join(args.inputs))
-    predictor = Predictor(_load(args), device=args.device)
     out = Path(args.output)
+    names = _predict_output_names(images)
+    inputs = {p.resolve() for p in images}
+    clash = [out / n for pair in names.values() for n in pair if (out / n).resolve() in inputs]
+    if clash:
+        raise ValueError(f"writing to {out} would overwrite the input image {clash[0]}; choose another output folder (-o)")
+    predictor = Predictor(_load(args), device=args.device)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
     for path in tqdm(images, unit="img", dynamic_ncols=True):
@@ -161,11 +188,16 @@ def cmd_predict(args) -> int:
             log.error("%s", exc)
             failed += 1
             continue
-        labels = predictor.predict(image)
-        write_index_png(out / f"{path.stem}.png", labels)
-        buf = _io.BytesIO()
-        Image.fromarray(blend_overlay(image, labels, predictor.classes, args.opacity)).save(buf, format="PNG")
-        atomic_write_bytes(out / f"{path.stem}_overlay.png", buf.getvalue())
+        label_name, overlay_name = names[path]
+        try:
+            labels = predictor.predict(image)
+            write_index_png(out / label_name, labels)
+            buf = _io.BytesIO()
+            Image.fromarray(blend_overlay(image, labels, predictor.classes, args.opacity)).save(buf, format="PNG")
+            atomic_write_bytes(out / overlay_name, buf.getvalue())
+        except Exception as exc:  # one bad file must not end the run (nor print a traceback)
+            log.error("%s: prediction not written (%s: %s)", path, type(exc).__name__, exc)
+            failed += 1
     print(f"wrote {len(images) - failed} label maps to {out}" + (f" ({failed} unreadable images skipped)" if failed else ""))
     return 1 if failed else 0
 

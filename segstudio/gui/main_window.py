@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from segstudio.core import ClassSpec, Document
 from segstudio.core.document import SOURCE_PREDICTED, SOURCE_SAVED
+from segstudio.core.labels import validate_label_map
 from segstudio.engine import (
     LoadedModel,
     Predictor,
@@ -39,6 +40,7 @@ from segstudio.gui.canvas import TOOL_BRUSH, TOOL_ERASER, TOOL_FILL, Canvas
 from segstudio.gui.docks import THUMB, ClassPanel, FileList, ModelPanel
 from segstudio.gui.qtutil import rgb_to_qimage
 from segstudio.gui.workers import Job, start_job
+from segstudio.io.journal import Journal, JournalError, replay
 from segstudio.io import (
     ImageReadError,
     find_samples,
@@ -51,6 +53,24 @@ from segstudio.io import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def ask_recover(parent, image_name: str, edits: int, torn: bool) -> bool:
+    """Ask whether to restore the unsaved edits found in an image's journal (a crash left them).
+
+    A module-level function so tests (and headless runs) can replace it. Returns True to restore.
+    """
+    extra = "\nThe edit in progress when SegStudio stopped was incomplete and is left out." if torn else ""
+    answer = QMessageBox.question(
+        parent,
+        "SegStudio — recover unsaved edits",
+        f"SegStudio stopped before the labels of {image_name} were saved.\n"
+        f"{edits} finished edit(s) were recorded. Restore them?{extra}\n\n"
+        "Choose No to open the labels as last saved (the recorded edits are kept aside in labels/.journal).",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.Yes,
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 class MainWindow(QMainWindow):
@@ -79,6 +99,7 @@ class MainWindow(QMainWindow):
         self.thread = None
         self.thumb_job: Job | None = None
         self._models: list[LoadedModel | Path] = []
+        self._journals: dict[Path, Journal] = {}  # crash-safe edit journal per open image
 
         self.canvas = Canvas(self)
         self.setCentralWidget(self.canvas)
@@ -221,7 +242,7 @@ class MainWindow(QMainWindow):
         folder = Path(folder)
         try:
             paths = list_images(folder)
-        except NotADirectoryError as exc:
+        except OSError as exc:  # not a folder, no permission...
             QMessageBox.warning(self, "SegStudio", str(exc))
             return
         if not paths:
@@ -237,6 +258,8 @@ class MainWindow(QMainWindow):
                 self._set_classes(self.model.classes if self.model else ClassSpec(("background", "foreground")))
         elif self.model is not None:
             self._set_classes(self.model.classes)
+        elif self.classes is None:  # no model and no saved classes: still openable
+            self._set_classes(ClassSpec(("background", "foreground")))
         versions = list_versions(folder)
         for v in versions:
             self.model_panel.model_combo.addItem(f"{folder.name}/{v.name}")
@@ -284,7 +307,11 @@ class MainWindow(QMainWindow):
         except ImageReadError as exc:
             self.message(str(exc))
             return None
-        doc = Document(path, image, self.classes)
+        try:
+            doc = Document(path, image, self.classes)
+        except ValueError as exc:
+            self.message(f"{path.name}: {exc}")
+            return None
         lp = label_path_for(path)
         if lp.is_file():
             try:
@@ -292,6 +319,7 @@ class MainWindow(QMainWindow):
             except (ValueError, OSError) as exc:
                 self.message(f"saved labels not usable ({exc}); they stay on disk untouched")
         self.docs[path] = doc
+        self._offer_recovery(doc)
         return doc
 
     def show_index(self, index: int) -> None:
@@ -327,7 +355,57 @@ class MainWindow(QMainWindow):
             self.class_panel.legend.setCurrentRow(c)
 
     def _on_edited(self) -> None:
+        self._journal_edit()
         self._update_title()
+
+    # -- crash-safe journal -------------------------------------------------------------------
+    def _journal_edit(self) -> None:
+        """Append the edit just finished to the image's journal (fsynced) before anything else happens.
+
+        The record holds the current pixels of the box the edit touched (the last undo-stack patch, and
+        the last redo-stack patch for an undo), so replay is exact for strokes, fills, undo and redo.
+        The first edit (or one after the history was cleared, e.g. a relabel) writes the whole map.
+        """
+        doc = self.current_doc()
+        if doc is None or not doc.dirty:
+            return
+        journal = self._journals.setdefault(doc.path, Journal(doc.path))
+        hist = doc.history
+        patches = getattr(hist, "_undo", [])[-1:] + getattr(hist, "_redo", [])[-1:]
+        try:
+            if not journal.started or len(hist) <= 1 or not patches:
+                journal.start(doc.labels)
+            else:
+                for p in patches:
+                    journal.append_patch(p.y0, p.x0, doc.labels[p.slices])
+        except OSError as exc:
+            self.message(f"edits of {doc.path.name} are not crash-protected (journal: {exc})")
+
+    def _offer_recovery(self, doc: Document) -> None:
+        """If a journal of ``doc`` survived a crash, offer to restore its edits (:func:`ask_recover`)."""
+        journal = Journal(doc.path)
+        if not journal.exists():
+            return
+        contents = journal.read()
+        try:
+            labels = replay(contents, doc.shape)
+            validate_label_map(labels, doc.classes.num_classes)
+        except (JournalError, ValueError) as exc:
+            kept = journal.set_aside()
+            self.message(f"unsaved edits of {doc.path.name} found but not usable ({exc}); kept in {kept}")
+            return
+        if not ask_recover(self, doc.path.name, contents.num_edits, contents.torn):
+            kept = journal.set_aside()
+            self.message(f"recorded edits of {doc.path.name} not restored; kept in {kept}")
+            return
+        doc.set_labels(labels, SOURCE_SAVED)
+        doc.dirty = True
+        try:
+            journal.resume(contents)
+            self._journals[doc.path] = journal
+        except OSError as exc:
+            self.message(f"edits of {doc.path.name} are not crash-protected (journal: {exc})")
+        self.message(f"restored {contents.num_edits} unsaved edit(s) of {doc.path.name}; save to keep them")
 
     # -- saving ------------------------------------------------------------------------------
     def save_doc(self, doc: Document) -> bool:
@@ -337,6 +415,7 @@ class MainWindow(QMainWindow):
             QMessageBox.critical(self, "SegStudio", f"Could not save labels of {doc.path.name}: {exc}\nYour edits are still open.")
             return False
         doc.mark_saved()
+        self._journals.pop(doc.path, Journal(doc.path)).clear()  # saved: the journal has done its job
         if doc.path in self.paths:
             self.files.set_labelled(self.paths.index(doc.path), True)
         self.message(f"saved {label_path_for(doc.path)}")

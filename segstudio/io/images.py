@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,8 @@ def read_image(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block the reader forever
+            raise ImageReadError(f"{path}: not a regular file")
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
                 raise ImageReadError(f"{path}: image is {im.width}x{im.height}, larger than the {MAX_PIXELS} pixel limit")

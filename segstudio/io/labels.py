@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io as _io
 import json
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,8 @@ def read_index_png(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block the reader forever
+            raise LabelReadError(f"{path}: not a regular file")
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS or im.width < 1 or im.height < 1:
                 raise LabelReadError(f"{path}: label file is {im.width}x{im.height} pixels, outside 1..{MAX_PIXELS}")
