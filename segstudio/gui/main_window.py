@@ -38,6 +38,7 @@ from segstudio.engine import (
 )
 from segstudio.gui.canvas import TOOL_BRUSH, TOOL_ERASER, TOOL_FILL, Canvas
 from segstudio.gui.docks import THUMB, ClassPanel, FileList, ModelPanel
+from segstudio.gui.loop import LabellingLoop
 from segstudio.gui.qtutil import rgb_to_qimage
 from segstudio.gui.workers import Job, start_job
 from segstudio.io.journal import Journal, JournalError, replay
@@ -144,6 +145,7 @@ class MainWindow(QMainWindow):
         mp.finetune.clicked.connect(self.finetune)
         mp.model_combo.activated.connect(self._on_model_picked)
         mp.device_combo.currentTextChanged.connect(lambda _: self._make_predictor())
+        self.loop = LabellingLoop(self)  # training view, uncertainty, metrics, refine preview, Help ▸ Device
         if model is not None:
             self.set_model(model)
 
@@ -557,6 +559,7 @@ class MainWindow(QMainWindow):
 
         def work(job: Job):
             def cb(event: str, info: dict) -> None:
+                job.emit_result(event, dict(info))  # live curves in the training dock (self.loop)
                 if event == "step":
                     job.report(
                         info["global_step"],
@@ -573,6 +576,7 @@ class MainWindow(QMainWindow):
 
         job = Job("fine-tune", work)
         job.finished.connect(lambda loaded: self._on_finetuned(loaded, out_dir, len(samples)))
+        self.loop.watch_training(job, out_dir)
         return self._start(job)
 
     def _on_finetuned(self, loaded: LoadedModel, out_dir: Path, n: int) -> None:

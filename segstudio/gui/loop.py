@@ -1,0 +1,388 @@
+"""The rest of the labelling loop on top of :class:`~segstudio.gui.main_window.MainWindow`.
+
+:class:`LabellingLoop` adds (and owns) the training dock with live curves, the fine-tune options dialog,
+the uncertainty heat-map layer and "Correct next" list, the metrics dock, the CRF / morphology preview and
+Help ▸ Device. The window stays thin: it creates one ``LabellingLoop`` and calls
+:meth:`LabellingLoop.watch_training` when it starts a fine-tune. Every computation runs in worker jobs
+(:mod:`segstudio.gui.workers`), each kind in its own slot so a new request replaces a stale one.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog, QDockWidget, QMenu
+
+from segstudio.engine.uncertainty import mean_uncertainty, rank_by_uncertainty, uncertainty_map
+from segstudio.gui.device_dialog import DeviceDialog
+from segstudio.gui.metrics_dock import MetricsDock, evaluate_corrected
+from segstudio.gui.postprocess_preview import PostprocessPanel, PostprocessPreview
+from segstudio.gui.relay import on_gui
+from segstudio.gui.training_dialog import TrainingDialog
+from segstudio.gui.training_panel import TrainingPanel
+from segstudio.gui.uncertainty import CorrectNextPanel, UncertaintyLayer, quantize
+from segstudio.gui.workers import Job, start_job
+from segstudio.io import ImageReadError, find_samples, label_path_for, read_image
+
+log = logging.getLogger(__name__)
+
+
+def _menu(win, title: str) -> QMenu:
+    """The window's menu called ``title`` (ignoring ``&``), created at the end of the bar if missing."""
+    for act in win.menuBar().actions():
+        m = act.menu()
+        if m is not None and m.title().replace("&", "") == title.replace("&", ""):
+            return m
+    return win.menuBar().addMenu(title)
+
+
+class LabellingLoop(QObject):
+    """Training view, active learning, metrics, post-processing preview and device check for ``win``.
+
+    Attributes:
+        training_panel, correct_next, metrics, postprocess_panel: the dock widgets.
+        preview: :class:`PostprocessPreview`.
+        heatmap: :class:`UncertaintyLayer` on the canvas's scene.
+        jobs: running worker jobs by kind (``"heatmap"``, ``"rank"``, ``"metrics"``).
+        umaps: cache ``{(path, predictor id, method): uint8 (H, W) uncertainty}``.
+        device_dialog: the last Help ▸ Device dialog.
+    """
+
+    def __init__(self, win) -> None:
+        super().__init__(win)
+        self.win = win
+        self.jobs: dict[str, Job] = {}
+        self.umaps: dict[tuple, np.ndarray] = {}
+        self.method = "entropy"
+        self.device_dialog: DeviceDialog | None = None
+        self._training_dir: Path | None = None
+
+        self.training_panel = TrainingPanel()
+        self.correct_next = CorrectNextPanel()
+        self.metrics = MetricsDock()
+        self.postprocess_panel = PostprocessPanel()
+        self.docks: dict[str, QDockWidget] = {}
+        for title, widget, area in (
+            ("Training", self.training_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
+            ("Metrics", self.metrics, Qt.DockWidgetArea.BottomDockWidgetArea),
+            ("Correct next", self.correct_next, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("Refine", self.postprocess_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+        ):
+            dock = QDockWidget(title, win)
+            dock.setObjectName(title)
+            dock.setWidget(widget)
+            win.addDockWidget(area, dock)
+            self.docks[title] = dock
+        win.tabifyDockWidget(self.docks["Training"], self.docks["Metrics"])
+        self.docks["Training"].raise_()
+        for name in ("Refine", "Correct next"):
+            self.docks[name].hide()
+
+        self.heatmap = UncertaintyLayer()
+        win.canvas.scene().addItem(self.heatmap)
+        self.preview = PostprocessPreview(win, self.postprocess_panel)
+
+        m_model, m_tools, m_help = _menu(win, "&Model"), _menu(win, "&Tools"), _menu(win, "&Help")
+        self.act_finetune_options = self._action("Fine-tune with options…", self.finetune_with_options, ["Ctrl+Shift+T"], m_model)
+        self.act_metrics = self._action("Metrics on corrected images", self.compute_metrics, ["Ctrl+M"], m_model)
+        self.act_refine = self._action("Refine labels (CRF / morphology)…", self.show_refine, ["Ctrl+R"], m_tools)
+        self.act_heatmap = self._action("Uncertainty heat-map", self.set_heatmap_visible, ["U"], m_tools)
+        self.act_heatmap.setCheckable(True)
+        self.act_correct_next = self._action("Correct next (rank by uncertainty)", self.show_correct_next, ["Ctrl+U"], m_tools)
+        self.act_device = self._action("Device…", self.show_device, [], m_help)
+
+        self.training_panel.cancelRequested.connect(self._cancel_training)
+        self.training_panel.optionsRequested.connect(self.finetune_with_options)
+        self.training_panel.useCheckpointRequested.connect(self._use_checkpoint)
+        self.correct_next.rankRequested.connect(self.rank_unlabelled)
+        self.correct_next.cancelRequested.connect(lambda: self._cancel("rank"))
+        self.correct_next.imageActivated.connect(self.go_to)
+        self.correct_next.method.currentTextChanged.connect(self._set_method)
+        self.metrics.recomputeRequested.connect(self.compute_metrics)
+        self.metrics.imageActivated.connect(self.go_to)
+        win.files.currentRowChanged.connect(self._on_image_changed)
+        win.canvas.edited.connect(self._on_edited)
+        win.installEventFilter(self)
+
+    def _action(self, text: str, slot, shortcuts, menu) -> QAction:
+        act = QAction(text, self.win)
+        act.setShortcuts([QKeySequence(s) for s in shortcuts])
+        act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        act.triggered.connect(slot)
+        self.win.addAction(act)
+        menu.addAction(act)
+        return act
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def _run(self, kind: str, fn, on_result=None, on_finished=None, on_progress=None) -> Job:
+        """Start ``fn`` as job ``kind``, cancelling a still-running job of the same kind."""
+        self._cancel(kind)
+        job = Job(kind, fn)
+        job_parent = QObject(self)  # GUI-thread owner of this job's relays (the job itself moves to its thread)
+        if on_result is not None:
+            job.result.connect(on_gui(on_result, job_parent))
+        if on_finished is not None:
+            job.finished.connect(on_gui(on_finished, job_parent))
+        if on_progress is not None:
+            job.progress.connect(on_gui(on_progress, job_parent))
+        job.failed.connect(self.win.message)
+
+        def done(j=job, k=kind) -> None:
+            if self.jobs.get(k) is j:
+                self.jobs.pop(k)
+            job_parent.deleteLater()  # the relays go with it
+
+        job.done.connect(on_gui(done, job_parent))
+        job.relay_parent = job_parent
+        self.jobs[kind] = job
+        start_job(job, self.win)
+        return job
+
+    def _cancel(self, kind: str) -> None:
+        job = self.jobs.pop(kind, None)
+        if job is not None:
+            job.cancel()
+
+    def busy(self) -> bool:
+        """True while any loop job (or a refine preview) runs."""
+        return bool(self.jobs) or self.preview.job is not None
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.win and event.type() == QEvent.Type.Close:
+            for kind in list(self.jobs):
+                self._cancel(kind)
+            self.preview.cancel()
+            if self.device_dialog is not None and self.device_dialog.job is not None:
+                self.device_dialog.job.cancel()
+        return False
+
+    # -- training ------------------------------------------------------------------------------
+    def watch_training(self, job: Job, out_dir: Path) -> None:
+        """Show fine-tune ``job`` (writing ``out_dir``) live; its worker forwards trainer callbacks as
+        ``job.emit_result(event, info)``. After it finishes the metrics are recomputed."""
+        self._training_dir = Path(out_dir)
+        self.training_panel.start(self._training_dir.name)
+        self.docks["Training"].show()
+        self.docks["Training"].raise_()
+        job.result.connect(self._on_train_event)
+        job.cancelled.connect(on_gui(lambda: self.training_panel.finish("cancelled"), self))
+        job.failed.connect(on_gui(lambda msg: self.training_panel.finish("failed", msg), self))
+        job.finished.connect(self._on_trained)
+
+    def _on_train_event(self, event, info) -> None:
+        if isinstance(event, str) and isinstance(info, dict):
+            self.training_panel.on_event(event, info)
+
+    def _on_trained(self, _loaded) -> None:
+        name = self._training_dir.name if self._training_dir else ""
+        self.training_panel.finish("done", f"Fine-tune {name} finished; the model in use is now {name}.")
+        self.umaps.clear()
+        if self.win.folder is not None:
+            self.compute_metrics()
+        if self.act_heatmap.isChecked():
+            self.refresh_heatmap()
+
+    def _cancel_training(self) -> None:
+        if self.win.job is not None and self.win.job.name == "fine-tune":
+            self.win.cancel_job()
+
+    def _use_checkpoint(self, path: str) -> None:
+        from segstudio.engine import CheckpointError, load_checkpoint
+
+        try:
+            loaded = load_checkpoint(path)
+        except (CheckpointError, ValueError) as exc:
+            self.win.message(str(exc))
+            return
+        label = f"{self.win.folder.name}/{Path(path).parent.name}" if self.win.folder else Path(path).parent.name
+        self.win.set_model(loaded, label)
+        self.win.message(f"using the last checkpoint of the cancelled run: {label}")
+        self.training_panel.use_checkpoint.hide()
+
+    def finetune_with_options(self) -> bool:
+        """Model ▸ Fine-tune with options…: edit the fine-tune config, then fine-tune with it.
+
+        The chosen options become the window's ``finetune_config`` (the one-click path uses them next time).
+        """
+        k = self.win.classes.num_classes if self.win.classes is not None else 2
+        dlg = TrainingDialog(self.win.finetune_config, k, self.win)
+        self._dialog = dlg  # tests reach the open dialog here
+        if dlg.exec() != QDialog.DialogCode.Accepted:
+            return False
+        self.win.finetune_config = dlg.config()
+        return bool(self.win.finetune())
+
+    # -- uncertainty -----------------------------------------------------------------------------
+    def _set_method(self, method: str) -> None:
+        self.method = method
+        if self.act_heatmap.isChecked():
+            self.refresh_heatmap()
+
+    def _key(self, path: Path) -> tuple:
+        return (path, id(self.win.predictor), self.method)
+
+    def set_heatmap_visible(self, on: bool) -> None:
+        """Tools ▸ Uncertainty heat-map (U): show / hide the layer, computing it when needed."""
+        if self.act_heatmap.isChecked() != bool(on):
+            self.act_heatmap.setChecked(bool(on))
+        self.heatmap.setVisible(bool(on))
+        if on:
+            self.refresh_heatmap()
+
+    def refresh_heatmap(self) -> None:
+        """(Re)compute the current image's uncertainty map in a worker, or take it from the cache."""
+        doc, predictor = self.win.current_doc(), self.win.predictor
+        if doc is None or predictor is None:
+            self.heatmap.set_map(None, None)
+            return
+        key = self._key(doc.path)
+        if key in self.umaps:
+            self.heatmap.set_map(doc.path, self.umaps[key])
+            return
+        self.heatmap.set_map(None, None)
+        image, method, path = doc.image, self.method, doc.path
+
+        def work(job: Job):
+            job.report(0, 1, f"uncertainty of {path.name}…")
+            u = quantize(uncertainty_map(predictor.predict_proba(image), method))
+            return key, u
+
+        self._run("heatmap", work, on_finished=self._on_heatmap)
+
+    def _on_heatmap(self, out) -> None:
+        key, u = out
+        self.umaps[key] = u
+        doc = self.win.current_doc()
+        if doc is not None and self._key(doc.path) == key:
+            self.heatmap.set_map(doc.path, u)
+            self.win.message(f"mean {key[2]} of {doc.path.name}: {100 * mean_uncertainty(u / 255.0):.1f} %")
+
+    def show_correct_next(self) -> None:
+        self.docks["Correct next"].show()
+        self.docks["Correct next"].raise_()
+        if not self.correct_next.ranking and "rank" not in self.jobs:
+            self.rank_unlabelled(self.method)
+
+    def rank_unlabelled(self, method: str | None = None) -> bool:
+        """Rank the folder's images without saved labels by mean uncertainty (worker); False if nothing to do."""
+        win = self.win
+        if win.predictor is None or not win.paths:
+            self.correct_next.status.setText("Open a folder and load a model first.")
+            return False
+        method = method or self.method
+        self.method = method
+        todo = [p for p in win.paths if not label_path_for(p).is_file()]
+        predictor = win.predictor
+        images = {p: win.docs[p].image for p in todo if p in win.docs}
+        cached = {p: self.umaps[(p, id(predictor), method)] for p in todo if (p, id(predictor), method) in self.umaps}
+
+        def work(job: Job):
+            scores = {}
+            for i, p in enumerate(todo):
+                job.cancel_token.check()
+                job.report(i, len(todo), f"uncertainty {i + 1}/{len(todo)}: {p.name}")
+                u = cached.get(p)
+                if u is None:
+                    image = images.get(p)
+                    if image is None:
+                        try:
+                            image = read_image(p)
+                        except ImageReadError as exc:
+                            log.warning("%s", exc)
+                            continue
+                    u = quantize(uncertainty_map(predictor.predict_proba(image), method))
+                    job.emit_result((p, id(predictor), method), u)
+                scores[p] = mean_uncertainty(u) / 255.0
+            return rank_by_uncertainty(scores), method
+
+        self.correct_next.set_busy(True, f"ranking {len(todo)} unlabelled image(s) by {method}…")
+        job = self._run(
+            "rank",
+            work,
+            on_result=lambda key, u: self.umaps.__setitem__(key, u),
+            on_finished=lambda out: self.correct_next.set_ranking(*out),
+            on_progress=lambda d, t, s: self.correct_next.status.setText(s),
+        )
+        job.done.connect(on_gui(lambda: self.correct_next.set_busy(False), job.relay_parent))
+        return True
+
+    def go_to(self, path) -> None:
+        """Show image ``path`` of the open folder (from the Correct-next or metrics lists)."""
+        if path in self.win.paths:
+            self.win.files.setCurrentRow(self.win.paths.index(path))
+            self.win.canvas.setFocus()
+
+    # -- metrics ---------------------------------------------------------------------------------
+    def compute_metrics(self) -> bool:
+        """Evaluate the current model on the folder's corrected images in a worker; False if impossible."""
+        win = self.win
+        if win.predictor is None or win.folder is None or win.classes is None:
+            self.metrics.set_busy(False, "Open a folder and load a model first.")
+            return False
+        win.autosave()
+        predictor, paths, classes, card = win.predictor, list(win.paths), win.classes, dict(win.model.card)
+        images = {p: d.image for p, d in win.docs.items()}
+        self.docks["Metrics"].show()
+        self.metrics.set_busy(True, "measuring the model on the corrected images…")
+
+        def work(job: Job):
+            return evaluate_corrected(predictor, paths, classes, card, job, images)
+
+        job = self._run(
+            "metrics", work, on_finished=self.metrics.set_result, on_progress=lambda d, t, s: self.metrics.summary.setText(s)
+        )
+        job.failed.connect(self.metrics.summary.setText)
+        job.done.connect(on_gui(lambda: self.metrics.set_busy(False), job.relay_parent))
+        return True
+
+    # -- post-processing -------------------------------------------------------------------------
+    def show_refine(self) -> None:
+        self.docks["Refine"].show()
+        self.docks["Refine"].raise_()
+
+    # -- device ----------------------------------------------------------------------------------
+    def show_device(self, measure: bool = True) -> DeviceDialog:
+        """Help ▸ Device: open the dialog (non-modal) and start measuring the predict speed."""
+        doc = self.win.current_doc()
+        image = doc.image if doc is not None else self._sample_image()
+        if self.device_dialog is not None and self.device_dialog.job is None:
+            self.device_dialog.deleteLater()
+        self.device_dialog = DeviceDialog(self.win.predictor, image, parent=self.win)
+        self.device_dialog.show()
+        if measure:
+            self.device_dialog.measure()
+        return self.device_dialog
+
+    @staticmethod
+    def _sample_image() -> np.ndarray | None:
+        root = Path(__file__).resolve().parents[2] / "resources" / "samples"
+        for p in sorted(root.glob("*.png")):
+            try:
+                return read_image(p)
+            except ImageReadError:
+                continue
+        return None
+
+    # -- window events ---------------------------------------------------------------------------
+    def _on_image_changed(self, _row: int) -> None:
+        self.preview.discard()
+        if self.act_heatmap.isChecked():
+            self.refresh_heatmap()
+        else:
+            self.heatmap.set_map(None, None)
+
+    def _on_edited(self) -> None:
+        doc = self.win.current_doc()
+        if doc is not None and label_path_for(doc.path).is_file():
+            self.correct_next.remove(doc.path)
+
+    def saved_image_count(self) -> int:
+        """Images with saved labels in the open folder (0 without one)."""
+        try:
+            return len(find_samples(self.win.folder)[0]) if self.win.folder else 0
+        except FileNotFoundError:
+            return 0

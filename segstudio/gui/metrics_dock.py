@@ -1,0 +1,297 @@
+"""Metrics dock: how the current model does on the images the user corrected.
+
+Per-class IoU, mIoU and the confusion matrix (:class:`segstudio.metrics.ConfusionMatrix`) of the model's
+predictions against the saved labels, split into images the model (or any model it was fine-tuned from)
+trained on and held-out images, so the held-out numbers are an honest estimate. Computed in a worker
+(:func:`evaluate_corrected`) after each fine-tune or on request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segstudio.core import ClassSpec, validate_label_map
+from segstudio.io import label_path_for, read_image, read_index_png
+from segstudio.metrics import ConfusionMatrix
+
+log = logging.getLogger(__name__)
+
+ROLE_TRAIN = "train"
+ROLE_VAL = "held-out (val)"
+ROLE_HELD_OUT = "held-out"
+SCOPES = ("held-out", "training", "all")
+
+
+def _card_of(weights: str | Path) -> dict | None:
+    p = Path(weights).with_suffix(".json")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def training_roles(card: dict, paths: list[Path], max_depth: int = 32) -> dict[Path, str]:
+    """Which of ``paths`` the model behind ``card`` has seen in training.
+
+    Follows the card's ``parent`` chain (a fine-tuned model inherits what its parents trained on). A card's
+    ``training_data`` names the images either as ``files`` / ``val_files`` (an app-folder fine-tune) or by
+    ``path`` of a dataset folder whose ``train.txt`` lists stems.
+
+    Returns:
+        ``{path: role}`` with role :data:`ROLE_TRAIN`, :data:`ROLE_VAL` (held out for validation by the
+        latest fine-tune) or :data:`ROLE_HELD_OUT` (never trained on).
+    """
+    trained: set[tuple[str, str]] = set()  # (folder, name) of training images in the whole chain
+    trained_stems: set[tuple[str, str]] = set()
+    val: set[tuple[str, str]] = set()
+    seen = 0
+    cur: dict | None = card
+    first = True
+    while cur is not None and seen < max_depth:
+        td = cur.get("training_data") or {}
+        root = td.get("path")
+        if root:
+            root = str(Path(root).resolve())
+            if "files" in td:
+                trained.update((root, n) for n in td["files"])
+                if first:
+                    val.update((root, n) for n in td.get("val_files", []))
+            else:
+                split = Path(root) / "train.txt"
+                try:
+                    trained_stems.update((str(Path(root) / "images"), s.strip()) for s in split.read_text().splitlines() if s.strip())
+                except OSError:
+                    pass
+        parent = cur.get("parent")
+        cur = _card_of(parent) if parent else None
+        first = False
+        seen += 1
+    roles = {}
+    for p in paths:
+        folder, name = str(p.parent.resolve()), p.name
+        if (folder, name) in trained or (folder, p.stem) in trained_stems:
+            roles[p] = ROLE_TRAIN
+        elif (folder, name) in val:
+            roles[p] = ROLE_VAL
+        else:
+            roles[p] = ROLE_HELD_OUT
+    return roles
+
+
+@dataclass
+class CorrectedEval:
+    """Result of :func:`evaluate_corrected`.
+
+    Attributes:
+        classes: class names (K).
+        per_image: ``{path: ConfusionMatrix}`` of each image with saved labels.
+        roles: ``{path: role}`` (see :func:`training_roles`).
+        model_name: display name of the evaluated model.
+    """
+
+    classes: list[str]
+    per_image: dict[Path, ConfusionMatrix] = field(default_factory=dict)
+    roles: dict[Path, str] = field(default_factory=dict)
+    model_name: str = ""
+
+    def matrix(self, scope: str = "all") -> ConfusionMatrix:
+        """Summed confusion matrix over ``scope``: ``"held-out"`` (incl. validation images), ``"training"`` or ``"all"``."""
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+        cm = ConfusionMatrix(len(self.classes))
+        for p, m in self.per_image.items():
+            is_train = self.roles.get(p) == ROLE_TRAIN
+            if scope == "all" or (scope == "training") == is_train:
+                cm.merge(m)
+        return cm
+
+    def count(self, scope: str) -> int:
+        """Number of images in ``scope``."""
+        if scope == "all":
+            return len(self.per_image)
+        return sum((self.roles.get(p) == ROLE_TRAIN) == (scope == "training") for p in self.per_image)
+
+
+def evaluate_corrected(predictor, paths: list[Path], classes: ClassSpec, card: dict, job=None, images: dict | None = None) -> CorrectedEval:
+    """Predict every image of ``paths`` that has saved labels and compare (worker-thread function).
+
+    Args:
+        predictor: :class:`segstudio.engine.Predictor` of the model to evaluate.
+        paths: the folder's images; those without ``labels/<stem>.png`` are skipped.
+        classes: the project's classes (K must equal the model's).
+        card: the model's card (for :func:`training_roles`).
+        job: optional :class:`~segstudio.gui.workers.Job` for progress and cancel.
+        images: optional ``{path: uint8 (H, W, 3)}`` already in memory.
+    Raises:
+        ValueError: the model predicts a different number of classes than the project has.
+    """
+    if predictor.classes.num_classes != classes.num_classes:
+        raise ValueError(
+            f"the model predicts {predictor.classes.num_classes} classes but the project has {classes.num_classes}; fine-tune first"
+        )
+    labelled = [p for p in paths if label_path_for(p).is_file()]
+    out = CorrectedEval(list(classes.names), roles=training_roles(card, labelled), model_name=card.get("name", ""))
+    for i, p in enumerate(labelled):
+        if job is not None:
+            job.cancel_token.check()
+            job.report(i, len(labelled), f"metrics: {p.name} ({i + 1}/{len(labelled)})")
+        image = (images or {}).get(p)
+        if image is None:
+            image = read_image(p)
+        target = validate_label_map(read_index_png(label_path_for(p)), classes.num_classes, image.shape[:2])
+        cm = ConfusionMatrix(classes.num_classes)
+        cm.update(target, predictor.predict(image))
+        out.per_image[p] = cm
+    if job is not None:
+        job.report(len(labelled), len(labelled), f"metrics on {len(labelled)} corrected image(s)")
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None or x != x else f"{100 * x:.1f}"
+
+
+class MetricsDock(QWidget):
+    """mIoU summary, per-class IoU table, confusion-matrix heat-map and per-image table.
+
+    Signals:
+        recomputeRequested()
+        imageActivated(Path): a row of the per-image table was double-clicked.
+    """
+
+    recomputeRequested = Signal()
+    imageActivated = Signal(object)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.result: CorrectedEval | None = None
+        lay = QVBoxLayout(self)
+        row = QHBoxLayout()
+        self.scope = QComboBox()
+        self.scope.addItems(SCOPES)
+        self.scope.setToolTip("Which corrected images the table and the confusion matrix use")
+        self.scope.currentTextChanged.connect(lambda _: self._show())
+        row.addWidget(QLabel("Images"))
+        row.addWidget(self.scope, 1)
+        self.recompute = QPushButton("Recompute")
+        self.recompute.clicked.connect(self.recomputeRequested)
+        row.addWidget(self.recompute)
+        lay.addLayout(row)
+        self.summary = QLabel("Save corrected labels, then fine-tune or press Recompute.")
+        self.summary.setWordWrap(True)
+        lay.addWidget(self.summary)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        self.class_table = QTableWidget(0, 3)
+        self.class_table.setHorizontalHeaderLabels(["class", "IoU %", "pixels"])
+        self.class_table.verticalHeader().hide()
+        self.class_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        split.addWidget(self.class_table)
+        self.cm_plot = pg.PlotWidget()
+        self.cm_plot.setTitle("confusion matrix (row-normalised: true → predicted)")
+        self.cm_plot.setLabel("left", "true")
+        self.cm_plot.setLabel("bottom", "predicted")
+        self.cm_plot.invertY(True)
+        self.cm_plot.setAspectLocked(True)
+        self.cm_plot.setMouseEnabled(False, False)
+        self.cm_image = pg.ImageItem(axisOrder="row-major")
+        self.cm_image.setColorMap(pg.colormap.get("viridis"))
+        self.cm_plot.addItem(self.cm_image)
+        self.cm_plot.setMinimumHeight(220)
+        split.addWidget(self.cm_plot)
+        self.image_table = QTableWidget(0, 3)
+        self.image_table.setHorizontalHeaderLabels(["image", "role", "mIoU %"])
+        self.image_table.verticalHeader().hide()
+        self.image_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.image_table.cellDoubleClicked.connect(self._on_image_row)
+        split.addWidget(self.image_table)
+        lay.addWidget(split, 1)
+
+    def set_busy(self, busy: bool, text: str = "") -> None:
+        self.recompute.setEnabled(not busy)
+        if text:
+            self.summary.setText(text)
+
+    def set_result(self, result: CorrectedEval) -> None:
+        """Show a new :class:`CorrectedEval`."""
+        self.result = result
+        if result.count(self.scope.currentText()) == 0:  # e.g. nothing held out yet: show what there is
+            for s in SCOPES:
+                if result.count(s):
+                    self.scope.setCurrentText(s)
+                    break
+        self._show()
+
+    def _show(self) -> None:
+        r = self.result
+        if r is None:
+            return
+        if not r.per_image:
+            self.summary.setText("No corrected images yet: save labels (Ctrl+S) to measure the model on them.")
+            self.class_table.setRowCount(0)
+            self.image_table.setRowCount(0)
+            self.cm_image.clear()
+            return
+        parts = []
+        for s in ("held-out", "training"):
+            n = r.count(s)
+            if n:
+                parts.append(f"{s} mIoU {_pct(r.matrix(s).miou)} % ({n} image{'s' if n > 1 else ''})")
+        self.summary.setText(f"<b>{r.model_name}</b>: " + " · ".join(parts))
+        scope = self.scope.currentText()
+        cm = r.matrix(scope)
+        iou, support = cm.iou, cm.support
+        self.class_table.setRowCount(len(r.classes))
+        for i, name in enumerate(r.classes):
+            for j, text in enumerate((name, _pct(iou[i]), str(int(support[i])))):
+                it = QTableWidgetItem(text)
+                if j:
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.class_table.setItem(i, j, it)
+        self.class_table.resizeColumnsToContents()
+        # Row-normalised matrix: each true class's pixels split over the predicted classes.
+        mat = cm.mat.astype(np.float64)
+        rows = mat.sum(1, keepdims=True)
+        norm = np.divide(mat, rows, out=np.zeros_like(mat), where=rows > 0)
+        self.cm_image.setImage(norm, levels=(0.0, 1.0))
+        ticks = [(i + 0.5, n) for i, n in enumerate(r.classes)]
+        self.cm_plot.getAxis("bottom").setTicks([ticks])
+        self.cm_plot.getAxis("left").setTicks([ticks])
+        self.cm_plot.getAxis("bottom").setStyle(tickTextOffset=2)
+        k = len(r.classes)
+        self.cm_plot.setRange(xRange=(0, k), yRange=(0, k), padding=0.02)
+        self.cm_plot.setTitle(f"confusion matrix, {scope} images (row-normalised: true → predicted)")
+        self.image_table.setRowCount(len(r.per_image))
+        for i, (p, m) in enumerate(sorted(r.per_image.items(), key=lambda kv: kv[0].name)):
+            role = r.roles.get(p, ROLE_HELD_OUT)
+            for j, text in enumerate((p.name, role, _pct(m.miou))):
+                it = QTableWidgetItem(text)
+                it.setData(Qt.ItemDataRole.UserRole, p)
+                if role == ROLE_TRAIN:
+                    it.setForeground(QColor(120, 120, 120))
+                self.image_table.setItem(i, j, it)
+        self.image_table.resizeColumnsToContents()
+
+    def _on_image_row(self, row: int, _col: int) -> None:
+        it = self.image_table.item(row, 0)
+        if it is not None:
+            self.imageActivated.emit(it.data(Qt.ItemDataRole.UserRole))
