@@ -1,0 +1,894 @@
+"""Label-map file formats: read, write, detect and convert.
+
+A label map is a uint8 (H, W) array of class ids ``0..K-1`` or :data:`~segstudio.core.labels.IGNORE_INDEX`
+(void). The formats, by :data:`FORMATS` name:
+
+``index``
+    8-bit single-channel PNG, pixel value = class id (the app's own format, :mod:`segstudio.io.labels`).
+    Lossless.
+``voc``
+    PASCAL VOC ``SegmentationClass`` style: 8-bit *palette* (mode ``P``) PNG whose indices are class ids
+    and whose palette holds the class colours (index :data:`IGNORE_INDEX` gets VOC's void colour
+    :data:`VOC_VOID_COLOR`). Reading uses the indices only, never the palette. Lossless.
+``color``
+    Colour-coded RGB PNG (CamVid / Cityscapes ``*_color.png`` style): each pixel holds its class's colour
+    from ``classes.json``; ignore pixels hold the ignore colour (:func:`ignore_color_for`: black, or
+    :data:`VOC_VOID_COLOR` when a class is black). Lossless when the class colours are distinct (checked).
+    A colour that is neither a class colour nor the ignore colour is an error naming the colour, how many
+    pixels hold it and where the first one is.
+``coco``
+    COCO-style JSON with ``images``, ``categories`` (from ``classes.json``, category id = class id + 1 as
+    COCO ids start at 1) and ``annotations``: one per class present per image, ``segmentation`` a compressed
+    RLE (``pycocotools.mask.encode``, ``counts`` as str), ``iscrowd`` 0 (as COCO-Stuff), ``area``, ``bbox``.
+    Pixels covered by no annotation are ignore. One file may hold many images. Lossless. Reading also
+    accepts uncompressed RLE (``counts`` a list) and polygon segmentations (rasterised by pycocotools);
+    annotations are painted in file order (a later one wins where they overlap); categories are matched
+    to ``classes`` by name.
+``labelme``
+    labelme JSON (``shapes``, ``imagePath``, ``imageHeight``, ``imageWidth``, ``imageData`` null). See
+    :func:`write_labelme_json` for how polygons are made and :func:`read_labelme_json` for the painting
+    order; written files round-trip exactly (see there for what exactly is and is not lossless).
+
+Every reader raises :class:`LabelFormatError` (a :class:`ValueError`) for any malformed or inconsistent
+content (missing keys, wrong types, unknown class names or colours, size mismatches, corrupt RLE or PNG),
+with a message naming the file and what is wrong, and :class:`OSError` (e.g. :class:`FileNotFoundError`)
+when the file cannot be read at all. Every writer saves atomically (:func:`segstudio.io.atomic.atomic_write_bytes`).
+"""
+
+from __future__ import annotations
+
+import io as _io
+import json
+import logging
+import math
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, UnidentifiedImageError
+from pycocotools import mask as mask_utils
+
+from segstudio.core.labels import IGNORE_INDEX, ClassSpec, validate_label_map
+from segstudio.io.atomic import atomic_write_bytes
+from segstudio.io.images import IMAGE_EXTENSIONS, MAX_PIXELS
+from segstudio.io.labels import load_classes, save_classes, write_index_png
+
+log = logging.getLogger(__name__)
+
+FORMATS: tuple[str, ...] = ("index", "voc", "color", "coco", "labelme")
+"""Names accepted by :func:`read_labels`, :func:`write_labels`, :func:`convert` and ``segstudio convert --to``."""
+
+FORMAT_SUFFIX = {"index": ".png", "voc": ".png", "color": ".png", "coco": ".json", "labelme": ".json"}
+"""File suffix written for each format."""
+
+VOC_VOID_COLOR: tuple[int, int, int] = (224, 224, 192)
+"""PASCAL VOC's colour for void / boundary pixels (palette index 255)."""
+
+LABELME_IGNORE = "__ignore__"
+"""labelme label name of ignore (void) shapes, as in labelme's ``labelme2voc`` example."""
+
+COCO_ANNOTATIONS_NAME = "annotations.json"
+"""File name used when ``convert --to coco`` is given a destination folder."""
+
+_MAX_SIDE = 65535
+_MAX_FILE_BYTES = 1 << 30
+
+
+class LabelFormatError(ValueError):
+    """A label file is malformed or does not fit the classes (the message names the file and the problem)."""
+
+
+@dataclass
+class LabelItem:
+    """One label map read from or written to a file.
+
+    Attributes:
+        stem: name without suffix, used for output file names (``<stem>.png``).
+        labels: uint8 (H, W) label map.
+        image_name: the image the labels belong to (COCO ``file_name`` / labelme ``imagePath``), or ``None``.
+    """
+
+    stem: str
+    labels: np.ndarray
+    image_name: str | None = None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _err(path, msg: str) -> LabelFormatError:
+    return LabelFormatError(f"{path}: {msg}" if path is not None else msg)
+
+
+def _check_labels(labels: np.ndarray, classes: ClassSpec | None, path=None) -> np.ndarray:
+    if not isinstance(labels, np.ndarray) or labels.ndim != 2 or labels.dtype != np.uint8:
+        raise _err(path, f"label map must be a uint8 (H, W) array, got {getattr(labels, 'dtype', type(labels))} "
+                         f"{getattr(labels, 'shape', '')}")
+    if classes is not None:
+        try:
+            validate_label_map(labels, classes.num_classes)
+        except ValueError as exc:
+            raise _err(path, str(exc)) from None
+    return labels
+
+
+def _encode_png(im: Image.Image) -> bytes:
+    buf = _io.BytesIO()
+    im.save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def _check_regular(path: Path, limit: int) -> None:
+    """Refuse FIFOs/devices (a reader would block forever) and files over ``limit`` bytes."""
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise _err(path, "not a regular file")
+    if st.st_size > limit:
+        raise _err(path, f"file is {st.st_size} bytes, over the {limit}-byte limit for label files")
+
+
+def _open_png(path) -> Image.Image:
+    """Open and fully load an image; decoding problems become :class:`LabelFormatError`."""
+    path = Path(path)
+    _check_regular(path, _MAX_FILE_BYTES)
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise _err(path, f"image is {im.width}x{im.height}, larger than the {MAX_PIXELS} pixel limit")
+            im.load()
+            return im.copy()
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except LabelFormatError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as exc:
+        raise _err(path, f"cannot decode image ({exc})") from None
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _size(h, w, path, what: str) -> tuple[int, int]:
+    if not (_is_int(h) and _is_int(w)) or not (0 < h <= _MAX_SIDE and 0 < w <= _MAX_SIDE) or h * w > MAX_PIXELS:
+        raise _err(path, f"{what}: height/width must be positive integers (at most {_MAX_SIDE}), got {h!r} x {w!r}")
+    return h, w
+
+
+def _load_json(path):
+    path = Path(path)
+    _check_regular(path, _MAX_FILE_BYTES)
+    raw = path.read_bytes()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise _err(path, f"not valid JSON ({exc})") from None
+
+
+def _dump_json(path, obj) -> Path:
+    return atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode("utf-8"))
+
+
+# --------------------------------------------------------------------------- index / voc
+
+
+def read_index(path: str | Path, classes: ClassSpec | None = None) -> np.ndarray:
+    """Read an index PNG (mode ``L``, or ``P`` whose indices are class ids) as uint8 (H, W).
+
+    Raises:
+        LabelFormatError: not an 8-bit single-channel PNG, undecodable, or values outside ``classes``.
+        OSError: the file cannot be read.
+    """
+    im = _open_png(path)
+    if im.mode not in ("L", "P"):
+        raise _err(path, f"an index label PNG must be 8-bit single-channel (mode L or P), got mode {im.mode!r}; "
+                         "for a colour-coded mask use --from color with a classes.json")
+    return _check_labels(np.array(im, dtype=np.uint8), classes, path)
+
+
+def write_voc_png(path: str | Path, labels: np.ndarray, classes: ClassSpec) -> Path:
+    """Atomically write ``labels`` as a VOC-style palette PNG (indices = class ids, palette = class colours).
+
+    Palette: class colours at ``0..K-1``, VOC's default colours for unused indices, :data:`VOC_VOID_COLOR`
+    at :data:`IGNORE_INDEX`.
+
+    Raises:
+        LabelFormatError: ``labels`` is not uint8 (H, W) or holds ids outside ``classes``.
+    """
+    _check_labels(labels, classes)
+    from segstudio.core.labels import default_palette
+
+    pal = np.asarray(default_palette(255) + [VOC_VOID_COLOR], dtype=np.uint8)
+    pal[: classes.num_classes] = np.asarray(classes.colors, dtype=np.uint8)
+    im = Image.fromarray(labels, mode="P")
+    im.putpalette(pal.ravel().tolist())
+    return atomic_write_bytes(path, _encode_png(im))
+
+
+def read_voc_png(path: str | Path, classes: ClassSpec | None = None) -> np.ndarray:
+    """Read a palette (mode ``P``) PNG's indices as a uint8 (H, W) label map; the palette is not used.
+
+    Raises:
+        LabelFormatError: not a palette PNG, undecodable, or indices outside ``classes``.
+    """
+    im = _open_png(path)
+    if im.mode != "P":
+        raise _err(path, f"a VOC label PNG must be a palette image (mode P), got mode {im.mode!r}")
+    return _check_labels(np.array(im, dtype=np.uint8), classes, path)
+
+
+# --------------------------------------------------------------------------- colour-coded
+
+
+def ignore_color_for(classes: ClassSpec) -> tuple[int, int, int]:
+    """Colour of ignore pixels in colour-coded PNGs: black, or :data:`VOC_VOID_COLOR` if a class is black.
+
+    Raises:
+        LabelFormatError: both colours are taken by classes, or two classes share a colour (the
+            colour-coded format could not tell them apart).
+    """
+    colors = [tuple(c) for c in classes.colors]
+    if len(set(colors)) != len(colors):
+        dup = sorted({c for c in colors if colors.count(c) > 1})
+        names = [n for n, c in zip(classes.names, colors) if c in dup]
+        raise LabelFormatError(f"classes {names} share colours {dup}; a colour-coded mask needs distinct colours")
+    for cand in ((0, 0, 0), VOC_VOID_COLOR):
+        if cand not in colors:
+            return cand
+    raise LabelFormatError(f"both (0, 0, 0) and {VOC_VOID_COLOR} are class colours; no colour is left for ignore")
+
+
+def write_color_png(path: str | Path, labels: np.ndarray, classes: ClassSpec) -> Path:
+    """Atomically write an RGB PNG with each pixel in its class colour (ignore: :func:`ignore_color_for`).
+
+    Raises:
+        LabelFormatError: bad ``labels`` or classes whose colours are not distinct.
+    """
+    _check_labels(labels, classes)
+    lut = classes.lut(ignore_color_for(classes))
+    return atomic_write_bytes(path, _encode_png(Image.fromarray(lut[labels], mode="RGB")))
+
+
+def read_color_png(path: str | Path, classes: ClassSpec) -> np.ndarray:
+    """Map a colour-coded RGB (or fully opaque RGBA) PNG back to class ids, uint8 (H, W).
+
+    Raises:
+        LabelFormatError: not RGB, undecodable, transparent pixels, or a colour that is no class colour and
+            not the ignore colour (the message gives the colour, its pixel count and first ``(x, y)``).
+    """
+    im = _open_png(path)
+    if im.mode == "RGBA":
+        alpha = np.asarray(im.getchannel("A"))
+        if (alpha != 255).any():
+            raise _err(path, "colour-coded mask has transparent pixels; save it as opaque RGB")
+        im = im.convert("RGB")
+    if im.mode != "RGB":
+        raise _err(path, f"a colour-coded label PNG must be RGB, got mode {im.mode!r}; "
+                         "for a single-channel mask use --from index or --from voc")
+    rgb = np.asarray(im, dtype=np.uint8)
+    codes = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    table = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(classes.colors)}
+    ir, ig, ib = ignore_color_for(classes)
+    table[(ir << 16) | (ig << 8) | ib] = IGNORE_INDEX
+    uniq, inverse = np.unique(codes.ravel(), return_inverse=True)
+    values = np.empty(len(uniq), dtype=np.uint8)
+    for j, code in enumerate(uniq.tolist()):
+        if code not in table:
+            colour = ((code >> 16) & 255, (code >> 8) & 255, code & 255)
+            where = np.flatnonzero(codes.ravel() == code)
+            y, x = divmod(int(where[0]), codes.shape[1])
+            raise _err(path, f"colour {colour} in {where.size} pixels (first at x={x}, y={y}) is not a class colour "
+                             f"of classes.json and not the ignore colour {(ir, ig, ib)}")
+        values[j] = table[code]
+    return values[inverse].reshape(codes.shape)
+
+
+# --------------------------------------------------------------------------- COCO RLE
+
+
+def _rle_counts(counts: str, path, where: str) -> list[int]:
+    """Decode a COCO compressed RLE string to run lengths (a port of pycocotools' ``rleFrString``).
+
+    Hand-written only to *validate* before pycocotools decodes: its C decoder trusts the counts and
+    reads uninitialised memory (or past the string) for strings whose runs do not sum to H*W.
+    """
+    out: list[int] = []
+    p, n = 0, len(counts)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            if p >= n:
+                raise _err(path, f"{where}: RLE string ends inside a run length")
+            c = ord(counts[p]) - 48
+            if not 0 <= c < 64:
+                raise _err(path, f"{where}: RLE string holds character {counts[p]!r} outside '0'..'o'")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if k > 6:
+                raise _err(path, f"{where}: RLE run length too long")
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(out) > 2:
+            x += out[-2]
+        if x < 0:
+            raise _err(path, f"{where}: RLE holds a negative run length")
+        out.append(x)
+    return out
+
+
+def _decode_segmentation(seg, h: int, w: int, path, where: str) -> np.ndarray:
+    """COCO segmentation (compressed / uncompressed RLE or polygons) → bool (H, W)."""
+    if isinstance(seg, dict):
+        if "size" not in seg or "counts" not in seg:
+            raise _err(path, f"{where}: RLE segmentation needs 'size' and 'counts'")
+        size = seg["size"]
+        if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
+            raise _err(path, f"{where}: RLE 'size' must be [height, width], got {size!r}")
+        if tuple(size) != (h, w):
+            raise _err(path, f"{where}: RLE size {size[0]}x{size[1]} (HxW) differs from the image's {h}x{w}")
+        counts = seg["counts"]
+        if isinstance(counts, list):
+            if not all(_is_int(c) and c >= 0 for c in counts):
+                raise _err(path, f"{where}: uncompressed RLE counts must be non-negative integers")
+            runs = counts
+        elif isinstance(counts, str):
+            runs = _rle_counts(counts, path, where)
+        else:
+            raise _err(path, f"{where}: RLE 'counts' must be a string or a list, got {type(counts).__name__}")
+        if sum(runs) != h * w:
+            raise _err(path, f"{where}: RLE runs cover {sum(runs)} pixels, the image has {h * w}")
+        rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w) if isinstance(counts, list) else \
+            {"size": [h, w], "counts": counts.encode("ascii")}
+    elif isinstance(seg, list):
+        lim = 10 * max(h, w)
+        for poly in seg:
+            if not (isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0
+                    and all(_is_num(v) and abs(v) <= lim for v in poly)):
+                raise _err(path, f"{where}: a polygon must be a flat list of at least 3 finite (x, y) pairs "
+                                 f"within the image")
+        if not seg:
+            return np.zeros((h, w), dtype=bool)
+        rle = mask_utils.merge(mask_utils.frPyObjects([[float(v) for v in p] for p in seg], h, w))
+    else:
+        raise _err(path, f"{where}: 'segmentation' must be an RLE object or a list of polygons")
+    try:
+        return mask_utils.decode(rle).astype(bool)
+    except (ValueError, TypeError) as exc:  # pragma: no cover - validated above
+        raise _err(path, f"{where}: cannot decode RLE ({exc})") from None
+
+
+def coco_dict(items: list[LabelItem], classes: ClassSpec) -> dict:
+    """Build a COCO-style dict for ``items`` (see the module docstring for the layout).
+
+    Raises:
+        LabelFormatError: a label map holds ids outside ``classes``.
+    """
+    images, annotations = [], []
+    for img_id, it in enumerate(items, start=1):
+        labels = _check_labels(it.labels, classes)
+        h, w = labels.shape
+        images.append({"id": img_id, "file_name": it.image_name or f"{it.stem}.png", "height": h, "width": w})
+        present = np.bincount(labels.ravel(), minlength=256)
+        for c in range(classes.num_classes):
+            if not present[c]:
+                continue
+            rle = mask_utils.encode(np.asfortranarray((labels == c).astype(np.uint8)))
+            annotations.append({
+                "id": len(annotations) + 1,
+                "image_id": img_id,
+                "category_id": c + 1,
+                "segmentation": {"size": [h, w], "counts": rle["counts"].decode("ascii")},
+                "area": int(present[c]),
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                "iscrowd": 0,
+            })
+    categories = [{"id": i + 1, "name": n, "supercategory": "", "color": list(c)}
+                  for i, (n, c) in enumerate(zip(classes.names, classes.colors))]
+    return {"info": {"description": "SegStudio semantic segmentation labels"}, "images": images,
+            "categories": categories, "annotations": annotations}
+
+
+def write_coco_json(path: str | Path, items: list[LabelItem], classes: ClassSpec) -> Path:
+    """Atomically write ``items`` (one or more label maps) as one COCO-style RLE JSON file.
+
+    Raises:
+        LabelFormatError: a label map holds ids outside ``classes``.
+    """
+    return _dump_json(path, coco_dict(items, classes))
+
+
+def read_coco_json(path: str | Path, classes: ClassSpec | None = None) -> tuple[list[LabelItem], ClassSpec]:
+    """Read a COCO-style JSON with segmentations into label maps, one per image.
+
+    Args:
+        path: the JSON file.
+        classes: class list to map category *names* onto; ``None`` builds one from ``categories``
+            (sorted by id; ``color`` used when present).
+
+    Returns:
+        ``(items, classes)``: items in ``images`` order, stems from ``file_name``; pixels covered by no
+        annotation are :data:`IGNORE_INDEX`; annotations are painted in file order.
+
+    Raises:
+        LabelFormatError: missing/ill-typed keys, unknown category names or ids, unknown image ids,
+            duplicate ids or stems, an RLE whose size differs from its image, corrupt RLE.
+    """
+    data = _load_json(path)
+    if not isinstance(data, dict):
+        raise _err(path, "a COCO file must be a JSON object with 'images', 'annotations' and 'categories'")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise _err(path, f"COCO file needs a list {key!r}")
+    cats: dict[int, str] = {}
+    colors: dict[int, tuple] = {}
+    for i, cat in enumerate(data["categories"]):
+        if not (isinstance(cat, dict) and _is_int(cat.get("id")) and isinstance(cat.get("name"), str) and cat["name"]):
+            raise _err(path, f"categories[{i}] needs an integer 'id' and a non-empty string 'name'")
+        if cat["id"] in cats:
+            raise _err(path, f"categories[{i}]: repeated category id {cat['id']}")
+        cats[cat["id"]] = cat["name"]
+        col = cat.get("color")
+        if isinstance(col, list) and len(col) == 3 and all(_is_int(v) and 0 <= v <= 255 for v in col):
+            colors[cat["id"]] = tuple(col)
+    if classes is None:
+        if not cats:
+            raise _err(path, "COCO file has no categories and no classes.json was given")
+        ids = sorted(cats)
+        try:
+            classes = ClassSpec(tuple(cats[i] for i in ids),
+                                tuple(colors[i] for i in ids) if all(i in colors for i in ids) else ())
+        except ValueError as exc:
+            raise _err(path, f"categories do not form a valid class list: {exc}") from None
+    name_to_id = {n: i for i, n in enumerate(classes.names)}
+    cat_to_class: dict[int, int] = {}
+    for cid, name in cats.items():
+        if name not in name_to_id:
+            raise _err(path, f"category {name!r} (id {cid}) is not a class of classes.json "
+                             f"(classes: {', '.join(classes.names)})")
+        cat_to_class[cid] = name_to_id[name]
+    items: dict[int, LabelItem] = {}
+    stems: set[str] = set()
+    for i, img in enumerate(data["images"]):
+        if not isinstance(img, dict) or not _is_int(img.get("id")) or not isinstance(img.get("file_name"), str):
+            raise _err(path, f"images[{i}] needs an integer 'id', a string 'file_name', 'height' and 'width'")
+        h, w = _size(img.get("height"), img.get("width"), path, f"images[{i}]")
+        stem = Path(img["file_name"].replace("\\", "/")).stem
+        if not stem or stem in (".", ".."):
+            raise _err(path, f"images[{i}]: file_name {img['file_name']!r} has no usable name")
+        if img["id"] in items:
+            raise _err(path, f"images[{i}]: repeated image id {img['id']}")
+        if stem in stems:
+            raise _err(path, f"images[{i}]: two images are named {stem!r}")
+        stems.add(stem)
+        items[img["id"]] = LabelItem(stem, np.full((h, w), IGNORE_INDEX, dtype=np.uint8), img["file_name"])
+    for i, ann in enumerate(data["annotations"]):
+        where = f"annotations[{i}]"
+        if not isinstance(ann, dict):
+            raise _err(path, f"{where} must be an object")
+        for key in ("image_id", "category_id", "segmentation"):
+            if key not in ann:
+                raise _err(path, f"{where} has no {key!r}")
+        if not _is_int(ann["image_id"]) or ann["image_id"] not in items:
+            raise _err(path, f"{where}: image_id {ann['image_id']!r} is not in 'images'")
+        if not _is_int(ann["category_id"]) or ann["category_id"] not in cat_to_class:
+            raise _err(path, f"{where}: category_id {ann['category_id']!r} is not in 'categories'")
+        labels = items[ann["image_id"]].labels
+        m = _decode_segmentation(ann["segmentation"], *labels.shape, path, where)
+        labels[m] = cat_to_class[ann["category_id"]]
+    return list(items.values()), classes
+
+
+# --------------------------------------------------------------------------- labelme
+
+
+def _paint_shape(draw: ImageDraw.ImageDraw, shape_type: str, pts: list[tuple[float, float]], value: int) -> None:
+    """Rasterise one shape the way labelme's ``utils.shape_to_mask`` does (PIL, filled and outlined)."""
+    if shape_type == "polygon":
+        if len(pts) == 1:
+            draw.point(pts, fill=value)
+        else:
+            draw.polygon(pts, fill=value, outline=value)
+    elif shape_type == "rectangle":
+        (x0, y0), (x1, y1) = pts
+        draw.rectangle([(min(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1))], fill=value, outline=value)
+    elif shape_type == "circle":
+        (cx, cy), (px, py) = pts
+        r = math.hypot(px - cx, py - cy)
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=value, outline=value)
+
+
+def _rasterise(shapes: list[tuple[str, list, int]], h: int, w: int) -> np.ndarray:
+    canvas = Image.new("L", (w, h), IGNORE_INDEX)
+    draw = ImageDraw.Draw(canvas)
+    for shape_type, pts, value in shapes:
+        _paint_shape(draw, shape_type, pts, value)
+    return np.array(canvas, dtype=np.uint8)
+
+
+def labelme_shapes(labels: np.ndarray, classes: ClassSpec) -> list[dict]:
+    """labelme ``shapes`` whose in-order painting (:func:`read_labelme_json`) gives back ``labels`` exactly.
+
+    1. For every class, and for ignore regions enclosed by labelled pixels (label :data:`LABELME_IGNORE`),
+       each 8-connected component becomes one polygon: its outer contour (``cv2.findContours``,
+       ``RETR_CCOMP``, ``CHAIN_APPROX_SIMPLE``; points are pixel centres, so the filled + outlined
+       polygon covers the component *and its holes*). A single-pixel component is a one-pixel rectangle.
+    2. Polygons are ordered by filled area, largest first, so whatever lies in a hole is painted after
+       (on top of) the region around it: holes need no hole polygons.
+    3. The shapes are rasterised as the reader will; every pixel still wrong (where 8-connected regions
+       touch only diagonally and their outlines cross) is fixed by appended one-row ``rectangle`` shapes,
+       one per run of equal labels. Typical masks need none; noise needs many.
+
+    Args:
+        labels: uint8 (H, W) label map.
+        classes: names used as shape labels.
+
+    Returns:
+        list of labelme shape dicts (``label``, ``points`` [[x, y], ...] in pixels, ``shape_type``,
+        ``group_id`` None, ``flags`` {}, ``description`` "").
+    """
+    h, w = labels.shape
+    names = list(classes.names) + [None] * (IGNORE_INDEX - classes.num_classes) + [LABELME_IGNORE]
+    comps: list[tuple[int, int, str, list, int]] = []  # (-area, order, type, points, value)
+    for value in np.unique(labels).tolist():
+        binary = (labels == value).astype(np.uint8)
+        contours, hier = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        for c, hh in zip(contours, hier[0] if hier is not None else []):
+            if hh[3] != -1:
+                continue  # a hole: filled by whatever is inside it, painted later
+            pts = c[:, 0, :].tolist()
+            x, y, bw, bh = cv2.boundingRect(c)
+            if value == IGNORE_INDEX and (x == 0 or y == 0 or x + bw == w or y + bh == h):
+                continue  # ignore regions reaching the border are left unpainted
+            if len(pts) == 1:
+                kind, pts = "rectangle", [pts[0], pts[0]]
+            else:
+                kind = "polygon"
+            area = cv2.contourArea(c) + cv2.arcLength(c, True)  # filled + outline, for ordering only
+            comps.append((-area, len(comps), kind, pts, value))
+    comps.sort(key=lambda t: (t[0], t[1]))
+    plan = [(kind, [tuple(p) for p in pts], value) for _, _, kind, pts, value in comps]
+    painted = _rasterise(plan, h, w)
+    # One-row runs of wrongly painted pixels with the same true label (vectorised run-length split).
+    key = np.where(painted != labels, labels.astype(np.int16), -1)
+    start = np.ones((h, w), dtype=bool)
+    start[:, 1:] = key[:, 1:] != key[:, :-1]
+    end = np.ones((h, w), dtype=bool)
+    end[:, :-1] = key[:, :-1] != key[:, 1:]
+    ys, x0s = np.nonzero(start & (key >= 0))
+    _, x1s = np.nonzero(end & (key >= 0))
+    fixes = [("rectangle", [(x0, y), (x1, y)], int(labels[y, x0]))
+             for y, x0, x1 in zip(ys.tolist(), x0s.tolist(), x1s.tolist())]
+    if fixes:
+        log.debug("labelme: %d one-row fix-up rectangles for diagonal contacts", len(fixes))
+    return [
+        {"label": names[v], "points": [[int(px), int(py)] for px, py in pts], "group_id": None,
+         "description": "", "shape_type": kind, "flags": {}}
+        for kind, pts, v in plan + fixes
+    ]
+
+
+def write_labelme_json(path: str | Path, labels: np.ndarray, classes: ClassSpec, image_path: str | None = None) -> Path:
+    """Atomically write a labelme JSON file for ``labels`` (shapes from :func:`labelme_shapes`).
+
+    What is lossless: reading the file back with :func:`read_labelme_json` gives ``labels`` exactly, for
+    *any* label map (1-pixel-wide lines, single pixels, diagonal contacts, holes and nested islands
+    included), because the writer checks its polygons against the reader's rasteriser and appends fix-up
+    rectangles where they differ. What is not: (a) another tool that rasterises differently from labelme's
+    ``shape_to_mask`` (PIL polygon fill + outline) may differ on boundary pixels; (b) tools that treat
+    unpainted pixels as background (labelme's ``labelme2voc``) read ignore as class 0 unless their label
+    list maps it; (c) editing the polygons in labelme and re-saving keeps only what labelme keeps
+    (labelme itself paints shapes in file order too, so the layering survives).
+
+    Args:
+        path: output ``.json``.
+        labels: uint8 (H, W).
+        classes: class names for shape labels.
+        image_path: ``imagePath`` to record (relative to the JSON's folder, as labelme does); default
+            ``<stem>.png``.
+
+    Raises:
+        LabelFormatError: ``labels`` holds ids outside ``classes``.
+    """
+    _check_labels(labels, classes)
+    h, w = labels.shape
+    doc = {
+        "version": "5.5.0",
+        "flags": {},
+        "shapes": labelme_shapes(labels, classes),
+        "imagePath": image_path or f"{Path(path).stem}.png",
+        "imageData": None,
+        "imageHeight": h,
+        "imageWidth": w,
+    }
+    return _dump_json(path, doc)
+
+
+def read_labelme_json(path: str | Path, classes: ClassSpec, shape: tuple[int, int] | None = None) -> LabelItem:
+    """Rasterise a labelme JSON file into a label map.
+
+    Shapes are painted in file order (a later shape covers earlier ones, as labelme's ``labelme2voc``),
+    each rasterised like labelme's ``shape_to_mask`` (PIL: polygon filled and outlined; ``rectangle`` from
+    two corners, inclusive; ``circle`` from centre and a point on it). Points are in pixels (pixel centres
+    at integers). Pixels no shape covers, and shapes labelled :data:`LABELME_IGNORE`, are :data:`IGNORE_INDEX`.
+
+    Args:
+        path: the JSON file.
+        classes: shape labels must be class names (or :data:`LABELME_IGNORE`).
+        shape: expected ``(H, W)`` (e.g. of the image); ``None`` accepts the file's.
+
+    Returns:
+        :class:`LabelItem` (stem of ``path``, ``image_name`` = ``imagePath``).
+
+    Raises:
+        LabelFormatError: missing/ill-typed keys, an unknown label, an unsupported ``shape_type`` (line,
+            linestrip, point, mask...), points that are not finite numbers or lie far outside the image,
+            or a size different from ``shape``.
+    """
+    data = _load_json(path)
+    if not isinstance(data, dict):
+        raise _err(path, "a labelme file must be a JSON object with 'shapes', 'imageHeight' and 'imageWidth'")
+    for key in ("shapes", "imageHeight", "imageWidth"):
+        if key not in data:
+            raise _err(path, f"labelme file has no {key!r}")
+    h, w = _size(data["imageHeight"], data["imageWidth"], path, "imageHeight/imageWidth")
+    if shape is not None and (h, w) != tuple(shape):
+        raise _err(path, f"labelme file is {w}x{h} (WxH) but the image is {shape[1]}x{shape[0]}")
+    image_name = data.get("imagePath")
+    if image_name is not None and not isinstance(image_name, str):
+        raise _err(path, "'imagePath' must be a string")
+    if not isinstance(data["shapes"], list):
+        raise _err(path, "'shapes' must be a list")
+    name_to_id = {n: i for i, n in enumerate(classes.names)}
+    name_to_id[LABELME_IGNORE] = IGNORE_INDEX
+    lim = 10 * max(h, w)
+    plan = []
+    for i, s in enumerate(data["shapes"]):
+        where = f"shapes[{i}]"
+        if not isinstance(s, dict):
+            raise _err(path, f"{where} must be an object")
+        if "label" not in s or "points" not in s:
+            raise _err(path, f"{where} needs 'label' and 'points'")
+        label = s["label"]
+        if not isinstance(label, str) or label not in name_to_id:
+            raise _err(path, f"{where}: label {label!r} is not a class of classes.json "
+                             f"(classes: {', '.join(classes.names)}; {LABELME_IGNORE!r} marks ignore)")
+        kind = s.get("shape_type") or "polygon"
+        if kind not in ("polygon", "rectangle", "circle"):
+            raise _err(path, f"{where}: shape_type {kind!r} is not supported (polygon, rectangle, circle)")
+        pts = s["points"]
+        if not (isinstance(pts, list) and pts and all(
+                isinstance(p, list) and len(p) == 2 and all(_is_num(v) and abs(v) <= lim for v in p) for p in pts)):
+            raise _err(path, f"{where}: 'points' must be a non-empty list of [x, y] finite numbers near the image")
+        if kind != "polygon" and len(pts) != 2:
+            raise _err(path, f"{where}: a {kind} needs exactly 2 points, got {len(pts)}")
+        plan.append((kind, [(float(x), float(y)) for x, y in pts], name_to_id[label]))
+    return LabelItem(Path(path).stem, _rasterise(plan, h, w), image_name)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def detect_format(path: str | Path) -> str:
+    """Guess a label file's format from its content: ``.json`` → ``coco`` or ``labelme`` (by keys),
+    ``.png`` → ``index`` (mode L), ``voc`` (mode P) or ``color`` (RGB/RGBA).
+
+    Raises:
+        LabelFormatError: unknown suffix or content.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        data = _load_json(path)
+        if isinstance(data, dict) and "shapes" in data:
+            return "labelme"
+        if isinstance(data, dict) and "annotations" in data and "images" in data:
+            return "coco"
+        raise _err(path, "JSON is neither labelme (has 'shapes') nor COCO (has 'images' and 'annotations')")
+    if suffix == ".png":
+        im = _open_png(path)
+        if im.mode == "L":
+            return "index"
+        if im.mode == "P":
+            return "voc"
+        if im.mode in ("RGB", "RGBA"):
+            return "color"
+        raise _err(path, f"PNG mode {im.mode!r} is no label format (index: L, voc: P, color: RGB)")
+    raise _err(path, f"cannot tell the label format of a {suffix or 'suffix-less'} file; use .png or .json")
+
+
+def read_labels(path: str | Path, fmt: str | None = None, classes: ClassSpec | None = None) -> tuple[list[LabelItem], ClassSpec | None]:
+    """Read a label file of any format into label maps.
+
+    Args:
+        path: the file.
+        fmt: one of :data:`FORMATS`, or ``None`` to :func:`detect_format`.
+        classes: required for ``color`` and ``labelme``; checks ids for ``index``/``voc``; maps category
+            names for ``coco`` (``None``: categories from the file).
+
+    Returns:
+        ``(items, classes)``: one item, or one per image for COCO; ``classes`` as given or from the COCO file.
+
+    Raises:
+        LabelFormatError: see the per-format readers; also an unknown ``fmt`` or missing ``classes``.
+    """
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise LabelFormatError(f"unknown label format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt in ("color", "labelme") and classes is None:
+        raise _err(path, f"reading {fmt} labels needs the class list (classes.json)")
+    if fmt == "coco":
+        return read_coco_json(path, classes)
+    if fmt == "labelme":
+        return [read_labelme_json(path, classes)], classes
+    reader = {"index": read_index, "voc": read_voc_png, "color": read_color_png}[fmt]
+    return [LabelItem(Path(path).stem, reader(path, classes))], classes
+
+
+def write_labels(path: str | Path, labels: np.ndarray, fmt: str, classes: ClassSpec, image_name: str | None = None) -> Path:
+    """Write one label map in ``fmt`` (atomic). ``image_name`` goes to labelme's ``imagePath`` / COCO's ``file_name``.
+
+    Raises:
+        LabelFormatError: unknown ``fmt`` or labels outside ``classes``.
+    """
+    if fmt == "index":
+        return write_index_png(path, _check_labels(labels, classes))
+    if fmt == "voc":
+        return write_voc_png(path, labels, classes)
+    if fmt == "color":
+        return write_color_png(path, labels, classes)
+    if fmt == "labelme":
+        return write_labelme_json(path, labels, classes, image_name)
+    if fmt == "coco":
+        return write_coco_json(path, [LabelItem(Path(path).stem, labels, image_name)], classes)
+    raise LabelFormatError(f"unknown label format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+# --------------------------------------------------------------------------- convert
+
+
+def find_classes_for(src: str | Path) -> Path | None:
+    """``classes.json`` for a label file or folder: in the folder itself, beside the file, or one level up
+    (dataset layout ``masks/`` → ``classes.json``); ``None`` if there is none."""
+    src = Path(src)
+    folder = src if src.is_dir() else src.parent
+    for cand in (folder / "classes.json", folder.parent / "classes.json"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _find_image_name(label_file: Path, stem: str, dst_dir: Path) -> str | None:
+    """The image a label file belongs to (dataset ``images/`` beside ``masks/``, or the app folder above
+    ``labels/``), relative to ``dst_dir``; ``None`` if not found."""
+    for folder in (label_file.parent.parent / "images", label_file.parent.parent, label_file.parent):
+        for ext in IMAGE_EXTENSIONS:
+            cand = folder / f"{stem}{ext}"
+            if cand.is_file() and cand.resolve() != label_file.resolve():
+                return os.path.relpath(cand.resolve(), dst_dir.resolve())
+    return None
+
+
+def _source_files(src: Path, fmt: str | None) -> list[Path]:
+    if src.is_file():
+        return [src]
+    if not src.is_dir():
+        raise FileNotFoundError(f"{src}: no such file or folder")
+    suffixes = {FORMAT_SUFFIX[fmt]} if fmt else {".png", ".json"}
+    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in suffixes
+                   and p.name != "classes.json" and not p.name.startswith("."))
+    if not files:
+        raise FileNotFoundError(f"{src}: no label files ({', '.join(sorted(suffixes))}) in this folder")
+    return files
+
+
+def convert(
+    src: str | Path,
+    dst: str | Path,
+    to: str,
+    classes: ClassSpec | str | Path | None = None,
+    from_format: str | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Convert label files between :data:`FORMATS`.
+
+    Args:
+        src: a label file, or a folder of them (``.png``/``.json``, ``classes.json`` skipped; with
+            ``from_format`` only that format's suffix).
+        dst: for ``to="coco"``: the output ``.json`` file, or a folder that gets :data:`COCO_ANNOTATIONS_NAME`;
+            otherwise: an output file when ``src`` yields one label map and ``dst`` has the format's suffix,
+            else a folder that gets ``<stem>.png`` / ``<stem>.json`` per label map and a ``classes.json``.
+        to: output format.
+        classes: a :class:`ClassSpec` or a ``classes.json`` path; default: :func:`find_classes_for` ``src``,
+            or the categories of a COCO source.
+        from_format: input format, or ``None`` to detect it per file.
+        overwrite: replace existing outputs (inputs are never overwritten).
+
+    Returns:
+        Paths written.
+
+    Raises:
+        LabelFormatError: unreadable/invalid labels, missing classes for a format that needs them.
+        FileExistsError: an output exists and ``overwrite`` is False, or an output would replace an input
+            (checked for every output before anything is written).
+        FileNotFoundError: ``src`` missing or without label files.
+    """
+    if to not in FORMATS:
+        raise LabelFormatError(f"unknown output format {to!r}; choose one of {', '.join(FORMATS)}")
+    if from_format is not None and from_format not in FORMATS:
+        raise LabelFormatError(f"unknown input format {from_format!r}; choose one of {', '.join(FORMATS)}")
+    src, dst = Path(src), Path(dst)
+    files = _source_files(src, from_format)
+    if isinstance(classes, (str, Path)):
+        spec: ClassSpec | None = load_classes(classes)
+    elif classes is None and (found := find_classes_for(src)) is not None:
+        spec = load_classes(found)
+        log.info("using classes from %s", found)
+    else:
+        spec = classes
+    items: list[tuple[LabelItem, Path]] = []
+    for f in files:
+        got, file_classes = read_labels(f, from_format, spec)
+        if spec is None:
+            spec = file_classes
+        items.extend((it, f) for it in got)
+    if spec is None:
+        raise LabelFormatError(f"{src}: no classes.json found beside the labels; pass --classes classes.json")
+    stems = [it.stem for it, _ in items]
+    if len(set(stems)) != len(stems):
+        dup = sorted({s for s in stems if stems.count(s) > 1})
+        raise LabelFormatError(f"{src}: several label maps are named {dup}; convert them separately")
+
+    suffix = FORMAT_SUFFIX[to]
+    single_file = dst.suffix.lower() == suffix and not dst.is_dir() and (to == "coco" or (len(items) == 1 and src.is_file()))
+    if to == "coco":
+        out_file = dst if single_file else dst / COCO_ANNOTATIONS_NAME
+        outputs = [out_file]
+        out_dir = out_file.parent
+    else:
+        out_dir = dst.parent if single_file else dst
+        outputs = [dst] if single_file else [dst / f"{it.stem}{suffix}" for it, _ in items]
+    classes_out = None if single_file else out_dir / "classes.json"
+    inputs = {f.resolve() for f in files}
+    for out in outputs + ([classes_out] if classes_out else []):
+        if out.resolve() in inputs:
+            raise FileExistsError(f"{out}: would overwrite an input file; choose another destination")
+    existing = [o for o in outputs if o.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing[0]} exists ({len(existing)} outputs exist); pass --overwrite to replace")
+    write_classes = False
+    if classes_out is not None:
+        if not classes_out.exists():
+            write_classes = True
+        else:
+            try:
+                same = load_classes(classes_out) == spec
+            except ValueError:
+                same = False
+            if not same:
+                if not overwrite:
+                    raise FileExistsError(f"{classes_out} exists with other classes; pass --overwrite to replace it")
+                write_classes = True
+    written = []
+    if to == "coco":
+        for it, f in items:
+            if it.image_name is None:
+                it.image_name = _find_image_name(f, it.stem, out_dir) or f"{it.stem}.png"
+        written.append(write_coco_json(outputs[0], [it for it, _ in items], spec))
+    else:
+        for (it, f), out in zip(items, outputs):
+            name = it.image_name if to == "labelme" else None
+            if to == "labelme" and name is None:
+                name = _find_image_name(f, it.stem, out_dir)
+            written.append(write_labels(out, it.labels, to, spec, name))
+    if write_classes:
+        written.append(save_classes(classes_out, spec))
+    return written
