@@ -179,6 +179,11 @@ def cmd_predict(args) -> int:
     if clash:
         raise ValueError(f"writing to {out} would overwrite the input image {clash[0]}; choose another output folder (-o)")
     predictor = Predictor(_load(args), device=args.device)
+    crf = args.crf_params  # --crf-params implies --crf
+    if crf is None and args.crf:
+        from segstudio.postprocess import CRFParams
+
+        crf = CRFParams()
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
     for path in tqdm(images, unit="img", dynamic_ncols=True):
@@ -190,7 +195,13 @@ def cmd_predict(args) -> int:
             continue
         label_name, overlay_name = names[path]
         try:
-            labels = predictor.predict(image)
+            if crf is not None or args.morph is not None:  # --crf / --morph: post-process the probabilities
+                from segstudio.postprocess import refine
+
+                probs = predictor.predict_proba(image)
+                labels = refine(image, probs, crf, args.morph, num_classes=len(predictor.classes.names))
+            else:
+                labels = predictor.predict(image)
             write_index_png(out / label_name, labels)
             buf = _io.BytesIO()
             Image.fromarray(blend_overlay(image, labels, predictor.classes, args.opacity)).save(buf, format="PNG")
@@ -230,35 +241,6 @@ def cmd_evaluate(args) -> int:
     out = Path(args.output) if args.output else Path("metrics.json")
     atomic_write_bytes(out, (json.dumps(res, indent=1) + "\n").encode())
     print(f"wrote {out}")
-    return 0
-
-
-def cmd_convert(args) -> int:
-    from segstudio.io.formats import convert
-
-    try:
-        written = convert(args.src, args.dst, args.to, classes=args.classes, from_format=args.from_format,
-                          overwrite=args.overwrite)
-    except FileExistsError as exc:
-        print(f"segstudio convert: error: {exc}", file=sys.stderr)
-        return 2
-    n = sum(1 for p in written if p.name != "classes.json")
-    print(f"wrote {n} {args.to} file(s)" + (f" ({written[0]})" if n == 1 else f" to {Path(args.dst)}")
-          + f" from {Path(args.src)}")
-    return 0
-
-
-def cmd_synth(args) -> int:
-    from segstudio.data.synth import generate_synth_dataset
-
-    try:
-        info = generate_synth_dataset(args.output, n=args.n, size=args.size, seed=args.seed,
-                                      ignore_border=args.ignore_border, overwrite=args.overwrite)
-    except FileExistsError as exc:
-        print(f"segstudio synth: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {info['n']} images ({info['size'][0]}x{info['size'][1]}, classes: {', '.join(info['classes'])}; "
-          f"train/val/test {info['splits']['train']}/{info['splits']['val']}/{info['splits']['test']}) to {args.output}")
     return 0
 
 
@@ -331,6 +313,35 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint", help="model.safetensors or a run folder")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--opacity", type=float, default=0.5)
+
+    def _postprocess_spec(name: str):
+        def convert(text: str):
+            from segstudio.postprocess import pipeline
+
+            try:
+                return getattr(pipeline, name)(text)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+
+        return convert
+
+    post = pr.add_argument_group("post-processing (segstudio.postprocess)")
+    post.add_argument("--crf", action="store_true", help="refine with a dense CRF (Kraehenbuehl & Koltun 2011; DeepLab v2 defaults)")
+    post.add_argument(
+        "--crf-params",
+        type=_postprocess_spec("parse_crf_params"),
+        metavar="K=V,...",
+        help="CRF parameters, implies --crf: iterations (10), pos_w (3), pos_xy_std (1), bi_w (4), bi_xy_std (67), "
+        "bi_rgb_std (3), clip (1e-5); e.g. iterations=5,bi_w=5",
+    )
+    post.add_argument(
+        "--morph",
+        type=_postprocess_spec("parse_morph_spec"),
+        metavar="SPEC",
+        help="per-class morphology after argmax, sizes in pixels: min-area=N (reassign smaller components), "
+        "open=D, close=D (element diameter), fill-holes=N (max hole area), shape=ellipse|rect|cross, "
+        "connectivity=4|8; e.g. open=3,close=3,min-area=64,fill-holes=256",
+    )
     pr.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser("evaluate", help="pixel accuracy, IoU/mIoU/fwIoU, precision/recall/F1 on a dataset split")
@@ -342,54 +353,6 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("-o", "--output", help="metrics JSON (default metrics.json)")
     ev.set_defaults(func=cmd_evaluate)
-
-    cv = sub.add_parser(
-        "convert",
-        help="convert label files between index, VOC palette, colour-coded, COCO RLE and labelme formats",
-        description="Convert label maps between formats. SRC is a label file or a folder of them (.png/.json; "
-        "classes.json is skipped). Formats: index (8-bit PNG, value = class id), voc (palette PNG), color "
-        "(RGB PNG in classes.json colours), coco (one COCO JSON with RLE segmentations), labelme (JSON polygons). "
-        "Inputs are never overwritten; existing outputs only with --overwrite.",
-    )
-    cv.add_argument("src", metavar="SRC", help="label file or folder of label files")
-    cv.add_argument(
-        "dst",
-        metavar="DST",
-        help="output folder (gets <stem>.png/.json per label map and classes.json), or an output file when SRC is "
-        "one file (for --to coco: a .json file, or a folder that gets annotations.json)",
-    )
-    formats = ("index", "voc", "color", "coco", "labelme")
-    cv.add_argument("--to", required=True, choices=formats, help="output format")
-    cv.add_argument("--from", dest="from_format", choices=formats, help="input format (default: detected per file)")
-    cv.add_argument(
-        "--classes",
-        metavar="CLASSES_JSON",
-        help="classes.json (default: beside SRC or one folder up; a COCO source brings its own categories); "
-        "needed to read color/labelme and to write voc/color/labelme/coco",
-    )
-    cv.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    cv.set_defaults(func=cmd_convert)
-
-    sy = sub.add_parser(
-        "synth",
-        help="write a synthetic-shapes dataset (for tests and demos)",
-        description="Write a seeded, reproducible synthetic dataset: coloured circles, rectangles, triangles and "
-        "rings over a textured noisy background, in the dataset layout (images/, masks/ with 255 = ignore, "
-        "train.txt/val.txt/test.txt 70/15/15, classes.json).",
-    )
-    sy.add_argument("--n", type=int, default=200, help="number of images (default 200)")
-    sy.add_argument("-o", "--output", required=True, help="output folder (must be empty or new unless --overwrite)")
-    sy.add_argument("--size", type=_pair, default=(128, 128), help="image size H,W or one number (default 128)")
-    sy.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same files")
-    sy.add_argument(
-        "--ignore-border",
-        type=int,
-        default=1,
-        metavar="PX",
-        help="width of the ignore (255) band drawn around every shape, as VOC's void outlines (0: none; default 1)",
-    )
-    sy.add_argument("--overwrite", action="store_true", help="write into a folder that already holds a dataset")
-    sy.set_defaults(func=cmd_synth)
 
     m = sub.add_parser("models", help="list registered architectures")
     m.set_defaults(func=lambda a: print("\n".join(__import__("segstudio.models", fromlist=["x"]).list_models())) or 0)

@@ -185,9 +185,10 @@ def dense_crf(
     k, h, w = probs.shape
     check_image(image, (h, w))
     unary = np.ascontiguousarray(unary_from_softmax(probs, clip=params.clip))  # float32 (K, H*W)
+    rgb = np.require(image, requirements=("C", "W"))  # pydensecrf2 rejects read-only buffers (e.g. np.asarray(PIL image))
     crf = dcrf.DenseCRF2D(w, h, k)
     crf.setUnaryEnergy(unary)
     crf.addPairwiseGaussian(sxy=params.pos_xy_std, compat=params.pos_w)
-    crf.addPairwiseBilateral(sxy=params.bi_xy_std, srgb=params.bi_rgb_std, rgbim=np.ascontiguousarray(image), compat=params.bi_w)
+    crf.addPairwiseBilateral(sxy=params.bi_xy_std, srgb=params.bi_rgb_std, rgbim=rgb, compat=params.bi_w)
     q = crf.inference(params.iterations)
     return np.asarray(q, dtype=np.float32).reshape(k, h, w)

@@ -6,7 +6,8 @@ and dtype; the input is never modified. Pixels equal to ``ignore_index`` are lef
 are never used as a source class: they mean "unlabelled" in user-corrected maps.
 
 Every operation works on all classes at once, from the input map, so the result does not depend on class
-order:
+order. Opening and closing use OpenCV's default border, which is neutral: regions are not eroded at the image
+border, and a gap narrower than the element between a region and the border is closed.
 
 * **opening** (erosion then dilation, Gonzalez & Woods, *Digital Image Processing*, 4th ed., sec. 9.3) of
   each class mask removes parts thinner than the structuring element (spurs, thin bridges, specks);
@@ -77,29 +78,36 @@ def _class_ids(labels: np.ndarray, ignore_index: int) -> list[int]:
     return [int(c) for c in present if c != ignore_index]
 
 
-def _fill_from_nearest(labels: np.ndarray, unassigned: np.ndarray) -> np.ndarray:
-    """Give each ``unassigned`` pixel the label of the nearest other pixel (Euclidean); ``labels`` is modified.
+def _nearest_source(sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel, the flat index of the nearest ``True`` pixel of ``sources`` (bool (H, W), not all False).
 
-    ``unassigned`` must not cover every pixel. Uses ``cv2.distanceTransformWithLabels`` (Borgefors' 5×5
-    chamfer approximation of the Euclidean distance) with ``DIST_LABEL_PIXEL``.
+    Uses ``cv2.distanceTransformWithLabels`` (Borgefors' 5×5 chamfer approximation of the Euclidean distance;
+    the precise mask is not supported there) with ``DIST_LABEL_PIXEL``, which gives every source pixel its
+    own Voronoi label. Returns ``(voronoi int32 (H, W), flat index of each label's source)``.
     """
-    src = ~unassigned
-    # Distance to the nearest zero pixel; DIST_LABEL_PIXEL gives every zero (source) pixel its own label, and
-    # each other pixel the label of its nearest source (5x5 mask: the precise mask is not supported here).
     _, voronoi = cv2.distanceTransformWithLabels(
-        unassigned.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL
+        (~sources).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL
     )
-    lut = np.zeros(int(voronoi.max()) + 1, dtype=labels.dtype)
-    lut[voronoi[src]] = labels[src]
-    labels[unassigned] = lut[voronoi[unassigned]]
-    return labels
+    where = np.zeros(int(voronoi.max()) + 1, dtype=np.int64)
+    where[voronoi[sources]] = np.flatnonzero(sources)
+    return voronoi, where
 
 
-def _reassign(labels: np.ndarray, removed: np.ndarray) -> np.ndarray:
+def _reassign(labels: np.ndarray, removed: np.ndarray, ignore_index: int) -> np.ndarray:
+    """Copy of ``labels`` where each ``removed`` pixel of class ``c`` takes the class of the nearest kept pixel
+    of another class (not ``c``, not ``ignore_index``); where there is none it keeps ``c``."""
     out = labels.copy()
-    if removed.any() and not removed.all():
-        out[removed] = 0  # placeholder, overwritten below
-        _fill_from_nearest(out, removed)
+    if not removed.any():
+        return out
+    flat = labels.ravel()
+    kept = ~removed & (labels != ignore_index)
+    for c in np.unique(labels[removed]):
+        sources = kept & (labels != c)
+        if not sources.any():
+            continue
+        voronoi, where = _nearest_source(sources)
+        target = removed & (labels == c)
+        out[target] = flat[where[voronoi[target]]]
     return out
 
 
@@ -114,8 +122,8 @@ def opening(
     """Per-class morphological opening: remove parts of each class thinner than the structuring element.
 
     For each class ``c`` (or only those in ``classes``), the pixels of ``c`` outside ``open(mask_c)`` are
-    removed, all classes at once, and refilled from the nearest kept pixel (module docstring). If no pixel
-    would be kept, the map is returned unchanged.
+    removed, all classes at once, and take the class of the nearest kept pixel of another class (module
+    docstring); where no other class is kept they keep their class.
 
     Args:
         labels: uint8 label map (H, W).
@@ -135,8 +143,8 @@ def opening(
     removed = np.zeros(labels.shape, bool)
     for c in _class_ids(labels, ignore_index) if classes is None else classes:
         mask = (labels == c).astype(np.uint8)
-        removed |= mask.astype(bool) & ~cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
-    return _reassign(labels, removed)
+        removed |= mask.astype(bool) & ~cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel).astype(bool)
+    return _reassign(labels, removed, ignore_index)
 
 
 def closing(
@@ -161,7 +169,7 @@ def closing(
     claims = np.zeros(labels.shape, np.uint8)
     for c in _class_ids(labels, ignore_index) if classes is None else classes:
         mask = (labels == c).astype(np.uint8)
-        gained = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE).astype(bool) & ~mask.astype(bool)
+        gained = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel).astype(bool) & ~mask.astype(bool)
         gained &= labels != ignore_index
         out[gained & (claims == 0)] = c
         claims[gained] = np.minimum(claims[gained] + 1, 2)
@@ -185,9 +193,9 @@ def remove_small_components(
     """Reassign connected components smaller than ``min_area`` pixels to the surrounding class.
 
     Components are found per class (``cv2.connectedComponentsWithStats``); every component of any class with
-    area ``< min_area`` is removed and its pixels take the class of the nearest pixel that is kept (so a speck
-    inside a region takes that region's class). ``ignore_index`` regions are neither removed nor used as a
-    source. If every component is small, the map is returned unchanged.
+    area ``< min_area`` is removed and its pixels take the class of the nearest kept pixel of another class (so
+    a speck inside a region takes that region's class). ``ignore_index`` regions are neither removed nor used
+    as a source. Where no other class is kept (e.g. every component is small) pixels keep their class.
 
     Args:
         labels: uint8 label map (H, W).
@@ -214,7 +222,7 @@ def remove_small_components(
                 lut = np.zeros(n, bool)
                 lut[small] = True
                 removed |= lut[comp]
-    return _reassign(labels, removed)
+    return _reassign(labels, removed, ignore_index)
 
 
 def fill_holes(

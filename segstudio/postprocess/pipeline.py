@@ -30,8 +30,9 @@ __all__ = ["MorphParams", "refine", "apply_morphology", "parse_crf_params", "par
 class MorphParams:
     """Which morphology steps to run, and their sizes; a value of 0 skips that step.
 
-    Steps run in this order (each on the previous result): opening, closing, small-component removal, hole
-    filling (see :mod:`segstudio.postprocess.morphology`).
+    Steps run in this order (each on the previous result): small-component removal, opening, closing, hole
+    filling (see :mod:`segstudio.postprocess.morphology`). Specks go first because a speck inside a region
+    would otherwise make that region's opening eat the pixels around it.
 
     Attributes:
         open: opening structuring-element diameter in pixels (0 or 1 = off); removes spurs/specks thinner than it.
@@ -97,12 +98,12 @@ def apply_morphology(
     check_labels(labels, num_classes, ignore_index)
     out = labels.copy()
     kw = {"shape": params.shape, "ignore_index": ignore_index}
+    if params.min_area > 1:
+        out = remove_small_components(out, params.min_area, connectivity=params.connectivity, ignore_index=ignore_index)
     if params.open > 1:
         out = opening(out, params.open, **kw)
     if params.close > 1:
         out = closing(out, params.close, **kw)
-    if params.min_area > 1:
-        out = remove_small_components(out, params.min_area, connectivity=params.connectivity, ignore_index=ignore_index)
     if params.fill_holes > 0:
         out = fill_holes(out, params.fill_holes, connectivity=params.connectivity, ignore_index=ignore_index)
     return out
