@@ -244,6 +244,35 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from segstudio.io.formats import convert
+
+    try:
+        written = convert(args.src, args.dst, args.to, classes=args.classes, from_format=args.from_format,
+                          overwrite=args.overwrite)
+    except FileExistsError as exc:
+        print(f"segstudio convert: error: {exc}", file=sys.stderr)
+        return 2
+    n = sum(1 for p in written if p.name != "classes.json")
+    print(f"wrote {n} {args.to} file(s)" + (f" ({written[0]})" if n == 1 else f" to {Path(args.dst)}")
+          + f" from {Path(args.src)}")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from segstudio.data.synth import generate_synth_dataset
+
+    try:
+        info = generate_synth_dataset(args.output, n=args.n, size=args.size, seed=args.seed,
+                                      ignore_border=args.ignore_border, overwrite=args.overwrite)
+    except FileExistsError as exc:
+        print(f"segstudio synth: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {info['n']} images ({info['size'][0]}x{info['size'][1]}, classes: {', '.join(info['classes'])}; "
+          f"train/val/test {info['splits']['train']}/{info['splits']['val']}/{info['splits']['test']}) to {args.output}")
+    return 0
+
+
 def cmd_gui(args) -> int:
     from segstudio.gui.app import run
 
@@ -353,6 +382,54 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("-o", "--output", help="metrics JSON (default metrics.json)")
     ev.set_defaults(func=cmd_evaluate)
+
+    cv = sub.add_parser(
+        "convert",
+        help="convert label files between index, VOC palette, colour-coded, COCO RLE and labelme formats",
+        description="Convert label maps between formats. SRC is a label file or a folder of them (.png/.json; "
+        "classes.json is skipped). Formats: index (8-bit PNG, value = class id), voc (palette PNG), color "
+        "(RGB PNG in classes.json colours), coco (one COCO JSON with RLE segmentations), labelme (JSON polygons). "
+        "Inputs are never overwritten; existing outputs only with --overwrite.",
+    )
+    cv.add_argument("src", metavar="SRC", help="label file or folder of label files")
+    cv.add_argument(
+        "dst",
+        metavar="DST",
+        help="output folder (gets <stem>.png/.json per label map and classes.json), or an output file when SRC is "
+        "one file (for --to coco: a .json file, or a folder that gets annotations.json)",
+    )
+    formats = ("index", "voc", "color", "coco", "labelme")
+    cv.add_argument("--to", required=True, choices=formats, help="output format")
+    cv.add_argument("--from", dest="from_format", choices=formats, help="input format (default: detected per file)")
+    cv.add_argument(
+        "--classes",
+        metavar="CLASSES_JSON",
+        help="classes.json (default: beside SRC or one folder up; a COCO source brings its own categories); "
+        "needed to read color/labelme and to write voc/color/labelme/coco",
+    )
+    cv.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    cv.set_defaults(func=cmd_convert)
+
+    sy = sub.add_parser(
+        "synth",
+        help="write a synthetic-shapes dataset (for tests and demos)",
+        description="Write a seeded, reproducible synthetic dataset: coloured circles, rectangles, triangles and "
+        "rings over a textured noisy background, in the dataset layout (images/, masks/ with 255 = ignore, "
+        "train.txt/val.txt/test.txt 70/15/15, classes.json).",
+    )
+    sy.add_argument("--n", type=int, default=200, help="number of images (default 200)")
+    sy.add_argument("-o", "--output", required=True, help="output folder (must be empty or new unless --overwrite)")
+    sy.add_argument("--size", type=_pair, default=(128, 128), help="image size H,W or one number (default 128)")
+    sy.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same files")
+    sy.add_argument(
+        "--ignore-border",
+        type=int,
+        default=1,
+        metavar="PX",
+        help="width of the ignore (255) band drawn around every shape, as VOC's void outlines (0: none; default 1)",
+    )
+    sy.add_argument("--overwrite", action="store_true", help="write into a folder that already holds a dataset")
+    sy.set_defaults(func=cmd_synth)
 
     m = sub.add_parser("models", help="list registered architectures")
     m.set_defaults(func=lambda a: print("\n".join(__import__("segstudio.models", fromlist=["x"]).list_models())) or 0)
