@@ -12,8 +12,8 @@ border, and a gap narrower than the element between a region and the border is c
 * **opening** (erosion then dilation, Gonzalez & Woods, *Digital Image Processing*, 4th ed., sec. 9.3) of
   each class mask removes parts thinner than the structuring element (spurs, thin bridges, specks);
 * **closing** (dilation then erosion) of each class mask fills gaps narrower than the element;
-* **small-component removal** deletes connected components (``cv2.connectedComponentsWithStats``) of
-  any class with fewer than ``min_area`` pixels;
+* **small-component removal** deletes connected components (``skimage.measure.label``) of any class with
+  fewer than ``min_area`` pixels;
 * **hole filling** gives a class every region it encloses (a connected component of the other pixels that
   does not touch the image border) of at most ``max_area`` pixels.
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from skimage import measure
 
 from segstudio.core.labels import IGNORE_INDEX
 
@@ -97,16 +98,23 @@ def _reassign(labels: np.ndarray, removed: np.ndarray, ignore_index: int) -> np.
     """Copy of ``labels`` where each ``removed`` pixel of class ``c`` takes the class of the nearest kept pixel
     of another class (not ``c``, not ``ignore_index``); where there is none it keeps ``c``."""
     out = labels.copy()
-    if not removed.any():
+    kept = ~removed & (labels != ignore_index)
+    if not removed.any() or not kept.any():
         return out
     flat = labels.ravel()
-    kept = ~removed & (labels != ignore_index)
-    for c in np.unique(labels[removed]):
+    # One pass over all kept pixels settles most removed pixels; those whose nearest kept pixel has their own
+    # class are redone per class with that class excluded from the sources.
+    voronoi, where = _nearest_source(kept)
+    fill = flat[where[voronoi[removed]]]
+    out[removed] = fill
+    same = np.zeros(labels.shape, bool)
+    same[removed] = fill == labels[removed]
+    for c in np.flatnonzero(np.bincount(labels[same], minlength=256)):
         sources = kept & (labels != c)
         if not sources.any():
             continue
         voronoi, where = _nearest_source(sources)
-        target = removed & (labels == c)
+        target = same & (labels == c)
         out[target] = flat[where[voronoi[target]]]
     return out
 
@@ -192,7 +200,7 @@ def remove_small_components(
 ) -> np.ndarray:
     """Reassign connected components smaller than ``min_area`` pixels to the surrounding class.
 
-    Components are found per class (``cv2.connectedComponentsWithStats``); every component of any class with
+    Components are connected regions of one class (``skimage.measure.label``, one pass); every component with
     area ``< min_area`` is removed and its pixels take the class of the nearest kept pixel of another class (so
     a speck inside a region takes that region's class). ``ignore_index`` regions are neither removed nor used
     as a source. Where no other class is kept (e.g. every component is small) pixels keep their class.
@@ -215,13 +223,12 @@ def remove_small_components(
         raise ValueError(f"min_area must be an integer >= 0 (pixels), got {min_area!r}")
     removed = np.zeros(labels.shape, bool)
     if min_area > 1:
-        for c in _class_ids(labels, ignore_index):
-            n, comp, stats, _ = cv2.connectedComponentsWithStats((labels == c).astype(np.uint8), connectivity=connectivity)
-            small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_area) + 1
-            if small.size:
-                lut = np.zeros(n, bool)
-                lut[small] = True
-                removed |= lut[comp]
+        # One pass over all classes: skimage labels connected runs of equal value (ignore = background = 0).
+        comp = measure.label(labels, background=ignore_index, connectivity=1 if connectivity == 4 else 2)
+        area = np.bincount(comp.ravel())
+        small = area < min_area
+        small[0] = False
+        removed = small[comp]
     return _reassign(labels, removed, ignore_index)
 
 
