@@ -70,7 +70,14 @@ def cmd_train(args) -> int:
         translate=args.translate,
         elastic=args.elastic,
         color_jitter=args.jitter,
+        sync_bn=args.sync_bn,
+        dist_timeout_s=args.dist_timeout,
     )
+    from segstudio.engine.distributed import PeerFailure, env_rank, launched_by_torchrun
+
+    rank = env_rank() if launched_by_torchrun() else 0
+    if rank > 0:  # under torchrun only rank 0 reports progress and INFO messages
+        logging.getLogger().setLevel(logging.WARNING)
     bar = None
 
     def progress(event: str, info: dict) -> None:
@@ -93,17 +100,27 @@ def cmd_train(args) -> int:
         model_kwargs["encoder"] = args.encoder
     if args.output_stride:
         model_kwargs["output_stride"] = args.output_stride
-    path = train_on_folder(
-        args.data,
-        args.output,
-        model_name=args.model,
-        init=args.init,
-        config=cfg,
-        model_kwargs=model_kwargs,
-        callbacks=[progress],
-        resume=args.resume,
-    )
-    print(f"saved {path}")
+    try:
+        path = train_on_folder(
+            args.data,
+            args.output,
+            model_name=args.model,
+            init=args.init,
+            config=cfg,
+            model_kwargs=model_kwargs,
+            callbacks=[progress],
+            resume=args.resume,
+        )
+    except PeerFailure as exc:
+        print(f"segstudio train: error: {exc}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, NotADirectoryError, ValueError, KeyError) as exc:
+        if not launched_by_torchrun():
+            raise
+        print(f"segstudio train: error on rank {rank}: {exc}", file=sys.stderr)
+        return 2
+    if rank == 0:
+        print(f"saved {path}")
     return 0
 
 
@@ -298,7 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra builder argument for a new model, repeatable (e.g. --model-arg base_channels=16 for unet)",
     )
     t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="global batch: images per step over all processes (under torchrun each loads batch/nproc; default 8)",
+    )
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--weight-decay", type=float, default=1e-4)
     t.add_argument("--crop-size", type=_pair, default=(256, 256), help="H,W of random crops (default 256,256)")
@@ -325,6 +347,18 @@ def build_parser() -> argparse.ArgumentParser:
     aug.add_argument("--elastic", type=float, default=0.0, metavar="ALPHA", help="elastic deformation strength, pixels")
     aug.add_argument("--jitter", type=float, default=0.2, help="colour jitter strength (0 disables, default 0.2)")
     t.add_argument("--freeze-bn", action="store_true", help="keep BatchNorm statistics fixed")
+    t.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="under torchrun on CUDA: SyncBatchNorm (BatchNorm statistics over the global batch)",
+    )
+    t.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="under torchrun: how long a rank waits for its peers before the job fails (default 600)",
+    )
     t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     t.add_argument("--device", default="auto")
     t.add_argument("--seed", type=int, default=0)

@@ -254,6 +254,38 @@ def barrier(ctx: DistContext) -> None:
         raise PeerFailure(peer_failure_message(ctx, exc)) from exc
 
 
+_PEER_HINTS = ("gloo", "nccl", "connection closed", "connection reset", "broken pipe", "timed out", "timeout", "c10d")
+
+
+def is_peer_failure(exc: BaseException) -> bool:
+    """Heuristic: does ``exc`` (raised inside a collective, DDP forward or backward) come from a lost peer?
+
+    True for :class:`torch.distributed.DistError` and for RuntimeErrors whose text names the backend or
+    a closed/timed-out connection (how gloo and NCCL report a dead peer); False for e.g. an out-of-memory
+    error or a shape mismatch, which are passed on unchanged.
+    """
+    if isinstance(exc, dist.DistError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and "out of memory" not in text and any(h in text for h in _PEER_HINTS)
+
+
+@contextmanager
+def peer_errors(ctx: DistContext) -> Iterator[None]:
+    """Turn a lost-peer error (:func:`is_peer_failure`) raised inside the block into :class:`PeerFailure`.
+
+    A no-op for a single process; any other exception passes through unchanged.
+    """
+    try:
+        yield
+    except PeerFailure:
+        raise
+    except (RuntimeError, dist.DistError) as exc:
+        if ctx.world_size > 1 and is_peer_failure(exc):
+            raise PeerFailure(peer_failure_message(ctx, exc)) from exc
+        raise
+
+
 def peer_failure_message(ctx: DistContext, exc: BaseException) -> str:
     """One clear line for a failed collective: which rank noticed, likely cause, what to do."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -41,13 +41,14 @@ from segstudio.engine.checkpoint import (
 from segstudio.engine.distributed import (
     DEFAULT_TIMEOUT_S,
     DistContext,
-    PeerFailure,
+    PeerFailure,  # noqa: F401  (re-exported: raised by Trainer.fit)
     all_reduce_confusion,
     all_reduce_mean,
     barrier,
     current,
     device_for,
     distributed_session,
+    peer_errors,
 )
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.datasets import find_samples
@@ -429,7 +430,12 @@ class Trainer:
         Raises:
             Cancelled: after saving nothing new when cancelled (the last good checkpoint stays).
             FloatingPointError: when the loss becomes NaN/inf (training stops; checkpoints untouched).
+            PeerFailure: under ``torchrun``, a collective failed because another rank died or timed out.
         """
+        with peer_errors(self.dist):
+            return self._fit()
+
+    def _fit(self) -> Path:
         torch.manual_seed(self.config.seed + self.state.epoch + 7919 * self.dist.rank)
         np.random.seed(self.config.seed + self.state.epoch + 7919 * self.dist.rank)
         if self.dist.is_main:
@@ -461,7 +467,7 @@ class Trainer:
                         f"{self.scheduler.get_last_lr()[0]:.2e}). The last good checkpoint is kept."
                     )
                 self.optimizer.zero_grad(set_to_none=True)
-                self._backward(loss)
+                self.scaler.scale(loss).backward()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.scheduler.step()
@@ -507,18 +513,6 @@ class Trainer:
         barrier(self.dist)  # every rank returns once rank 0 has written the checkpoint
         self._emit("done", path=str(final))
         return final
-
-    def _backward(self, loss: torch.Tensor) -> None:
-        """``loss.backward()`` (gradients all-reduced by DDP); a dead peer becomes :class:`PeerFailure`."""
-        if not self.dist.enabled:
-            self.scaler.scale(loss).backward()
-            return
-        try:
-            self.scaler.scale(loss).backward()
-        except (RuntimeError, torch.distributed.DistError) as exc:
-            from segstudio.engine.distributed import peer_failure_message
-
-            raise PeerFailure(peer_failure_message(self.dist, exc)) from exc
 
 
 def check_loss_config(config: TrainConfig, num_classes: int) -> None:
