@@ -17,10 +17,10 @@ border, and a gap narrower than the element between a region and the border is c
 * **hole filling** gives a class every region it encloses (a connected component of the other pixels that
   does not touch the image border) of at most ``max_area`` pixels.
 
-Pixels removed by opening or small-component removal are *reassigned to the surrounding class*: each takes
-the class of the nearest kept pixel (Euclidean distance, 5×5 chamfer approximation,
-``cv2.distanceTransformWithLabels``), so a speck
-inside a region takes that region's class and a component on a boundary is split between its neighbours.
+Pixels removed by opening or small-component removal are *reassigned to the surrounding class*: a removed
+pixel of class ``c`` takes the class of the nearest kept pixel of another class (Euclidean distance, 5×5
+chamfer approximation, ``cv2.distanceTransformWithLabels``), so a speck inside a region takes that region's
+class and a component on a boundary is split between its neighbours. Removed pixels never become ignore.
 """
 
 from __future__ import annotations
