@@ -243,7 +243,7 @@ def cmd_evaluate(args) -> int:
         bar.total = n
         bar.update(1)
 
-    res = evaluate(predictor, args.data, args.split, progress)
+    res = evaluate(predictor, args.data, args.split, progress, save_vis=args.save_vis)
     bar.close()
     pct = lambda v: "-" if v is None else f"{100 * v:.2f}"  # noqa: E731  (None: no labelled pixels)
     print(
@@ -257,7 +257,7 @@ def cmd_evaluate(args) -> int:
         )
     out = Path(args.output) if args.output else Path("metrics.json")
     atomic_write_bytes(out, (json.dumps(res, indent=1) + "\n").encode())
-    print(f"wrote {out}")
+    print(f"wrote {out}" + (f"; pictures and confusion_matrix.png in {args.save_vis}" if args.save_vis else ""))
     return 0
 
 
@@ -415,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint", help="model.safetensors or a run folder")
     ev.add_argument("--device", default="auto")
     ev.add_argument("-o", "--output", help="metrics JSON (default metrics.json)")
+    ev.add_argument(
+        "--save-vis",
+        metavar="DIR",
+        help="write one picture per image into DIR (image | ground truth | prediction | error map: correct, "
+        "wrong, ignore) and DIR/confusion_matrix.png (row-normalised, class names on the axes)",
+    )
     ev.set_defaults(func=cmd_evaluate)
 
     cv = sub.add_parser(
