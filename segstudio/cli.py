@@ -1,4 +1,4 @@
-"""Command line: ``segstudio train | predict | evaluate | gui``.
+"""Command line: ``segstudio train | predict | evaluate | convert | synth | gui``.
 
 Every command calls the same engine as the GUI (:mod:`segstudio.engine`).
 """
@@ -458,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train.txt/val.txt/test.txt 70/15/15, classes.json).",
     )
     sy.add_argument("--n", type=int, default=200, help="number of images (default 200)")
-    sy.add_argument("-o", "--output", required=True, help="output folder (must be empty or new unless --overwrite)")
+    sy.add_argument("-o", "--output", required=True, help="output folder (refused if it already holds a dataset, unless --overwrite)")
     sy.add_argument("--size", type=_pair, default=(128, 128), help="image size H,W or one number (default 128)")
     sy.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same files")
     sy.add_argument(
@@ -466,7 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="PX",
-        help="width of the ignore (255) band drawn around every shape, as VOC's void outlines (0: none; default 1)",
+        help="width of the ignore (255) band along the inside of every shape's outline, as VOC's void borders "
+        "(0: none; default 1)",
     )
     sy.add_argument("--overwrite", action="store_true", help="write into a folder that already holds a dataset")
     sy.set_defaults(func=cmd_synth)

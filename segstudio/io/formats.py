@@ -75,6 +75,7 @@ COCO_ANNOTATIONS_NAME = "annotations.json"
 
 _MAX_SIDE = 65535
 _MAX_FILE_BYTES = 1 << 30
+_MAX_TOTAL_PIXELS = 1 << 30  # all label maps of one COCO file (uint8: 1 GiB)
 
 
 class LabelFormatError(ValueError):
@@ -420,7 +421,8 @@ def read_coco_json(path: str | Path, classes: ClassSpec | None = None) -> tuple[
 
     Raises:
         LabelFormatError: missing/ill-typed keys, unknown category names or ids, unknown image ids,
-            duplicate ids or stems, an RLE whose size differs from its image, corrupt RLE.
+            duplicate ids or stems, an RLE whose size differs from its image, corrupt RLE, images over
+            65535 px a side or over 2**30 pixels in all.
     """
     data = _load_json(path)
     if not isinstance(data, dict):
@@ -457,6 +459,7 @@ def read_coco_json(path: str | Path, classes: ClassSpec | None = None) -> tuple[
         cat_to_class[cid] = name_to_id[name]
     items: dict[int, LabelItem] = {}
     stems: set[str] = set()
+    total_pixels = 0
     for i, img in enumerate(data["images"]):
         if not isinstance(img, dict) or not _is_int(img.get("id")) or not isinstance(img.get("file_name"), str):
             raise _err(path, f"images[{i}] needs an integer 'id', a string 'file_name', 'height' and 'width'")
@@ -469,6 +472,9 @@ def read_coco_json(path: str | Path, classes: ClassSpec | None = None) -> tuple[
         if stem in stems:
             raise _err(path, f"images[{i}]: two images are named {stem!r}")
         stems.add(stem)
+        total_pixels += h * w
+        if total_pixels > _MAX_TOTAL_PIXELS:
+            raise _err(path, f"images hold more than {_MAX_TOTAL_PIXELS} pixels in all; split the file")
         items[img["id"]] = LabelItem(stem, np.full((h, w), IGNORE_INDEX, dtype=np.uint8), img["file_name"])
     for i, ann in enumerate(data["annotations"]):
         where = f"annotations[{i}]"
