@@ -180,7 +180,7 @@ def cmd_predict(args) -> int:
 
     from segstudio.core import blend_overlay
     from segstudio.engine import Predictor
-    from segstudio.io import ImageReadError, atomic_write_bytes, read_image, write_index_png
+    from segstudio.io import ImageReadError, atomic_write_bytes, write_index_png
 
     import io as _io
 
@@ -195,7 +195,7 @@ def cmd_predict(args) -> int:
     clash = [out / n for pair in names.values() for n in pair if (out / n).resolve() in inputs]
     if clash:
         raise ValueError(f"writing to {out} would overwrite the input image {clash[0]}; choose another output folder (-o)")
-    predictor = Predictor(_load(args), device=args.device)
+    predictor = Predictor(_load(args), device=args.device, tile_size=args.tile_size)
     crf = args.crf_params  # --crf-params implies --crf
     if crf is None and args.crf:
         from segstudio.postprocess import CRFParams
@@ -203,22 +203,29 @@ def cmd_predict(args) -> int:
         crf = CRFParams()
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
-    for path in tqdm(images, unit="img", dynamic_ncols=True):
-        try:
-            image = read_image(path)
-        except ImageReadError as exc:
-            log.error("%s", exc)
+    post = crf is not None or args.morph is not None  # --crf / --morph: post-process the probabilities
+    # predict_many decodes the next images on a prefetch thread and batches same-size images.
+    results = predictor.predict_many(
+        images, batch_size=args.batch_size, output="proba" if post else "labels", errors="yield"
+    )
+    for res in tqdm(results, total=len(images), unit="img", dynamic_ncols=True):
+        path = images[res.index]
+        if res.error is not None:
+            if isinstance(res.error, ImageReadError):
+                log.error("%s", res.error)
+            else:
+                log.error("%s: prediction not written (%s: %s)", path, type(res.error).__name__, res.error)
             failed += 1
             continue
+        image = res.image
         label_name, overlay_name = names[path]
         try:
-            if crf is not None or args.morph is not None:  # --crf / --morph: post-process the probabilities
+            if post:
                 from segstudio.postprocess import refine
 
-                probs = predictor.predict_proba(image)
-                labels = refine(image, probs, crf, args.morph, num_classes=len(predictor.classes.names))
+                labels = refine(image, res.output, crf, args.morph, num_classes=len(predictor.classes.names))
             else:
-                labels = predictor.predict(image)
+                labels = res.output
             write_index_png(out / label_name, labels)
             buf = _io.BytesIO()
             Image.fromarray(blend_overlay(image, labels, predictor.classes, args.opacity)).save(buf, format="PNG")
@@ -376,6 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint", help="model.safetensors or a run folder")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--opacity", type=float, default=0.5)
+    pr.add_argument("--batch-size", type=int, default=4, help="same-size images stacked per forward pass (default 4)")
+    pr.add_argument(
+        "--tile-size",
+        type=int,
+        default=1024,
+        help="images above 2048x2048 px are predicted in overlapping tiles of this size (default 1024)",
+    )
 
     def _postprocess_spec(name: str):
         def convert(text: str):
