@@ -443,7 +443,8 @@ class Predictor:
             output: ``"labels"``, ``"proba"`` or ``"logits"`` (see :class:`Prediction`).
             prefetch: decoded images held ahead of the model, >= 1.
             errors: ``"raise"`` (an unreadable file stops the run with its ``ImageReadError``) or ``"yield"``
-                (it is yielded as a :class:`Prediction` with ``error`` set and the run goes on).
+                (it is yielded as a :class:`Prediction` with ``error`` set and the run goes on; so is an image
+                the model fails on, after its batch is retried one image at a time).
 
         Yields:
             :class:`Prediction` ``(index, output, image, error)``, one per input, in input order.
@@ -494,10 +495,20 @@ class Predictor:
         def run(batch: list) -> Iterator[Prediction]:
             _, image0, x0, _ = batch[0]
             h, w = image0.shape[:2]
-            if self._needs_tiles(h, w):
-                res = self._tiled(x0, output)[None]
-            else:
-                res = self._infer(torch.stack([b[2] for b in batch]), output)
+            try:
+                if self._needs_tiles(h, w):
+                    res = self._tiled(x0, output)[None]
+                else:
+                    res = self._infer(torch.stack([b[2] for b in batch]), output)
+            except Exception as exc:  # noqa: BLE001  (errors="yield": one bad image must not end the run)
+                if errors == "raise":
+                    raise
+                if len(batch) > 1:  # find which image failed
+                    for b in batch:
+                        yield from run([b])
+                else:
+                    yield Prediction(batch[0][0], None, image0, exc)
+                return
             for (i, image, _, _), r in zip(batch, res):
                 yield Prediction(i, r.numpy(), image)
 
