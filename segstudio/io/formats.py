@@ -43,6 +43,7 @@ import logging
 import math
 import os
 import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -362,7 +363,9 @@ def _decode_segmentation(seg, h: int, w: int, path, where: str) -> np.ndarray:
     else:
         raise _err(path, f"{where}: 'segmentation' must be an RLE object or a list of polygons")
     try:
-        return mask_utils.decode(rle).astype(bool)
+        with warnings.catch_warnings():  # pycocotools' __array__ predates numpy 2's copy keyword
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return mask_utils.decode(rle).astype(bool)
     except (ValueError, TypeError) as exc:  # pragma: no cover - validated above
         raise _err(path, f"{where}: cannot decode RLE ({exc})") from None
 
