@@ -145,3 +145,126 @@ def flood_fill(labels: np.ndarray, y: int, x: int, value: int) -> Patch | None:
     after = labels[y0:y1, x0:x1].copy()
     after[filled[y0:y1, x0:x1]] = value
     return make_patch(labels, y0, x0, after)
+
+
+def paint_mask(labels: np.ndarray, y0: int, x0: int, mask: np.ndarray, value: int) -> Patch | None:
+    """Set ``labels[y0 + i, x0 + j] = value`` wherever ``mask[i, j]`` is True.
+
+    The common last step of the region tools (polygon, lasso, superpixel brush, GrabCut).
+
+    Args:
+        labels: uint8 (H, W) label map, edited in place.
+        y0, x0: top-left corner of ``mask`` in the label map, pixels.
+        mask: bool (h, w); the box ``[y0, y0 + h) x [x0, x0 + w)`` must lie inside the label map.
+        value: class id or the ignore value, 0..255.
+
+    Returns:
+        The :class:`Patch` of changed pixels, or ``None`` when nothing changed.
+
+    Raises:
+        ValueError: on a value outside 0..255, a non-2-D mask, or a box reaching outside the label map.
+    """
+    if not 0 <= value <= 255:
+        raise ValueError(f"label value must be in 0..255, got {value}")
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D (h, w), got shape {mask.shape}")
+    h, w = mask.shape
+    H, W = labels.shape
+    if y0 < 0 or x0 < 0 or y0 + h > H or x0 + w > W:
+        raise ValueError(f"mask box ({x0}, {y0}, {w}x{h}) reaches outside the {W}x{H} label map")
+    if not mask.any():
+        return None
+    after = labels[y0 : y0 + h, x0 : x0 + w].copy()
+    after[mask] = value
+    return make_patch(labels, y0, x0, after)
+
+
+POLYGON_RULES = ("nonzero", "evenodd")
+
+
+def polygon_mask(shape: tuple[int, int], points, rule: str = "nonzero"):
+    """Pixels whose centres lie inside a closed polygon (scan-line rasterisation, vectorised).
+
+    Pixel ``(row r, column c)`` has its centre at ``x = c, y = r`` (the convention of the brush tools).
+    Each edge crossing a pixel-centre row contributes at column ``ceil(x_cross)``; a running sum
+    along the row gives the crossing count (``"evenodd"``: inside when odd) or the winding number
+    (``"nonzero"``: inside when not 0; upward edges +1, downward -1). Edges use the half-open rule
+    ``min(y_a, y_b) <= r < max(y_a, y_b)`` so shared vertices are counted once (Foley et al.,
+    *Computer Graphics: Principles and Practice*, 2nd ed., §3.6 "Filling polygons").
+
+    Args:
+        shape: ``(H, W)`` of the label map.
+        points: (N, 2) float ``(x, y)`` vertices, N >= 3; the polygon is closed automatically.
+        rule: ``"nonzero"`` (a lasso looped twice stays filled; Qt's ``WindingFill``) or
+            ``"evenodd"`` (self-overlaps become holes; Qt's ``OddEvenFill``, SVG ``evenodd``).
+
+    Returns:
+        ``(y0, x0, mask)``: top-left corner and bool (h, w) mask of the polygon's bounding box clipped
+        to the image, or ``None`` when no pixel centre lies inside.
+
+    Raises:
+        ValueError: fewer than 3 vertices, non-finite coordinates, wrong array shape, or an unknown rule.
+    """
+    if rule not in POLYGON_RULES:
+        raise ValueError(f"polygon fill rule must be one of {POLYGON_RULES}, got {rule!r}")
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"polygon points must have shape (N, 2) as (x, y), got {pts.shape}")
+    if len(pts) < 3:
+        raise ValueError(f"a polygon needs at least 3 points, got {len(pts)}")
+    if not np.isfinite(pts).all():
+        raise ValueError("polygon points must be finite numbers")
+    H, W = shape
+    xa, ya = pts[:, 0], pts[:, 1]
+    xb, yb = np.roll(xa, -1), np.roll(ya, -1)
+    # Rows whose centre line y = r each edge crosses: ceil(ymin) <= r < ceil(ymax), clipped to the image.
+    ylo = np.minimum(ya, yb)
+    yhi = np.maximum(ya, yb)
+    r0 = np.clip(np.ceil(ylo), 0, H).astype(np.int64)
+    r1 = np.clip(np.ceil(yhi), 0, H).astype(np.int64)
+    counts = np.maximum(r1 - r0, 0)
+    total = int(counts.sum())
+    if total == 0:
+        return None
+    edge = np.repeat(np.arange(len(pts)), counts)
+    start = np.repeat(np.cumsum(counts) - counts, counts)
+    rows = r0[edge] + (np.arange(total) - start)
+    t = (rows - ya[edge]) / (yb[edge] - ya[edge])  # counts > 0 implies ya != yb
+    xs = xa[edge] + t * (xb[edge] - xa[edge])
+    cols = np.clip(np.ceil(xs), 0, W).astype(np.int64)
+    ry0, ry1 = int(rows.min()), int(rows.max()) + 1
+    cx0 = int(np.clip(np.ceil(xa.min()), 0, W))
+    cx1 = int(np.clip(np.ceil(xa.max()), 0, W))
+    if cx1 <= cx0:
+        return None
+    cols = np.clip(cols, cx0, cx1) - cx0
+    acc = np.zeros((ry1 - ry0, cx1 - cx0 + 1), dtype=np.int32)
+    step = np.where(yb[edge] > ya[edge], 1, -1) if rule == "nonzero" else np.ones(total, dtype=np.int32)
+    np.add.at(acc, (rows - ry0, cols), step)
+    run = np.cumsum(acc, axis=1)[:, :-1]
+    mask = (run != 0) if rule == "nonzero" else (run % 2 == 1)
+    if not mask.any():
+        return None
+    return ry0, cx0, mask
+
+
+def polygon_fill(labels: np.ndarray, points, value: int, rule: str = "nonzero") -> Patch | None:
+    """Fill a closed polygon (the polygon and lasso tools) with ``value``.
+
+    Args:
+        labels: uint8 (H, W) label map, edited in place.
+        points: (N, 2) float ``(x, y)`` vertices in pixels (pixel centres at integers), N >= 3.
+        value: class id or the ignore value, 0..255.
+        rule: ``"nonzero"`` (default) or ``"evenodd"``; see :func:`polygon_mask`.
+
+    Returns:
+        The :class:`Patch` of changed pixels, or ``None``.
+    """
+    if not 0 <= value <= 255:
+        raise ValueError(f"label value must be in 0..255, got {value}")
+    res = polygon_mask(labels.shape, points, rule)
+    if res is None:
+        return None
+    y0, x0, mask = res
+    return paint_mask(labels, y0, x0, mask, value)

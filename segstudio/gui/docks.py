@@ -61,20 +61,25 @@ class FileList(QListWidget):
 
 
 class ClassPanel(QWidget):
-    """Class legend (click picks the paint class) + overlay opacity and visibility.
+    """Class legend (click picks the paint class; the checkbox shows/hides a class) + overlay opacity
+    and visibility.
 
-    Signals: classPicked(int), opacityChanged(float 0..1), overlayToggled(bool).
+    Signals: classPicked(int), opacityChanged(float 0..1), overlayToggled(bool),
+    classVisibilityChanged(int class_id, bool visible).
     """
 
     classPicked = Signal(int)
     opacityChanged = Signal(float)
     overlayToggled = Signal(bool)
+    classVisibilityChanged = Signal(int, bool)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         lay = QVBoxLayout(self)
         self.legend = QListWidget()
         self.legend.currentRowChanged.connect(lambda r: r >= 0 and self.classPicked.emit(r))
+        self.hidden: set[int] = set()  # class ids whose checkbox is off
+        self.legend.itemChanged.connect(self._on_item_changed)
         lay.addWidget(self.legend)
         self.show_overlay = QCheckBox("Show overlay (O)")
         self.show_overlay.setChecked(True)
@@ -94,9 +99,33 @@ class ClassPanel(QWidget):
         self.legend.blockSignals(True)
         self.legend.clear()
         for i, (name, color) in enumerate(zip(classes.names, classes.colors)):
-            self.legend.addItem(QListWidgetItem(color_icon(color), f"{i + 1 if i < 9 else ' '}  {name}"))
+            item = QListWidgetItem(color_icon(color), f"{i + 1 if i < 9 else ' '}  {name}")
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked if i in self.hidden else Qt.CheckState.Checked)
+            item.setToolTip("checkbox: show/hide this class in the overlay (H: current class)")
+            self.legend.addItem(item)
         self.legend.setCurrentRow(min(cur, classes.num_classes - 1))
         self.legend.blockSignals(False)
+
+    def set_class_visible(self, class_id: int, visible: bool) -> None:
+        """Tick or untick a class's checkbox (emits ``classVisibilityChanged`` when it changes)."""
+        item = self.legend.item(class_id)
+        if item is not None:
+            item.setCheckState(Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)
+
+    def toggle_current_class(self) -> None:
+        """Show/hide the class selected in the legend (the H shortcut)."""
+        c = self.legend.currentRow()
+        if c >= 0:
+            self.set_class_visible(c, c in self.hidden)
+
+    def _on_item_changed(self, item: QListWidgetItem) -> None:
+        c = self.legend.row(item)
+        visible = item.checkState() == Qt.CheckState.Checked
+        if visible == (c not in self.hidden):
+            return  # text/icon change, not the checkbox
+        (self.hidden.discard if visible else self.hidden.add)(c)
+        self.classVisibilityChanged.emit(c, visible)
 
 
 class ModelPanel(QWidget):

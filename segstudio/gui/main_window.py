@@ -36,7 +36,16 @@ from segstudio.engine import (
     next_version_dir,
     train_on_folder,
 )
-from segstudio.gui.canvas import TOOL_BRUSH, TOOL_ERASER, TOOL_FILL, Canvas
+from segstudio.gui.canvas import (
+    TOOL_BRUSH,
+    TOOL_ERASER,
+    TOOL_FILL,
+    TOOL_GRABCUT,
+    TOOL_LASSO,
+    TOOL_POLYGON,
+    TOOL_SUPERPIXEL,
+    Canvas,
+)
 from segstudio.gui.docks import THUMB, ClassPanel, FileList, ModelPanel
 from segstudio.gui.loop import LabellingLoop
 from segstudio.gui.qtutil import rgb_to_qimage
@@ -138,6 +147,8 @@ class MainWindow(QMainWindow):
         self.canvas.edited.connect(self._on_edited)
         self.canvas.navigate.connect(self.step)
         self.canvas.brushSizeChanged.connect(lambda r: self.message(f"brush radius {r} px"))
+        self.canvas.status.connect(self.message)
+        self.class_panel.classVisibilityChanged.connect(self.canvas.set_class_visible)
         mp = self.model_panel
         mp.predict_image.clicked.connect(self.predict_current)
         mp.predict_folder.clicked.connect(self.predict_folder)
@@ -173,6 +184,19 @@ class MainWindow(QMainWindow):
         self._action("Brush", lambda: self.set_tool(TOOL_BRUSH), ["B"], m_tools)
         self._action("Eraser", lambda: self.set_tool(TOOL_ERASER), ["E"], m_tools)
         self._action("Flood fill", lambda: self.set_tool(TOOL_FILL), ["F"], m_tools)
+        self._action("Polygon", lambda: self.set_tool(TOOL_POLYGON), ["P"], m_tools)
+        self._action("Lasso", lambda: self.set_tool(TOOL_LASSO), ["L"], m_tools)
+        self._action("Superpixel brush", lambda: self.set_tool(TOOL_SUPERPIXEL), ["S"], m_tools)
+        self._action("GrabCut rectangle", lambda: self.set_tool(TOOL_GRABCUT), ["G"], m_tools)
+        for act in (
+            self._action("Close polygon", self.canvas.close_shape, ["Return", "Enter"], m_tools),
+            self._action("Cancel polygon / rectangle", self.canvas.cancel_shape, ["Esc"], m_tools),
+        ):  # only while the canvas has focus, so Enter/Esc still work in the docks' fields
+            act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+            self.canvas.addAction(act)
+        self.act_outline = self._action("Outline mode", self.canvas.set_outline, ["Shift+O"], m_tools)
+        self.act_outline.setCheckable(True)
+        self._action("Hide/show current class", self.class_panel.toggle_current_class, ["H"], m_tools)
         self._action("Smaller brush", lambda: self.canvas.set_brush_radius(self.canvas.brush_radius - 2), ["["], m_tools)
         self._action("Bigger brush", lambda: self.canvas.set_brush_radius(self.canvas.brush_radius + 2), ["]"], m_tools)
         self._action("Toggle overlay", lambda: self.class_panel.show_overlay.toggle(), ["O"], m_tools)
@@ -182,6 +206,7 @@ class MainWindow(QMainWindow):
         self._action("Predict image", self.predict_current, ["Ctrl+P"], m_model)
         self._action("Predict folder", self.predict_folder, ["Ctrl+Shift+P"], m_model)
         self._action("Fine-tune on saved labels", self.finetune, ["Ctrl+T"], m_model)
+        self._action("Keyboard shortcuts", self.show_shortcuts, ["F1"], mb.addMenu("&Help"))
 
     def message(self, text: str) -> None:
         self.status_text.setText(text)
@@ -344,8 +369,14 @@ class MainWindow(QMainWindow):
             self.setWindowTitle(f"SegStudio — {doc.path.name} [{state}{', edited' if doc.dirty else ''}]")
 
     def set_tool(self, tool: str) -> None:
-        self.canvas.tool = tool
+        self.canvas.set_tool(tool)
         self.message(f"tool: {tool}")
+
+    def show_shortcuts(self) -> None:
+        """Help ▸ Keyboard shortcuts (the table is read from this window's actions)."""
+        from segstudio.gui.help_dialog import ShortcutsDialog
+
+        ShortcutsDialog(self).exec()
 
     def set_class(self, c: int) -> None:
         self.canvas.current_class = c

@@ -29,13 +29,15 @@ def default_n_segments(shape: tuple[int, int], area: int = DEFAULT_AREA) -> int:
     return int(np.clip(h * w // max(int(area), 1), MIN_SEGMENTS, MAX_SEGMENTS))
 
 
-def compute_superpixels(image: np.ndarray, n_segments: int | None = None, compactness: float = 10.0) -> np.ndarray:
+def compute_superpixels(image: np.ndarray, n_segments: int | None = None, compactness: float = 20.0) -> np.ndarray:
     """SLIC superpixels of an RGB image.
 
     Args:
         image: uint8 (H, W, 3) RGB.
         n_segments: approximate number of segments (default :func:`default_n_segments`).
-        compactness: SLIC's m (higher = squarer segments, lower = follows colour edges more), > 0.
+        compactness: SLIC's m (higher = squarer segments, lower = follows colour edges more), > 0. The
+            default 20 (skimage's is 10) keeps noisy images from collapsing into a few merged segments
+            under ``enforce_connectivity`` (on 360 x 480 CamVid frames 10 gives ~330 of 432 asked, 20 ~400).
 
     Returns:
         int32 (H, W) segment ids ``0..K-1``, every id used, each segment 8-connected
