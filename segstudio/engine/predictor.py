@@ -317,15 +317,17 @@ class Predictor:
             self._weights[key] = tile_weight_map(h, w, self.tile_weights)
         return self._weights[key]
 
-    def _tiled(self, x: torch.Tensor, output: str, tile: tuple[int, int] | None = None) -> torch.Tensor:
-        """Sliding-window prediction of one normalised (3, H, W) CPU image → output (K or -, H, W) on CPU.
+    def _tiled(self, x: torch.Tensor | np.ndarray, output: str, tile: tuple[int, int] | None = None) -> torch.Tensor:
+        """Sliding-window prediction of one image → output (K or -, H, W) on CPU.
 
-        Tiles are visited row by row. Weighted logits are accumulated in a float32 band buffer (K, ≤ 2·tile_h, W)
+        ``x`` is a normalised float32 (3, H, W) CPU tensor or a uint8 (H, W, 3) image; an image is normalised
+        tile by tile, so no float copy of the whole image is made. Tiles are visited row by row. Weighted logits are accumulated in a float32 band buffer (K, ≤ 2·tile_h, W)
         on the CPU; rows no later tile touches are normalised by the weight sum and reduced (argmax / softmax)
         at once, so besides the output only the band is held. Out-of-memory inside a tile re-enters the
         fallback chain with smaller tiles.
         """
-        _, h, w = x.shape
+        is_image = isinstance(x, np.ndarray)
+        h, w = x.shape[:2] if is_image else x.shape[1:]
         th, tw = tile or self.tile_size
         th, tw = min(th, h), min(tw, w)
         align = min(self.tile_align, th // 2, tw // 2) or 1
@@ -340,12 +342,13 @@ class Predictor:
             if acc is None or upto <= lo:
                 return
             k = upto - lo
-            block = (acc[:, :k] / wsum[:k]).unsqueeze(0)
-            red = self._reduce(block, output)[0]
             if out is None:
                 shape = (h, w) if output == "labels" else (acc.shape[0], h, w)
-                out = torch.empty(shape, dtype=red.dtype)
-            out[..., lo:upto, :] = red
+                out = torch.empty(shape, dtype=torch.uint8 if output == "labels" else torch.float32)
+            for r in range(0, k, 128):  # in chunks of rows: the temporaries stay small
+                r1 = min(k, r + 128)
+                block = (acc[:, r:r1] / wsum[r:r1]).unsqueeze(0)
+                out[..., lo + r : lo + r1, :] = self._reduce(block, output)[0]
             acc, wsum, lo = acc[:, k:], wsum[k:], upto
 
         for y0 in ys:
@@ -355,7 +358,10 @@ class Predictor:
             for x0 in xs:
                 tw_i = min(tw, w - x0)
                 weight = self._weight(th_i, tw_i)
-                crop = x[:, y0 : y0 + th_i, x0 : x0 + tw_i][None]
+                if is_image:
+                    crop = self._input(x[y0 : y0 + th_i, x0 : x0 + tw_i])[None]
+                else:
+                    crop = x[:, y0 : y0 + th_i, x0 : x0 + tw_i][None]
                 logits = self._infer(crop, "logits")[0]
                 if acc is None:
                     acc = torch.zeros(logits.shape[0], need, w)
@@ -393,7 +399,7 @@ class Predictor:
     def _predict_arrays(self, images: list[np.ndarray], output: str) -> torch.Tensor:
         h, w = images[0].shape[:2]
         if self._needs_tiles(h, w):
-            return torch.stack([self._tiled(self._input(im), output) for im in images])
+            return torch.stack([self._tiled(im, output) for im in images])
         return self._infer(torch.stack([self._input(im) for im in images]), output)
 
     def predict_tiled(self, image: np.ndarray, output: str = "labels", tile_size: int | tuple[int, int] | None = None):
@@ -403,8 +409,10 @@ class Predictor:
             output: ``"labels"`` → uint8 (H, W); ``"proba"`` → float32 (K, H, W); ``"logits"`` → float32 (K, H, W).
             tile_size: overrides the predictor's ``tile_size`` for this call.
 
-        Peak memory: the model's activations for one tile, plus a float32 band buffer of
-        K × (at most 2 × tile_h) × W, plus the output (H × W bytes for labels).
+        Peak memory: the model's activations for one tile, plus float32 band buffers of about
+        K × tile_h × W × 4 bytes (twice that while the band grows), plus the output (H × W bytes for labels,
+        K × H × W × 4 for probabilities or logits). The image is normalised tile by tile. Measured figures:
+        ``docs/benchmarks.md`` (P5).
 
         Raises:
             ValueError: unknown output, or not a uint8 RGB image.
@@ -412,7 +420,9 @@ class Predictor:
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         tile = None if tile_size is None else ((tile_size, tile_size) if isinstance(tile_size, int) else tuple(tile_size))
-        return self._tiled(self._input(image), output, tile).numpy()
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {image.dtype} {image.shape}")
+        return self._tiled(image, output, tile).numpy()
 
     def predict_proba(self, image: np.ndarray) -> np.ndarray:
         """Softmax probabilities float32 (K, H, W) of one uint8 (H, W, 3) RGB image."""
@@ -479,7 +489,8 @@ class Predictor:
                 for i, item in enumerate(items):
                     try:
                         image = item if isinstance(item, np.ndarray) else read_image(item)
-                        x = self._input(image)
+                        # a large image is normalised tile by tile later (no whole-image float copy)
+                        x = None if self._needs_tiles(*image.shape[:2]) else self._input(image)
                         rec = (i, image, x, None)
                     except Exception as exc:  # noqa: BLE001  (handed to the consumer, which decides)
                         rec = (i, None, None, exc)
@@ -497,7 +508,7 @@ class Predictor:
             h, w = image0.shape[:2]
             try:
                 if self._needs_tiles(h, w):
-                    res = self._tiled(x0, output)[None]
+                    res = self._tiled(image0, output)[None]
                 else:
                     res = self._infer(torch.stack([b[2] for b in batch]), output)
             except Exception as exc:  # noqa: BLE001  (errors="yield": one bad image must not end the run)
