@@ -47,6 +47,7 @@ from segstudio.gui.canvas import (
     Canvas,
 )
 from segstudio.gui.docks import THUMB, ClassPanel, FileList, ModelPanel
+from segstudio.gui.project_view import ProjectController
 from segstudio.gui.loop import LabellingLoop
 from segstudio.gui.qtutil import rgb_to_qimage
 from segstudio.gui.workers import Job, start_job
@@ -157,6 +158,7 @@ class MainWindow(QMainWindow):
         mp.model_combo.activated.connect(self._on_model_picked)
         mp.device_combo.currentTextChanged.connect(lambda _: self._make_predictor())
         self.loop = LabellingLoop(self)  # training view, uncertainty, metrics, refine preview, Help ▸ Device
+        self.project_ctl = ProjectController(self)  # segstudio.json, class editor, versions + A/B, effort
         if model is not None:
             self.set_model(model)
 
@@ -235,6 +237,7 @@ class MainWindow(QMainWindow):
         if self.classes is None or self.classes.num_classes != model.classes.num_classes and not self._has_saved_classes():
             self._set_classes(model.classes)
         self._make_predictor()
+        self.project_ctl.on_model_changed(model, name)
 
     def _make_predictor(self) -> None:
         if self.model is not None:
@@ -277,6 +280,7 @@ class MainWindow(QMainWindow):
             return
         self.autosave()
         self.folder, self.paths, self.docs, self.index = folder, paths, {}, -1
+        start = self.project_ctl.open(folder, paths)  # where the user left off
         if self._has_saved_classes():
             try:
                 self._set_classes(load_classes(folder / "labels" / "classes.json"))
@@ -291,12 +295,13 @@ class MainWindow(QMainWindow):
         for v in versions:
             self.model_panel.model_combo.addItem(f"{folder.name}/{v.name}")
             self._models.append(v / "model.safetensors")
-        if versions:
-            self._on_model_picked(self.model_panel.model_combo.count() - 1)
+        pick = self.project_ctl.restore_version(self.model_panel.model_combo.count() - 1 if versions else None)
+        if pick is not None:
+            self._on_model_picked(pick)
         self.files.set_paths(paths, {p for p in paths if label_path_for(p).is_file()})
         self.setWindowTitle(f"SegStudio — {folder}")
         self._start_thumbnails()
-        self.files.setCurrentRow(0)
+        self.files.setCurrentRow(start)
         self.canvas.setFocus()
 
     def _start_thumbnails(self) -> None:
@@ -345,6 +350,7 @@ class MainWindow(QMainWindow):
                 doc.set_labels(read_index_png(lp), SOURCE_SAVED)
             except (ValueError, OSError) as exc:
                 self.message(f"saved labels not usable ({exc}); they stay on disk untouched")
+        self.project_ctl.on_doc_loaded(doc)  # saved provenance
         self.docs[path] = doc
         self._offer_recovery(doc)
         return doc
@@ -448,6 +454,7 @@ class MainWindow(QMainWindow):
             QMessageBox.critical(self, "SegStudio", f"Could not save labels of {doc.path.name}: {exc}\nYour edits are still open.")
             return False
         doc.mark_saved()
+        self.project_ctl.on_saved(doc)  # provenance file, status, segstudio.json
         self._journals.pop(doc.path, Journal(doc.path)).clear()  # saved: the journal has done its job
         if doc.path in self.paths:
             self.files.set_labelled(self.paths.index(doc.path), True)
@@ -465,6 +472,7 @@ class MainWindow(QMainWindow):
         for doc in list(self.docs.values()):
             if doc.dirty:
                 self.save_doc(doc)
+        self.project_ctl.save()
 
     # -- jobs --------------------------------------------------------------------------------
     def _start(self, job: Job) -> bool:
@@ -540,7 +548,8 @@ class MainWindow(QMainWindow):
         return self._start(job)
 
     def _on_prediction(self, path: Path, labels: np.ndarray) -> None:
-        if self.classes is None or int(labels.max()) >= self.classes.num_classes:
+        labels = self.project_ctl.map_prediction(labels)  # model ids -> project ids, by class name
+        if self.classes is None or not self.project_ctl.prediction_fits(labels):
             self.message(f"the model's classes do not match the project's {self.classes.num_classes}; fine-tune to adapt it")
             return
         doc = self.docs.get(path)
@@ -553,6 +562,7 @@ class MainWindow(QMainWindow):
         elif doc.dirty or (doc.source == SOURCE_SAVED and path != self.paths[self.index]):
             return  # never overwrite unsaved edits, nor saved labels of other images in a folder run
         doc.set_labels(labels, SOURCE_PREDICTED)
+        self.project_ctl.on_predicted(doc)
         if doc is self.current_doc():
             self.canvas.refresh_labels()
             self._update_title()

@@ -1,0 +1,576 @@
+"""The project in the app: per-image status, effort and provenance (``ProjectView``), and the
+``ProjectController`` that keeps ``segstudio.json`` in step with the main window.
+
+The controller owns the project logic so that :class:`~segstudio.gui.main_window.MainWindow` only calls a
+few hooks: ``open`` (folder opened), ``restore_version``, ``on_doc_loaded``, ``on_predicted``,
+``map_prediction``, ``on_saved``, ``on_model_changed`` and ``save`` (autosave / close).
+
+Effort: active seconds come from an :class:`~segstudio.io.project.ActivityClock` fed by mouse, wheel and
+key events on the canvas (idle gaps capped at 30 s); strokes are the document's human edit count.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QDockWidget,
+    QFileDialog,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segstudio.core import IGNORE_INDEX, ClassSpec, Document
+from segstudio.core.document import SOURCE_SAVED
+from segstudio.engine import LoadedModel, list_versions
+from segstudio.engine.versions import versions_dir
+from segstudio.gui.class_editor import ClassEditorDialog
+from segstudio.gui.versions_dock import ABCompareDialog, VersionsPanel, make_ab_job
+from segstudio.gui.workers import start_job
+from segstudio.io import LABELS_DIRNAME, label_path_for, load_classes, save_classes
+from segstudio.io.project import (
+    PROJECT_FILENAME,
+    STATUS_CORRECTED,
+    STATUS_PREDICTED,
+    STATUS_REVIEWED,
+    STATUSES,
+    ActivityClock,
+    ModelVersion,
+    Project,
+    ProjectError,
+    class_lut,
+    load_provenance,
+    match_classes,
+    provenance_percent,
+    relabel_label_files,
+    save_provenance,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS_COLORS = {"unlabelled": "#9e9e9e", "predicted": "#1e88e5", "corrected": "#fb8c00", "reviewed": "#43a047"}
+
+
+def format_seconds(s: float) -> str:
+    """``h:mm:ss`` or ``m:ss`` of a duration in seconds."""
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class ProjectView(QWidget):
+    """Table of images (status, active time, strokes, provenance % of saved labels) with project totals.
+
+    Signals:
+        imageActivated(int): row double-clicked (go to that image).
+    """
+
+    imageActivated = Signal(int)
+    COLUMNS = ("Image", "Status", "Time", "Strokes", "Model %", "Human %", "CRF %")
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.cellDoubleClicked.connect(lambda r, _c: self.imageActivated.emit(r))
+        lay.addWidget(self.table, 1)
+        self.totals = QLabel()
+        self.totals.setWordWrap(True)
+        self.totals.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.totals)
+
+    def set_project(self, project: Project | None, names: list[str], current: int = -1) -> None:
+        """Show ``project``'s records of the images ``names`` (in list order); highlight row ``current``."""
+        self.table.setRowCount(0 if project is None else len(names))
+        if project is None:
+            self.totals.setText("")
+            return
+        for r, name in enumerate(names):
+            rec = project.record(name)
+            pct = provenance_percent(rec.provenance)
+            has = bool(rec.provenance) and sum(rec.provenance.get(k, 0) for k in ("model", "human", "crf")) > 0
+            cells = (
+                name,
+                rec.status,
+                format_seconds(rec.seconds),
+                str(rec.strokes),
+                *((f"{pct[k]:.0f}" if has else "—") for k in ("model", "human", "crf")),
+            )
+            for c, text in enumerate(cells):
+                it = QTableWidgetItem(text)
+                if c >= 2:
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if c == 1:
+                    it.setForeground(QColor(STATUS_COLORS[rec.status]))
+                self.table.setItem(r, c, it)
+        if 0 <= current < len(names):
+            self.table.selectRow(current)
+        s = project.summary()
+        pct = s.provenance_percent()
+        counts = " · ".join(
+            f"<span style='color:{STATUS_COLORS[k]}'>{s.by_status[k]} {k}</span>" for k in STATUSES
+        )
+        self.totals.setText(
+            f"<b>{s.images} images</b>: {counts}<br>"
+            f"<b>{format_seconds(s.seconds)}</b> active · <b>{s.strokes}</b> strokes"
+            + (f" · {s.seconds / max(s.by_status[STATUS_CORRECTED] + s.by_status[STATUS_REVIEWED], 1):.0f} s per corrected image" if s.seconds else "")
+            + f"<br>saved pixels from model <b>{pct['model']:.1f}%</b> · human <b>{pct['human']:.1f}%</b> · CRF <b>{pct['crf']:.1f}%</b>"
+        )
+
+
+def _menu(win, title: str):
+    for act in win.menuBar().actions():
+        if act.menu() is not None and act.text().replace("&", "") == title:
+            return act.menu()
+    return win.menuBar().addMenu(title)
+
+
+class ProjectController(QObject):
+    """Keeps a :class:`~segstudio.io.project.Project` in step with a main window (see the module docstring).
+
+    Args:
+        win: the :class:`~segstudio.gui.main_window.MainWindow` (it must have ``canvas``, ``files``,
+            ``model_panel``, ``docs``, ``paths``, ``folder``, ``classes``, ``model``).
+        idle_s: idle cap of the activity clock, seconds.
+
+    Attributes:
+        project: the open project, or ``None`` before a folder is opened.
+        view: the :class:`ProjectView` (in the "Project" dock).
+        versions: the :class:`~segstudio.gui.versions_dock.VersionsPanel` (in the "Versions" dock).
+        match: how the model's classes relate to the project's (:class:`~segstudio.io.project.ClassMatch`).
+    """
+
+    def __init__(self, win, idle_s: float = 30.0) -> None:
+        super().__init__(win)
+        self.win = win
+        self.project: Project | None = None
+        self.clock = ActivityClock(idle_s)
+        self.match = None
+        self._seen_edits: dict[Path, int] = {}
+        self._current: str | None = None
+        self.ab_job = None
+        self._ab_inputs = None
+        self.ab_dialog: ABCompareDialog | None = None
+
+        self.view = ProjectView()
+        self.versions = VersionsPanel()
+        self.docks = {}
+        for title, widget, area in (
+            ("Project", self.view, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("Versions", self.versions, Qt.DockWidgetArea.RightDockWidgetArea),
+        ):
+            dock = QDockWidget(title, win)
+            dock.setObjectName(title)
+            dock.setWidget(widget)
+            win.addDockWidget(area, dock)
+            self.docks[title] = dock
+
+        m_file, m_edit, m_model = _menu(win, "File"), _menu(win, "Edit"), _menu(win, "Model")
+        self.act_classes = self._action("Edit classes…", self.edit_classes, ["Ctrl+Shift+K"], m_edit)
+        self.act_import = self._action("Import classes.json…", self.ask_import_classes, [], m_file)
+        self.act_export = self._action("Export classes.json…", self.ask_export_classes, [], m_file)
+        self.act_reviewed = self._action("Mark image reviewed", self.mark_reviewed, ["Ctrl+Return"], m_edit)
+        self.act_compare = self._action(
+            "Compare versions A/B…",
+            lambda: self.compare(self.versions.combo_a.currentText(), self.versions.combo_b.currentText()),
+            ["Ctrl+Shift+B"],
+            m_model,
+        )
+
+        win.canvas.viewport().installEventFilter(self)
+        win.canvas.installEventFilter(self)
+        win.canvas.edited.connect(self._on_edited)
+        win.files.currentRowChanged.connect(self._on_row)
+        self.view.imageActivated.connect(win.files.setCurrentRow)
+        self.versions.useRequested.connect(self.use_version)
+        self.versions.compareRequested.connect(self.compare)
+
+    def _action(self, text: str, slot, shortcuts, menu) -> QAction:
+        act = QAction(text, self.win)
+        act.setShortcuts([QKeySequence(s) for s in shortcuts])
+        act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        act.triggered.connect(slot)
+        self.win.addAction(act)
+        menu.addAction(act)
+        return act
+
+    # -- hooks called by MainWindow ----------------------------------------------------------------
+    def open(self, folder: Path, paths: list[Path]) -> int:
+        """Load (or start) ``folder``'s project; returns the row to show first (where the user left off)."""
+        self._seen_edits.clear()
+        self._current = None
+        self.clock.stop()
+        try:
+            project = Project.load(folder)
+        except ProjectError as exc:
+            aside = self._move_aside(folder / PROJECT_FILENAME)
+            QMessageBox.warning(self.win, "SegStudio", f"{exc}\n\nThe file was kept as {aside.name}; starting a new project.")
+            project = Project(folder)
+        self.project = project
+        project.sync_images(paths)
+        self._sync_versions()
+        if self.win.model is not None:
+            name = self._version_name(self.win.model, self.win.model_panel.model_combo.currentText())
+            project.add_version(ModelVersion.from_card(name, self.win.model.path or name, self.win.model.card, folder))
+        names = [p.name for p in paths]
+        start = names.index(project.last_image) if project.last_image in names else 0
+        self.refresh()
+        return start
+
+    def restore_version(self, latest: int | None) -> int | None:
+        """Model-picker row to switch to after opening: the project's model, else ``latest``; ``None`` = keep."""
+        p = self.project
+        combo = self.win.model_panel.model_combo
+        if p is None:
+            return latest
+        if p.current_version is None:  # a new project: the newest version, else the model in use
+            if latest is None and self.win.model is not None:
+                p.current_version = self._version_name(self.win.model, combo.currentText())
+            return latest
+        idx = self._combo_index(p.current_version)
+        if idx is None:
+            self.win.message(f"model version {p.current_version} of the project is missing; using the newest model")
+            return latest
+        return None if idx == combo.currentIndex() else idx
+
+    def on_doc_loaded(self, doc: Document) -> None:
+        """A document with saved labels was opened: use its saved provenance map, if any."""
+        self._seen_edits[doc.path] = doc.edits
+        if doc.source != SOURCE_SAVED:
+            return
+        try:
+            prov = load_provenance(doc.path, doc.shape)
+        except (ValueError, OSError) as exc:
+            self.win.message(f"provenance of {doc.path.name} not usable ({exc}); counting the saved labels as human")
+            return
+        if prov is not None:
+            doc.provenance.load(prov)
+
+    def on_predicted(self, doc: Document) -> None:
+        """A prediction replaced ``doc``'s labels: status *predicted* unless labels are saved on disk."""
+        self._seen_edits[doc.path] = doc.edits
+        if self.project is not None and not label_path_for(doc.path).is_file():
+            self.project.set_status(doc.path.name, STATUS_PREDICTED)
+            self.refresh()
+
+    def map_prediction(self, labels: np.ndarray) -> np.ndarray:
+        """Map a prediction (uint8 (H, W), the model's class ids) to the project's class ids by name."""
+        model, classes = self.win.model, self.win.classes
+        if model is None or classes is None or model.classes.names == classes.names:
+            return labels
+        return class_lut(model.classes, classes)[labels]
+
+    def prediction_fits(self, labels: np.ndarray) -> bool:
+        """True when every labelled pixel of ``labels`` (uint8 (H, W)) is a project class id (ignore allowed)."""
+        classes = self.win.classes
+        return classes is not None and not ((labels >= classes.num_classes) & (labels != IGNORE_INDEX)).any()
+
+    def on_saved(self, doc: Document) -> None:
+        """Labels of ``doc`` were saved: save provenance beside them, record pixel counts and status."""
+        try:
+            save_provenance(doc.path, doc.provenance.map)
+        except (OSError, ValueError) as exc:
+            self.win.message(f"labels saved, but not their provenance ({exc})")
+        if self.project is None or doc.path.parent != Path(self.project.folder):
+            return
+        rec = self.project.record(doc.path.name)
+        rec.provenance = doc.provenance.counts()
+        rec.saved = _now()
+        if rec.status not in (STATUS_CORRECTED, STATUS_REVIEWED):
+            rec.status = STATUS_CORRECTED if rec.provenance["human"] + rec.provenance["crf"] else STATUS_PREDICTED
+        self.save()
+
+    def on_model_changed(self, model: LoadedModel, label: str) -> None:
+        """The model in use changed: record it as the current version and check its classes."""
+        if self.project is not None:
+            name = self._version_name(model, label)
+            self.project.add_version(ModelVersion.from_card(name, model.path or name, model.card, self.project.folder))
+            self.project.current_version = name
+        self.refresh()
+
+    def save(self) -> None:
+        """Write ``segstudio.json`` (credits the active time so far); errors go to the status bar."""
+        if self.project is None:
+            return
+        if self._current is not None and self.clock.running:
+            self.project.add_effort(self._current, self.clock.tick())
+        if self.win.classes is not None:
+            self.project.classes = self.win.classes
+        try:
+            self.project.save()
+        except OSError as exc:
+            self.win.message(f"could not save {self.project.path.name}: {exc}")
+
+    # -- effort and status ---------------------------------------------------------------------------
+    def eventFilter(self, obj, event) -> bool:
+        t = event.type()
+        if self._current is not None and self.project is not None and (
+            t in (QEvent.Type.MouseButtonPress, QEvent.Type.Wheel, QEvent.Type.KeyPress, QEvent.Type.ShortcutOverride)
+            or (t == QEvent.Type.MouseMove and event.buttons() != Qt.MouseButton.NoButton)
+        ):
+            self.project.add_effort(self._current, self.clock.tick())
+        return False
+
+    def _on_row(self, row: int) -> None:
+        if self.project is None or not 0 <= row < len(self.win.paths):
+            return
+        if self._current is not None:
+            self.project.add_effort(self._current, self.clock.stop())
+        self._current = self.win.paths[row].name
+        self.project.last_image = self._current
+        self.clock.start()
+        self.refresh()
+
+    def _on_edited(self) -> None:
+        doc = self.win.current_doc()
+        if doc is None or self.project is None:
+            return
+        delta = doc.edits - self._seen_edits.get(doc.path, 0)
+        self._seen_edits[doc.path] = doc.edits
+        if delta > 0:
+            self.project.add_effort(doc.path.name, strokes=delta)
+            self.project.set_status(doc.path.name, STATUS_CORRECTED)
+            self.refresh()
+
+    def mark_reviewed(self) -> None:
+        """Approve the current image's labels: save them (if needed) and set its status to *reviewed*."""
+        doc = self.win.current_doc()
+        if doc is None or self.project is None:
+            return
+        if doc.source == "none":
+            self.win.message("nothing to review: this image has no labels yet")
+            return
+        if (doc.dirty or doc.source != SOURCE_SAVED) and not self.win.save_doc(doc):
+            return
+        self.project.set_status(doc.path.name, STATUS_REVIEWED)
+        self.save()
+        self.refresh()
+        self.win.message(f"{doc.path.name} reviewed")
+
+    # -- classes -------------------------------------------------------------------------------------
+    def edit_classes(self) -> None:
+        """Open the class editor; apply its result (with confirmation when label maps are relabelled)."""
+        if self.win.classes is None:
+            self.win.message("open a folder or load a model first")
+            return
+        dlg = ClassEditorDialog(self.win.classes, self.win)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.apply_classes(dlg.classes(), dlg.mapping(), dlg.needs_relabel(), dlg.describe_changes())
+
+    def label_files(self) -> list[Path]:
+        """Saved label files of the open folder."""
+        return [label_path_for(p) for p in self.win.paths if label_path_for(p).is_file()]
+
+    def apply_classes(self, classes: ClassSpec, lut: np.ndarray, relabel: bool, description: str = "", confirm: bool = True) -> bool:
+        """Make ``classes`` the project's classes.
+
+        When ``relabel`` (ids changed or classes were deleted), every saved label map and every open
+        document is mapped through ``lut`` (uint8 (256,) old id → new id) after the user confirms;
+        unsaved edits are saved first. Returns False when cancelled or failed (nothing changed then).
+        """
+        win = self.win
+        files = self.label_files() if win.folder is not None else []
+        if relabel and confirm:
+            answer = QMessageBox.question(
+                win,
+                "SegStudio — relabel",
+                f"{description}\n\nThis rewrites {len(files)} saved label file(s) and every open image with the new "
+                "class ids (each file atomically). Continue?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        win.autosave()  # unsaved edits go to disk with the old ids, then get relabelled with the rest
+        try:
+            if win.folder is not None and relabel:
+                relabel_label_files(win.folder, lut, classes)
+            elif win.folder is not None and (files or (win.folder / LABELS_DIRNAME / "classes.json").is_file()):
+                save_classes(win.folder / LABELS_DIRNAME / "classes.json", classes)
+            for doc in win.docs.values():
+                if relabel:
+                    doc.relabel(classes, lut)
+                else:
+                    doc.classes = classes
+        except (OSError, ValueError) as exc:
+            QMessageBox.critical(win, "SegStudio", f"Classes not changed: {exc}")
+            return False
+        win._set_classes(classes)
+        win.canvas.refresh_labels()
+        if self.project is not None:
+            self.project.classes = classes
+            self.save()
+        self.refresh()
+        win.message(f"classes updated ({description or f'{classes.num_classes} classes'})")
+        return True
+
+    def import_classes_file(self, path: str | Path, confirm: bool = True) -> bool:
+        """Use a ``classes.json`` as the project's classes; saved labels are mapped to it by class name.
+
+        Raises:
+            ValueError: not a valid ``classes.json``.
+        """
+        new = load_classes(path)
+        old = self.win.classes or new
+        lut = class_lut(old, new)
+        relabel = not np.array_equal(lut[: old.num_classes], np.arange(old.num_classes, dtype=np.uint8))
+        m = match_classes(old, new)
+        desc = f"import {Path(path).name}: {len(m.matched)} classes matched by name" + (
+            f", removed: {', '.join(m.model_only)}" if m.model_only else ""
+        )
+        return self.apply_classes(new, lut, relabel, desc, confirm)
+
+    def ask_import_classes(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.win, "Import classes", str(self.win.folder or ""), "classes.json (*.json)")
+        if path:
+            try:
+                self.import_classes_file(path)
+            except ValueError as exc:
+                QMessageBox.warning(self.win, "Import classes", str(exc))
+
+    def ask_export_classes(self) -> None:
+        if self.win.classes is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self.win, "Export classes", "classes.json", "classes.json (*.json)")
+        if path:
+            try:
+                save_classes(path, self.win.classes)
+            except OSError as exc:
+                QMessageBox.warning(self.win, "Export classes", str(exc))
+
+    # -- versions ------------------------------------------------------------------------------------
+    def _version_name(self, model: LoadedModel, label: str) -> str:
+        folder = self.project.folder if self.project is not None else None
+        if folder is not None and model.path is not None and model.path.parent.parent.resolve() == versions_dir(folder).resolve():
+            return model.path.parent.name
+        return label or model.display_name
+
+    def _sync_versions(self) -> None:
+        folder = self.project.folder
+        found = []
+        for v in list_versions(folder):
+            try:
+                card = json.loads((v / "model.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                log.warning("%s: unreadable model card (%s)", v, exc)
+                card = {}
+            found.append(ModelVersion.from_card(v.name, v / "model.safetensors", card, folder))
+        self.project.set_versions(found)
+
+    def _combo_text(self, name: str) -> str:
+        folder = self.project.folder if self.project is not None else None
+        v = self.project.version(name) if self.project is not None else None
+        if folder is not None and v is not None and not Path(v.path).is_absolute():
+            return f"{Path(folder).name}/{name}"
+        return name
+
+    def _combo_index(self, name: str) -> int | None:
+        combo = self.win.model_panel.model_combo
+        idx = combo.findText(self._combo_text(name))
+        return None if idx < 0 else idx
+
+    def use_version(self, name: str) -> bool:
+        """Switch the model in use to version ``name`` (adds it to the model picker if needed)."""
+        if self.project is None or self.project.version(name) is None:
+            return False
+        win = self.win
+        idx = self._combo_index(name)
+        if idx is None:
+            path = self.project.version(name).resolve(self.project.folder)
+            win.model_panel.model_combo.addItem(self._combo_text(name))
+            win._models.append(path)
+            idx = win.model_panel.model_combo.count() - 1
+        win.model_panel.model_combo.setCurrentIndex(idx)
+        win._on_model_picked(idx)
+        return True
+
+    def compare(self, name_a: str, name_b: str) -> bool:
+        """Predict the current image with versions A and B in a worker; show the A/B view with their mIoU."""
+        win = self.win
+        doc = win.current_doc()
+        if self.project is None or doc is None or win.classes is None:
+            return False
+        va, vb = self.project.version(name_a), self.project.version(name_b)
+        if va is None or vb is None:
+            win.message("pick two model versions to compare")
+            return False
+        if self.ab_job is not None:
+            win.message("an A/B comparison is already running")
+            return False
+        image, classes, folder = doc.image, win.classes, self.project.folder
+        device = win.model_panel.device_combo.currentText() or "auto"
+        job = make_ab_job(va.resolve(folder), vb.resolve(folder), image, classes, device)
+        self.ab_job = job
+        self._ab_inputs = (image, classes, (name_a, name_b))
+        # Bound methods of this QObject (GUI thread) so the slots run queued on the GUI thread, not in the worker.
+        job.progress.connect(self._ab_progress)
+        job.failed.connect(self._ab_failed)
+        job.finished.connect(self._ab_finished)
+        job.done.connect(self._ab_done)
+        start_job(job, self)
+        return True
+
+    def _ab_progress(self, done: int, total: int, text: str) -> None:
+        self.win.message(text)
+
+    def _ab_failed(self, msg: str) -> None:
+        QMessageBox.warning(self.win, "SegStudio", msg)
+
+    def _ab_finished(self, result: dict) -> None:
+        image, classes, names = self._ab_inputs
+        self._show_ab(image, result, classes, names)
+
+    def _ab_done(self) -> None:
+        self.ab_job = None
+
+    def _show_ab(self, image, result: dict, classes: ClassSpec, names: tuple[str, str]) -> None:
+        if self.ab_dialog is None:
+            self.ab_dialog = ABCompareDialog(self.win)
+        opacity = self.win.class_panel.opacity.value() / 100.0
+        self.ab_dialog.set_result(image, result, classes, names, opacity)
+        self.ab_dialog.show()
+        self.ab_dialog.raise_()
+
+    # -- display -------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Update the project table, the versions tree and the class-mapping notice."""
+        win = self.win
+        if self.project is not None:
+            self.view.set_project(self.project, [p.name for p in win.paths], win.index)
+            self.versions.set_versions(self.project.versions, self.project.current_version, Path(self.project.folder))
+        self.match = match_classes(win.model.classes, win.classes) if win.model is not None and win.classes is not None else None
+        self.versions.set_notice(self.match.notice() if self.match is not None else "")
+
+    @staticmethod
+    def _move_aside(path: Path) -> Path:
+        k = 1
+        while (aside := path.with_name(f"{path.name}.bad{k}")).exists():
+            k += 1
+        os.replace(path, aside)
+        return aside
+
+
+def _now() -> str:
+    import datetime as _dt
+
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
