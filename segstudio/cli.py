@@ -59,6 +59,7 @@ def cmd_train(args) -> int:
         loss=args.loss,
         class_weights=args.class_weights,
         freeze_bn=args.freeze_bn,
+        freeze_encoder=args.freeze_encoder,
         num_workers=args.workers,
         device=args.device,
         seed=args.seed,
@@ -309,7 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="train or fine-tune a model on a dataset folder")
-    t.add_argument("--data", required=True, help="dataset folder (images/, masks/, train.txt, classes.json) or image folder with labels/")
+    t.add_argument(
+        "--data",
+        required=True,
+        help="dataset folder (images/, masks/, train.txt, classes.json), image folder with labels/, or a dataset "
+        "manifest .json (written by the app for cluster runs)",
+    )
     t.add_argument("--model", help="architecture name (see `segstudio models`)")
     t.add_argument("--init", help="checkpoint to start from, or 'default' for the embedded model")
     t.add_argument("--encoder", help="encoder name (e.g. mobilenet_v2)")
@@ -354,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     aug.add_argument("--elastic", type=float, default=0.0, metavar="ALPHA", help="elastic deformation strength, pixels")
     aug.add_argument("--jitter", type=float, default=0.2, help="colour jitter strength (0 disables, default 0.2)")
     t.add_argument("--freeze-bn", action="store_true", help="keep BatchNorm statistics fixed")
+    t.add_argument("--freeze-encoder", action="store_true", help="train only the decoder/head (encoder weights and BN fixed)")
     t.add_argument(
         "--sync-bn",
         action="store_true",

@@ -28,6 +28,7 @@ from conftest import ISBI, REPO
 from helpers import TINY_UNET
 from segstudio.data import SegmentationDataset, eval_transforms
 from segstudio.engine import TrainConfig, Trainer, load_checkpoint, train_on_folder
+from segstudio.engine.cluster import manifest_for_folder, torchrun_command
 from segstudio.engine.distributed import SINGLE
 from segstudio.io import find_samples
 
@@ -85,14 +86,20 @@ def cli_args(data: Path, out: Path, cfg: dict = CONFIG, extra: tuple = ()) -> li
     return args + list(extra)
 
 
-def torchrun(args: list[str], nproc: int = 2) -> subprocess.Popen:
-    """Start ``torchrun --standalone`` (c10d rendezvous on a free localhost port) with gloo on loopback."""
+LAUNCHER = f"{sys.executable} -m torch.distributed.run"  # = torchrun, with this interpreter
+
+
+def launch(argv: list[str]) -> subprocess.Popen:
+    """Run a torchrun command line with gloo on loopback (``--standalone``: c10d rendezvous on a free port)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), TORCH_HOME=os.environ.get("TORCH_HOME", ""))
     if Path("/sys/class/net/lo").exists():
         env["GLOO_SOCKET_IFNAME"] = "lo"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    cmd += ["-m", "segstudio", *args]
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def torchrun(args: list[str], nproc: int = 2) -> subprocess.Popen:
+    """``torchrun --standalone --nproc_per_node nproc -m segstudio <args>``."""
+    return launch([*LAUNCHER.split(), "--standalone", f"--nproc_per_node={nproc}", "-m", "segstudio", *args])
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
@@ -120,8 +127,15 @@ def single_process_validate(run_dir: Path, data: Path) -> dict:
 
 
 def test_two_gloo_processes_match_one_process(tmp_path):
+    """The command and manifest the app writes for a cluster, run with 2 CPU processes, against 1 process."""
     data = make_isbi_folder(tmp_path / "isbi")
-    proc = torchrun(cli_args(data, tmp_path / "two"))
+    manifest = manifest_for_folder(data, tmp_path / "cluster" / "manifest.json")
+    argv = torchrun_command(
+        manifest, tmp_path / "two", TrainConfig(**CONFIG), model="unet", model_kwargs=dict(TINY_UNET),
+        nproc_per_node=2, launcher=LAUNCHER,
+    )
+    assert "--standalone" in argv and "--nproc-per-node=2" in argv
+    proc = launch(argv)
     one = train_on_folder(data, tmp_path / "one", "unet", config=TrainConfig(**CONFIG), model_kwargs=dict(TINY_UNET))
     rc, out, err = finish(proc)
     assert rc == 0, err[-3000:]
@@ -223,3 +237,151 @@ def test_global_batch_must_split_evenly_and_sync_bn_needs_cuda(tmp_path):
         Trainer(model, card, ds, config=TrainConfig(sync_bn=True, device="cpu"))
     with pytest.raises(ValueError, match="2 training image.* for 4 processes"):
         Trainer(model, card, ds, config=TrainConfig(batch_size=4, device="cpu"), dist_ctx=DistContext(0, 4))
+
+
+# --------------------------------------------------------------------------------------------
+# cluster hand-off: command, manifest, import
+
+
+def test_torchrun_command_round_trips_through_the_train_cli(monkeypatch, tmp_path):
+    """Every TrainConfig option in the written command parses back to the same config."""
+    import segstudio.engine
+    from segstudio.cli import main
+
+    config = TrainConfig(
+        epochs=7, batch_size=12, lr=3e-4, weight_decay=0.01, crop_size=(128, 96), scale_range=(0.75, 1.5),
+        loss="ce+0.5*dice", class_weights="median", freeze_bn=True, freeze_encoder=True, sync_bn=True, num_workers=3,
+        device="cuda", seed=11, val_every=2, max_steps=90, hflip=False, vflip=True, rotate=10.0, translate=0.1,
+        elastic=4.0, color_jitter=0.0, dist_timeout_s=120.0,
+    )
+    argv = torchrun_command(
+        "/data/lab/manifest.json", "/runs/x", config, model="deeplabv3plus",
+        model_kwargs={"encoder": "mobilenet_v2", "output_stride": 8, "aspp_dropout": 0.1}, nproc_per_node=4, nnodes=3,
+        rdzv_endpoint="node0.example",
+    )
+    assert argv[:6] == ["torchrun", "--nnodes=3", "--nproc-per-node=4", "--rdzv-backend=c10d",
+                        "--rdzv-endpoint=node0.example:29400", "--rdzv-id=segstudio"]
+    seen = {}
+    monkeypatch.setattr(segstudio.engine, "train_on_folder", lambda *a, **kw: seen.update(args=a, **kw) or "x")
+    assert main(argv[argv.index("segstudio") + 1:]) == 0
+    assert seen["config"] == config
+    assert seen["args"] == ("/data/lab/manifest.json", "/runs/x") and seen["model_name"] == "deeplabv3plus"
+    assert seen["model_kwargs"] == {"encoder": "mobilenet_v2", "output_stride": 8, "aspp_dropout": 0.1}
+
+    with pytest.raises(ValueError, match="global batch 12 does not divide over 8 processes"):
+        torchrun_command("m.json", "out", config, init="default", nproc_per_node=8)
+    with pytest.raises(ValueError, match="rendezvous endpoint"):
+        torchrun_command("m.json", "out", config, init="default", nproc_per_node=2, nnodes=2)
+    with pytest.raises(ValueError, match="exactly one of model"):
+        torchrun_command("m.json", "out", config)
+
+
+def test_manifest_lists_the_labelled_images_and_travels_with_the_folder(camvid, tmp_path):
+    from helpers import camvid_stems, make_app_folder
+    from segstudio.engine.trainer import holdout_split
+
+    folder = make_app_folder(tmp_path / "app", camvid, camvid_stems(camvid, "train", 6))
+    manifest = manifest_for_folder(folder, folder / "labels" / "cluster" / "manifest.json", holdout_fraction=0.2)
+    samples, classes = find_samples(folder)
+    train, val = holdout_split(samples, 0.2)
+    assert find_samples(manifest, "train") == (train, classes) and find_samples(manifest, "val")[0] == val
+    assert len(val) >= 1 and len(train) + len(val) == 6
+    text = manifest.read_text()
+    assert str(tmp_path) not in text  # relative paths: the folder can move (e.g. rsync to the cluster)
+    moved = shutil.copytree(folder, tmp_path / "elsewhere" / "app")
+    m_train, m_classes = find_samples(moved / "labels" / "cluster" / "manifest.json")
+    assert [s.image for s in m_train] == [moved / s.image.name for s in train] and m_classes == classes
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not a JSON dataset manifest"):
+        find_samples(bad)
+    bad.write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match="not a SegStudio dataset manifest"):
+        find_samples(bad)
+    (moved / train[0].image.name).unlink()
+    with pytest.raises(FileNotFoundError, match=f"lists .*{train[0].image.name}, which does not exist"):
+        find_samples(moved / "labels" / "cluster" / "manifest.json")
+    with pytest.raises(FileNotFoundError, match="no 'test' split"):
+        find_samples(manifest, "test")
+
+
+def _tiny_run(run: Path, classes) -> Path:
+    from segstudio.engine import save_checkpoint
+    from segstudio.engine.checkpoint import new_card
+    from segstudio.models import get_model
+
+    torch.manual_seed(0)
+    model = get_model("unet", classes.num_classes, **TINY_UNET)
+    path = save_checkpoint(run, model, new_card("unet", classes, dict(TINY_UNET), name="cluster run"))
+    (run / "history.json").write_text('[{"epoch": 1}]')
+    return path
+
+
+def test_import_checkpoint_refuses_other_classes_and_broken_files(camvid, tmp_path):
+    from helpers import camvid_stems, make_app_folder
+    from segstudio.core import ClassSpec
+    from segstudio.engine import CheckpointError, list_versions
+    from segstudio.engine.cluster import import_checkpoint
+
+    folder = make_app_folder(tmp_path / "app", camvid, camvid_stems(camvid, "train", 1))
+    good = _tiny_run(tmp_path / "run", find_samples(folder)[1])
+    other = _tiny_run(tmp_path / "other", ClassSpec(("a", "b")))
+    with pytest.raises(ValueError, match="predicts a, b but .* is labelled with Sky"):
+        import_checkpoint(other, folder)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.safetensors").write_bytes(b"junk")
+    shutil.copy(good.with_suffix(".json"), tmp_path / "broken" / "model.json")
+    with pytest.raises(CheckpointError):
+        import_checkpoint(tmp_path / "broken", folder)
+    assert list_versions(folder) == []  # nothing written by the refused imports
+    new = import_checkpoint(tmp_path / "run", folder)
+    assert list_versions(folder) == [new.parent] and new.parent.name == "v001"
+    assert new.read_bytes() == good.read_bytes() and (new.parent / "history.json").is_file()
+    card = json.loads(new.with_suffix(".json").read_text())
+    assert card["name"] == "app/v001" and card["imported_from"] == str(good.resolve())
+
+
+def test_cluster_dialog_writes_command_and_manifest_and_import_switches_model(qtbot, camvid, tmp_path):
+    from helpers import camvid_stems, make_app_folder
+    from segstudio.engine import list_versions
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.io.datasets import read_manifest
+
+    folder = make_app_folder(tmp_path / "app", camvid, camvid_stems(camvid, "train", 5))
+    win = MainWindow(load_checkpoint(None))
+    qtbot.addWidget(win)
+    win.open_folder(folder)
+    qtbot.waitUntil(lambda: win.job is None, timeout=120_000)
+    dialog = win.run_on_cluster()
+    qtbot.addWidget(dialog)
+    manifest = folder / "labels" / "cluster" / "manifest.json"
+    assert dialog.manifest_path == manifest and dialog.manifest_edit.text() == str(manifest)
+    train, _ = read_manifest(manifest, "train")
+    assert len(train) + len(read_manifest(manifest, "val")[0]) == 5
+
+    dialog.remote.setText("/scratch/lab/app")
+    dialog.nproc.setValue(2)
+    dialog.nnodes.setValue(2)
+    dialog.endpoint.setText("node0.example:29500")
+    text = dialog.command_text()
+    for part in ("torchrun --nnodes=2 --nproc-per-node=2 --rdzv-backend=c10d --rdzv-endpoint=node0.example:29500",
+                 "-m segstudio train --data /scratch/lab/app/labels/cluster/manifest.json",
+                 "-o /scratch/lab/app/labels/cluster/run --init default", "--batch-size 4", "--max-steps 40",
+                 "--freeze-bn", "--lr 0.0002"):
+        assert part in text, (part, text)
+    dialog.batch.setValue(6)  # 6 images per step cannot split over 4 processes
+    assert dialog.command_text() == "" and "does not divide over 4 processes" in dialog.error.text()
+    dialog.batch.setValue(8)
+    assert "--batch-size 8" in dialog.command_text() and dialog.error.text() == ""
+    dialog.copy_command.click()
+    from PySide6.QtWidgets import QApplication
+
+    assert QApplication.clipboard().text() == dialog.command_text()
+
+    run = _tiny_run(tmp_path / "cluster_run", win.classes)
+    assert win.import_trained_checkpoint(run)
+    qtbot.waitUntil(lambda: win.job is None and win.model.path.parent.name == "v001", timeout=60_000)
+    assert list_versions(folder) == [folder / "labels" / "models" / "v001"]
+    assert win.model_panel.model_combo.currentText() == "app/v001"
+    assert win.model.card["imported_from"] == str(run.resolve())

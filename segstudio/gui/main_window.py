@@ -208,6 +208,8 @@ class MainWindow(QMainWindow):
         self._action("Predict image", self.predict_current, ["Ctrl+P"], m_model)
         self._action("Predict folder", self.predict_folder, ["Ctrl+Shift+P"], m_model)
         self._action("Fine-tune on saved labels", self.finetune, ["Ctrl+T"], m_model)
+        self._action("Run fine-tune on a cluster…", self.run_on_cluster, (), m_model)
+        self._action("Import trained checkpoint…", self.import_trained_checkpoint, (), m_model)
         self._action("Keyboard shortcuts", self.show_shortcuts, ["F1"], mb.addMenu("&Help"))
 
     def message(self, text: str) -> None:
@@ -629,6 +631,47 @@ class MainWindow(QMainWindow):
         doc = self.current_doc()
         if doc is not None and doc.source != SOURCE_SAVED and not doc.dirty:
             self._after_job = self.predict_current  # the job slot frees in _on_job_done
+
+    # -- cluster hand-off (segstudio.engine.cluster) ------------------------------------------
+    def run_on_cluster(self):
+        """Model ▸ Run fine-tune on a cluster…: the torchrun command + dataset manifest of this folder's fine-tune.
+
+        Returns the (non-modal) :class:`~segstudio.gui.cluster_dialog.ClusterDialog`, or ``None`` without a folder.
+        """
+        from segstudio.gui.cluster_dialog import ClusterDialog
+
+        if self.folder is None:
+            QMessageBox.information(self, "SegStudio", "Open an image folder with saved labels first.")
+            return None
+        self.autosave()
+        dialog = ClusterDialog(self.folder, self.model.path if self.model else None, self.finetune_config, self)
+        dialog.open()
+        return dialog
+
+    def import_trained_checkpoint(self, path: str | Path | None = None) -> bool:
+        """Model ▸ Import trained checkpoint…: copy a (cluster) run's model into ``labels/models/vNNN``, switch to it."""
+        from segstudio.engine.cluster import import_checkpoint
+
+        if self.folder is None:
+            QMessageBox.information(self, "SegStudio", "Open the image folder the model was trained for first.")
+            return False
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Import trained checkpoint", str(self.folder), "SegStudio checkpoint (*.safetensors)"
+            )
+            if not path:
+                return False
+        folder = self.folder
+        job = Job("import checkpoint", lambda job: load_checkpoint(import_checkpoint(path, folder)))
+        job.finished.connect(self._on_imported)
+        return self._start(job)
+
+    def _on_imported(self, loaded: LoadedModel) -> None:
+        self.set_model(loaded, loaded.card.get("name") or loaded.display_name)
+        for doc in self.docs.values():
+            if doc.source == SOURCE_PREDICTED and not doc.dirty:
+                doc.source = "none"  # stale: re-predicted when shown
+        self.message(f"imported {loaded.card.get('imported_from')} as {loaded.path.parent.name}")
 
     # -- closing -----------------------------------------------------------------------------
     def closeEvent(self, event) -> None:

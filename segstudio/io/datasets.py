@@ -4,6 +4,8 @@
    ``train.txt`` / ``val.txt`` / ``test.txt`` (one stem per line) and ``classes.json``.
 2. *App folder*: a folder of images with a ``labels/`` sub-folder the app saved
    (``labels/<stem>.png`` + ``labels/classes.json``); only images with saved labels are used.
+3. *Manifest*: a JSON file listing (image, mask) pairs per split plus the classes (written by
+   :func:`segstudio.engine.cluster.write_manifest` to hand a fine-tune to a cluster); see :func:`read_manifest`.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def find_samples(root: str | Path, split: str | None = None) -> tuple[list[Datas
         ValueError: ``classes.json`` or a split list cannot be parsed (the message names the file).
     """
     root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".json":
+        return read_manifest(root, split)
     if (root / "images").is_dir() and (root / "masks").is_dir():
         classes_file = root / "classes.json"
         if not classes_file.is_file():
@@ -87,3 +91,54 @@ def find_samples(root: str | Path, split: str | None = None) -> tuple[list[Datas
     raise FileNotFoundError(
         f"{root}: not a dataset. Expected images/ + masks/ + classes.json, or an image folder with labels/ saved by SegStudio"
     )
+
+
+MANIFEST_FORMAT = "segstudio-dataset-manifest"
+"""Value of a manifest's ``"format"`` key (its ``"version"`` is 1)."""
+
+
+def read_manifest(path: str | Path, split: str | None = None) -> tuple[list[DatasetSample], ClassSpec]:
+    """Samples of one split of a dataset manifest (layout 3).
+
+    The manifest is UTF-8 JSON: ``{"format": "segstudio-dataset-manifest", "version": 1, "classes": [{id, name,
+    color}, ...], "splits": {"train": [{"image": path, "mask": path}, ...], "val": [...]}}``. Masks are index PNGs
+    (values ``0..K-1`` or the ignore index). Relative paths are relative to the manifest's folder, so a folder
+    copied to a cluster together with its manifest keeps working.
+
+    Args:
+        path: the manifest file.
+        split: ``"train"`` (also for ``None``), ``"val"``, ``"test"``...
+
+    Raises:
+        FileNotFoundError: the manifest, the split, or a listed image/mask is missing (the message names it).
+        ValueError: not UTF-8 JSON, not a SegStudio manifest, or malformed entries/classes.
+    """
+    import json
+    import os
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a JSON dataset manifest ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{path}: not a SegStudio dataset manifest (expected \"format\": \"{MANIFEST_FORMAT}\")")
+    try:
+        classes = ClassSpec.from_json(data.get("classes"))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: bad class list ({exc})") from exc
+    splits = data.get("splits") or {}
+    name = split or "train"
+    if name not in splits:
+        raise FileNotFoundError(f"{path}: the manifest has no {name!r} split (it has: {', '.join(splits) or 'none'})")
+    samples = []
+    for i, entry in enumerate(splits[name]):
+        if not isinstance(entry, dict) or not {"image", "mask"} <= set(entry):
+            raise ValueError(f"{path}: {name} entry {i} must be an object with \"image\" and \"mask\" paths")
+        # Absolute paths stay absolute; "../x.png" is normalised (so equal files compare equal).
+        image, mask = (Path(os.path.normpath(path.parent / entry[k])) for k in ("image", "mask"))
+        for f in (image, mask):
+            if not f.is_file():
+                raise FileNotFoundError(f"{path}: {name} entry {i} lists {f}, which does not exist")
+        samples.append(DatasetSample(image, mask))
+    return samples, classes
