@@ -1,0 +1,116 @@
+"""P1: ``Predictor.predict_many`` images/s over a folder of CamVid images vs a plain torchvision loop.
+
+Baseline (the loop a user would write): ``PIL.Image.open → to_tensor → normalize → model(x[None])["out"].argmax(1)``
+one image at a time under ``torch.no_grad()``, with the same model object and the same number of threads.
+Candidate: ``Predictor(loaded, device).predict_many(paths, batch_size)`` yielding the same label maps.
+Both produce uint8 label maps of every image; the runs are interleaved (baseline, variants, baseline, ...)
+so machine load hits all of them alike, and the ratio uses the median of the rounds.
+
+Variants isolate what each optimisation buys: ``+inference_mode+prefetch`` (no folding, NCHW, batch 1),
+``+fold BN+channels_last`` (batch 1), ``full`` (batch 4), and with ``SEGSTUDIO_BENCH_COMPILE=1`` also
+``full+torch.compile`` (its compile time is reported separately and excluded from images/s).
+Agreement of the label maps with the baseline is reported (should be > 99.9 %).
+
+Env: ``SEGSTUDIO_BENCH_IMAGES`` (default 24, quick 8), ``SEGSTUDIO_BENCH_ROUNDS`` (default 3, quick 1).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CAMVID = Path(os.environ.get("SEGSTUDIO_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "datasets" / "camvid"
+
+
+def _paths(n: int) -> list[Path]:
+    names = (CAMVID / "val.txt").read_text().split()
+    paths = []
+    for name in names:
+        cands = [CAMVID / "images" / name] + sorted((CAMVID / "images").glob(Path(name).stem + ".*"))
+        p = next((c for c in cands if c.is_file()), None)
+        if p is not None:
+            paths.append(p)
+        if len(paths) == n:
+            break
+    if len(paths) < n:
+        raise FileNotFoundError(f"needs {n} CamVid val images under {CAMVID}/images")
+    return paths
+
+
+def baseline(model, paths, mean, std, device) -> list[np.ndarray]:
+    """The plain loop: PIL → to_tensor → normalize → model(x) per image under no_grad."""
+    from PIL import Image
+    from torchvision.transforms.functional import normalize, to_tensor
+
+    out = []
+    with torch.no_grad():
+        for p in paths:
+            x = normalize(to_tensor(Image.open(p).convert("RGB")), mean, std)[None].to(device)
+            out.append(model(x)["out"].argmax(1)[0].to(torch.uint8).cpu().numpy())
+    return out
+
+
+def run(args) -> dict:
+    from segstudio.engine import Predictor, load_checkpoint
+    from segstudio.engine.devices import resolve_device
+
+    device = resolve_device(getattr(args, "device", "auto"))
+    n = int(os.environ.get("SEGSTUDIO_BENCH_IMAGES", 8 if args.quick else 24))
+    rounds = int(os.environ.get("SEGSTUDIO_BENCH_ROUNDS", 1 if args.quick else 3))
+    paths = _paths(n)
+    loaded = load_checkpoint(None)
+    model = loaded.model.to(device).eval()
+    variants = {
+        "+inference_mode+prefetch": dict(kw=dict(fuse_bn=False, channels_last=False), batch=1),
+        "+fold BN+channels_last": dict(kw=dict(), batch=1),
+        "full (batch 4)": dict(kw=dict(), batch=4),
+    }
+    compile_s = None
+    if os.environ.get("SEGSTUDIO_BENCH_COMPILE") == "1":
+        variants["full+torch.compile"] = dict(kw=dict(compile=True), batch=4)
+    preds = {k: Predictor(loaded, str(device), **v["kw"]) for k, v in variants.items()}
+    # warm-up (first-call allocations, oneDNN primitive caches; compile happens here)
+    ref = baseline(model, paths[:2], loaded.mean, loaded.std, device)
+    for k, p in preds.items():
+        t0 = time.perf_counter()
+        for _ in p.predict_many(paths[:4], batch_size=variants[k]["batch"]):
+            pass
+        if "compile" in k:
+            compile_s = time.perf_counter() - t0
+    times: dict[str, list[float]] = {"baseline": [], **{k: [] for k in variants}}
+    agree: dict[str, float] = {}
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        ref = baseline(model, paths, loaded.mean, loaded.std, device)
+        times["baseline"].append(n / (time.perf_counter() - t0))
+        for k, p in preds.items():
+            t0 = time.perf_counter()
+            labels = [res.output for res in p.predict_many(paths, batch_size=variants[k]["batch"])]
+            times[k].append(n / (time.perf_counter() - t0))
+            agree[k] = float(np.mean([(a == b).mean() for a, b in zip(labels, ref)]))
+        print(f"round {r + 1}: " + "  ".join(f"{k} {v[-1]:.3f}" for k, v in times.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    res = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "images": n,
+        "image_size": "360x480",
+        "rounds": rounds,
+        "images_per_s": {k: round(v, 3) for k, v in med.items()},
+        "all_rounds": {k: [round(x, 3) for x in v] for k, v in times.items()},
+        "ratio_to_baseline": {k: round(v / med["baseline"], 3) for k, v in med.items() if k != "baseline"},
+        "agreement_with_baseline": {k: round(v, 5) for k, v in agree.items()},
+        "target": ">= 1.3x",
+    }
+    if compile_s is not None:
+        res["compile_warmup_s"] = round(compile_s, 1)
+    print(f"baseline (PIL + to_tensor + model(x), no_grad, one by one): {med['baseline']:.3f} images/s")
+    for k in variants:
+        print(f"Predictor {k:<28} {med[k]:.3f} images/s  ratio {med[k] / med['baseline']:.2f}x  "
+              f"agreement {100 * agree[k]:.3f}%")
+    return res
