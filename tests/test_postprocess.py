@@ -23,7 +23,7 @@ from segstudio.postprocess import (
     remove_small_components,
 )
 
-I = IGNORE_INDEX
+IGN = IGNORE_INDEX
 
 
 def _coarse_probs(labels: np.ndarray, k: int, factor: int) -> np.ndarray:
@@ -98,7 +98,7 @@ def _square_with_spur() -> np.ndarray:
     labels = np.zeros((10, 12), np.uint8)
     labels[2:8, 2:8] = 1
     labels[4, 8:12] = 1  # a one-pixel-wide spur to the right border
-    labels[0, 0] = I
+    labels[0, 0] = IGN
     return labels
 
 
@@ -111,7 +111,7 @@ def test_opening_removes_a_thin_spur_and_keeps_the_square():
     np.testing.assert_array_equal(labels, before)
     # The default elliptical element also removes the spur (beyond its root pixel) but rounds the corners.
     out = opening(labels, 5)
-    assert (out[4, 9:12] == 0).all() and out[0, 0] == I
+    assert (out[4, 9:12] == 0).all() and out[0, 0] == IGN
     assert out[2, 2] == 0 and (out[3:7, 3:7] == 1).all()
 
 
@@ -124,7 +124,7 @@ def test_closing_fills_a_gap_narrower_than_the_element():
     expected[2:5, 6] = 1
     np.testing.assert_array_equal(closing(labels, 3, shape="rect"), expected)
     np.testing.assert_array_equal(closing(labels, 1, shape="rect"), labels)
-    labels[2:5, 6] = I  # ignore pixels are never filled
+    labels[2:5, 6] = IGN  # ignore pixels are never filled
     np.testing.assert_array_equal(closing(labels, 3, shape="rect"), labels)
 
 
@@ -133,10 +133,10 @@ def test_small_components_take_the_surrounding_class():
     labels[:, 7:] = 2  # a large region of class 2 on the right
     labels[2:4, 2:4] = 2  # speck of class 2 (4 px) inside class 1
     labels[6, 5] = 0  # single pixel of class 0
-    labels[8, 1] = I  # ignore pixels stay
+    labels[8, 1] = IGN  # ignore pixels stay
     expected = np.full((10, 10), 1, np.uint8)
     expected[:, 7:] = 2
-    expected[8, 1] = I
+    expected[8, 1] = IGN
     np.testing.assert_array_equal(remove_small_components(labels, 5), expected)
     np.testing.assert_array_equal(remove_small_components(labels, 4), np.where((labels == 0), 1, labels).astype(np.uint8))
     np.testing.assert_array_equal(remove_small_components(labels, 0), labels)
@@ -155,7 +155,7 @@ def test_holes_up_to_max_area_are_filled_with_the_enclosing_class():
     labels = np.zeros((9, 12), np.uint8)
     labels[1:8, 1:8] = 1
     labels[3:5, 3:5] = 2  # 4-px hole in class 1
-    labels[5, 6] = I  # 1-px ignore hole: counted but kept
+    labels[5, 6] = IGN  # 1-px ignore hole: counted but kept
     labels[3:6, 9:12] = 1  # class 1 touching the border...
     labels[4, 11] = 2  # ... around a pixel on the border: not a hole
     expected = labels.copy()
@@ -201,6 +201,22 @@ def test_refine_argmax_morph_on_probabilities():
     expected = labels.copy()
     expected[4, 8:12] = 0
     np.testing.assert_array_equal(refine(image, probs, None, MorphParams(open=3, shape="rect")), expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_morphology_does_not_depend_on_class_order(seed):
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 5, (6, 8)).astype(np.uint8)
+    labels = cv2.resize(blocks, (64, 48), interpolation=cv2.INTER_NEAREST)
+    noise = rng.random(labels.shape) < 0.05
+    labels[noise] = rng.integers(0, 5, int(noise.sum()))
+    labels[rng.random(labels.shape) < 0.01] = IGN
+    perm = np.arange(256, dtype=np.uint8)
+    perm[:5] = rng.permutation(5)
+    params = MorphParams(open=3, close=3, min_area=6, fill_holes=30)
+    out = apply_morphology(labels, params, num_classes=5)
+    assert (out != labels).any() and ((out == IGN) == (labels == IGN)).all()
+    np.testing.assert_array_equal(apply_morphology(perm[labels], params, num_classes=5), perm[out])
 
 
 # --- bad input ----------------------------------------------------------------------------------------------
