@@ -268,6 +268,10 @@ def test_bad_labels_and_parameters_raise_value_error():
         CRFParams(iterations=0)
     with pytest.raises(ValueError, match="bi_rgb_std"):
         CRFParams(bi_rgb_std=0)
+    with pytest.raises(ValueError, match="bi_w must be a number"):
+        CRFParams(bi_w=None)
+    with pytest.raises(ValueError, match="close must be an integer"):
+        MorphParams(close="3")
     with pytest.raises(ValueError, match="unknown key 'sigma'"):
         parse_crf_params("sigma=3")
     with pytest.raises(ValueError, match="needs a number"):

@@ -68,9 +68,17 @@ class CRFParams:
     clip: float = 1e-5
 
     def __post_init__(self) -> None:
-        if int(self.iterations) != self.iterations or self.iterations < 1:
+        try:
+            ok = not isinstance(self.iterations, (bool, str)) and int(self.iterations) == self.iterations >= 1
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
             raise ValueError(f"CRFParams.iterations must be an integer >= 1, got {self.iterations!r}")
         object.__setattr__(self, "iterations", int(self.iterations))
+        for name in ("pos_w", "bi_w", "pos_xy_std", "bi_xy_std", "bi_rgb_std", "clip"):
+            v = getattr(self, name)
+            if isinstance(v, (bool, str)) or not isinstance(v, (int, float, np.number)):
+                raise ValueError(f"CRFParams.{name} must be a number, got {v!r}")
         for name in ("pos_w", "bi_w"):
             v = float(getattr(self, name))
             if not np.isfinite(v) or v < 0:

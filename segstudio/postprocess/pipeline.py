@@ -56,7 +56,11 @@ class MorphParams:
     def __post_init__(self) -> None:
         for name in ("open", "close", "min_area", "fill_holes"):
             v = getattr(self, name)
-            if isinstance(v, bool) or int(v) != v or v < 0:
+            try:
+                ok = not isinstance(v, (bool, str)) and int(v) == v and v >= 0
+            except (TypeError, ValueError, OverflowError):
+                ok = False
+            if not ok:
                 raise ValueError(f"MorphParams.{name} must be an integer >= 0 (pixels; 0 = off), got {v!r}")
             object.__setattr__(self, name, int(v))
         if self.shape not in SHAPES:
