@@ -64,7 +64,8 @@ def _shape_mask(rng: np.random.Generator, kind: int, h: int, w: int) -> np.ndarr
     if kind == 1:
         cv2.circle(m, (round(cx), round(cy)), max(2, round(r)), 1, -1)
     elif kind == 2:
-        box = ((cx, cy), (2 * r * float(rng.uniform(0.6, 1.4)), 2 * r * float(rng.uniform(0.6, 1.4))), float(rng.uniform(0, 90)))
+        sides = (2 * r * float(rng.uniform(0.6, 1.4)), 2 * r * float(rng.uniform(0.6, 1.4)))
+        box = ((cx, cy), sides, float(rng.uniform(0, 90)))
         cv2.fillPoly(m, [np.round(cv2.boxPoints(box)).astype(np.int32)], 1)
     elif kind == 3:
         a0 = float(rng.uniform(0, 2 * np.pi))
@@ -180,7 +181,9 @@ def generate_synth_dataset(
     synth_sample(seed, 0, size, max_shapes, ignore_border)  # validate the arguments before touching the disk
     existing = [p for p in (out / "images", out / "masks", out / "classes.json", out / "train.txt") if p.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{out} already holds a dataset ({existing[0].name}); pass --overwrite or choose another folder")
+        raise FileExistsError(
+            f"{out} already holds a dataset ({existing[0].name}); pass --overwrite or choose another folder"
+        )
     stems = [f"synth_{i:04d}" for i in range(n)]
     for i, stem in enumerate(stems):
         image, mask = synth_sample(seed, i, size, max_shapes, ignore_border)

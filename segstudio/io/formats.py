@@ -714,7 +714,9 @@ def detect_format(path: str | Path) -> str:
     raise _err(path, f"cannot tell the label format of a {suffix or 'suffix-less'} file; use .png or .json")
 
 
-def read_labels(path: str | Path, fmt: str | None = None, classes: ClassSpec | None = None) -> tuple[list[LabelItem], ClassSpec | None]:
+def read_labels(
+    path: str | Path, fmt: str | None = None, classes: ClassSpec | None = None
+) -> tuple[list[LabelItem], ClassSpec | None]:
     """Read a label file of any format into label maps.
 
     Args:
@@ -742,7 +744,9 @@ def read_labels(path: str | Path, fmt: str | None = None, classes: ClassSpec | N
     return [LabelItem(Path(path).stem, reader(path, classes))], classes
 
 
-def write_labels(path: str | Path, labels: np.ndarray, fmt: str, classes: ClassSpec, image_name: str | None = None) -> Path:
+def write_labels(
+    path: str | Path, labels: np.ndarray, fmt: str, classes: ClassSpec, image_name: str | None = None
+) -> Path:
     """Write one label map in ``fmt`` (atomic). ``image_name`` goes to labelme's ``imagePath`` / COCO's ``file_name``.
 
     Raises:
@@ -857,7 +861,8 @@ def convert(
         raise LabelFormatError(f"{src}: several label maps are named {dup}; convert them separately")
 
     suffix = FORMAT_SUFFIX[to]
-    single_file = dst.suffix.lower() == suffix and not dst.is_dir() and (to == "coco" or (len(items) == 1 and src.is_file()))
+    one_output = to == "coco" or (len(items) == 1 and src.is_file())
+    single_file = dst.suffix.lower() == suffix and not dst.is_dir() and one_output
     if to == "coco":
         out_file = dst if single_file else dst / COCO_ANNOTATIONS_NAME
         outputs = [out_file]

@@ -51,7 +51,8 @@ def error_map(image: np.ndarray, target: np.ndarray, pred: np.ndarray) -> np.nda
     ignore = target == IGNORE_INDEX
     wrong = ~ignore & (pred != target)
     out = np.empty_like(gray)
-    for sel, colour, a in ((~ignore & ~wrong, CORRECT_COLOR, 0.35), (wrong, WRONG_COLOR, 0.85), (ignore, IGNORE_COLOR, 0.75)):
+    groups = ((~ignore & ~wrong, CORRECT_COLOR, 0.35), (wrong, WRONG_COLOR, 0.85), (ignore, IGNORE_COLOR, 0.75))
+    for sel, colour, a in groups:
         out[sel] = (1 - a) * gray[sel] + a * np.asarray(colour, np.float32)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
@@ -172,7 +173,8 @@ def comparison_panel(
         _header(img, "image", hdr, font),
         _header(label_overlay(img, t, classes), "ground truth", hdr, font),
         _header(label_overlay(img, p, classes), "prediction", hdr, font),
-        _header(error_map(img, t, p), "errors" + ("" if math.isnan(wrong_pct) else f" ({wrong_pct:.1f}% wrong)"), hdr, font),
+        _header(error_map(img, t, p), "errors" + ("" if math.isnan(wrong_pct) else f" ({wrong_pct:.1f}% wrong)"),
+                hdr, font),
     ]
     gap = np.full((tiles[0].shape[0], 6, 3), 255, np.uint8)
     row = np.concatenate([tiles[0], gap, tiles[1], gap, tiles[2], gap, tiles[3]], 1)
@@ -256,7 +258,10 @@ def confusion_matrix_image(mat: np.ndarray, names: list[str] | tuple[str, ...], 
             colour = (225, 225, 225) if np.isnan(v) else tuple(int(c) for c in _blues(np.array(v)))
             cv2.rectangle(canvas, (x, y), (x + cell - 1, y + cell - 1), colour, -1)
             if cell >= 26:
-                txt = "-" if np.isnan(v) else "0" if mat[i, j] == 0 else "<.01" if v < 0.005 else f"{v:.2f}".lstrip("0") if v < 0.995 else "1"
+                if np.isnan(v) or mat[i, j] == 0:
+                    txt = "-" if np.isnan(v) else "0"
+                else:
+                    txt = "<.01" if v < 0.005 else f"{v:.2f}".lstrip("0") if v < 0.995 else "1"
                 tw = _text_size(txt, 0.4, 1)[0]
                 fg = (255, 255, 255) if (not np.isnan(v) and v > 0.55) else (40, 40, 40)
                 _put(canvas, txt, x + (cell - tw) // 2, y + (cell + th) // 2, 0.4, fg)
