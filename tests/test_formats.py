@@ -264,6 +264,14 @@ def test_convert_folder_there_and_back(mask_folder, tmp_path, to):
         np.testing.assert_array_equal(read_index_png(back / f"s{i}.png"), read_index_png(mask_folder / "masks" / f"s{i}.png"))
 
 
+def test_convert_keeps_image_paths_valid(mask_folder, tmp_path):
+    coco = convert(mask_folder / "masks", tmp_path / "a" / "b" / "ann.json", "coco")[0]
+    out = tmp_path / "lm"
+    convert(coco, out, "labelme")
+    doc = json.loads((out / "s2.json").read_text())
+    assert (out / doc["imagePath"]).resolve() == (mask_folder / "images" / "s2.jpg").resolve()
+
+
 def test_convert_refuses_to_overwrite(mask_folder, tmp_path):
     src = mask_folder / "masks"
     before = {p.name: p.read_bytes() for p in src.iterdir()}

@@ -790,6 +790,20 @@ def _find_image_name(label_file: Path, stem: str, dst_dir: Path) -> str | None:
     return None
 
 
+def _rebase(image_name: str, label_file: Path, dst_dir: Path) -> str:
+    """An image path recorded relative to ``label_file``'s folder, made relative to ``dst_dir`` when the image
+    exists; otherwise unchanged."""
+    cand = Path(image_name.replace("\\", "/"))
+    if not cand.is_absolute():
+        cand = label_file.parent / cand
+    try:
+        if cand.is_file():
+            return os.path.relpath(cand.resolve(), dst_dir.resolve())
+    except (OSError, ValueError):
+        pass
+    return image_name
+
+
 def _source_files(src: Path, fmt: str | None) -> list[Path]:
     if src.is_file():
         return [src]
@@ -824,6 +838,11 @@ def convert(
             or the categories of a COCO source.
         from_format: input format, or ``None`` to detect it per file.
         overwrite: replace existing outputs (inputs are never overwritten).
+
+    Image references (COCO ``file_name``, labelme ``imagePath``) are kept pointing at the image: recorded
+    paths are re-expressed relative to the output folder when the image exists; for index/voc/color
+    sources the image is looked up beside the labels (``../images/<stem>.*`` of a dataset, or the folder
+    above ``labels/``), falling back to ``<stem>.png`` in COCO files.
 
     Returns:
         Paths written.
@@ -892,17 +911,18 @@ def convert(
                     raise FileExistsError(f"{classes_out} exists with other classes; pass --overwrite to replace it")
                 write_classes = True
     written = []
+    for it, f in items:  # image paths are relative to the label file: make them relative to the output
+        if it.image_name is not None:
+            it.image_name = _rebase(it.image_name, f, out_dir)
+        elif to in ("coco", "labelme"):
+            it.image_name = _find_image_name(f, it.stem, out_dir)
     if to == "coco":
-        for it, f in items:
-            if it.image_name is None:
-                it.image_name = _find_image_name(f, it.stem, out_dir) or f"{it.stem}.png"
+        for it, _ in items:
+            it.image_name = it.image_name or f"{it.stem}.png"
         written.append(write_coco_json(outputs[0], [it for it, _ in items], spec))
     else:
-        for (it, f), out in zip(items, outputs):
-            name = it.image_name if to == "labelme" else None
-            if to == "labelme" and name is None:
-                name = _find_image_name(f, it.stem, out_dir)
-            written.append(write_labels(out, it.labels, to, spec, name))
+        for (it, _), out in zip(items, outputs):
+            written.append(write_labels(out, it.labels, to, spec, it.image_name if to == "labelme" else None))
     if write_classes:
         written.append(save_classes(classes_out, spec))
     return written
