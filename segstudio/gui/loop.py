@@ -93,7 +93,7 @@ class LabellingLoop(QObject):
         self.act_heatmap = self._action("Uncertainty heat-map", self.set_heatmap_visible, ["U"], m_tools)
         self.act_heatmap.setCheckable(True)
         self.act_correct_next = self._action("Correct next (rank by uncertainty)", self.show_correct_next, ["Ctrl+U"], m_tools)
-        self.act_device = self._action("Device…", self.show_device, [], m_help)
+        self.act_device = self._action("Device…", lambda: self.show_device(), [], m_help)
 
         self.training_panel.cancelRequested.connect(self._cancel_training)
         self.training_panel.optionsRequested.connect(self.finetune_with_options)
@@ -221,6 +221,8 @@ class LabellingLoop(QObject):
         self.method = method
         if self.act_heatmap.isChecked():
             self.refresh_heatmap()
+        if "rank" in self.jobs or self.correct_next.ranking:
+            self.rank_unlabelled(method)  # replaces a ranking by the other measure
 
     def _key(self, path: Path) -> tuple:
         return (path, id(self.win.predictor), self.method)
