@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QDialog, QMessageBox
 
 from segstudio.core import IGNORE_INDEX, ClassSpec
 from segstudio.core.provenance import PROV_HUMAN, PROV_MODEL
@@ -90,7 +90,11 @@ def test_status_effort_provenance_and_reopen_where_left_off(qtbot, folder, monke
 
     # Switch the model to the bundled default through the versions dock; then image 2, mark it reviewed.
     default_name = win.model_panel.model_combo.itemText(0)
-    assert ctl.use_version(default_name) and win.model.path == default_checkpoint()
+    top = ctl.versions.tree.topLevelItem(0)
+    assert top.text(0) == default_name and top.child(0).text(0) == "v001", "lineage: v001 under its parent"
+    ctl.versions.tree.setCurrentItem(top)
+    qtbot.mouseClick(ctl.versions.use, Qt.MouseButton.LeftButton)
+    assert win.model.path == default_checkpoint()
     win.files.setCurrentRow(2)  # autosaves image 0 (labels + provenance + segstudio.json)
     wait_idle(qtbot, win)
     saved_prov = read_index_png(provenance_path_for(folder / names[0]))
@@ -197,6 +201,18 @@ def test_class_editor_reorder_delete_relabels_disk_and_memory(qtbot, folder, mon
     assert dlg2.classes().names == ("Street", "Car")
     lut = dlg2.mapping()
     assert lut[street] == 0 and lut[0] == 1 and lut[new.names.index("Tree")] == IGNORE_INDEX
+
+    # From the menu: Edit > Edit classes… (the modal dialog is driven by a stand-in for exec): a rename only
+    # rewrites classes.json, not the label maps.
+    def fake_exec(self):
+        self.rename(0, "Auto")
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(ClassEditorDialog, "exec", fake_exec)
+    label_bytes = label_path_for(folder / names[0]).read_bytes()
+    ctl.act_classes.trigger()
+    assert win.classes.names[0] == "Auto" and load_classes(folder / "labels" / "classes.json").names[0] == "Auto"
+    assert label_path_for(folder / names[0]).read_bytes() == label_bytes
     win.close()
 
 
@@ -241,8 +257,10 @@ def test_ab_compare_in_worker_with_split_slider(qtbot, folder):
         return orig(a, b, k)
 
     versions_dock.compare_label_maps = spy
+    assert ctl.versions.combo_a.currentText() == default_name and ctl.versions.combo_b.currentText() == "v001"
     try:
-        assert ctl.compare(default_name, "v001")
+        qtbot.mouseClick(ctl.versions.compare, Qt.MouseButton.LeftButton)
+        assert ctl.ab_job is not None
         qtbot.waitUntil(lambda: ctl.ab_job is None and ctl.ab_dialog is not None, timeout=120_000)
     finally:
         versions_dock.compare_label_maps = orig

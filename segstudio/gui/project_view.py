@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QMetaObject, QObject, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
+    QHBoxLayout,
     QWidget,
 )
 
@@ -83,7 +83,7 @@ class ProjectView(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        lay = QVBoxLayout(self)
+        lay = QHBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
@@ -93,11 +93,13 @@ class ProjectView(QWidget):
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.cellDoubleClicked.connect(lambda r, _c: self.imageActivated.emit(r))
-        lay.addWidget(self.table, 1)
+        lay.addWidget(self.table, 3)
         self.totals = QLabel()
         self.totals.setWordWrap(True)
+        self.totals.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.totals.setMinimumWidth(260)
         self.totals.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        lay.addWidget(self.totals)
+        lay.addWidget(self.totals, 1)
 
     def set_project(self, project: Project | None, names: list[str], current: int = -1) -> None:
         """Show ``project``'s records of the images ``names`` (in list order); highlight row ``current``."""
@@ -114,7 +116,7 @@ class ProjectView(QWidget):
                 rec.status,
                 format_seconds(rec.seconds),
                 str(rec.strokes),
-                *((f"{pct[k]:.0f}" if has else "—") for k in ("model", "human", "crf")),
+                *((f"{pct[k]:.1f}" if has else "—") for k in ("model", "human", "crf")),
             )
             for c, text in enumerate(cells):
                 it = QTableWidgetItem(text)
@@ -131,7 +133,7 @@ class ProjectView(QWidget):
             f"<span style='color:{STATUS_COLORS[k]}'>{s.by_status[k]} {k}</span>" for k in STATUSES
         )
         self.totals.setText(
-            f"<b>{s.images} images</b>: {counts}<br>"
+            f"<b>{s.images} images</b><br>{counts}<br>"
             f"<b>{format_seconds(s.seconds)}</b> active · <b>{s.strokes}</b> strokes"
             + (f" · {s.seconds / max(s.by_status[STATUS_CORRECTED] + s.by_status[STATUS_REVIEWED], 1):.0f} s per corrected image" if s.seconds else "")
             + f"<br>saved pixels from model <b>{pct['model']:.1f}%</b> · human <b>{pct['human']:.1f}%</b> · CRF <b>{pct['crf']:.1f}%</b>"
@@ -175,8 +177,9 @@ class ProjectController(QObject):
         self.view = ProjectView()
         self.versions = VersionsPanel()
         self.docks = {}
+        bottom = [d for d in win.findChildren(QDockWidget) if win.dockWidgetArea(d) == Qt.DockWidgetArea.BottomDockWidgetArea]
         for title, widget, area in (
-            ("Project", self.view, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("Project", self.view, Qt.DockWidgetArea.BottomDockWidgetArea),
             ("Versions", self.versions, Qt.DockWidgetArea.RightDockWidgetArea),
         ):
             dock = QDockWidget(title, win)
@@ -184,6 +187,8 @@ class ProjectController(QObject):
             dock.setWidget(widget)
             win.addDockWidget(area, dock)
             self.docks[title] = dock
+        if bottom:  # the wide table shares the bottom area with the training/metrics docks, as a tab
+            win.tabifyDockWidget(bottom[-1], self.docks["Project"])
 
         m_file, m_edit, m_model = _menu(win, "File"), _menu(win, "Edit"), _menu(win, "Model")
         self.act_classes = self._action("Edit classes…", self.edit_classes, ["Ctrl+Shift+K"], m_edit)
@@ -306,7 +311,10 @@ class ProjectController(QObject):
             name = self._version_name(model, label)
             self.project.add_version(ModelVersion.from_card(name, model.path or name, model.card, self.project.folder))
             self.project.current_version = name
-        self.refresh()
+        if QThread.currentThread() is self.thread():
+            self.refresh()
+        else:  # MainWindow._on_finetuned is reached from a worker thread (a lambda slot): repaint on the GUI thread
+            QMetaObject.invokeMethod(self, "refresh", Qt.ConnectionType.QueuedConnection)
 
     def save(self) -> None:
         """Write ``segstudio.json`` (credits the active time so far); errors go to the status bar."""
@@ -552,6 +560,7 @@ class ProjectController(QObject):
         self.ab_dialog.raise_()
 
     # -- display -------------------------------------------------------------------------------------
+    @Slot()
     def refresh(self) -> None:
         """Update the project table, the versions tree and the class-mapping notice."""
         win = self.win

@@ -262,6 +262,12 @@ class VersionsPanel(QWidget):
         self.compare.clicked.connect(lambda: self.compareRequested.emit(self.combo_a.currentText(), self.combo_b.currentText()))
         lay.addWidget(self.compare)
         self.versions: list[ModelVersion] = []
+        self._user_picked = False
+        for combo in (self.combo_a, self.combo_b):
+            combo.activated.connect(self._on_user_pick)
+
+    def _on_user_pick(self, _index: int) -> None:
+        self._user_picked = True
 
     def _use_selected(self) -> None:
         it = self.tree.currentItem()
@@ -279,6 +285,10 @@ class VersionsPanel(QWidget):
         self.tree.clear()
         by_path: dict[str, QTreeWidgetItem] = {}
         items = []
+
+        def key_of(v: ModelVersion) -> str:
+            return str(v.resolve(folder).resolve()) if folder is not None else v.path
+
         for v in versions:
             miou = v.val_miou
             created = (v.created or "")[:16].replace("T", " ")
@@ -290,8 +300,7 @@ class VersionsPanel(QWidget):
                 f.setBold(True)
                 for c in range(len(self.COLUMNS)):
                     it.setFont(c, f)
-            key = str(v.resolve(folder).resolve()) if folder is not None else v.path
-            by_path[key] = it
+            by_path[key_of(v)] = it
             items.append((v, it))
         for v, it in items:
             parent = by_path.get(str(Path(v.parent).resolve())) if v.parent else None
@@ -300,13 +309,17 @@ class VersionsPanel(QWidget):
             else:
                 self.tree.addTopLevelItem(it)
         self.tree.expandAll()
+        # Until the user picks A and B: B = the version in use, A = its parent (else the one listed before it).
         names = [v.name for v in versions]
-        for combo, default in ((self.combo_a, -2), (self.combo_b, -1)):
-            keep = combo.currentText()
+        b = current if current in names else (names[-1] if names else "")
+        vb = next((v for v in versions if v.name == b), None)
+        parent = next((v.name for v in versions if vb is not None and vb.parent and key_of(v) == str(Path(vb.parent).resolve())), None)
+        a = parent or (names[max(names.index(b) - 1, 0)] if b in names else "")
+        for combo, default in ((self.combo_a, a), (self.combo_b, b)):
+            keep = combo.currentText() if self._user_picked else ""
+            combo.blockSignals(True)
             combo.clear()
             combo.addItems(names)
-            if keep in names:
-                combo.setCurrentText(keep)
-            elif names:
-                combo.setCurrentIndex(max(len(names) + default, 0))
+            combo.setCurrentText(keep if keep in names else default)
+            combo.blockSignals(False)
         self.compare.setEnabled(len(names) >= 1)
