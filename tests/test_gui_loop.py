@@ -349,3 +349,60 @@ def test_shortcuts_are_unambiguous(qtbot):
             seen[key] = act.text()
     assert QApplication.instance() is not None
     win.close()
+
+
+# -- large images ----------------------------------------------------------------------------------
+
+
+def test_large_image_sliding_window_in_worker_with_tile_progress(qtbot, folder):
+    """A window whose predictor tiles anything above 200² px: the predict job reports tile progress and its
+    result equals the engine's sliding-window prediction (memory bounded by the tile, see bench P5)."""
+    win = make_window(qtbot)
+    win.predictor = Predictor(win.model, "cpu", tile_size=128, max_pixels=200 * 200)
+    progress = []
+    message = win.message
+
+    def spy(text):  # _on_progress (GUI thread) sets the bar, then the message
+        progress.append((win.progress.value(), win.progress.maximum(), text, threading.current_thread()))
+        message(text)
+
+    win.message = spy
+    win.open_folder(folder)
+    wait_idle(qtbot, win)
+    doc = win.current_doc()
+    assert doc.source == "predicted"
+    tiles = [p for p in progress if "tile" in p[2]]
+    assert tiles, "per-tile progress must reach the status bar"
+    n = tiles[-1][1]
+    assert n > 4 and tiles[-1][0] == n and f"tile {n}/{n} (sliding window)" in tiles[-1][2]
+    assert [t[0] for t in tiles] == list(range(1, n + 1)) and all(t[3] is threading.main_thread() for t in tiles)
+    np.testing.assert_array_equal(doc.labels, win.predictor.predict_tiled(doc.image, "labels", 128))
+
+    # The heat-map of a large image is computed on a downscaled copy and stretched over the image.
+    from segstudio.gui.uncertainty import image_uncertainty
+
+    u = image_uncertainty(win.predictor, doc.image, "entropy", max_pixels=120 * 160)
+    assert u.shape == (120, 160) and u.dtype == np.uint8
+    win.loop.heatmap.set_map(doc.path, u, doc.shape)
+    r = win.loop.heatmap.mapRectToScene(win.loop.heatmap.boundingRect())
+    assert (round(r.width()), round(r.height())) == (doc.shape[1], doc.shape[0])
+    win.close()
+
+
+def test_large_image_prediction_can_be_cancelled_between_tiles(qtbot, folder):
+    win = make_window(qtbot)
+    win.predictor = Predictor(win.model, "cpu", tile_size=64, max_pixels=100 * 100)
+    seen = []
+
+    def on_progress(done, total, text):
+        seen.append(text)
+        if "tile 3/" in text:
+            win.cancel_job()
+
+    win.open_folder(folder)
+    win.job.progress.connect(on_progress)
+    wait_idle(qtbot, win)
+    assert "cancelled" in win.status_text.text()
+    assert win.current_doc().source == "none", "a cancelled prediction leaves the labels untouched"
+    assert any("tile 3/" in t for t in seen) and not any("tile 30/" in t for t in seen)
+    win.close()

@@ -19,6 +19,7 @@ CUDA; optional ``torch.compile``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -231,6 +232,7 @@ class Predictor:
         self.max_pixels = max_pixels
         self.notices: list[str] = []
         self.on_notice = on_notice
+        self._local = threading.local()  # per-thread tile-progress callback, see tile_progress()
         model = loaded.model
         if fuse_bn:
             model, n = fuse_conv_bn(model)
@@ -332,6 +334,7 @@ class Predictor:
         th, tw = min(th, h), min(tw, w)
         align = min(self.tile_align, th // 2, tw // 2) or 1
         ys, xs = tile_starts(h, th, self.tile_overlap, align), tile_starts(w, tw, self.tile_overlap, align)
+        on_tile, n_tiles, done_tiles = getattr(self._local, "on_tile", None), len(ys) * len(xs), 0
         out: torch.Tensor | None = None
         acc: torch.Tensor | None = None  # (K, rows, W) weighted logit sums for image rows [lo, lo + rows)
         wsum = torch.zeros(0, w)
@@ -373,9 +376,24 @@ class Predictor:
                 r = y0 - lo
                 acc[:, r : r + th_i, x0 : x0 + tw_i].addcmul_(logits, weight)
                 wsum[r : r + th_i, x0 : x0 + tw_i] += weight
+                done_tiles += 1
+                if on_tile is not None:
+                    on_tile(done_tiles, n_tiles)
         flush(h)
         assert out is not None
         return out
+
+    @contextlib.contextmanager
+    def tile_progress(self, fn: Callable[[int, int], None] | None):
+        """Within the ``with`` block, sliding-window predictions made by *this thread* call ``fn(done, total)``
+        after each tile (the GUI's progress bar for large images; other threads sharing the predictor are not
+        affected). ``fn`` may raise (e.g. ``Cancelled``) to stop the prediction between tiles."""
+        prev = getattr(self._local, "on_tile", None)
+        self._local.on_tile = fn
+        try:
+            yield self
+        finally:
+            self._local.on_tile = prev
 
     def _needs_tiles(self, h: int, w: int) -> bool:
         return self.max_pixels is not None and h * w > self.max_pixels

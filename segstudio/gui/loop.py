@@ -17,18 +17,33 @@ from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDockWidget, QMenu
 
-from segstudio.engine.uncertainty import mean_uncertainty, rank_by_uncertainty, uncertainty_map
+from segstudio.engine.uncertainty import mean_uncertainty, rank_by_uncertainty
 from segstudio.gui.device_dialog import DeviceDialog
 from segstudio.gui.metrics_dock import MetricsDock, evaluate_corrected
 from segstudio.gui.postprocess_preview import PostprocessPanel, PostprocessPreview
 from segstudio.gui.relay import on_gui
 from segstudio.gui.training_dialog import TrainingDialog
 from segstudio.gui.training_panel import TrainingPanel
-from segstudio.gui.uncertainty import CorrectNextPanel, UncertaintyLayer, quantize
+from segstudio.gui.uncertainty import CorrectNextPanel, UncertaintyLayer, image_uncertainty
 from segstudio.gui.workers import Job, start_job
 from segstudio.io import ImageReadError, find_samples, label_path_for, read_image
 
 log = logging.getLogger(__name__)
+
+
+def tile_reporter(job: Job, name: str, index: int, count: int):
+    """Progress callback for :meth:`segstudio.engine.Predictor.tile_progress` in a predict worker.
+
+    Each finished tile of a sliding-window prediction reports ``"predicting NAME (i/n): tile d/t"`` through
+    ``job`` (the status-bar progress bar) and checks the job's cancel token, so a large image can be
+    cancelled between tiles.
+    """
+
+    def on_tile(done: int, total: int) -> None:
+        job.cancel_token.check()
+        job.report(done, total, f"predicting {name} ({index + 1}/{count}): tile {done}/{total} (sliding window)")
+
+    return on_tile
 
 
 def _menu(win, title: str) -> QMenu:
@@ -243,15 +258,14 @@ class LabellingLoop(QObject):
             return
         key = self._key(doc.path)
         if key in self.umaps:
-            self.heatmap.set_map(doc.path, self.umaps[key])
+            self.heatmap.set_map(doc.path, self.umaps[key], doc.shape)
             return
         self.heatmap.set_map(None, None)
         image, method, path = doc.image, self.method, doc.path
 
         def work(job: Job):
             job.report(0, 1, f"uncertainty of {path.name}…")
-            u = quantize(uncertainty_map(predictor.predict_proba(image), method))
-            return key, u
+            return key, image_uncertainty(predictor, image, method)
 
         self._run("heatmap", work, on_finished=self._on_heatmap)
 
@@ -260,7 +274,7 @@ class LabellingLoop(QObject):
         self.umaps[key] = u
         doc = self.win.current_doc()
         if doc is not None and self._key(doc.path) == key:
-            self.heatmap.set_map(doc.path, u)
+            self.heatmap.set_map(doc.path, u, doc.shape)
             self.win.message(f"mean {key[2]} of {doc.path.name}: {100 * mean_uncertainty(u / 255.0):.1f} %")
 
     def show_correct_next(self) -> None:
@@ -296,7 +310,7 @@ class LabellingLoop(QObject):
                         except ImageReadError as exc:
                             log.warning("%s", exc)
                             continue
-                    u = quantize(uncertainty_map(predictor.predict_proba(image), method))
+                    u = image_uncertainty(predictor, image, method)
                     job.emit_result((p, id(predictor), method), u)
                 scores[p] = mean_uncertainty(u) / 255.0
             return rank_by_uncertainty(scores), method

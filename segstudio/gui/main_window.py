@@ -48,7 +48,7 @@ from segstudio.gui.canvas import (
 )
 from segstudio.gui.docks import THUMB, ClassPanel, FileList, ModelPanel
 from segstudio.gui.project_view import ProjectController
-from segstudio.gui.loop import LabellingLoop
+from segstudio.gui.loop import LabellingLoop, tile_reporter
 from segstudio.gui.qtutil import rgb_to_qimage
 from segstudio.gui.workers import Job, start_job
 from segstudio.io.journal import Journal, JournalError, replay
@@ -540,7 +540,8 @@ class MainWindow(QMainWindow):
                     except ImageReadError as exc:
                         log.warning("%s", exc)
                         continue
-                job.emit_result(p, predictor.predict(image))
+                with predictor.tile_progress(tile_reporter(job, p.name, i, len(paths))):  # large images: per-tile progress
+                    job.emit_result(p, predictor.predict(image))
             job.report(len(paths), len(paths), f"predicted {len(paths)} image(s)")
             return len(paths)
 

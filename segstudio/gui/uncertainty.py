@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QImage, QPixmap, QTransform
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsPixmapItem,
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.engine.uncertainty import METHODS
+from segstudio.engine.uncertainty import METHODS, uncertainty_map
 
 _LUT = pg.colormap.get("inferno").getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8)  # (256, 3)
 
@@ -69,9 +70,14 @@ class UncertaintyLayer(QGraphicsPixmapItem):
         self.umap: np.ndarray | None = None
         self.hide()
 
-    def set_map(self, path: Path | None, umap: np.ndarray | None) -> None:
-        """Show ``umap`` (uint8 or float (H, W)) for image ``path``; ``None`` clears."""
+    def set_map(self, path: Path | None, umap: np.ndarray | None, image_shape: tuple[int, int] | None = None) -> None:
+        """Show ``umap`` (uint8 or float (h, w)) for image ``path``; ``None`` clears.
+
+        ``image_shape`` ``(H, W)``: the image's size when the map was computed on a downscaled copy (large
+        images); the layer is then stretched to cover the image.
+        """
         self.path = path
+        self.setTransform(QTransform())
         if umap is None:
             self.umap = None
             self.setPixmap(QPixmap())
@@ -80,6 +86,22 @@ class UncertaintyLayer(QGraphicsPixmapItem):
         rgba = np.ascontiguousarray(heatmap_rgba(self.umap))
         h, w = self.umap.shape
         self.setPixmap(QPixmap.fromImage(QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()))
+        if image_shape is not None and tuple(image_shape) != (h, w):
+            self.setTransform(QTransform.fromScale(image_shape[1] / w, image_shape[0] / h))
+
+
+def image_uncertainty(predictor, image: np.ndarray, method: str, max_pixels: int = 2048 * 2048) -> np.ndarray:
+    """uint8 (h, w) uncertainty map of ``image`` (worker-thread function).
+
+    Images above ``max_pixels`` are first downscaled (area interpolation) to at most ``max_pixels``, so the
+    K × h × w probabilities stay bounded (about 185 MB for K = 11) whatever the image size; the map is then
+    a coarser guide, shown stretched over the image.
+    """
+    h, w = image.shape[:2]
+    if h * w > max_pixels:
+        s = (max_pixels / (h * w)) ** 0.5
+        image = cv2.resize(image, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+    return quantize(uncertainty_map(predictor.predict_proba(image), method))
 
 
 class CorrectNextPanel(QWidget):
