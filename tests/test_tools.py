@@ -144,6 +144,13 @@ def test_grabcut_finds_object_and_respects_rectangle():
 
     seed = grabcut_seed_mask(labels, rect, 1)
     assert seed[cy, cx] == cv2.GC_PR_BGD and seed[cy, cx + 1] == cv2.GC_PR_FGD and seed[0, 0] == cv2.GC_BGD
+    # Pixels already of the class are the sure-foreground core (a thin scribble entirely, a region its interior).
+    labels[100:140, 180:220] = 1
+    labels[cy - 30 : cy + 30, cx - 30] = 1
+    seed = grabcut_seed_mask(labels, rect, 1, core_px=2)
+    assert seed[120, 200] == cv2.GC_FGD and seed[100, 200] == cv2.GC_PR_FGD
+    seed = grabcut_seed_mask(labels[:, : cx - 20], (x, y, cx - 20 - x, h), 1)
+    assert seed[cy, cx - 30] == cv2.GC_FGD
     with pytest.raises(ValueError, match="2x2"):
         grabcut_region(img, labels, (W + 5, 0, 10, 10), 1)
 
