@@ -122,6 +122,7 @@ def main() -> int:
     dlg = ClassEditorDialog(win.classes, win)
     dlg.move(8, -8)
     dlg.rename(4, "Street")
+    dlg.delete(dlg.classes().names.index("Fence"))
     dlg.add_class("Bike lane", (255, 128, 0))
     dlg.list.setCurrentRow(dlg.list.count() - 1)
     dlg.error.setText("")

@@ -160,6 +160,7 @@ def test_class_editor_reorder_delete_relabels_disk_and_memory(qtbot, folder, mon
     new = dlg.classes()
     assert new.names[0] == "Car" and "Sky" not in new.names and new.names[-1] == "Bike lane" and new.colors[0] == (1, 2, 3)
     assert dlg.needs_relabel() and "Sky" in dlg.describe_changes()
+    assert "will be relabelled" in dlg.changes.text() and "Car 8→0" in dlg.changes.text()
     dlg.rename(1, "Car")  # duplicate name: refused in the dialog
     assert not dlg.buttons.button(dlg.buttons.StandardButton.Ok).isEnabled() and "repeated" in dlg.error.text()
     dlg.rename(1, new.names[1])

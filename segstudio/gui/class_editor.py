@@ -59,6 +59,7 @@ class ClassEditorDialog(QDialog):
         self.list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.list.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.list.itemChanged.connect(self._on_item_changed)
+        self.list.model().rowsMoved.connect(lambda *_: self._validate())
         lay.addWidget(self.list, 1)
         grid = QGridLayout()
         self.btn_add = QPushButton("Add")
@@ -82,6 +83,9 @@ class ClassEditorDialog(QDialog):
             b.clicked.connect(slot)
             grid.addWidget(b, i // 3, i % 3)
         lay.addLayout(grid)
+        self.changes = QLabel()
+        self.changes.setWordWrap(True)
+        lay.addWidget(self.changes)
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020")
         self.error.setWordWrap(True)
@@ -130,6 +134,10 @@ class ClassEditorDialog(QDialog):
             return False
         self.error.setText("")
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
+        relabel = self.needs_relabel()
+        self.changes.setText(
+            ("<b>Saved label maps will be relabelled:</b> " if relabel else "No label map changes: ") + self.describe_changes()
+        )
         return True
 
     def add_class(self, name: str | None = None, color: tuple[int, int, int] | None = None) -> None:
@@ -156,6 +164,7 @@ class ClassEditorDialog(QDialog):
         it = self.list.item(row)
         it.setData(_COLOR, tuple(int(v) for v in color))
         it.setIcon(color_icon(tuple(color)))
+        self._validate()
 
     def pick_color(self) -> None:
         row = self.list.currentRow()
@@ -172,6 +181,7 @@ class ClassEditorDialog(QDialog):
             it = self.list.takeItem(row)
             self.list.insertItem(new, it)
             self.list.setCurrentRow(new)
+            self._validate()
 
     def move_selected(self, delta: int) -> None:
         if self.list.currentRow() >= 0:
@@ -258,6 +268,9 @@ class ClassEditorDialog(QDialog):
             parts.append("new ids: " + ", ".join(moved))
         if deleted:
             parts.append("deleted (pixels become unlabelled): " + ", ".join(deleted))
+        renamed = [f"{self.original.names[o]}→{n}" for (n, _, o) in self._rows() if o >= 0 and n != self.original.names[o]]
+        if renamed:
+            parts.append("renamed: " + ", ".join(renamed))
         added = [n for (n, _, o) in self._rows() if o < 0]
         if added:
             parts.append("added: " + ", ".join(added))
