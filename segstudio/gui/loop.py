@@ -93,6 +93,9 @@ class LabellingLoop(QObject):
             win.addDockWidget(area, dock)
             self.docks[title] = dock
         win.tabifyDockWidget(self.docks["Training"], self.docks["Metrics"])
+        versions = win.findChild(QDockWidget, "Versions")  # the Refine panel shares the right column's tab
+        if versions is not None and win.dockWidgetArea(versions) == Qt.DockWidgetArea.RightDockWidgetArea:
+            win.tabifyDockWidget(versions, self.docks["Refine"])
         self.docks["Training"].raise_()
         for name in ("Refine", "Correct next"):
             self.docks[name].hide()

@@ -214,8 +214,11 @@ class MetricsDock(QWidget):
         self.cm_plot.setAspectLocked(True)
         self.cm_plot.setMouseEnabled(False, False)
         self.cm_image = pg.ImageItem(axisOrder="row-major")
-        self.cm_image.setColorMap(pg.colormap.get("viridis"))
+        cmap = pg.colormap.get("viridis")
+        self.cm_image.setColorMap(cmap)
         self.cm_plot.addItem(self.cm_image)
+        self.cm_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=cmap, interactive=False, width=12)
+        self.cm_bar.setImageItem(self.cm_image, insert_in=self.cm_plot.getPlotItem())
         self.cm_plot.setMinimumHeight(220)
         split.addWidget(self.cm_plot)
         self.image_table = QTableWidget(0, 3)
@@ -268,15 +271,15 @@ class MetricsDock(QWidget):
                     it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.class_table.setItem(i, j, it)
         self.class_table.resizeColumnsToContents()
+        self.class_table.horizontalHeader().setStretchLastSection(True)
         # Row-normalised matrix: each true class's pixels split over the predicted classes.
         mat = cm.mat.astype(np.float64)
         rows = mat.sum(1, keepdims=True)
         norm = np.divide(mat, rows, out=np.zeros_like(mat), where=rows > 0)
         self.cm_image.setImage(norm, levels=(0.0, 1.0))
-        ticks = [(i + 0.5, n) for i, n in enumerate(r.classes)]
-        self.cm_plot.getAxis("bottom").setTicks([ticks])
-        self.cm_plot.getAxis("left").setTicks([ticks])
-        self.cm_plot.getAxis("bottom").setStyle(tickTextOffset=2)
+        # Left axis: "1 Sky"...; bottom axis: the numbers only (names would overlap), as in the class legend.
+        self.cm_plot.getAxis("bottom").setTicks([[(i + 0.5, str(i + 1)) for i in range(len(r.classes))]])
+        self.cm_plot.getAxis("left").setTicks([[(i + 0.5, f"{i + 1} {n}") for i, n in enumerate(r.classes)]])
         k = len(r.classes)
         self.cm_plot.setRange(xRange=(0, k), yRange=(0, k), padding=0.02)
         self.cm_plot.setTitle(f"confusion matrix, {scope} images (row-normalised: true → predicted)")
@@ -290,6 +293,7 @@ class MetricsDock(QWidget):
                     it.setForeground(QColor(120, 120, 120))
                 self.image_table.setItem(i, j, it)
         self.image_table.resizeColumnsToContents()
+        self.image_table.horizontalHeader().setStretchLastSection(True)
 
     def _on_image_row(self, row: int, _col: int) -> None:
         it = self.image_table.item(row, 0)

@@ -56,7 +56,7 @@ class PostprocessPanel(QWidget):
         self.source.currentTextChanged.connect(self._sync)
         lay.addWidget(self.source)
         d = CRFParams()
-        self.crf_box = QGroupBox("Dense CRF (Krähenbühl & Koltun 2011)")
+        self.crf_box = QGroupBox("Dense CRF (Krähenbühl && Koltun 2011)")  # && : a literal & (not a mnemonic)
         self.crf_box.setCheckable(True)
         self.crf_box.setChecked(True)
         f = QFormLayout(self.crf_box)
