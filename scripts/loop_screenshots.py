@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication, QDockWidget  # noqa: E402
 
 from segstudio.engine import finetune_config, load_checkpoint  # noqa: E402
 from segstudio.gui.main_window import MainWindow  # noqa: E402
@@ -83,7 +83,9 @@ def main() -> int:
         (work / "labels" / p.name).unlink()
     win.open_folder(work)
     pump(app, idle)
-    win.resizeDocks([loop.docks["Training"]], [300], Qt.Orientation.Vertical)
+    for d in win.findChildren(QDockWidget):  # the canvas gets the height: no bottom docks in these shots
+        if win.dockWidgetArea(d) == Qt.DockWidgetArea.BottomDockWidgetArea:
+            d.hide()
     loop.show_correct_next()
     pump(app, idle)
     loop.go_to(loop.correct_next.ranking[0][0])  # "Open next": the most uncertain image

@@ -93,9 +93,6 @@ class LabellingLoop(QObject):
             win.addDockWidget(area, dock)
             self.docks[title] = dock
         win.tabifyDockWidget(self.docks["Training"], self.docks["Metrics"])
-        versions = win.findChild(QDockWidget, "Versions")  # the Refine panel shares the right column's tab
-        if versions is not None and win.dockWidgetArea(versions) == Qt.DockWidgetArea.RightDockWidgetArea:
-            win.tabifyDockWidget(versions, self.docks["Refine"])
         self.docks["Training"].raise_()
         for name in ("Refine", "Correct next"):
             self.docks[name].hide()
@@ -360,8 +357,18 @@ class LabellingLoop(QObject):
 
     # -- post-processing -------------------------------------------------------------------------
     def show_refine(self) -> None:
-        self.docks["Refine"].show()
-        self.docks["Refine"].raise_()
+        """Tools ▸ Refine labels…: show the Refine dock (as a tab beside Versions, when that dock exists)."""
+        refine = self.docks["Refine"]
+        versions = self.win.findChild(QDockWidget, "Versions")
+        if (
+            versions is not None
+            and versions.isVisible()
+            and self.win.dockWidgetArea(versions) == Qt.DockWidgetArea.RightDockWidgetArea
+            and versions not in self.win.tabifiedDockWidgets(refine)
+        ):
+            self.win.tabifyDockWidget(versions, refine)
+        refine.show()
+        refine.raise_()
 
     # -- device ----------------------------------------------------------------------------------
     def show_device(self, measure: bool = True) -> DeviceDialog:

@@ -204,6 +204,7 @@ class MetricsDock(QWidget):
         self.class_table = QTableWidget(0, 3)
         self.class_table.setHorizontalHeaderLabels(["class", "IoU %", "pixels"])
         self.class_table.verticalHeader().hide()
+        self.class_table.horizontalHeader().setStretchLastSection(True)
         self.class_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         split.addWidget(self.class_table)
         self.cm_plot = pg.PlotWidget()
@@ -224,6 +225,7 @@ class MetricsDock(QWidget):
         self.image_table = QTableWidget(0, 3)
         self.image_table.setHorizontalHeaderLabels(["image", "role", "mIoU %"])
         self.image_table.verticalHeader().hide()
+        self.image_table.horizontalHeader().setStretchLastSection(True)
         self.image_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.image_table.cellDoubleClicked.connect(self._on_image_row)
         split.addWidget(self.image_table)
@@ -271,7 +273,6 @@ class MetricsDock(QWidget):
                     it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.class_table.setItem(i, j, it)
         self.class_table.resizeColumnsToContents()
-        self.class_table.horizontalHeader().setStretchLastSection(True)
         # Row-normalised matrix: each true class's pixels split over the predicted classes.
         mat = cm.mat.astype(np.float64)
         rows = mat.sum(1, keepdims=True)
@@ -293,7 +294,6 @@ class MetricsDock(QWidget):
                     it.setForeground(QColor(120, 120, 120))
                 self.image_table.setItem(i, j, it)
         self.image_table.resizeColumnsToContents()
-        self.image_table.horizontalHeader().setStretchLastSection(True)
 
     def _on_image_row(self, row: int, _col: int) -> None:
         it = self.image_table.item(row, 0)
