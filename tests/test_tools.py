@@ -406,7 +406,8 @@ def test_8k_image_stroke_recolours_only_dirty_tiles(qtbot):
     repaint(canvas)
     assert ov.stats["built"] == built, "no tile may be rebuilt for a stroke"
     rgba, _ = ov._tiles[(1, 2, 2)]
-    np.testing.assert_array_equal(rgba[1100 - 1024, 1100 - 1024, :3], classes.colors[7])
+    px = rgba[1100 - 1024, 1100 - 1024].copy().view(np.uint32)[0]  # premultiplied 0xAARRGGBB, alpha 255
+    assert (px >> 24, (px >> 16) & 255, (px >> 8) & 255, px & 255) == (255, *classes.colors[7])
     # A dab on the corner of four tiles recolours exactly those four fine tiles (+ the coarse one).
     canvas.begin_stroke(1023.5, 1023.5)
     canvas.end_stroke()

@@ -60,15 +60,17 @@ def compose_rgba(
 
     Args:
         labels: uint8 (H, W) label map.
-        lut: uint8 (256, 4) RGBA per label value (alpha 0 hides a value: ignore, hidden classes).
+        lut: uint8 (256, 4): the 4 pixel bytes per label value, in whatever order the QImage format wants
+            (the overlay uses premultiplied ARGB32, see :func:`premultiplied_argb32_lut`); byte 3 of a
+            row is tested only by the caller, outline mode zeroes all 4 bytes of non-boundary samples.
         y0, x0: first sampled pixel; the block samples rows ``y0 + i * step`` (``i < h``) and columns
             ``x0 + j * step`` (``j < w``), all inside the label map.
         step: sampling stride >= 1 (the overlay's level of detail).
         outline: keep only boundary samples (a 4-neighbour, ``step`` pixels away, has another label;
-            image borders are not boundaries); all other samples get alpha 0.
+            image borders are not boundaries); all other samples become 0 (transparent).
 
     Returns:
-        uint8 (h, w, 4) RGBA, C-contiguous.
+        uint8 (h, w, 4), C-contiguous.
 
     Hand-written instead of ``skimage.segmentation.find_boundaries`` because four array comparisons on
     the sampled block are all that is needed and it must run per brush dab.
@@ -84,8 +86,26 @@ def compose_rgba(
         p = labels[np.ix_(ry, rx)]
         c = p[1:-1, 1:-1]
         edge = (c != p[:-2, 1:-1]) | (c != p[2:, 1:-1]) | (c != p[1:-1, :-2]) | (c != p[1:-1, 2:])
-        rgba[~edge, 3] = 0
+        rgba[~edge] = 0
     return rgba
+
+
+def premultiplied_argb32_lut(colors: np.ndarray) -> np.ndarray:
+    """Colour table for ``QImage.Format_ARGB32_Premultiplied``, the format Qt's raster engine blends
+    without a per-draw conversion.
+
+    Args:
+        colors: uint8 (256, 4) straight RGBA per label value (alpha 0 or 255 in SegStudio).
+
+    Returns:
+        uint8 (256, 4): each row the native-endian bytes of the 32-bit value ``0xAARRGGBB`` with the colour
+        premultiplied by alpha (so fully transparent rows are all zero).
+    """
+    c = colors.astype(np.uint32)
+    a = c[:, 3]
+    rgb = (c[:, :3] * a[:, None] + 127) // 255
+    argb = (a << 24) | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+    return argb.astype(np.uint32).view(np.uint8).reshape(256, 4)
 
 
 class LabelOverlayItem(QGraphicsItem):
@@ -133,11 +153,11 @@ class LabelOverlayItem(QGraphicsItem):
         self._rebuild_lut()
 
     def _rebuild_lut(self) -> None:
-        lut = self._colors.copy()
+        colors = self._colors.copy()
         for c in self.hidden_classes:
             if 0 <= c < 256:
-                lut[c, 3] = 0
-        self._lut = lut
+                colors[c, 3] = 0
+        self._lut = premultiplied_argb32_lut(colors)
         self.invalidate()
 
     def set_class_visible(self, class_id: int, visible: bool) -> None:
@@ -225,7 +245,8 @@ class LabelOverlayItem(QGraphicsItem):
         th = min(self.TILE, -(-(H - by) // step))
         tw = min(self.TILE, -(-(W - bx) // step))
         rgba = np.ascontiguousarray(compose_rgba(self._labels, self._lut, by, bx, th, tw, step, self.outline))
-        qimg = QImage(rgba.data, tw, th, 4 * tw, QImage.Format.Format_RGBA8888)  # shares rgba's memory
+        # Shares rgba's memory; premultiplied ARGB32 is drawn without a per-paint format conversion.
+        qimg = QImage(rgba.data, tw, th, 4 * tw, QImage.Format.Format_ARGB32_Premultiplied)
         self._tiles[key] = (rgba, qimg)
         self.stats["built"] += 1
         while len(self._tiles) > self.MAX_TILES:
@@ -235,7 +256,7 @@ class LabelOverlayItem(QGraphicsItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         H, W = self._labels.shape
         r = option.exposedRect.intersected(self.boundingRect())
-        if r.isEmpty() or self._lut[:, 3].max() == 0:
+        if r.isEmpty() or not self._lut.any():
             return
         t = painter.worldTransform()
         scale = math.hypot(t.m11(), t.m12()) or 1.0
