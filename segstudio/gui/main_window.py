@@ -50,6 +50,7 @@ from segstudio.gui.docks import THUMB, ClassPanel, FileList, ModelPanel
 from segstudio.gui.project_view import ProjectController
 from segstudio.gui.loop import LabellingLoop, tile_reporter
 from segstudio.gui.qtutil import rgb_to_qimage
+from segstudio.gui.relay import on_gui
 from segstudio.gui.workers import Job, start_job
 from segstudio.io.journal import Journal, JournalError, replay
 from segstudio.io import (
@@ -483,8 +484,9 @@ class MainWindow(QMainWindow):
             return False
         self.job = job
         job.progress.connect(self._on_progress)
-        job.failed.connect(lambda msg: QMessageBox.warning(self, "SegStudio", msg))
-        job.cancelled.connect(lambda: self.message(f"{job.name} cancelled"))
+        # Lambdas connected to a worker's signals would run in the worker thread: relay them to the GUI thread.
+        job.failed.connect(on_gui(lambda msg: QMessageBox.warning(self, "SegStudio", msg), self))
+        job.cancelled.connect(on_gui(lambda: self.message(f"{job.name} cancelled"), self))
         job.done.connect(self._on_job_done)
         self.progress.setRange(0, 0)
         self._set_busy(True)
@@ -619,7 +621,7 @@ class MainWindow(QMainWindow):
             return load_checkpoint(path)
 
         job = Job("fine-tune", work)
-        job.finished.connect(lambda loaded: self._on_finetuned(loaded, out_dir, len(samples)))
+        job.finished.connect(on_gui(lambda loaded: self._on_finetuned(loaded, out_dir, len(samples)), self))
         self.loop.watch_training(job, out_dir)
         return self._start(job)
 
