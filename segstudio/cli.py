@@ -390,7 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint", help="model.safetensors or a run folder")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--opacity", type=float, default=0.5)
-    pr.add_argument("--batch-size", type=int, default=4, help="same-size images stacked per forward pass (default 4)")
+    pr.add_argument(
+        "--batch-size", type=int, default=None, help="same-size images stacked per forward pass (default: 4 on a GPU, 1 on the CPU)"
+    )
     pr.add_argument(
         "--tile-size",
         type=int,
