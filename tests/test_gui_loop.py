@@ -207,6 +207,10 @@ def test_heatmap_layer_and_correct_next_ranking(qtbot, folder, samples_dir):
     assert s0 == pytest.approx(mean_uncertainty(margin_map(pred.predict_proba(read_image(p0)))), abs=3e-3)
     qtbot.mouseClick(nxt.open_button, Qt.MouseButton.LeftButton)  # "Open next" goes to the most uncertain
     assert win.paths[win.index] == p0
+    wait_idle(qtbot, win)
+    win.save_current()  # corrected: it leaves the list once the user moves on
+    win.loop.go_to(ranking[1][0])
+    assert [p for p, _ in nxt.ranking] == [p for p, _ in ranking[1:]] and nxt.list.count() == 3
     win.close()
 
 
@@ -306,6 +310,12 @@ def test_morphology_preview_on_corrected_labels_removes_a_speck(qtbot, folder):
     assert not (prev[speck] == c).any() and (prev[speck] == original[y, x]).all()
     assert (prev[~speck] == before[~speck]).mean() > 0.99  # the rest stays as the user left it
     assert IGNORE_INDEX not in np.unique(prev[before != IGNORE_INDEX])
+    # The CRF preview refuses images too large for whole-image probabilities, with a way out.
+    win.loop.preview.discard()
+    win.loop.preview.MAX_CRF_PIXELS = 100 * 100
+    panel.source.setCurrentText(SOURCE_PREDICTION)
+    assert not win.loop.preview.run()
+    assert "too large" in panel.status.text() and "Current labels" in panel.status.text()
     win.close()
 
 

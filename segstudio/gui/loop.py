@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDockWidget, QMenu
 
@@ -120,6 +120,7 @@ class LabellingLoop(QObject):
         self.metrics.recomputeRequested.connect(self.compute_metrics)
         self.metrics.imageActivated.connect(self.go_to)
         win.files.currentRowChanged.connect(self._on_image_changed)
+        win.model_panel.model_combo.currentIndexChanged.connect(self._on_model_changed)
         win.canvas.edited.connect(self._on_edited)
         win.installEventFilter(self)
 
@@ -394,8 +395,21 @@ class LabellingLoop(QObject):
         return None
 
     # -- window events ---------------------------------------------------------------------------
+    def _on_model_changed(self, _index: int) -> None:
+        # set_model switches the combo before it makes the new predictor: look after it is made.
+        QTimer.singleShot(0, self._after_model_changed)
+
+    def _after_model_changed(self) -> None:
+        if self.act_heatmap.isChecked():
+            self.refresh_heatmap()
+        if self.correct_next.ranking:
+            self.correct_next.status.setText("The model changed: press Rank unlabelled for a fresh ranking.")
+
     def _on_image_changed(self, _row: int) -> None:
         self.preview.discard()
+        for p, _ in list(self.correct_next.ranking):  # labels saved (e.g. autosave on leaving an image)
+            if label_path_for(p).is_file():
+                self.correct_next.remove(p)
         if self.act_heatmap.isChecked():
             self.refresh_heatmap()
         else:

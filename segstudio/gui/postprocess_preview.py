@@ -152,6 +152,7 @@ class PostprocessPreview(QObject):
 
     previewReady = Signal()
     applied = Signal()
+    MAX_CRF_PIXELS = 2048 * 2048  # whole-image probabilities + dense CRF above this would need several GB
 
     def __init__(self, win, panel: PostprocessPanel) -> None:
         super().__init__(win)
@@ -182,6 +183,13 @@ class PostprocessPreview(QObject):
             return False
         if use_model and predictor.classes.num_classes != doc.classes.num_classes:
             self.panel.status.setText("The model's classes differ from the project's: fine-tune first, or refine the current labels.")
+            return False
+        h, w = doc.shape
+        if use_model and h * w > self.MAX_CRF_PIXELS:
+            self.panel.status.setText(
+                f"{w}×{h} is too large for a CRF preview (the K×H×W probabilities and the dense CRF need too much "
+                "memory); choose 'Current labels' for morphology, which works at any size."
+            )
             return False
         image, labels = doc.image, doc.labels.copy()
         k = doc.classes.num_classes
