@@ -168,6 +168,7 @@ class LabellingLoop(QObject):
         return bool(self.jobs) or self.preview.job is not None
 
     def eventFilter(self, obj, event) -> bool:
+        """On the window's Close event, cancel every loop job (the window then waits for their threads)."""
         if obj is self.win and event.type() == QEvent.Type.Close:
             for kind in list(self.jobs):
                 self._cancel(kind)
@@ -279,6 +280,7 @@ class LabellingLoop(QObject):
             self.win.message(f"mean {key[2]} of {doc.path.name}: {100 * mean_uncertainty(u / 255.0):.1f} %")
 
     def show_correct_next(self) -> None:
+        """Tools ▸ Correct next: show the dock and rank the unlabelled images if not ranked yet."""
         self.docks["Correct next"].show()
         self.docks["Correct next"].raise_()
         if not self.correct_next.ranking and "rank" not in self.jobs:

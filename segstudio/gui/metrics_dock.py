@@ -232,6 +232,7 @@ class MetricsDock(QWidget):
         lay.addWidget(split, 1)
 
     def set_busy(self, busy: bool, text: str = "") -> None:
+        """Disable Recompute while a metrics job runs; ``text`` replaces the summary line."""
         self.recompute.setEnabled(not busy)
         if text:
             self.summary.setText(text)

@@ -113,6 +113,7 @@ class PostprocessPanel(QWidget):
         self.crf_box.setEnabled(self.source.currentText() == SOURCE_PREDICTION)
 
     def set_has_preview(self, on: bool) -> None:
+        """Accept / Discard are enabled only while a preview is shown."""
         self.accept.setEnabled(on)
         self.discard.setEnabled(on)
 
@@ -128,6 +129,7 @@ class PostprocessPanel(QWidget):
         )
 
     def morph_params(self) -> MorphParams:
+        """The morphology settings as :class:`~segstudio.postprocess.MorphParams` (0 = step off)."""
         return MorphParams(
             open=self.open_size.value(),
             close=self.close_size.value(),
@@ -277,5 +279,6 @@ class PostprocessPreview(QObject):
         self._sync_overlay()
 
     def cancel(self) -> None:
+        """Cancel a running refinement job (the window is closing)."""
         if self.job is not None:
             self.job.cancel()

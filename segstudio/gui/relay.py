@@ -19,6 +19,7 @@ class _Relay(QObject):
         self.fn = fn
 
     def call(self, *args) -> None:
+        """Call the wrapped function with the signal's arguments (runs on this object's thread)."""
         self.fn(*args)
 
 

@@ -47,6 +47,7 @@ class StepTimer:
         self.reset()
 
     def reset(self) -> None:
+        """Forget the timing of a previous run."""
         self._t0: float | None = None
         self._step0 = 0
         self.seconds_per_step: float | None = None

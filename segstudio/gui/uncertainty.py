@@ -148,6 +148,7 @@ class CorrectNextPanel(QWidget):
         self.ranking: list[tuple[Path, float]] = []
 
     def set_busy(self, busy: bool, text: str = "") -> None:
+        """Enable Stop (and disable Rank) while a ranking job runs; ``text`` replaces the status line."""
         self.rank_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
         if text:
