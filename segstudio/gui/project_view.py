@@ -413,7 +413,7 @@ class ProjectController(QObject):
         try:
             if win.folder is not None and relabel:
                 relabel_label_files(win.folder, lut, classes)
-            elif win.folder is not None and (files or (win.folder / LABELS_DIRNAME / "classes.json").is_file()):
+            elif win.folder is not None:  # the folder's classes from now on, even before any label is saved
                 save_classes(win.folder / LABELS_DIRNAME / "classes.json", classes)
             for doc in win.docs.values():
                 if relabel:

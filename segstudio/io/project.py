@@ -260,6 +260,9 @@ class Project:
         for i, v in enumerate(raw_versions):
             if not isinstance(v, dict) or not isinstance(v.get("name"), str) or not isinstance(v.get("path"), str):
                 raise _fail(path, f"versions[{i}] must be an object with string 'name' and 'path'")
+            for key in ("parent", "created"):
+                if v.get(key) is not None and not isinstance(v[key], str):
+                    raise _fail(path, f"versions[{i}].{key} must be a string or null, got {v[key]!r}")
             data_v, metrics_v = v.get("data") or {}, v.get("metrics") or {}
             if not isinstance(data_v, dict) or not isinstance(metrics_v, dict):
                 raise _fail(path, f"versions[{i}].data and .metrics must be objects")
