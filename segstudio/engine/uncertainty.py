@@ -51,9 +51,13 @@ def entropy_map(proba) -> np.ndarray:
     p = _as_proba(proba)
     k = p.shape[0]
     h = np.zeros(p.shape[1:], dtype=np.float32)
-    for c in range(k):  # one class at a time: memory stays ~2×(H, W) even for large images
+    tmp = np.empty_like(h)
+    for c in range(k):  # one class at a time, in place: memory stays 2×(H, W) even for large images
         pc = p[c]
-        h -= pc * np.log(np.maximum(pc, _EPS))
+        np.maximum(pc, _EPS, out=tmp)
+        np.log(tmp, out=tmp)
+        tmp *= pc
+        h -= tmp
     h /= np.float32(np.log(k))
     return np.clip(h, 0.0, 1.0, out=h)
 
@@ -69,9 +73,18 @@ def margin_map(proba) -> np.ndarray:
         ValueError: not 3-D, or K < 2.
     """
     p = _as_proba(proba)
-    top2 = np.partition(p, p.shape[0] - 2, axis=0)[-2:]  # (2, H, W): second best, best
-    m = 1.0 - (top2[1] - top2[0])
-    return np.clip(m, 0.0, 1.0).astype(np.float32, copy=False)
+    # Running best / second best over the classes, one (H, W) plane at a time: ~2x faster than a sort or
+    # top-k along the class axis (strided) and no (K, H, W) temporary.
+    best = p[0].copy()
+    second = np.full_like(best, -np.inf)
+    tmp = np.empty_like(best)
+    for c in range(1, p.shape[0]):
+        np.minimum(best, p[c], out=tmp)
+        np.maximum(second, tmp, out=second)
+        np.maximum(best, p[c], out=best)
+    best -= second
+    np.subtract(1.0, best, out=best)
+    return np.clip(best, 0.0, 1.0, out=best)
 
 
 def uncertainty_map(proba, method: str = "entropy") -> np.ndarray:
