@@ -2,12 +2,12 @@
 # Reproduces the bundled membrane model resources/models/isbi2012_unet.*
 # U-Net (base width 16, depth 4, random init) on the 20 ISBI-2012 train slices, selected on the 5 val slices,
 # reported on the 5 test slices. Augmentation as in Ronneberger et al. 2015: flips, rotation, elastic deformation.
-# CPU, 2 threads: ~1.5-2.5 s a step (batch 4, 256x256 crops). Re-run with RESUME=1 to continue runs/isbi_unet.
+# CPU, 2 threads: ~1.5-2.5 s a step (batch 4, 256x256 crops; 80 epochs = 400 steps). Re-run with RESUME=1 to continue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m segstudio train \
   --data ../shared/datasets/isbi2012_membrane --model unet --model-arg base_channels=16 \
-  --epochs "${EPOCHS:-200}" --batch-size 4 --lr 2e-3 --crop-size 256,256 --scale-range 0.8,1.25 \
+  --epochs "${EPOCHS:-80}" --batch-size 4 --lr 2e-3 --crop-size 256,256 --scale-range 0.8,1.25 \
   --vflip --rotate 180 --elastic 30 --jitter 0.2 \
   --val-every 10 --seed 0 -o runs/isbi_unet ${RESUME:+--resume}
 python -m segstudio evaluate --data ../shared/datasets/isbi2012_membrane --split test \
