@@ -59,13 +59,20 @@ def find_samples(root: str | Path, split: str | None = None) -> tuple[list[Datas
             raise FileNotFoundError(f"{root}: dataset folder has no classes.json")
         classes = load_classes(classes_file)
         split_file = root / f"{split or 'train'}.txt"
+        if not split_file.is_file() and split is None:
+            # No split list: every file in images/ (by path, so a.png and a.jpg are two samples, not one twice).
+            samples = []
+            for img in list_images(root / "images"):
+                mask = root / "masks" / f"{img.stem}.png"
+                if not mask.is_file():
+                    raise FileNotFoundError(f"{root}: image {img.name} has no mask {mask}")
+                samples.append(DatasetSample(img, mask))
+            return samples, classes
         if split_file.is_file():
             try:
                 stems = [s.strip() for s in split_file.read_text(encoding="utf-8").splitlines() if s.strip()]
             except UnicodeDecodeError as exc:
                 raise ValueError(f"{split_file}: split list is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-        elif split is None:
-            stems = [p.stem for p in list_images(root / "images")]
         else:
             raise FileNotFoundError(f"{root}: no split list {split_file.name}")
         samples = []

@@ -23,13 +23,16 @@ class ImageReadError(ValueError):
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Min-max scale any numeric array to uint8 0..255 over its finite values; NaN and -inf map to 0, +inf to 255."""
     if arr.dtype == np.uint8:
         return arr
     arr = arr.astype(np.float64)
-    lo, hi = np.nanmin(arr), np.nanmax(arr)
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
+    finite = np.isfinite(arr)
+    if not finite.any():
         return np.zeros(arr.shape, dtype=np.uint8)
-    return np.clip((arr - lo) / (hi - lo) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    lo, hi = arr[finite].min(), arr[finite].max()
+    scaled = (arr - lo) / (hi - lo) * 255.0 + 0.5 if hi > lo else np.where(finite, 0.0, arr)
+    return np.clip(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0), 0, 255).astype(np.uint8)
 
 
 def _gray_or_rgb(arr: np.ndarray) -> np.ndarray:
@@ -90,6 +93,7 @@ def read_image(path: str | Path) -> np.ndarray:
                 raise ImageReadError(f"{path}: image is {im.width}x{im.height}, larger than the {MAX_PIXELS} pixel limit")
             if im.width < 1 or im.height < 1:
                 raise ImageReadError(f"{path}: image has no pixels ({im.width}x{im.height})")
+            im.load()  # decode now: truncation / corruption errors surface here, not inside exif_transpose
             try:
                 im = ImageOps.exif_transpose(im)
             except Exception as exc:  # a malformed EXIF block must not make the pixels unreadable
