@@ -109,10 +109,12 @@ def _read_pickled_weights(path: Path, map_location: str) -> tuple[dict[str, torc
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+        text = str(exc)
+        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().split("\n\n")[0].strip()[:200]
         raise CheckpointError(
-            f"{path}: refused to load: the file contains Python objects other than tensors, which could run code "
-            f"when unpickled (weights_only=True blocked it: {first[:200]}). Re-save only the state_dict, or use safetensors"
+            f"{path}: refused to load: weights_only=True could not read it as plain tensors ({detail}). It holds "
+            "Python objects other than tensors (which could run code when unpickled; nothing was run) or is not a "
+            "PyTorch file. Re-save only the state_dict, or use safetensors"
         ) from exc
     except Exception as exc:  # not a zip/pickle, truncated...
         raise CheckpointError(f"{path}: not a readable PyTorch weights file ({type(exc).__name__}: {exc})") from exc
