@@ -556,3 +556,38 @@ def test_predict_and_finetune_run_on_worker_threads(tmp_path, qtbot, monkeypatch
     assert threads["predict"] and threads["train"]
     assert main not in threads["predict"] and main not in threads["train"]
     win.close()
+
+
+def test_out_of_memory_during_gui_predict_falls_back_with_a_notice(tmp_path, qtbot, monkeypatch):
+    """An out-of-memory error injected at the Predictor's model boundary (``_run_model``) for the whole image:
+    the prediction still completes (the Predictor's fallback: tiles / CPU) and the user sees the notice."""
+    import segstudio.engine.predictor as pred_mod
+    import segstudio.gui.main_window as mw
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (300, 260, 3), dtype=np.uint8)).save(folder / "big.png")
+    ckpt = save_checkpoint(tmp_path / "ck", _tiny(), new_card("simple_cnn", CLASSES, {"depth": 1, "width": 4}))
+    real = pred_mod.Predictor._run_model
+    calls = []
+
+    def run_model(self, x, device):
+        calls.append((tuple(x.shape), threading.get_ident()))
+        if x.shape[-2:] == (300, 260):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
+        return real(self, x, device)
+
+    monkeypatch.setattr(pred_mod.Predictor, "_run_model", run_model)
+    win = mw.MainWindow(load_checkpoint(ckpt))
+    qtbot.addWidget(win)
+    shown = []  # what reached the GUI thread (the status bar shows the same text)
+    win.predictorNotice.connect(lambda text: shown.append((text, threading.get_ident())))
+    win.open_folder(folder)
+    qtbot.waitUntil(lambda: win.job is None and win.current_doc() is not None and win.current_doc().source == "predicted", timeout=60_000)
+    assert len(calls) > 1 and all(t != threading.get_ident() for _, t in calls)  # retried in tiles, on the worker
+    qtbot.waitUntil(lambda: bool(shown), timeout=5_000)
+    assert any("out of memory" in t and "tiles" in t for t, _ in shown)
+    assert all(tid == threading.get_ident() for _, tid in shown)  # delivered on the GUI thread
+    labels = win.current_doc().labels
+    assert labels.shape == (300, 260) and labels.max() < 3
+    win.close()

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QThread, Qt
+from PySide6.QtCore import QThread, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -94,8 +94,11 @@ class MainWindow(QMainWindow):
         finetune_config: :class:`TrainConfig` of the one-click fine-tune (tests shorten it).
     """
 
+    predictorNotice = Signal(str)  # the Predictor's fallback notices (e.g. out of memory), from any thread
+
     def __init__(self, model: LoadedModel | None = None) -> None:
         super().__init__()
+        self.predictorNotice.connect(self.message)  # queued onto the GUI thread when emitted by a worker
         self.setWindowTitle("SegStudio")
         self.resize(1280, 800)
         self.folder: Path | None = None
@@ -244,7 +247,9 @@ class MainWindow(QMainWindow):
 
     def _make_predictor(self) -> None:
         if self.model is not None:
-            self.predictor = Predictor(self.model, device=self.model_panel.device_combo.currentText())
+            self.predictor = Predictor(
+                self.model, device=self.model_panel.device_combo.currentText(), on_notice=self.predictorNotice.emit
+            )
 
     def _on_model_picked(self, idx: int) -> None:
         entry = self._models[idx]
