@@ -102,31 +102,49 @@ class ProjectView(QWidget):
         lay.addWidget(self.totals, 1)
 
     def set_project(self, project: Project | None, names: list[str], current: int = -1) -> None:
-        """Show ``project``'s records of the images ``names`` (in list order); highlight row ``current``."""
+        """Show ``project``'s records of the images ``names`` (in list order); highlight row ``current``.
+
+        A full rebuild (folder opened, classes changed); single images are updated with :meth:`update_image`.
+        """
         self.table.setRowCount(0 if project is None else len(names))
         if project is None:
             self.totals.setText("")
             return
         for r, name in enumerate(names):
-            rec = project.record(name)
-            pct = provenance_percent(rec.provenance)
-            has = bool(rec.provenance) and sum(rec.provenance.get(k, 0) for k in ("model", "human", "crf")) > 0
-            cells = (
-                name,
-                rec.status,
-                format_seconds(rec.seconds),
-                str(rec.strokes),
-                *((f"{pct[k]:.1f}" if has else "—") for k in ("model", "human", "crf")),
-            )
-            for c, text in enumerate(cells):
-                it = QTableWidgetItem(text)
+            self.update_image(project, r, name)
+        self.select(current)
+        self.update_totals(project)
+
+    def update_image(self, project: Project, row: int, name: str) -> None:
+        """Rewrite row ``row`` from the record of image ``name`` (constant time, whatever the folder size)."""
+        rec = project.record(name)
+        pct = provenance_percent(rec.provenance)
+        has = bool(rec.provenance) and sum(rec.provenance.get(k, 0) for k in ("model", "human", "crf")) > 0
+        cells = (
+            name,
+            rec.status,
+            format_seconds(rec.seconds),
+            str(rec.strokes),
+            *((f"{pct[k]:.1f}" if has else "—") for k in ("model", "human", "crf")),
+        )
+        for c, text in enumerate(cells):
+            it = self.table.item(row, c)
+            if it is None:
+                it = QTableWidgetItem()
                 if c >= 2:
                     it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if c == 1:
-                    it.setForeground(QColor(STATUS_COLORS[rec.status]))
-                self.table.setItem(r, c, it)
-        if 0 <= current < len(names):
-            self.table.selectRow(current)
+                self.table.setItem(row, c, it)
+            it.setText(text)
+            if c == 1:
+                it.setForeground(QColor(STATUS_COLORS[rec.status]))
+
+    def select(self, row: int) -> None:
+        """Highlight row ``row`` (the image shown)."""
+        if 0 <= row < self.table.rowCount():
+            self.table.selectRow(row)
+
+    def update_totals(self, project: Project) -> None:
+        """Recompute the totals line (linear in the number of images, no widgets rebuilt)."""
         s = project.summary()
         pct = s.provenance_percent()
         counts = " · ".join(
@@ -170,6 +188,8 @@ class ProjectController(QObject):
         self.match = None
         self._seen_edits: dict[Path, int] = {}
         self._current: str | None = None
+        self._rows: dict[str, int] = {}
+        self._versions_key = None
         self.ab_job = None
         self._ab_inputs = None
         self.ab_dialog: ABCompareDialog | None = None
@@ -276,7 +296,7 @@ class ProjectController(QObject):
         self._seen_edits[doc.path] = doc.edits
         if self.project is not None and not label_path_for(doc.path).is_file():
             self.project.set_status(doc.path.name, STATUS_PREDICTED)
-            self.refresh()
+            self._touch(doc.path.name)
 
     def map_prediction(self, labels: np.ndarray) -> np.ndarray:
         """Map a prediction (uint8 (H, W), the model's class ids) to the project's class ids by name."""
@@ -304,6 +324,7 @@ class ProjectController(QObject):
         if rec.status not in (STATUS_CORRECTED, STATUS_REVIEWED):
             rec.status = STATUS_CORRECTED if rec.provenance["human"] + rec.provenance["crf"] else STATUS_PREDICTED
         self.save()
+        self._touch(doc.path.name)
 
     def on_model_changed(self, model: LoadedModel, label: str) -> None:
         """The model in use changed: record it as the current version and check its classes."""
@@ -312,9 +333,9 @@ class ProjectController(QObject):
             self.project.add_version(ModelVersion.from_card(name, model.path or name, model.card, self.project.folder))
             self.project.current_version = name
         if QThread.currentThread() is self.thread():
-            self.refresh()
+            self.refresh_versions()
         else:  # MainWindow._on_finetuned is reached from a worker thread (a lambda slot): repaint on the GUI thread
-            QMetaObject.invokeMethod(self, "refresh", Qt.ConnectionType.QueuedConnection)
+            QMetaObject.invokeMethod(self, "refresh_versions", Qt.ConnectionType.QueuedConnection)
 
     def save(self) -> None:
         """Write ``segstudio.json`` (credits the active time so far); errors go to the status bar."""
@@ -342,12 +363,16 @@ class ProjectController(QObject):
     def _on_row(self, row: int) -> None:
         if self.project is None or not 0 <= row < len(self.win.paths):
             return
-        if self._current is not None:
-            self.project.add_effort(self._current, self.clock.stop())
+        previous = self._current
+        if previous is not None:
+            self.project.add_effort(previous, self.clock.stop())
         self._current = self.win.paths[row].name
         self.project.last_image = self._current
         self.clock.start()
-        self.refresh()
+        self._touch(previous)
+        self.view.select(row)
+        if (self.win.model, self.win.classes) != self._versions_key:  # e.g. classes read after open()
+            self.refresh_versions()
 
     def _on_edited(self) -> None:
         doc = self.win.current_doc()
@@ -358,7 +383,7 @@ class ProjectController(QObject):
         if delta > 0:
             self.project.add_effort(doc.path.name, strokes=delta)
             self.project.set_status(doc.path.name, STATUS_CORRECTED)
-            self.refresh()
+            self._touch(doc.path.name)
 
     def mark_reviewed(self) -> None:
         """Approve the current image's labels: save them (if needed) and set its status to *reviewed*."""
@@ -372,7 +397,7 @@ class ProjectController(QObject):
             return
         self.project.set_status(doc.path.name, STATUS_REVIEWED)
         self.save()
-        self.refresh()
+        self._touch(doc.path.name)
         self.win.message(f"{doc.path.name} reviewed")
 
     # -- classes -------------------------------------------------------------------------------------
@@ -560,12 +585,29 @@ class ProjectController(QObject):
         self.ab_dialog.raise_()
 
     # -- display -------------------------------------------------------------------------------------
-    @Slot()
     def refresh(self) -> None:
-        """Update the project table, the versions tree and the class-mapping notice."""
+        """Rebuild the project table (folder opened, classes changed) and update the versions dock."""
         win = self.win
         if self.project is not None:
+            self._rows = {p.name: i for i, p in enumerate(win.paths)}
             self.view.set_project(self.project, [p.name for p in win.paths], win.index)
+        self.refresh_versions()
+
+    def _touch(self, name: str | None) -> None:
+        """Update the row of image ``name`` and the totals (no table rebuild: per-image events stay O(1) widgets)."""
+        if self.project is None or name is None:
+            return
+        row = self._rows.get(name)
+        if row is not None:
+            self.view.update_image(self.project, row, name)
+        self.view.update_totals(self.project)
+
+    @Slot()
+    def refresh_versions(self) -> None:
+        """Update the versions tree and the class-mapping notice."""
+        win = self.win
+        self._versions_key = (win.model, win.classes)
+        if self.project is not None:
             self.versions.set_versions(self.project.versions, self.project.current_version, Path(self.project.folder))
         self.match = match_classes(win.model.classes, win.classes) if win.model is not None and win.classes is not None else None
         self.versions.set_notice(self.match.notice() if self.match is not None else "")
