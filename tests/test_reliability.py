@@ -591,3 +591,15 @@ def test_out_of_memory_during_gui_predict_falls_back_with_a_notice(tmp_path, qtb
     labels = win.current_doc().labels
     assert labels.shape == (300, 260) and labels.max() < 3
     win.close()
+
+
+def test_holdout_split_accepts_non_utf8_file_names(tmp_path):
+    """A fine-tune folder with a file name that is not UTF-8 (possible on Linux) must not crash the split."""
+    from segstudio.engine.trainer import holdout_split
+    from segstudio.io import DatasetSample
+
+    names = [os.fsdecode(b"\xff\xfe_a.png"), "b.png", "c.png", "d.png", "e.png", "f.png"]
+    samples = [DatasetSample(tmp_path / n, tmp_path / "labels" / n) for n in names]
+    train, held = holdout_split(samples, 0.2)
+    assert held and len(train) + len(held) == 6 and not set(map(id, train)) & set(map(id, held))
+    assert holdout_split(samples[1:], 0.2) == holdout_split(samples[1:], 0.2)  # stable

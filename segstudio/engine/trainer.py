@@ -643,11 +643,13 @@ def holdout_split(samples: list, fraction: float, min_images: int = 5) -> tuple[
     32-bit range, so its role does not change as more images get labelled; at least one image is held out.
     With fewer than ``min_images`` samples nothing is held out (every image is needed for training).
     """
+    import os
     import zlib
 
     if len(samples) < min_images or fraction <= 0:
         return list(samples), []
-    key = {id(s): zlib.crc32(s.image.name.encode("utf-8")) / 2**32 for s in samples}
+    # os.fsencode: the UTF-8 bytes for normal names, and the raw bytes of a non-UTF-8 name (no UnicodeEncodeError).
+    key = {id(s): zlib.crc32(os.fsencode(s.image.name)) / 2**32 for s in samples}
     held = [s for s in samples if key[id(s)] < fraction] or [min(samples, key=lambda s: key[id(s)])]
     if len(held) == len(samples):
         held = held[:-1]
