@@ -282,6 +282,10 @@ def test_crf_preview_accept_is_one_undo_step_and_discard_keeps_labels(qtbot, fol
     qtbot.mouseClick(panel.accept, Qt.MouseButton.LeftButton)
     np.testing.assert_array_equal(doc.labels, expected)
     assert len(doc.history) == n_hist + 1 and doc.dirty, "Accept = exactly one undo step"
+    from segstudio.core.provenance import PROV_CRF
+
+    changed = expected != before
+    assert (doc.provenance.map[changed] == PROV_CRF).all(), "accepted refinements are recorded as CRF, not human"
     qtbot.keyClick(win.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     np.testing.assert_array_equal(doc.labels, before)
     win.close()

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.history import make_patch
+from segstudio.core.provenance import PROV_CRF
 from segstudio.gui.canvas import LabelOverlayItem
 from segstudio.gui.workers import Job, start_job
 from segstudio.postprocess import CRFParams, MorphParams, apply_morphology, refine
@@ -256,7 +257,7 @@ class PostprocessPreview(QObject):
             return False
         patch = make_patch(doc.labels, 0, 0, self.preview)
         if patch is not None:
-            doc.apply_patch(patch)
+            doc.apply_patch(patch, origin=PROV_CRF)  # provenance: post-processing, not the human
             self.win.canvas.refresh_patch(patch)
             self.win.canvas.edited.emit()
         self.panel.status.setText(
