@@ -310,8 +310,8 @@ def test_gui_opens_hostile_folder_and_shows_every_image(qtbot, corpus, tiny_chec
     truncated, bit-flipped, header-only huge, lying extension, odd names) in the window with a model and
     show every image, each predicted; no exception escapes, no dialog blocks, no corpus file changes.
 
-    A subset, not all ~880 images: with the Project dock, every prediction rebuilds its table, which is
-    quadratic in the folder size (see the report); the readers themselves see every file in the tests above."""
+    A subset, not all ~880 images, to stay fast (each shown image is predicted and repainted); the readers,
+    dataset loading and ``segstudio predict`` see every file in the tests above."""
     import segstudio.gui.main_window as mw
     from segstudio.engine import load_checkpoint
 
