@@ -29,14 +29,6 @@ from segstudio.postprocess import CRFParams, MorphParams, refine
 CAR = 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture()
 def folder(tmp_path, samples_dir):
     for p in sorted(samples_dir.glob("*.png")):
