@@ -21,6 +21,7 @@ from segstudio.engine.uncertainty import mean_uncertainty, rank_by_uncertainty
 from segstudio.gui.device_dialog import DeviceDialog
 from segstudio.gui.metrics_dock import MetricsDock, evaluate_corrected
 from segstudio.gui.postprocess_preview import PostprocessPanel, PostprocessPreview
+from segstudio.gui.qtutil import add_dock
 from segstudio.gui.relay import on_gui
 from segstudio.gui.training_dialog import TrainingDialog
 from segstudio.gui.training_panel import TrainingPanel
@@ -87,11 +88,7 @@ class LabellingLoop(QObject):
             ("Correct next", self.correct_next, Qt.DockWidgetArea.LeftDockWidgetArea),
             ("Refine", self.postprocess_panel, Qt.DockWidgetArea.RightDockWidgetArea),
         ):
-            dock = QDockWidget(title, win)
-            dock.setObjectName(title)
-            dock.setWidget(widget)
-            win.addDockWidget(area, dock)
-            self.docks[title] = dock
+            self.docks[title] = add_dock(win, title, widget, area)
         win.tabifyDockWidget(self.docks["Training"], self.docks["Metrics"])
         self.docks["Training"].raise_()
         for name in ("Refine", "Correct next"):

@@ -13,7 +13,6 @@ import numpy as np
 from PySide6.QtCore import QThread, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -49,7 +48,7 @@ from segstudio.gui.canvas import (
 from segstudio.gui.docks import THUMB, ClassPanel, FileList, ModelPanel
 from segstudio.gui.project_view import ProjectController
 from segstudio.gui.loop import LabellingLoop, tile_reporter
-from segstudio.gui.qtutil import rgb_to_qimage
+from segstudio.gui.qtutil import add_dock, rgb_to_qimage
 from segstudio.gui.relay import on_gui
 from segstudio.gui.workers import Job, start_job
 from segstudio.io.journal import Journal, JournalError, replay
@@ -127,10 +126,7 @@ class MainWindow(QMainWindow):
             ("Classes", self.class_panel, Qt.DockWidgetArea.RightDockWidgetArea),
             ("Model", self.model_panel, Qt.DockWidgetArea.RightDockWidgetArea),
         ):
-            dock = QDockWidget(title, self)
-            dock.setObjectName(title)
-            dock.setWidget(widget)
-            self.addDockWidget(area, dock)
+            add_dock(self, title, widget, area)
 
         self.status_text = QLabel()
         self.progress = QProgressBar()

@@ -37,6 +37,7 @@ from segstudio.core.document import SOURCE_SAVED
 from segstudio.engine import LoadedModel, list_versions
 from segstudio.engine.versions import versions_dir
 from segstudio.gui.class_editor import ClassEditorDialog
+from segstudio.gui.qtutil import add_dock
 from segstudio.gui.versions_dock import ABCompareDialog, VersionsPanel, make_ab_job
 from segstudio.gui.workers import start_job
 from segstudio.io import LABELS_DIRNAME, label_path_for, load_classes, save_classes
@@ -202,11 +203,7 @@ class ProjectController(QObject):
             ("Project", self.view, Qt.DockWidgetArea.BottomDockWidgetArea),
             ("Versions", self.versions, Qt.DockWidgetArea.RightDockWidgetArea),
         ):
-            dock = QDockWidget(title, win)
-            dock.setObjectName(title)
-            dock.setWidget(widget)
-            win.addDockWidget(area, dock)
-            self.docks[title] = dock
+            self.docks[title] = add_dock(win, title, widget, area)
         if bottom:  # the wide table shares the bottom area with the training/metrics docks, as a tab
             win.tabifyDockWidget(bottom[-1], self.docks["Project"])
 
