@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from pathlib import Path
@@ -41,3 +42,12 @@ def camvid() -> Path:
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
     return SAMPLES
+
+
+@pytest.fixture(autouse=True)
+def _collect_cycles_on_main_thread():
+    """The GUI disables automatic cyclic GC (it must only run on the GUI thread, see
+    segstudio.gui.qtutil.collect_garbage_on_gui_thread); collect after every test, on the main thread."""
+    yield
+    if not gc.isenabled():
+        gc.collect()

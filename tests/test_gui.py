@@ -196,3 +196,18 @@ def test_image_reached_while_worker_busy_gets_predicted(qtbot, folder, default_m
     assert win.index == 2
     assert win.docs[win.paths[0]].source == "predicted"
     win.close()
+
+
+def test_cyclic_gc_runs_only_on_the_gui_thread(qtbot):
+    """A worker thread must never run the cyclic GC: it could destroy Qt objects off the GUI thread (deadlock)."""
+    import gc
+
+    from PySide6.QtWidgets import QApplication
+
+    from segstudio.gui import qtutil
+
+    win = MainWindow(None)
+    qtbot.addWidget(win)
+    assert not gc.isenabled(), "automatic collection (which may fire in any thread) is off"
+    assert qtutil._GC is not None and qtutil._GC.timer.isActive()
+    assert qtutil._GC.timer.thread() is QApplication.instance().thread(), "collections run on the GUI thread"

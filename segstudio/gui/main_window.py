@@ -48,7 +48,7 @@ from segstudio.gui.canvas import (
 from segstudio.gui.docks import THUMB, ClassPanel, FileList, ModelPanel
 from segstudio.gui.project_view import ProjectController
 from segstudio.gui.loop import LabellingLoop, tile_reporter
-from segstudio.gui.qtutil import add_dock, rgb_to_qimage
+from segstudio.gui.qtutil import add_dock, collect_garbage_on_gui_thread, rgb_to_qimage
 from segstudio.gui.relay import on_gui
 from segstudio.gui.workers import Job, start_job
 from segstudio.io.journal import Journal, JournalError, replay
@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, model: LoadedModel | None = None) -> None:
         super().__init__()
+        collect_garbage_on_gui_thread()  # never let a worker thread destroy Qt objects through the cyclic GC
         self.predictorNotice.connect(self.message)  # queued onto the GUI thread when emitted by a worker
         self.setWindowTitle("SegStudio")
         self.resize(1280, 800)

@@ -28,3 +28,22 @@ def add_dock(win: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetA
     dock.setWidget(widget)
     win.addDockWidget(area, dock)
     return dock
+
+
+_GC = None
+
+
+def collect_garbage_on_gui_thread() -> None:
+    """Run Python's cyclic garbage collector only on the GUI thread (idempotent; call from the GUI thread).
+
+    A reference cycle holding a Qt wrapper (a closed dialog, a lambda capturing a widget) can otherwise be
+    collected by whichever thread happens to allocate — a predict or fine-tune worker — and destroying a
+    ``QObject`` there deadlocks or crashes PySide6 (seen as a hang in ``Shiboken::GilState::acquire`` under
+    ``gc_collect_main`` in a worker). pyqtgraph's ``GarbageCollector`` disables automatic collection and
+    collects from a 1 s ``QTimer`` on the GUI thread instead.
+    """
+    global _GC
+    if _GC is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _GC = GarbageCollector(interval=1.0)
