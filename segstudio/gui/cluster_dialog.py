@@ -56,7 +56,7 @@ class ClusterDialog(QDialog):
     def __init__(self, folder: Path, init: str | Path | None, config: TrainConfig, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Run fine-tune on a cluster")
-        self.resize(760, 460)
+        self.resize(780, 540)
         self.folder = Path(folder)
         if init is None or Path(init).resolve() == default_checkpoint().resolve():
             init = "default"
@@ -94,6 +94,7 @@ class ClusterDialog(QDialog):
 
         self.command = QPlainTextEdit(readOnly=True)
         self.command.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.command.setMinimumHeight(120)
         self.copy_command = QPushButton("Copy command")
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020")
