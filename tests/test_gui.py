@@ -65,6 +65,7 @@ def drag(canvas, points):
 
 def test_open_predict_paint_undo_redo_save_reopen(qtbot, folder, default_model_path):
     win = make_window(qtbot, default_model_path)
+    assert not win.predictor.prepared, "building the predictor on the GUI thread defers its BN folding"
     threads = []
     orig = win.predictor.predict
 
@@ -79,6 +80,7 @@ def test_open_predict_paint_undo_redo_save_reopen(qtbot, folder, default_model_p
     doc = win.current_doc()
     assert doc.source == "predicted"
     assert threads and all(t is not threading.main_thread() for t in threads), "predict must run on a worker thread"
+    assert win.predictor.prepared, "the lazy predictor got ready on the worker (BN folding off the GUI thread)"
     assert doc.labels.max() < 11 and (doc.labels != IGNORE_INDEX).all()
 
     # Pick "Car" with its number key, paint a stroke with real mouse events.
@@ -211,3 +213,4 @@ def test_cyclic_gc_runs_only_on_the_gui_thread(qtbot):
     assert not gc.isenabled(), "automatic collection (which may fire in any thread) is off"
     assert qtutil._GC is not None and qtutil._GC.timer.isActive()
     assert qtutil._GC.timer.thread() is QApplication.instance().thread(), "collections run on the GUI thread"
+    assert gc.get_freeze_count() > 10_000, "objects alive at start-up are frozen: full collections stay short"

@@ -237,3 +237,29 @@ def test_bad_options(loaded):
         Predictor(loaded, "cpu", tile_size=32)
     with pytest.raises(ValueError, match="one size"):
         Predictor(loaded, "cpu").predict_logits([np.zeros((8, 8, 3), np.uint8), np.zeros((9, 8, 3), np.uint8)])
+
+
+def test_lazy_predictor_prepares_on_first_prediction_in_that_thread(loaded, image, predictor, monkeypatch):
+    """``lazy=True`` defers BN folding to the first prediction (the GUI's worker thread), same results."""
+    import threading
+
+    import segstudio.engine.predictor as pred_mod
+
+    threads = []
+    orig = pred_mod.fuse_conv_bn
+
+    def spy(model):
+        threads.append(threading.current_thread())
+        return orig(model)
+
+    monkeypatch.setattr(pred_mod, "fuse_conv_bn", spy)
+    lazy = Predictor(loaded, device="cpu", lazy=True)
+    assert not lazy.prepared and threads == []
+    out: dict = {}
+    worker = threading.Thread(target=lambda: out.setdefault("labels", lazy.predict(image)))
+    worker.start()
+    worker.join()
+    assert lazy.prepared and threads == [worker], "prepared once, on the thread that predicted"
+    np.testing.assert_array_equal(out["labels"], predictor.predict(image))
+    lazy.predict(image)
+    assert len(threads) == 1, "prepared only once"

@@ -193,6 +193,8 @@ class Predictor:
             of every model in the zoo); see :func:`tile_starts`.
         max_pixels: images with more pixels than this are predicted tile by tile (default 2048²); ``None`` never.
         on_notice: called with each notice string (from the thread that runs the prediction).
+        lazy: defer :meth:`prepare` (BN folding, device move, compile) to the first prediction, so a GUI can
+            build the predictor on its thread and pay for the preparation on the worker (default off).
 
     Raises:
         ValueError: unavailable device or bad tiling options.
@@ -213,6 +215,7 @@ class Predictor:
         tile_align: int = 32,
         max_pixels: int | None = 2048 * 2048,
         on_notice: Callable[[str], None] | None = None,
+        lazy: bool = False,
     ) -> None:
         self.loaded = loaded
         self.device = resolve_device(device)
@@ -233,13 +236,45 @@ class Predictor:
         self.notices: list[str] = []
         self.on_notice = on_notice
         self._local = threading.local()  # per-thread tile-progress callback, see tile_progress()
-        model = loaded.model
-        if fuse_bn:
-            model, n = fuse_conv_bn(model)
-            log.debug("folded %d conv/batch-norm pairs", n)
-        self.model = self._place(model.eval(), self.device)
-        self._runner: Callable = torch.compile(self.model) if compile else self.model
+        self._fuse_bn, self._compile = bool(fuse_bn), bool(compile)
+        self._prepare_lock = threading.Lock()
+        self._model: torch.nn.Module | None = None
+        self._runner_fn: Callable | None = None
         self._weights: dict[tuple[int, int], torch.Tensor] = {}
+        if not lazy:
+            self.prepare()
+
+    def prepare(self) -> "Predictor":
+        """Fold conv/BN pairs (a copy), move to the device, channels_last, compile: once, thread-safe.
+
+        Called by the constructor unless ``lazy=True``; then the first prediction calls it on whatever thread
+        predicts (the GUI builds its predictor lazily so that this ~0.2 s of work runs on the worker thread).
+        Returns ``self``.
+        """
+        with self._prepare_lock:
+            if self._model is None:
+                model = self.loaded.model
+                if self._fuse_bn:
+                    model, n = fuse_conv_bn(model)
+                    log.debug("folded %d conv/batch-norm pairs", n)
+                placed = self._place(model.eval(), self.device)
+                self._runner_fn = torch.compile(placed) if self._compile else placed
+                self._model = placed
+        return self
+
+    @property
+    def prepared(self) -> bool:
+        """Whether :meth:`prepare` has run (the model is folded and on its device)."""
+        return self._model is not None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The prepared inference model (``eval()``, BN folded unless ``fuse_bn=False``, on ``self.device``)."""
+        return self.prepare()._model
+
+    @property
+    def _runner(self) -> Callable:
+        return self.prepare()._runner_fn
 
     # ------------------------------------------------------------------ internals
     def _place(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -277,8 +312,8 @@ class Predictor:
 
     def _switch_to_cpu(self, why: str) -> None:
         self._notice(f"{why}; predicting on the CPU from now on (slower).")
-        self.model = self._place(self.model, torch.device("cpu"))
-        self._runner = self.model  # a compiled graph is tied to the old device
+        self._model = self._place(self.model, torch.device("cpu"))
+        self._runner_fn = self._model  # a compiled graph is tied to the old device
         self.device = torch.device("cpu")
         self.amp = False
         if torch.cuda.is_available():

@@ -244,8 +244,9 @@ class MainWindow(QMainWindow):
 
     def _make_predictor(self) -> None:
         if self.model is not None:
+            # lazy: BN folding and the device move (~0.2 s) happen on the worker's first prediction, not here
             self.predictor = Predictor(
-                self.model, device=self.model_panel.device_combo.currentText(), on_notice=self.predictorNotice.emit
+                self.model, device=self.model_panel.device_combo.currentText(), on_notice=self.predictorNotice.emit, lazy=True
             )
 
     def _on_model_picked(self, idx: int) -> None:
