@@ -197,11 +197,7 @@ def cmd_predict(args) -> int:
     if clash:
         raise ValueError(f"writing to {out} would overwrite the input image {clash[0]}; choose another output folder (-o)")
     predictor = Predictor(_load(args), device=args.device, tile_size=args.tile_size)
-    crf = args.crf_params  # --crf-params implies --crf
-    if crf is None and args.crf:
-        from segstudio.postprocess import CRFParams
-
-        crf = CRFParams()
+    crf = _crf_params(args)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
     post = crf is not None or args.morph is not None  # --crf / --morph: post-process the probabilities
@@ -251,7 +247,7 @@ def cmd_evaluate(args) -> int:
         bar.total = n
         bar.update(1)
 
-    res = evaluate(predictor, args.data, args.split, progress, save_vis=args.save_vis)
+    res = evaluate(predictor, args.data, args.split, progress, save_vis=args.save_vis, crf=_crf_params(args), morph=args.morph)
     bar.close()
     pct = lambda v: "-" if v is None else f"{100 * v:.2f}"  # noqa: E731  (None: no labelled pixels)
     print(
@@ -302,6 +298,51 @@ def cmd_gui(args) -> int:
     from segstudio.gui.app import run
 
     return run(folder=args.folder, checkpoint=args.checkpoint)
+
+
+def _postprocess_spec(name: str):
+    """argparse ``type=`` for a post-processing spec parsed by ``segstudio.postprocess.pipeline.<name>``."""
+
+    def convert(text: str):
+        from segstudio.postprocess import pipeline
+
+        try:
+            return getattr(pipeline, name)(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _add_postprocess_args(parser: argparse.ArgumentParser) -> None:
+    """``--crf``, ``--crf-params``, ``--morph`` (shared by ``predict`` and ``evaluate``)."""
+    post = parser.add_argument_group("post-processing (segstudio.postprocess)")
+    post.add_argument("--crf", action="store_true", help="refine with a dense CRF (Kraehenbuehl & Koltun 2011; DeepLab v2 defaults)")
+    post.add_argument(
+        "--crf-params",
+        type=_postprocess_spec("parse_crf_params"),
+        metavar="K=V,...",
+        help="CRF parameters, implies --crf: iterations (10), pos_w (3), pos_xy_std (1), bi_w (4), bi_xy_std (67), "
+        "bi_rgb_std (3), clip (1e-5); e.g. iterations=5,bi_w=5",
+    )
+    post.add_argument(
+        "--morph",
+        type=_postprocess_spec("parse_morph_spec"),
+        metavar="SPEC",
+        help="per-class morphology after argmax, sizes in pixels: min-area=N (reassign smaller components), "
+        "open=D, close=D (element diameter), fill-holes=N (max hole area), shape=ellipse|rect|cross, "
+        "connectivity=4|8; e.g. open=3,close=3,min-area=64,fill-holes=256",
+    )
+
+
+def _crf_params(args):
+    """The CRF parameters asked for on the command line (``--crf-params`` implies ``--crf``), or ``None``."""
+    crf = args.crf_params
+    if crf is None and args.crf:
+        from segstudio.postprocess import CRFParams
+
+        crf = CRFParams()
+    return crf
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -400,34 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="images above 2048x2048 px are predicted in overlapping tiles of this size (default 1024)",
     )
 
-    def _postprocess_spec(name: str):
-        def convert(text: str):
-            from segstudio.postprocess import pipeline
-
-            try:
-                return getattr(pipeline, name)(text)
-            except ValueError as exc:
-                raise argparse.ArgumentTypeError(str(exc)) from None
-
-        return convert
-
-    post = pr.add_argument_group("post-processing (segstudio.postprocess)")
-    post.add_argument("--crf", action="store_true", help="refine with a dense CRF (Kraehenbuehl & Koltun 2011; DeepLab v2 defaults)")
-    post.add_argument(
-        "--crf-params",
-        type=_postprocess_spec("parse_crf_params"),
-        metavar="K=V,...",
-        help="CRF parameters, implies --crf: iterations (10), pos_w (3), pos_xy_std (1), bi_w (4), bi_xy_std (67), "
-        "bi_rgb_std (3), clip (1e-5); e.g. iterations=5,bi_w=5",
-    )
-    post.add_argument(
-        "--morph",
-        type=_postprocess_spec("parse_morph_spec"),
-        metavar="SPEC",
-        help="per-class morphology after argmax, sizes in pixels: min-area=N (reassign smaller components), "
-        "open=D, close=D (element diameter), fill-holes=N (max hole area), shape=ellipse|rect|cross, "
-        "connectivity=4|8; e.g. open=3,close=3,min-area=64,fill-holes=256",
-    )
+    _add_postprocess_args(pr)
     pr.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser("evaluate", help="pixel accuracy, IoU/mIoU/fwIoU, precision/recall/F1 on a dataset split")
@@ -444,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write one picture per image into DIR (image | ground truth | prediction | error map: correct, "
         "wrong, ignore) and DIR/confusion_matrix.png (row-normalised, class names on the axes)",
     )
+    _add_postprocess_args(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     cv = sub.add_parser(

@@ -88,6 +88,33 @@ def test_evaluate_writes_metrics_json(small_dataset, checkpoint, tmp_path, capsy
     assert set(got["iou"]) == set(load_classes(small_dataset / "classes.json").names)
 
 
+def test_evaluate_with_crf_scores_the_refined_labels(small_dataset, checkpoint, tmp_path, capsys):
+    """``evaluate --crf-params``: the metrics are those of CRF-refined predictions (DeepLab v1's protocol)."""
+    from segstudio.io.datasets import find_samples
+    from segstudio.io.images import read_image
+    from segstudio.io.labels import read_index_png
+    from segstudio.metrics import ConfusionMatrix
+    from segstudio.postprocess import refine
+    from segstudio.postprocess.pipeline import parse_crf_params
+
+    metrics = tmp_path / "crf.json"
+    rc = main(["evaluate", "--data", str(small_dataset), "--checkpoint", str(checkpoint), "--device", "cpu",
+               "--crf-params", "iterations=3", "-o", str(metrics)])
+    assert rc == 0
+    got = json.loads(metrics.read_text())
+    assert got["crf"]["iterations"] == 3
+    predictor = Predictor(load_checkpoint(checkpoint), device="cpu")
+    samples, classes = find_samples(small_dataset, "val")
+    cm, plain = ConfusionMatrix(classes.num_classes), ConfusionMatrix(classes.num_classes)
+    crf = parse_crf_params("iterations=3")
+    for s in samples:
+        image, mask = read_image(s.image), read_index_png(s.mask)
+        cm.update(mask, refine(image, predictor.predict_proba(image), crf, num_classes=classes.num_classes))
+        plain.update(mask, predictor.predict(image))
+    assert got["confusion_matrix"] == cm.mat.tolist()
+    assert cm.mat.tolist() != plain.mat.tolist(), "the CRF changed some pixels"
+
+
 def test_evaluate_without_labelled_pixels(small_dataset, checkpoint, tmp_path, capsys):
     """A split whose masks are all 'ignore' has no metrics: nulls in the JSON, not a crash."""
     ds = tmp_path / "ds"

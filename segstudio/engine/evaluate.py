@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,8 @@ def evaluate(
     split: str = "val",
     progress: Callable[[int, int], None] | None = None,
     save_vis: str | Path | None = None,
+    crf=None,
+    morph=None,
 ) -> dict:
     """Predict every image of ``split`` and compare with its mask.
 
@@ -35,6 +38,9 @@ def evaluate(
             image | ground truth | prediction | error map (:func:`segstudio.io.visualize.comparison_panel`,
             headed by the image's pixel accuracy and mIoU), and :data:`CONFUSION_PNG`, the row-normalised
             confusion matrix (:func:`segstudio.io.visualize.confusion_matrix_image`).
+        crf: :class:`segstudio.postprocess.CRFParams` to refine every prediction with a dense CRF before scoring
+            (DeepLab v1/v2's post-processing; Krähenbühl & Koltun 2011), or ``None``.
+        morph: :class:`segstudio.postprocess.MorphParams` applied after the argmax, or ``None``.
 
     Returns:
         :meth:`ConfusionMatrix.summary` plus ``"confusion_matrix"`` (K×K list) and ``"images"``
@@ -56,7 +62,12 @@ def evaluate(
     for i, s in enumerate(samples):
         image = read_image(s.image)
         mask = validate_label_map(read_index_png(s.mask), classes.num_classes, image.shape[:2])
-        pred = predictor.predict(image)
+        if crf is None and morph is None:
+            pred = predictor.predict(image)
+        else:
+            from segstudio.postprocess import refine
+
+            pred = refine(image, predictor.predict_proba(image), crf, morph, num_classes=classes.num_classes)
         cm.update(mask, pred)
         if vis_dir is not None:
             one = ConfusionMatrix(classes.num_classes)
@@ -69,6 +80,9 @@ def evaluate(
     out["confusion_matrix"] = cm.mat.tolist()
     out["images"] = len(samples)
     out["split"] = split
+    for key, params in (("crf", crf), ("morph", morph)):  # recorded with the metrics they produced
+        if params is not None:
+            out[key] = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else str(params)
     if vis_dir is not None:
         title = (f"Confusion matrix ({split}, {len(samples)} images), rows normalised = recall; "
                  f"mIoU {_pct(cm.miou)}")
