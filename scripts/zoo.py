@@ -3,6 +3,7 @@
 Usage (from the repo root, in the venv)::
 
     python scripts/zoo.py train [NAME ...]   # trains what is not done yet (resumable: re-run after a kill)
+    python scripts/zoo.py crf                # DeepLab v1 on CamVid val again, refined by DenseCRF (DeepLab defaults)
     python scripts/zoo.py table              # measures params / MACs / CPU latency, writes docs/model-zoo.md
 
 Every model is trained with the same ``segstudio train`` command (see ``COMMAND``): CamVid train, 180×240 crops of
@@ -78,6 +79,31 @@ def train(names: list[str]) -> None:
             os.replace(out / "val_metrics.tmp.json", done)
             res = json.loads(done.read_text())
             print(f"{name}: val mIoU {100 * res['miou']:.2f} after {spent / 60:.1f} min", flush=True)
+            if name in CRF_MODELS:
+                crf([name])
+
+
+CRF_MODELS = ("deeplabv1",)  # DeepLab v1 is meant to be followed by a fully connected CRF
+
+
+def crf_command(name: str) -> list[str]:
+    """``segstudio evaluate --crf`` of a trained zoo model on CamVid val (DeepLab v2's released CRF parameters)."""
+    out = RUNS / name
+    return ["python", "-m", "segstudio", "evaluate", "--data", str(DATA), "--split", "val", "--crf",
+            "--checkpoint", str(out / "model.safetensors"), "-o", str(out / "val_metrics_crf.tmp.json")]
+
+
+def crf(names: list[str]) -> None:
+    for name in names or CRF_MODELS:
+        out = RUNS / name
+        if (out / "val_metrics_crf.json").is_file() or not (out / "model.safetensors").is_file():
+            print(f"{name}: CRF evaluation done already or model not trained yet", flush=True)
+            continue
+        t0 = time.time()
+        if subprocess.call(crf_command(name), cwd=REPO, stdout=subprocess.DEVNULL) == 0:
+            os.replace(out / "val_metrics_crf.tmp.json", out / "val_metrics_crf.json")
+            res = json.loads((out / "val_metrics_crf.json").read_text())
+            print(f"{name}: val mIoU with CRF {100 * res['miou']:.2f} ({time.time() - t0:.0f} s)", flush=True)
 
 
 def measure(name: str) -> dict:
@@ -135,7 +161,8 @@ def table() -> None:
             miou += f" (+CRF {100 * crf['miou']:.1f})"
         rows.append(
             f"| `{name}` | {encoder} | {'ImageNet' if pre else 'random'} | {info['params_m']:.2f} | {info['gmacs']:.1f} | "
-            f"{info['latency_ms']:.0f} | {miou} | {'' if seconds is None else f'{seconds / 60:.0f}'} |"
+            f"{info['latency_ms']:.0f} | {miou} | {'' if seconds is None else f'{seconds / 60:.0f}'} | "
+            f"`{shlex.join(command(name)[6:8 if name in ENCODER_FREE else 10])}` |"
         )
     RUNS.mkdir(parents=True, exist_ok=True)
     (RUNS / "results.json").write_text(json.dumps(results, indent=1))
@@ -157,8 +184,8 @@ def table() -> None:
         "360×480 with `segstudio evaluate`. This is a *short, equal budget* for comparing architectures on a CPU,",
         "not each paper's schedule: the bundled default model (DeepLab v3+, 24 epochs) reaches 63.3 val mIoU.",
         "",
-        "| model | encoder | encoder init | params (M) | GMACs @360×480 | CPU latency (ms, 1 img) | val mIoU (%) | train time (min) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | encoder | encoder init | params (M) | GMACs @360×480 | CPU latency (ms, 1 img) | val mIoU (%) | train time (min) | command (the part that differs) |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "- CPU latency: median of 5 forward passes, `torch.inference_mode`, measured on a shared 2-core machine while",
@@ -191,7 +218,9 @@ if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "table"
     if what == "train":
         train(sys.argv[2:])
+    elif what == "crf":
+        crf(sys.argv[2:])
     elif what == "table":
         table()
     else:
-        sys.exit(f"usage: {sys.argv[0]} train [NAME ...] | table")
+        sys.exit(f"usage: {sys.argv[0]} train [NAME ...] | crf [NAME ...] | table")
