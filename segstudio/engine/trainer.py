@@ -606,7 +606,7 @@ def train_on_folder(
         if model_name is None:
             raise ValueError("give a model name (--model) or a checkpoint to start from (--init)")
         kwargs = dict(model_kwargs or {})
-        model = get_model(model_name, classes.num_classes, pretrained=True, **kwargs)
+        model = get_model(model_name, classes.num_classes, **{"pretrained": True, **kwargs})  # kwargs may say pretrained=False
         kwargs.pop("pretrained", None)
         pretrained = bool(getattr(getattr(model, "encoder", None), "pretrained", False))
         card = new_card(model_name, classes, kwargs, encoder_pretrained=pretrained)
