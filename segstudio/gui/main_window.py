@@ -48,6 +48,7 @@ from segstudio.gui.canvas import (
 from segstudio.gui.docks import THUMB, ClassPanel, FileList, ModelPanel
 from segstudio.gui.project_view import ProjectController
 from segstudio.gui.loop import LabellingLoop, tile_reporter
+from segstudio.gui.new_model_dialog import NewModelController
 from segstudio.gui.qtutil import add_dock, collect_garbage_on_gui_thread, rgb_to_qimage
 from segstudio.gui.relay import on_gui
 from segstudio.gui.workers import Job, start_job
@@ -162,6 +163,7 @@ class MainWindow(QMainWindow):
         self.project_ctl = ProjectController(self)  # segstudio.json, class editor, versions + A/B, effort
         if model is not None:
             self.set_model(model)
+        self.new_model_ctl = NewModelController(self)  # Model ▸ New model…; bundled models in the picker (after the start model)
 
     # -- actions ---------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcuts=(), menu=None) -> QAction:
@@ -593,6 +595,11 @@ class MainWindow(QMainWindow):
         """Train the current model on every image with saved labels, as a new version ``labels/models/vNNN``."""
         if self.folder is None or self.model is None:
             return False
+        n = self.saved_sample_count()
+        return bool(n) and self.train_version(n, init=self.model.path, config=self.finetune_config)
+
+    def saved_sample_count(self) -> int:
+        """Autosave, then count the open folder's images with saved labels (0 after telling the user to save some)."""
         self.autosave()
         try:
             samples, _ = find_samples(self.folder)
@@ -600,11 +607,24 @@ class MainWindow(QMainWindow):
             samples = []
         if not samples:
             QMessageBox.information(self, "SegStudio", "Save corrected labels for at least one image first.")
-            return False
+        return len(samples)
+
+    def train_version(self, n_images: int, what: str = "fine-tune", extra_card: dict | None = None, **train_kwargs) -> bool:
+        """Train in a worker on the folder's saved labels as a new version ``labels/models/vNNN``.
+
+        The one path of the one-click fine-tune and of Model ▸ New model…: progress bar and Cancel, live curves in
+        the training dock, then the new model is used and the current image re-predicted.
+
+        Args:
+            n_images: images with saved labels (for the status message).
+            what: the job's wording in the status bar (``"fine-tune"``, ``"new lraspp"``...).
+            extra_card: model-card fields on top of ``name`` (``"<folder>/vNNN"``).
+            train_kwargs: :func:`~segstudio.engine.train_on_folder` arguments (``init`` or ``model_name`` +
+                ``model_kwargs``, ``config``).
+        """
         out_dir = next_version_dir(self.folder)
-        init = self.model.path
-        config = self.finetune_config
         folder = self.folder
+        card = {"name": f"{folder.name}/{out_dir.name}", **(extra_card or {})}
 
         def work(job: Job):
             def cb(event: str, info: dict) -> None:
@@ -613,27 +633,25 @@ class MainWindow(QMainWindow):
                     job.report(
                         info["global_step"],
                         info["total_steps"],
-                        f"fine-tune {out_dir.name}: epoch {info['epoch'] + 1} step {info['step']}/{info['steps_per_epoch']}"
+                        f"{what} {out_dir.name}: epoch {info['epoch'] + 1} step {info['step']}/{info['steps_per_epoch']}"
                         f" loss {info['loss']:.3f}",
                     )
 
-            path = train_on_folder(
-                folder, out_dir, init=init, config=config, callbacks=[cb], cancel=job.cancel_token,
-                extra_card={"name": f"{folder.name}/{out_dir.name}"},
-            )
+            path = train_on_folder(folder, out_dir, callbacks=[cb], cancel=job.cancel_token, extra_card=card, **train_kwargs)
             return load_checkpoint(path)
 
-        job = Job("fine-tune", work)
-        job.finished.connect(on_gui(lambda loaded: self._on_finetuned(loaded, out_dir, len(samples)), self))
+        job = Job("fine-tune", work)  # one kind for the training dock's Cancel
+        job.finished.connect(on_gui(lambda loaded: self._on_finetuned(loaded, out_dir, n_images, what), self))
         self.loop.watch_training(job, out_dir)
         return self._start(job)
 
-    def _on_finetuned(self, loaded: LoadedModel, out_dir: Path, n: int) -> None:
+    def _on_finetuned(self, loaded: LoadedModel, out_dir: Path, n: int, what: str = "fine-tune") -> None:
         self.set_model(loaded, f"{self.folder.name}/{out_dir.name}")
         for doc in self.docs.values():
             if doc.source == SOURCE_PREDICTED and not doc.dirty:
                 doc.source = "none"  # stale: re-predicted when shown
-        self.message(f"fine-tuned on {n} labelled image(s): new model {out_dir.name}")
+        done = "fine-tuned" if what == "fine-tune" else f"{what} trained"
+        self.message(f"{done} on {n} labelled image(s): new model {out_dir.name}")
         doc = self.current_doc()
         if doc is not None and doc.source != SOURCE_SAVED and not doc.dirty:
             self._after_job = self.predict_current  # the job slot frees in _on_job_done
