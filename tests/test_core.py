@@ -323,7 +323,8 @@ def test_history_memory_grows_with_touched_area_not_map_size():
 
 def test_history_budget_drops_oldest_steps():
     labels = new_label_map(64, 64, fill=0)
-    hist = History(max_bytes=3 * 2 * 11 * 11)  # room for about three dabs of radius 5
+    dab = paint_dab(new_label_map(64, 64, fill=0), 8, 8, 5, 1).packed().nbytes  # History stores patches packed
+    hist = History(max_bytes=3 * dab)  # room for about three dabs of radius 5
     centres = [(8, 8), (8, 40), (40, 8), (40, 40), (30, 24)]
     snaps = [labels.copy()]
     for i, (y, x) in enumerate(centres):
