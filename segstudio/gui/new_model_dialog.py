@@ -192,11 +192,6 @@ class NewModelDialog(QDialog):
             self.arch_combo.addItem(f"{arch_title(name)}  —  {name}", name)
             self.arch_combo.setItemData(self.arch_combo.count() - 1, spec.paper, Qt.ItemDataRole.ToolTipRole)
         form.addRow("Architecture", self.arch_combo)
-        self.paper = QLabel()
-        self.paper.setWordWrap(True)
-        self.paper.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.paper.setStyleSheet("color: palette(mid);")
-        form.addRow("", self.paper)
         self.encoder_combo = QComboBox()
         form.addRow("Encoder", self.encoder_combo)
         self.pretrained = QCheckBox("Start the encoder from ImageNet weights")
@@ -207,6 +202,7 @@ class NewModelDialog(QDialog):
         self.summary_form = QFormLayout(box)
         self.summary = {}
         for key, title in (
+            ("paper", "Paper"),
             ("classes", "Classes"),
             ("init", "Initialisation"),
             ("params", "Parameters"),
@@ -216,10 +212,14 @@ class NewModelDialog(QDialog):
             label = QLabel()
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            if key in ("paper", "classes", "init", "budget"):  # up to two lines: the dialog keeps its size
+                label.setMinimumHeight(2 * label.fontMetrics().lineSpacing() + 2)
             self.summary[key] = label
             self.summary_form.addRow(f"{title}:", label)
+        self.paper = self.summary["paper"]
         lay.addWidget(box)
 
+        lay.addStretch(1)  # any spare height goes above the buttons
         line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
@@ -236,7 +236,8 @@ class NewModelDialog(QDialog):
         self._debounce.timeout.connect(self._count_parameters)
 
         names = ", ".join(classes.names)
-        self.summary["classes"].setText(f"{classes.num_classes}: {names}")
+        self.summary["classes"].setText(f"{classes.num_classes}: {names if len(names) <= 150 else names[:148] + '…'}")
+        self.summary["classes"].setToolTip("\n".join(f"{i}: {n}" for i, n in enumerate(classes.names)))
         self.summary["data"].setText(
             f"{images} image(s) with saved labels" if images else "no saved labels yet: save some corrected labels first"
         )
@@ -246,10 +247,11 @@ class NewModelDialog(QDialog):
         self.arch_combo.currentIndexChanged.connect(self._on_arch_changed)
         self.encoder_combo.currentIndexChanged.connect(self._on_encoder_changed)
         self.pretrained.toggled.connect(self._update_init)
-        self.resize(620, self.sizeHint().height())
         default = self.arch_combo.findData("deeplabv3plus")
         self.arch_combo.setCurrentIndex(max(default, 0))
         self._on_arch_changed()
+        width = 640  # wrapped labels: size the height for this width (sizeHint guesses a narrower one)
+        self.resize(width, max(lay.heightForWidth(width), lay.minimumSize().height()))
 
     # -- the choice --------------------------------------------------------------------------------
     def architecture(self) -> str:
@@ -309,7 +311,7 @@ class NewModelDialog(QDialog):
         elif self.pretrained.isEnabled() and self.pretrained.isChecked():
             text = f"encoder: {encoder_title(enc)} ImageNet weights; decoder and classifier: random init"
         elif not self.pretrained.isEnabled():
-            text = f"random init — no {encoder_title(enc)} ImageNet weights on disk (offline); expect slower training"
+            text = f"random init — no {encoder_title(enc)} ImageNet weights on disk (offline)"
         else:
             text = "random init (ImageNet weights not used)"
         self.summary["init"].setText(text)
