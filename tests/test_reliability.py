@@ -31,6 +31,7 @@ from segstudio.engine.checkpoint import new_card, save_checkpoint
 from segstudio.io import DiskFullError, label_path_for, read_index_png, save_labels
 from segstudio.io import atomic as atomic_mod
 from segstudio.io.atomic import atomic_write_bytes
+from segstudio.io.project import sweep_project_temps
 from segstudio.io.journal import FILE_MAGIC, Journal, journal_path_for, read_journal, replay
 from segstudio.models import get_model
 
@@ -94,6 +95,90 @@ def test_sigkill_during_saves_leaves_the_previous_or_the_new_file(tmp_path):
         assert _sha(target.read_bytes()) in {_sha(v) for v in versions}
         got = read_index_png(label_path_for(labels_img))
         assert any(np.array_equal(got, m) for m in maps)
+    # One more kill, certain to land mid-save: the child stops just before the os.replace of its first save.
+    stuck = "import os, time\ndef replace(*a, **k):\n    print('mid-save', flush=True)\n    time.sleep(600)\n" \
+            "os.replace = replace\n" + child
+    proc = subprocess.Popen([sys.executable, "-c", stuck], cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_line(proc, "mid-save")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    label_dir = label_path_for(labels_img).parent
+    temps = {p for d in (tmp_path, label_dir) for p in d.iterdir() if atomic_mod.is_temp_name(p.name)}
+    assert temps, "a kill mid-save leaves its temp file"
+    kept = {p: p.read_bytes() for d in (tmp_path, label_dir) for p in d.iterdir() if p not in temps and p.is_file()}
+    assert set(kept) == {target, label_path_for(labels_img), label_dir / "classes.json"}
+    assert atomic_mod.sweep_stale_temps(tmp_path) == [] and atomic_mod.sweep_stale_temps(label_dir) == []  # too recent
+    for p in temps:  # an hour later (the default age), opening the folder sweeps them
+        os.utime(p, (time.time() - 3700, time.time() - 3700))
+    assert set(sweep_project_temps(tmp_path)) == temps
+    assert not any(p.exists() for p in temps)
+    assert {p: p.read_bytes() for p in kept} == kept  # the previous versions, byte for byte
+    assert any(np.array_equal(read_index_png(label_path_for(labels_img)), m) for m in maps)
+
+
+def test_sweep_removes_only_our_stale_temp_names(tmp_path):
+    """Only regular files named exactly ``.<name>.<8 random chars>.tmp`` and older than the threshold go; user
+    files that look alike, symlinks (even to an old temp), folders and recent temps stay."""
+    old = time.time() - 2 * atomic_mod.STALE_TEMP_AGE_S
+    ours = []
+    for name in ("a.png", "classes.json", "x" * 200 + ".png"):
+        fd, tmp = tempfile.mkstemp(prefix=atomic_mod.temp_prefix(name), suffix=atomic_mod.TEMP_SUFFIX, dir=tmp_path)
+        os.close(fd)
+        ours.append(Path(tmp))
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    target = outside / ".a.png.abcd1234.tmp"  # a temp-named file outside the folder, reached through a link
+    target.write_bytes(b"keep")
+    keep_names = [".foo.tmp", "foo.tmp", ".a.png.tmp", ".a.png.abc.tmp", ".a.png.ABCDEFGH.tmp", ".a.png.abcd1234.tmp.bak",
+                  ".a.png.abcd-234.tmp", "a.png.abcd1234.tmp", ".a.png.abcd1234.TMP", "..abcd1234.tmp", ".a.png.abcd12345.tmp"]
+    keep = [tmp_path / n for n in keep_names]
+    for p in keep:
+        p.write_bytes(b"user data")
+    link = tmp_path / ".b.png.zzzz9999.tmp"
+    link.symlink_to(target)
+    dangling = tmp_path / ".c.png.qqqq1111.tmp"
+    dangling.symlink_to(tmp_path / "missing")
+    folder_like = tmp_path / ".d.png.dddd0000.tmp"
+    folder_like.mkdir()
+    fd, recent = tempfile.mkstemp(prefix=".e.png.", suffix=".tmp", dir=tmp_path)
+    os.close(fd)
+    for p in ours + keep + [target, folder_like]:
+        os.utime(p, (old, old))
+    os.utime(link, (old, old), follow_symlinks=False)
+    assert sorted(atomic_mod.sweep_stale_temps(tmp_path)) == sorted(ours)
+    assert all(p.read_bytes() == b"user data" for p in keep)
+    assert link.is_symlink() and dangling.is_symlink() and folder_like.is_dir() and Path(recent).exists()
+    assert target.read_bytes() == b"keep"
+    assert atomic_mod.sweep_stale_temps(tmp_path) == []
+    assert atomic_mod.sweep_stale_temps(tmp_path / "no-such-folder") == []
+    assert atomic_mod.sweep_stale_temps(tmp_path, older_than_s=0) == [Path(recent)]
+
+
+def test_opening_a_project_sweeps_stale_temps_of_labels_provenance_and_versions(tmp_path):
+    from segstudio.io.project import Project
+
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(tmp_path / "a.png")
+    save_labels(tmp_path / "a.png", np.zeros((4, 5), np.uint8), CLASSES)
+    dirs = [tmp_path, tmp_path / "labels", tmp_path / "labels" / "provenance", tmp_path / "labels" / "models" / "v001"]
+    old = time.time() - 2 * atomic_mod.STALE_TEMP_AGE_S
+    stale, fresh = [], []
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+        for bucket in (stale, fresh):
+            fd, tmp = tempfile.mkstemp(prefix=atomic_mod.temp_prefix("x.png"), suffix=".tmp", dir=d)
+            os.close(fd)
+            bucket.append(Path(tmp))
+    for p in stale:
+        os.utime(p, (old, old))
+    deep = tmp_path / "sub"  # only the project's own folders are swept
+    deep.mkdir()
+    fd, deep_tmp = tempfile.mkstemp(prefix=".y.png.", suffix=".tmp", dir=deep)
+    os.close(fd)
+    os.utime(deep_tmp, (old, old))
+    Project.load(tmp_path)
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in fresh) and Path(deep_tmp).exists()
+    assert read_index_png(label_path_for(tmp_path / "a.png")).shape == (4, 5)
 
 
 def _full_disk_mkstemp(monkeypatch):

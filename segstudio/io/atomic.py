@@ -1,15 +1,44 @@
-"""Atomic file writes: temp file in the same folder, fsync, ``os.replace``."""
+"""Atomic file writes: temp file in the same folder, fsync, ``os.replace``; sweeping temps a kill left behind."""
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import re
+import stat
 import tempfile
+import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 _TMP_NAME_CHARS = 64
 """Characters of the destination name kept in the temp file's name: a 255-byte file name plus the
 temp prefix/suffix would exceed NAME_MAX, so long names are shortened there (only there)."""
+
+
+TEMP_SUFFIX = ".tmp"
+"""Suffix of the temp files of :func:`atomic_write_bytes` (names ``.<name>.<8 random chars>.tmp``)."""
+
+STALE_TEMP_AGE_S = 3600.0
+"""Default age (seconds since the last write) before :func:`sweep_stale_temps` removes a temp file: a save
+in progress in another process rewrites its temp within seconds, so an hour-old one is left by a killed save."""
+
+_TEMP_RE = re.compile(r"\.(?P<name>.{1,255})\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + r"\Z", re.DOTALL)
+"""Exactly the names ``tempfile.mkstemp(prefix=temp_prefix(name), suffix=TEMP_SUFFIX)`` makes: its random part is
+8 characters of ``a-z0-9_`` (CPython's ``tempfile._RandomNameSequence``)."""
+
+
+def temp_prefix(name: str) -> str:
+    """The ``mkstemp`` prefix of the temp file that will replace the file called ``name`` (hidden, name shortened)."""
+    return f".{name[:_TMP_NAME_CHARS]}."
+
+
+def is_temp_name(name: str) -> bool:
+    """True when ``name`` (a bare file name) has exactly the form of an atomic-save temp file,
+    ``.<name>.<8 chars a-z0-9_>.tmp``; ``.foo.tmp`` or ``notes.tmp`` do not."""
+    return _TEMP_RE.match(name) is not None
 
 
 class DiskFullError(OSError):
@@ -40,7 +69,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:_TMP_NAME_CHARS]}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         # mkstemp creates 0600 files; give the result the usual permissions (0666 minus umask),
         # or keep those of the file being replaced.
@@ -74,3 +103,41 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     finally:
         os.close(dfd)
     return path
+
+
+def sweep_stale_temps(folder: str | os.PathLike, older_than_s: float = STALE_TEMP_AGE_S) -> list[Path]:
+    """Remove the temp files that saves killed mid-way (SIGKILL, power loss) left in ``folder``; returns them.
+
+    Only entries directly inside ``folder`` that are all of these are removed: named exactly like
+    :func:`atomic_write_bytes`' temps (:func:`is_temp_name`: ``.<name>.<8 random chars>.tmp``), regular
+    files (never symlinks, folders, FIFOs), and not modified for ``older_than_s`` seconds (so a save
+    running in another process keeps its temp). The saved files themselves are never touched: a killed
+    save left the previous version in place.
+
+    Never raises: a missing or unreadable folder gives ``[]``; a file that cannot be removed (permissions,
+    removed meanwhile) is skipped and logged.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not is_temp_name(entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < older_than_s:
+                continue
+            os.unlink(entry.path)
+        except FileNotFoundError:  # its save finished (os.replace) or another sweep got it
+            continue
+        except OSError as exc:
+            log.warning("%s: stale temp file not removed (%s)", entry.path, exc)
+            continue
+        removed.append(Path(entry.path))
+    if removed:
+        log.info("removed %d stale temp file(s) left by interrupted saves in %s", len(removed), folder)
+    return removed

@@ -53,7 +53,7 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 
 from segstudio.core.labels import IGNORE_INDEX, ClassSpec, validate_label_map
-from segstudio.io.atomic import atomic_write_bytes
+from segstudio.io.atomic import atomic_write_bytes, sweep_stale_temps
 from segstudio.io.images import IMAGE_EXTENSIONS, MAX_PIXELS
 from segstudio.io.labels import load_classes, save_classes, write_index_png
 
@@ -852,6 +852,9 @@ def convert(
         FileExistsError: an output exists and ``overwrite`` is False, or an output would replace an input
             (checked for every output before anything is written).
         FileNotFoundError: ``src`` missing or without label files.
+
+    Before writing, temp files that an interrupted earlier save left in the output folder are removed
+    (:func:`segstudio.io.atomic.sweep_stale_temps`).
     """
     if to not in FORMATS:
         raise LabelFormatError(f"unknown output format {to!r}; choose one of {', '.join(FORMATS)}")
@@ -910,6 +913,7 @@ def convert(
                 if not overwrite:
                     raise FileExistsError(f"{classes_out} exists with other classes; pass --overwrite to replace it")
                 write_classes = True
+    sweep_stale_temps(out_dir)  # temps of an earlier, killed conversion into the same folder
     written = []
     for it, f in items:  # image paths are relative to the label file: make them relative to the output
         if it.image_name is not None:

@@ -31,7 +31,7 @@ from PIL import Image
 
 from segstudio.core.labels import IGNORE_INDEX, ClassSpec, validate_label_map
 from segstudio.core.provenance import PROVENANCE_NAMES, validate_provenance
-from segstudio.io.atomic import atomic_write_bytes
+from segstudio.io.atomic import STALE_TEMP_AGE_S, TEMP_SUFFIX, atomic_write_bytes, sweep_stale_temps, temp_prefix
 from segstudio.io.images import list_images
 from segstudio.io.labels import LABELS_DIRNAME, label_path_for, read_index_png, write_index_png
 
@@ -195,10 +195,14 @@ class Project:
     def load(cls, folder: str | Path) -> "Project":
         """Read ``<folder>/segstudio.json``; a folder without one gives a new, empty project.
 
+        Opening a project first removes the temp files that interrupted saves left in it
+        (:func:`sweep_project_temps`).
+
         Raises:
             ProjectError: unreadable JSON, a newer schema, or an invalid field (the message names it).
         """
         folder = Path(folder)
+        sweep_project_temps(folder)
         path = folder / PROJECT_FILENAME
         if not path.is_file():
             return cls(folder)
@@ -356,6 +360,26 @@ class Project:
         return next((v for v in self.versions if v.name == name), None)
 
 
+# -- stale temp files ---------------------------------------------------------------------------
+def sweep_project_temps(folder: str | Path, older_than_s: float = STALE_TEMP_AGE_S) -> list[Path]:
+    """Remove the temp files that saves killed mid-way left in a project: in ``folder`` (``segstudio.json``),
+    ``labels/`` (labels, ``classes.json``), ``labels/provenance/``, ``labels/models/`` and each model version
+    folder in it (checkpoints). See :func:`segstudio.io.atomic.sweep_stale_temps` for what is removed (only our
+    temp names, regular files, older than ``older_than_s``); returns the removed paths. Never raises.
+    """
+    folder = Path(folder)
+    labels = folder / LABELS_DIRNAME
+    dirs = [folder, labels, labels / PROVENANCE_DIRNAME, labels / "models"]
+    try:
+        dirs += sorted(e.path for e in os.scandir(labels / "models") if e.is_dir(follow_symlinks=False))
+    except OSError:
+        pass
+    removed: list[Path] = []
+    for d in dirs:
+        removed += sweep_stale_temps(d, older_than_s)
+    return removed
+
+
 # -- provenance files -------------------------------------------------------------------------
 def provenance_path_for(image_path: str | Path) -> Path:
     """Where the provenance of ``image_path``'s labels is saved: ``<folder>/labels/provenance/<stem>.png``."""
@@ -494,7 +518,7 @@ def relabel_label_files(folder: str | Path, lut: np.ndarray, classes: ClassSpec)
 
 def _stage(dst: Path, data: bytes) -> str:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dst.name), suffix=TEMP_SUFFIX, dir=dst.parent)
     try:
         if dst.exists():
             os.chmod(tmp, dst.stat().st_mode & 0o777)
