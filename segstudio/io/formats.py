@@ -38,6 +38,7 @@ when the file cannot be read at all. Every writer saves atomically (:func:`segst
 from __future__ import annotations
 
 import io as _io
+import itertools
 import json
 import logging
 import math
@@ -77,6 +78,14 @@ COCO_ANNOTATIONS_NAME = "annotations.json"
 _MAX_SIDE = 65535
 _MAX_FILE_BYTES = 1 << 30
 _MAX_TOTAL_PIXELS = 1 << 30  # all label maps of one COCO file (uint8: 1 GiB)
+_MAX_OUTLINE_PIXELS = 1 << 23
+"""Total outline length (pixels, sum of each edge's longer side) of the polygons / shapes of one file:
+rasterising costs ~0.1 µs and ~50 bytes per outline pixel (pycocotools), so 2**23 keeps a file under ~1 s / 0.5 GB.
+Hand-drawn or exported outlines are orders of magnitude shorter; zig-zags across a huge image are not."""
+_PAINT_FACTOR = 8
+_PAINT_SLACK = 1 << 26
+"""Shapes / annotations may paint at most ``_PAINT_FACTOR`` times the pixels of their images (+ the slack):
+real labels overlap a little, a file repeating a full-image shape thousands of times only costs time."""
 
 
 class LabelFormatError(ValueError):
@@ -159,9 +168,53 @@ def _is_num(v) -> bool:
 
 
 def _size(h, w, path, what: str) -> tuple[int, int]:
-    if not (_is_int(h) and _is_int(w)) or not (0 < h <= _MAX_SIDE and 0 < w <= _MAX_SIDE) or h * w > MAX_PIXELS:
-        raise _err(path, f"{what}: height/width must be positive integers (at most {_MAX_SIDE}), got {h!r} x {w!r}")
+    """Validate a declared (height, width) before anything is allocated (same pixel limit as images)."""
+    if not (_is_int(h) and _is_int(w)) or h < 1 or w < 1:
+        raise _err(path, f"{what}: height/width must be positive integers, got {h!r} x {w!r}")
+    if h > _MAX_SIDE or w > _MAX_SIDE or h * w > MAX_PIXELS:
+        raise _err(path, f"{what}: the file claims a {w}x{h} (WxH) image, over the limit of {_MAX_SIDE} pixels a side "
+                         f"and {MAX_PIXELS} pixels in all (the largest image SegStudio reads); if the image really is "
+                         "that large, tile it and its labels into smaller pieces")
     return h, w
+
+
+def _points(v, path, where: str, lim: float, pairs: bool) -> np.ndarray:
+    """A JSON list of finite numbers (``pairs``: of ``[x, y]`` lists) within ``±lim`` → float64 (N, 2), checked
+    in C-speed passes (millions of points take milliseconds)."""
+    what = "a non-empty list of [x, y] finite numbers" if pairs else "a flat list of finite x, y numbers"
+    if not isinstance(v, list) or not v:
+        raise _err(path, f"{where}: points must be {what}")
+    if pairs and (set(map(type, v)) != {list} or set(map(len, v)) != {2}):
+        raise _err(path, f"{where}: points must be {what}")
+    if not set(map(type, itertools.chain.from_iterable(v) if pairs else v)) <= {int, float}:
+        raise _err(path, f"{where}: points must be {what}")
+    try:
+        arr = np.asarray(v, dtype=np.float64)
+    except (OverflowError, ValueError):
+        raise _err(path, f"{where}: points must be {what}") from None
+    if not (np.isfinite(arr).all() and (np.abs(arr) <= lim).all()):
+        raise _err(path, f"{where}: points must be {what} within the image (|coordinate| <= {lim:g})")
+    if arr.size % 2:
+        raise _err(path, f"{where}: points must be {what} (an odd count was given)")
+    return arr.reshape(-1, 2)
+
+
+def _outline(pts: np.ndarray, closed: bool = True) -> int:
+    """Outline length in pixels of a polygon (sum over edges of the longer side, + 1 each), what rasterising costs."""
+    nxt = np.roll(pts, -1, axis=0) if closed else pts[1:]
+    d = np.abs(nxt - pts[: len(nxt)])
+    return int(np.ceil(d.max(axis=1)).sum()) + len(pts)
+
+
+def _check_budget(path, used_outline: int, used_paint: int, pixels: int) -> None:
+    if used_outline > _MAX_OUTLINE_PIXELS:
+        raise _err(path, f"the shapes' outlines total over {_MAX_OUTLINE_PIXELS} pixels (the limit per file); such "
+                         "outlines (e.g. zig-zags across the image) are no hand-drawn or exported labels; simplify "
+                         "the polygons or split the file")
+    limit = _PAINT_FACTOR * pixels + _PAINT_SLACK
+    if used_paint > limit:
+        raise _err(path, f"the shapes cover over {used_paint} pixels, more than {_PAINT_FACTOR} times the "
+                         f"{pixels} pixels of the image(s) (limit {limit}); remove repeated or duplicated shapes")
 
 
 def _load_json(path):
@@ -295,40 +348,65 @@ def read_color_png(path: str | Path, classes: ClassSpec) -> np.ndarray:
 # --------------------------------------------------------------------------- COCO RLE
 
 
-def _rle_counts(counts: str, path, where: str) -> list[int]:
-    """Decode a COCO compressed RLE string to run lengths (a port of pycocotools' ``rleFrString``).
+def _rle_counts(counts: str, path, where: str) -> np.ndarray:
+    """Decode a COCO compressed RLE string to run lengths, int64 (a vectorised port of pycocotools' ``rleFrString``).
 
-    Hand-written only to *validate* before pycocotools decodes: its C decoder trusts the counts and
+    Written only to *validate* before anything is painted: pycocotools' C decoder trusts the counts and
     reads uninitialised memory (or past the string) for strings whose runs do not sum to H*W.
     """
-    out: list[int] = []
-    p, n = 0, len(counts)
-    while p < n:
-        x, k, more = 0, 0, True
-        while more:
-            if p >= n:
-                raise _err(path, f"{where}: RLE string ends inside a run length")
-            c = ord(counts[p]) - 48
-            if not 0 <= c < 64:
-                raise _err(path, f"{where}: RLE string holds character {counts[p]!r} outside '0'..'o'")
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if k > 6:
-                raise _err(path, f"{where}: RLE run length too long")
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(out) > 2:
-            x += out[-2]
-        if x < 0:
-            raise _err(path, f"{where}: RLE holds a negative run length")
-        out.append(x)
-    return out
+    try:
+        raw = counts.encode("ascii")
+    except UnicodeEncodeError:
+        raise _err(path, f"{where}: RLE string holds characters outside '0'..'o'") from None
+    c = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
+    bad = np.flatnonzero((c < 0) | (c >= 64))
+    if bad.size:
+        raise _err(path, f"{where}: RLE string holds character {counts[int(bad[0])]!r} outside '0'..'o'")
+    if not c.size:
+        return c
+    more = (c & 0x20) != 0
+    if more[-1]:
+        raise _err(path, f"{where}: RLE string ends inside a run length")
+    ends = np.flatnonzero(~more)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    k = ends - starts + 1
+    if k.max() > 6:
+        raise _err(path, f"{where}: RLE run length too long")
+    x = np.zeros(len(starts), dtype=np.int64)
+    for j in range(6):  # j-th 5-bit group of every value (at most 6)
+        has = k > j
+        x[has] |= (c[starts[has] + j] & 0x1F) << (5 * j)
+    neg = (c[ends] & 0x10) != 0
+    x[neg] |= np.left_shift(np.int64(-1), 5 * k[neg])
+    if len(x) > 3:  # pycocotools: x[m] += cnts[m-2] for m > 2, i.e. running sums over odd / even (from 2) indices
+        x[1::2] = np.cumsum(x[1::2])
+        x[2::2] = np.cumsum(x[2::2])
+    if (x < 0).any():
+        raise _err(path, f"{where}: RLE holds a negative run length")
+    return x
 
 
-def _decode_segmentation(seg, h: int, w: int, path, where: str) -> np.ndarray:
-    """COCO segmentation (compressed / uncompressed RLE or polygons) → bool (H, W)."""
+def _fg_spans(runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (column-major flat indices) of the non-empty foreground runs (odd positions)."""
+    ends = np.cumsum(runs)
+    s, e = (ends - runs)[1::2], ends[1::2]
+    keep = e > s
+    return s[keep], e[keep]
+
+
+class _Seg:
+    """A validated COCO segmentation: RLE runs (column-major) or polygons (float64 (N, 2) arrays)."""
+
+    def __init__(self, runs: np.ndarray | None = None, polys: list | None = None) -> None:
+        self.runs, self.polys = runs, polys
+
+
+def _check_segmentation(seg, h: int, w: int, path, where: str) -> tuple[_Seg, int, int]:
+    """Validate a COCO segmentation against its image size without painting anything.
+
+    Returns ``(seg, outline, paint)``: the parsed segmentation, its polygons' outline length and the pixels
+    painting it costs (foreground area for RLE, bounding-box area for polygons).
+    """
     if isinstance(seg, dict):
         if "size" not in seg or "counts" not in seg:
             raise _err(path, f"{where}: RLE segmentation needs 'size' and 'counts'")
@@ -339,35 +417,68 @@ def _decode_segmentation(seg, h: int, w: int, path, where: str) -> np.ndarray:
             raise _err(path, f"{where}: RLE size {size[0]}x{size[1]} (HxW) differs from the image's {h}x{w}")
         counts = seg["counts"]
         if isinstance(counts, list):
-            if not all(_is_int(c) and c >= 0 for c in counts):
+            if not set(map(type, counts)) <= {int}:
                 raise _err(path, f"{where}: uncompressed RLE counts must be non-negative integers")
-            runs = counts
+            try:
+                runs = np.asarray(counts, dtype=np.int64)
+            except OverflowError:
+                raise _err(path, f"{where}: RLE counts exceed the image's {h * w} pixels") from None
+            if runs.size and runs.min() < 0:
+                raise _err(path, f"{where}: uncompressed RLE counts must be non-negative integers")
+            if runs.size and runs.max() > h * w:
+                raise _err(path, f"{where}: an RLE run of {int(runs.max())} pixels exceeds the image's {h * w}")
         elif isinstance(counts, str):
             runs = _rle_counts(counts, path, where)
         else:
             raise _err(path, f"{where}: RLE 'counts' must be a string or a list, got {type(counts).__name__}")
-        if sum(runs) != h * w:
-            raise _err(path, f"{where}: RLE runs cover {sum(runs)} pixels, the image has {h * w}")
-        rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w) if isinstance(counts, list) else \
-            {"size": [h, w], "counts": counts.encode("ascii")}
-    elif isinstance(seg, list):
+        total = int(runs.sum())
+        if total != h * w:
+            raise _err(path, f"{where}: RLE runs cover {total} pixels, the image has {h * w}")
+        return _Seg(runs=runs), 0, int(runs[1::2].sum())
+    if isinstance(seg, list):
         lim = 10 * max(h, w)
-        for poly in seg:
-            if not (isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0
-                    and all(_is_num(v) and abs(v) <= lim for v in poly)):
+        polys, outline, paint = [], 0, 0
+        for j, poly in enumerate(seg):
+            pts = _points(poly, path, f"{where} polygon {j}", lim, pairs=False)
+            if len(pts) < 3:
                 raise _err(path, f"{where}: a polygon must be a flat list of at least 3 finite (x, y) pairs "
                                  f"within the image")
-        if not seg:
-            return np.zeros((h, w), dtype=bool)
-        rle = mask_utils.merge(mask_utils.frPyObjects([[float(v) for v in p] for p in seg], h, w))
-    else:
-        raise _err(path, f"{where}: 'segmentation' must be an RLE object or a list of polygons")
-    try:
-        with warnings.catch_warnings():  # pycocotools' __array__ predates numpy 2's copy keyword
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return mask_utils.decode(rle).astype(bool)
-    except (ValueError, TypeError) as exc:  # pragma: no cover - validated above
-        raise _err(path, f"{where}: cannot decode RLE ({exc})") from None
+            outline += _outline(pts)
+            lo, hi = np.clip(pts.min(0), 0, (w, h)), np.clip(pts.max(0), 0, (w, h))
+            paint += int(np.prod(np.ceil(hi - lo) + 1))
+            polys.append(pts)
+        return _Seg(polys=polys), outline, paint
+    raise _err(path, f"{where}: 'segmentation' must be an RLE object or a list of polygons")
+
+
+def _paint_runs(flat: np.ndarray, runs: np.ndarray, h: int, w: int, value: int) -> None:
+    """Paint the foreground of column-major RLE ``runs`` into ``flat`` (the (W, H) canvas, raveled).
+
+    Few runs: one slice assignment each (cost: runs + painted area); many: pycocotools' C decoder (cost
+    H*W, then at most ~200 times the number of runs, i.e. of the file's bytes).
+    """
+    s, e = _fg_spans(runs)
+    if len(s) * 200 < h * w:
+        for a, b in zip(s.tolist(), e.tolist()):
+            flat[a:b] = value
+        return
+    rle = mask_utils.frPyObjects({"size": [h, w], "counts": runs.tolist()}, h, w)
+    with warnings.catch_warnings():  # pycocotools' __array__ predates numpy 2's copy keyword
+        warnings.simplefilter("ignore", DeprecationWarning)
+        m = mask_utils.decode(rle)  # (H, W) uint8 0/1, Fortran order: its transpose is (W, H) C order like flat
+    np.copyto(flat.reshape(w, h), np.uint8(value), where=m.T.view(bool))
+
+
+def _paint_segmentation(canvas: np.ndarray, seg: _Seg, value: int) -> None:
+    """Paint a validated segmentation into ``canvas``, the (W, H) transposed label map (COCO's column-major)."""
+    w, h = canvas.shape
+    flat = canvas.reshape(-1)
+    if seg.runs is not None:
+        _paint_runs(flat, seg.runs, h, w, value)
+        return
+    for pts in seg.polys:
+        rle = mask_utils.frPyObjects([pts.ravel().tolist()], h, w)[0]
+        _paint_runs(flat, _rle_counts(rle["counts"].decode("ascii"), None, "polygon"), h, w, value)
 
 
 def coco_dict(items: list[LabelItem], classes: ClassSpec) -> dict:
@@ -424,8 +535,11 @@ def read_coco_json(path: str | Path, classes: ClassSpec | None = None) -> tuple[
 
     Raises:
         LabelFormatError: missing/ill-typed keys, unknown category names or ids, unknown image ids,
-            duplicate ids or stems, an RLE whose size differs from its image, corrupt RLE, images over
-            65535 px a side or over 2**30 pixels in all.
+            duplicate ids or stems, an RLE whose size differs from its image, corrupt RLE (runs not summing to
+            H*W), polygons that are not finite numbers near the image, an image over 65535 px a side or over
+            :data:`~segstudio.io.images.MAX_PIXELS` (the image reader's limit), images over 2**30 pixels in all,
+            polygon outlines over 2**23 pixels in all, or annotations painting over 8 times the images' pixels.
+            Every check runs before any label map is allocated, so a header-only claim costs nothing.
     """
     data = _load_json(path)
     if not isinstance(data, dict):
@@ -461,6 +575,7 @@ def read_coco_json(path: str | Path, classes: ClassSpec | None = None) -> tuple[
                              f"(classes: {', '.join(classes.names)})")
         cat_to_class[cid] = name_to_id[name]
     items: dict[int, LabelItem] = {}
+    sizes: dict[int, tuple[int, int]] = {}
     stems: set[str] = set()
     total_pixels = 0
     for i, img in enumerate(data["images"]):
@@ -478,7 +593,10 @@ def read_coco_json(path: str | Path, classes: ClassSpec | None = None) -> tuple[
         total_pixels += h * w
         if total_pixels > _MAX_TOTAL_PIXELS:
             raise _err(path, f"images hold more than {_MAX_TOTAL_PIXELS} pixels in all; split the file")
-        items[img["id"]] = LabelItem(stem, np.full((h, w), IGNORE_INDEX, dtype=np.uint8), img["file_name"])
+        items[img["id"]] = LabelItem(stem, None, img["file_name"])  # allocated once every annotation is valid
+        sizes[img["id"]] = (h, w)
+    plan: dict[int, list[tuple[_Seg, int]]] = {k: [] for k in items}
+    outline = paint = 0
     for i, ann in enumerate(data["annotations"]):
         where = f"annotations[{i}]"
         if not isinstance(ann, dict):
@@ -490,9 +608,20 @@ def read_coco_json(path: str | Path, classes: ClassSpec | None = None) -> tuple[
             raise _err(path, f"{where}: image_id {ann['image_id']!r} is not in 'images'")
         if not _is_int(ann["category_id"]) or ann["category_id"] not in cat_to_class:
             raise _err(path, f"{where}: category_id {ann['category_id']!r} is not in 'categories'")
-        labels = items[ann["image_id"]].labels
-        m = _decode_segmentation(ann["segmentation"], *labels.shape, path, where)
-        labels[m] = cat_to_class[ann["category_id"]]
+        seg, o, p = _check_segmentation(ann["segmentation"], *sizes[ann["image_id"]], path, where)
+        outline, paint = outline + o, paint + p
+        _check_budget(path, outline, paint, total_pixels)
+        plan[ann["image_id"]].append((seg, cat_to_class[ann["category_id"]]))
+    for img_id, it in items.items():
+        h, w = sizes[img_id]
+        if not plan[img_id]:
+            it.labels = np.full((h, w), IGNORE_INDEX, dtype=np.uint8)
+            continue
+        canvas = np.full((w, h), IGNORE_INDEX, dtype=np.uint8)  # transposed: COCO runs are column-major
+        for seg, value in plan[img_id]:
+            _paint_segmentation(canvas, seg, value)
+        it.labels = np.ascontiguousarray(canvas.T)
+        del canvas
     return list(items.values()), classes
 
 
@@ -516,11 +645,18 @@ def _paint_shape(draw: ImageDraw.ImageDraw, shape_type: str, pts: list[tuple[flo
 
 
 def _rasterise(shapes: list[tuple[str, list, int]], h: int, w: int) -> np.ndarray:
+    if not shapes:
+        return np.full((h, w), IGNORE_INDEX, dtype=np.uint8)
     canvas = Image.new("L", (w, h), IGNORE_INDEX)
     draw = ImageDraw.Draw(canvas)
     for shape_type, pts, value in shapes:
         _paint_shape(draw, shape_type, pts, value)
-    return np.array(canvas, dtype=np.uint8)
+    out = np.empty((h, w), dtype=np.uint8)
+    step = max(1, (1 << 24) // w)  # copy out in strips: peak memory is the canvas + the result, not 3 copies
+    for y in range(0, h, step):
+        y1 = min(h, y + step)
+        out[y:y1] = np.frombuffer(canvas.crop((0, y, w, y1)).tobytes(), dtype=np.uint8).reshape(y1 - y, w)
+    return out
 
 
 def labelme_shapes(labels: np.ndarray, classes: ClassSpec) -> list[dict]:
@@ -640,7 +776,9 @@ def read_labelme_json(path: str | Path, classes: ClassSpec, shape: tuple[int, in
     Raises:
         LabelFormatError: missing/ill-typed keys, an unknown label, an unsupported ``shape_type`` (line,
             linestrip, point, mask...), points that are not finite numbers or lie far outside the image,
-            or a size different from ``shape``.
+            a size different from ``shape``, a claimed size over 65535 px a side or over
+            :data:`~segstudio.io.images.MAX_PIXELS` (the image reader's limit), outlines over 2**23 pixels in all,
+            or shapes painting over 8 times the image's pixels. Every check runs before the label map is allocated.
     """
     data = _load_json(path)
     if not isinstance(data, dict):
@@ -660,6 +798,7 @@ def read_labelme_json(path: str | Path, classes: ClassSpec, shape: tuple[int, in
     name_to_id[LABELME_IGNORE] = IGNORE_INDEX
     lim = 10 * max(h, w)
     plan = []
+    outline = paint = 0
     for i, s in enumerate(data["shapes"]):
         where = f"shapes[{i}]"
         if not isinstance(s, dict):
@@ -673,13 +812,22 @@ def read_labelme_json(path: str | Path, classes: ClassSpec, shape: tuple[int, in
         kind = s.get("shape_type") or "polygon"
         if kind not in ("polygon", "rectangle", "circle"):
             raise _err(path, f"{where}: shape_type {kind!r} is not supported (polygon, rectangle, circle)")
-        pts = s["points"]
-        if not (isinstance(pts, list) and pts and all(
-                isinstance(p, list) and len(p) == 2 and all(_is_num(v) and abs(v) <= lim for v in p) for p in pts)):
-            raise _err(path, f"{where}: 'points' must be a non-empty list of [x, y] finite numbers near the image")
+        pts = _points(s["points"], path, f"{where} 'points'", lim, pairs=True)
         if kind != "polygon" and len(pts) != 2:
             raise _err(path, f"{where}: a {kind} needs exactly 2 points, got {len(pts)}")
-        plan.append((kind, [(float(x), float(y)) for x, y in pts], name_to_id[label]))
+        if kind == "circle":
+            (cx, cy), (px, py) = pts
+            r = math.hypot(px - cx, py - cy)
+            box = np.array([[cx - r, cy - r], [cx + r, cy + r]])
+            outline += int(8 * r) + 1
+        else:
+            box = pts
+            outline += _outline(pts)
+        lo, hi = np.clip(box.min(0), 0, (w, h)), np.clip(box.max(0), 0, (w, h))
+        paint += int(np.prod(np.ceil(hi - lo) + 1))
+        _check_budget(path, outline, paint, h * w)
+        plan.append((kind, pts.ravel().tolist() if kind == "polygon" and len(pts) > 1 else [tuple(p) for p in pts.tolist()],
+                     name_to_id[label]))
     return LabelItem(Path(path).stem, _rasterise(plan, h, w), image_name)
 
 
