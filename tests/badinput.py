@@ -520,6 +520,32 @@ def _labelme(w: _Writer) -> None:
         "binary": bytes(range(256)) * 4,
     }.items():
         variant(kind, data, "error")
+    # Claimed sizes and shape sizes: refused from the numbers (before any allocation), or loaded quickly.
+    big = {**good, "imageHeight": HUGE, "imageWidth": HUGE}
+    w.add("labelme/size-at-limit.json", json.dumps({**big, "shapes": good["shapes"]}).encode(), "labelme",
+          "size-20000x20000-at-limit", "ok", (HUGE, HUGE))
+    zig = _rng(22).uniform(0, HUGE, (2000, 2)).round(1).tolist()
+    full = {**shape0, "shape_type": "rectangle", "points": [[0, 0], [HUGE - 1, HUGE - 1]]}
+    million = [[float(i % wd), float((i // wd) % h)] for i in range(1_000_000)]
+    for kind, obj in {
+        "size-1e6": {**good, "imageHeight": 10**6, "imageWidth": 10**6},
+        "size-1e6-by-1": {**good, "imageHeight": 10**6, "imageWidth": 1},
+        "size-float-20000": {**good, "imageHeight": float(HUGE), "imageWidth": float(HUGE)},
+        "size-str-20000": {**good, "imageHeight": str(HUGE), "imageWidth": str(HUGE)},
+        "size-negative-20000": {**good, "imageHeight": -HUGE, "imageWidth": -HUGE},
+        "size-zero-width": {**good, "imageWidth": 0},
+        "size-bool": {**good, "imageHeight": True, "imageWidth": True},
+        "size-bigint": {**good, "imageHeight": 10**40, "imageWidth": 10**40},
+        "size-null": {**good, "imageHeight": None},
+        "zigzag-outline-20000": {**big, "shapes": [{**shape0, "points": zig}]},
+        "full-image-rectangle-x100": {**big, "shapes": [full] * 100},
+        "points-bigint": {**good, "shapes": [{**shape0, "points": [[10**30, 1], [2, 2], [3, 1]]}]},
+        "points-bool": {**good, "shapes": [{**shape0, "points": [[True, False], [True, True], [False, True]]}]},
+        "points-deep-900": {**good, "shapes": [{**shape0, "points": json.loads("[" * 900 + "]" * 900)}]},
+        "circle-radius-huge": {**good, "shapes": [{**shape0, "shape_type": "circle", "points": [[3, 3], [59, 3]]}]},
+    }.items():
+        variant(kind, obj, "error" if kind != "circle-radius-huge" else "any")
+    variant("polygon-1M-points", {**good, "shapes": [{**shape0, "points": million}]}, "ok")
     rng = _rng(21)
     for i in range(20):  # random shapes, some valid, some not
         pts = rng.uniform(-5, 15, (int(rng.integers(0, 6)), 2)).round(1).tolist()
@@ -597,6 +623,39 @@ def _coco(w: _Writer) -> None:
         "deep-nesting": b'{"images": ' + b"[" * 50000 + b"]" * 50000 + b"}", "binary": bytes(range(256)) * 4,
     }.items():
         variant(kind, data, "error")
+    # Claimed sizes, RLE sums, huge polygons: refused from the numbers (before any allocation), or loaded quickly.
+    big_img = {**good["images"][0], "height": HUGE, "width": HUGE}
+    variant("image-20000-at-limit-no-annotations", {**good, "images": [big_img], "annotations": []}, "ok")
+    full_rle = {"size": [HUGE, HUGE], "counts": [0, HUGE * HUGE]}
+    zig = _rng(32).uniform(0, HUGE, 4000).round(1).tolist()
+    noise = _rng(33).random((500, 500)) < 0.5
+    from pycocotools import mask as mask_utils  # a long, valid compressed RLE (~125k runs)
+
+    noise_counts = mask_utils.encode(np.asfortranarray(noise.astype(np.uint8)))["counts"].decode("ascii")
+    over = mask_utils.encode(np.asfortranarray(np.ones((h + 1, wd), np.uint8)))["counts"].decode("ascii")
+    for kind, obj in {
+        "image-1e6": {**good, "images": [{**good["images"][0], "height": 10**6, "width": 10**6}]},
+        "image-float-20000": {**good, "images": [{**good["images"][0], "height": float(HUGE), "width": float(HUGE)}]},
+        "image-str-20000": {**good, "images": [{**good["images"][0], "height": str(HUGE), "width": str(HUGE)}]},
+        "image-negative-20000": {**good, "images": [{**good["images"][0], "height": -HUGE, "width": -HUGE}]},
+        "image-bigint": {**good, "images": [{**good["images"][0], "height": 10**40, "width": 10**40}]},
+        "images-3x20000-over-total": {**good, "images": [{**big_img, "id": i, "file_name": f"{i}.png"} for i in range(1, 4)],
+                                      "annotations": []},
+        "rle-sum-over": {**good, "annotations": [{**a0, "segmentation": {"size": [h, wd], "counts": [0, h * wd + 1]}}]},
+        "rle-compressed-sum-over": {**good, "annotations": [{**a0, "segmentation": {"size": [h, wd], "counts": over}}]},
+        "rle-counts-bigint": {**good, "annotations": [{**a0, "segmentation": {"size": [h, wd], "counts": [10**30, 1]}}]},
+        "rle-counts-bool": {**good, "annotations": [{**a0, "segmentation": {"size": [h, wd], "counts": [True, 47]}}]},
+        "rle-full-20000-x200": {**good, "images": [big_img], "annotations": [{**a0, "segmentation": full_rle}] * 200},
+        "polygon-full-20000-x200": {**good, "images": [big_img],
+                                    "annotations": [{**a0, "segmentation": [[0, 0, HUGE, 0, HUGE, HUGE, 0, HUGE]]}] * 200},
+        "polygon-zigzag-20000": {**good, "images": [big_img], "annotations": [{**a0, "segmentation": [zig]}]},
+        "polygon-bigint": {**good, "annotations": [{**a0, "segmentation": [[10**30, 1, 5, 1, 5, 4]]}]},
+        "segmentation-deep-900": {**good, "annotations": [{**a0, "segmentation": json.loads("[" * 900 + "]" * 900)}]},
+    }.items():
+        variant(kind, obj, "error")
+    variant("polygon-1M-points", {**good, "annotations": [{**a0, "segmentation": [[1, 1, 5, 1, 5, 4] * 333_334]}]}, "ok")
+    variant("rle-125k-runs", {**good, "images": [{**good["images"][0], "height": 500, "width": 500}],
+                              "annotations": [{**a0, "segmentation": {"size": [500, 500], "counts": noise_counts}}]}, "ok")
     rng = _rng(31)
     for i in range(15):
         counts = rng.integers(-3, 30, int(rng.integers(0, 8))).tolist()

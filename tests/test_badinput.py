@@ -12,6 +12,7 @@ import resource
 import shutil
 import stat
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -225,8 +226,10 @@ def test_label_format_readers_on_hostile_files(corpus):
         "labelme": lambda p: [formats.read_labelme_json(p, classes).labels],
         "coco": lambda p: [it.labels for it in formats.read_coco_json(p, classes)[0]],
     }
-    n, crashes = Counter(), []
+    n, crashes, times = Counter(), [], {}
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for c in (c for c in cases if c.group in readers):
+        t0 = time.perf_counter()
         try:
             maps = readers[c.group](c.path)
         except ValueError as exc:  # LabelFormatError is a ValueError
@@ -237,11 +240,25 @@ def test_label_format_readers_on_hostile_files(corpus):
         except Exception as exc:
             crashes.append(f"{c.group} {c.kind}: {type(exc).__name__}: {exc}")
             continue
+        finally:
+            times[f"{c.group} {c.kind}"] = time.perf_counter() - t0
         n[f"{c.group} loaded"] += 1
         assert c.expect != "error", f"{c.group} {c.kind} accepted"
         for labels in maps:
-            assert labels.dtype == np.uint8 and labels.ndim == 2
-            assert ((labels < classes.num_classes) | (labels == IGNORE_INDEX)).all()
+            assert labels.dtype == np.uint8 and labels.ndim == 2 and labels.flags.c_contiguous
+            for rows in np.array_split(labels, max(1, labels.size >> 22)):  # in slices: no 3 x 400 MB temporaries
+                assert ((rows < classes.num_classes) | (rows == IGNORE_INDEX)).all()
+            if c.shape is not None:
+                assert labels.shape == c.shape, f"{c.group} {c.kind}: {labels.shape} != {c.shape}"
+        del maps, labels, rows  # a 20000x20000 map must not stay alive while the next file is read
+    slowest = max(times, key=times.get)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+    SUMMARY["slowest label file"] = f"{slowest} {times[slowest]:.2f}s"
+    SUMMARY["label-format peak growth MB"] = round(grown_mb)
+    # Claims of 20000x20000 (at the image limit) load as one 400 MB map; anything bigger, any budget overrun,
+    # is refused from the numbers. Generous bounds: two CPU cores may be busy with other work.
+    assert times[slowest] < 10, sorted(times.items(), key=lambda kv: -kv[1])[:5]
+    assert grown_mb < 1000, f"peak memory grew by {grown_mb:.0f} MB while reading label files"
     SUMMARY["label-format inputs"] += sum(n.values()) + len(crashes)
     SUMMARY["crashes"] += len(crashes)
     assert not crashes, "\n".join(crashes[:20])
@@ -455,6 +472,58 @@ def test_fuzz_classes_json(tmp_path, obj):
         assert str(p) in str(exc)
     else:
         assert 1 <= classes.num_classes <= 255 and len(classes.colors) == classes.num_classes
+
+
+_size_value = (st.integers(-3, 40) | st.sampled_from([0, 20000, 20001, 65536, 10**6, 10**12, 10**40, -(10**6)])
+               | st.floats(allow_nan=True) | st.text(max_size=6) | st.booleans() | st.none())
+_coord = st.integers(-100, 100) | st.sampled_from([10**6, -(10**9), 10**30]) | st.floats(allow_nan=True) | st.booleans() | st.text(max_size=2)
+_counts = st.lists(st.integers(-5, 2000) | st.sampled_from([10**12, 10**30, 20000 * 20000]), max_size=8) | st.text(alphabet="0123456789:;<=>?@ABCabcno\x7f", max_size=12)
+
+
+@st.composite
+def label_json_docs(draw):
+    """labelme and COCO documents with hostile sizes, points and RLE counts (small files, any claimed size)."""
+    h, w = draw(_size_value), draw(_size_value)
+    if draw(st.booleans()):
+        shapes = draw(st.lists(st.fixed_dictionaries({
+            "label": st.sampled_from(["bg", "cat", "dog", "zebra"]),
+            "shape_type": st.sampled_from(["polygon", "rectangle", "circle", "line"]),
+            "points": st.lists(st.lists(_coord, min_size=1, max_size=3), max_size=6)}), max_size=4))
+        return "labelme", {"imageHeight": h, "imageWidth": w, "shapes": shapes}
+    seg = draw(st.fixed_dictionaries({"size": st.lists(_size_value, max_size=3), "counts": _counts})
+               | st.lists(st.lists(_coord, max_size=10), max_size=3))
+    n = draw(st.integers(0, 3))
+    return "coco", {"images": [{"id": 1, "file_name": "a.png", "height": h, "width": w}],
+                    "annotations": [{"image_id": 1, "category_id": 1, "segmentation": seg}] * n,
+                    "categories": [{"id": 1, "name": "cat"}]}
+
+
+@FUZZ
+@given(label_json_docs())
+def test_fuzz_label_json_readers(tmp_path, doc):
+    """Any claimed size / points / RLE: a LabelFormatError naming the file, or a label map of the claimed size,
+    within a second (sizes are checked before anything is allocated)."""
+    from segstudio.io import formats
+    from segstudio.io.images import MAX_PIXELS
+
+    kind, obj = doc
+    p = tmp_path / f"{kind}.json"
+    p.write_text(json.dumps(obj))
+    classes = ClassSpec.from_json(badinput.CLASSES_JSON)
+    t0 = time.perf_counter()
+    try:
+        if kind == "labelme":
+            maps = [formats.read_labelme_json(p, classes).labels]
+            want = (obj["imageHeight"], obj["imageWidth"])
+        else:
+            maps = [it.labels for it in formats.read_coco_json(p, classes)[0]]
+            want = (obj["images"][0]["height"], obj["images"][0]["width"])
+    except formats.LabelFormatError as exc:
+        assert str(p) in str(exc)
+    else:
+        assert [m.shape for m in maps] == [want] and all(m.dtype == np.uint8 for m in maps)
+        assert max(want) <= 65535 and want[0] * want[1] <= MAX_PIXELS  # the image reader's limit
+    assert time.perf_counter() - t0 < 5  # generous: 20000x20000 claims are the slowest (one 400 MB map)
 
 
 @FUZZ
