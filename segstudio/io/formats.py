@@ -186,10 +186,11 @@ def _points(v, path, where: str, lim: float, pairs: bool) -> np.ndarray:
         raise _err(path, f"{where}: points must be {what}")
     if pairs and (set(map(type, v)) != {list} or set(map(len, v)) != {2}):
         raise _err(path, f"{where}: points must be {what}")
-    if not set(map(type, itertools.chain.from_iterable(v) if pairs else v)) <= {int, float}:
+    flat = list(itertools.chain.from_iterable(v)) if pairs else v  # numpy converts a flat list ~5x faster
+    if not set(map(type, flat)) <= {int, float}:
         raise _err(path, f"{where}: points must be {what}")
     try:
-        arr = np.asarray(v, dtype=np.float64)
+        arr = np.asarray(flat, dtype=np.float64)
     except (OverflowError, ValueError):
         raise _err(path, f"{where}: points must be {what}") from None
     if not (np.isfinite(arr).all() and (np.abs(arr) <= lim).all()):
@@ -541,7 +542,11 @@ def read_coco_json(path: str | Path, classes: ClassSpec | None = None) -> tuple[
             polygon outlines over 2**23 pixels in all, or annotations painting over 8 times the images' pixels.
             Every check runs before any label map is allocated, so a header-only claim costs nothing.
     """
-    data = _load_json(path)
+    return _coco_items(_load_json(path), path, classes)
+
+
+def _coco_items(data, path, classes: ClassSpec | None) -> tuple[list[LabelItem], ClassSpec]:
+    """:func:`read_coco_json` on an already parsed document."""
     if not isinstance(data, dict):
         raise _err(path, "a COCO file must be a JSON object with 'images', 'annotations' and 'categories'")
     for key in ("images", "annotations", "categories"):
@@ -780,7 +785,11 @@ def read_labelme_json(path: str | Path, classes: ClassSpec, shape: tuple[int, in
             :data:`~segstudio.io.images.MAX_PIXELS` (the image reader's limit), outlines over 2**23 pixels in all,
             or shapes painting over 8 times the image's pixels. Every check runs before the label map is allocated.
     """
-    data = _load_json(path)
+    return _labelme_item(_load_json(path), path, classes, shape)
+
+
+def _labelme_item(data, path, classes: ClassSpec, shape: tuple[int, int] | None = None) -> LabelItem:
+    """:func:`read_labelme_json` on an already parsed document."""
     if not isinstance(data, dict):
         raise _err(path, "a labelme file must be a JSON object with 'shapes', 'imageHeight' and 'imageWidth'")
     for key in ("shapes", "imageHeight", "imageWidth"):
@@ -834,6 +843,14 @@ def read_labelme_json(path: str | Path, classes: ClassSpec, shape: tuple[int, in
 # --------------------------------------------------------------------------- dispatch
 
 
+def _json_format(data, path) -> str:
+    if isinstance(data, dict) and "shapes" in data:
+        return "labelme"
+    if isinstance(data, dict) and "annotations" in data and "images" in data:
+        return "coco"
+    raise _err(path, "JSON is neither labelme (has 'shapes') nor COCO (has 'images' and 'annotations')")
+
+
 def detect_format(path: str | Path) -> str:
     """Guess a label file's format from its content: ``.json`` → ``coco`` or ``labelme`` (by keys),
     ``.png`` → ``index`` (mode L), ``voc`` (mode P) or ``color`` (RGB/RGBA).
@@ -844,12 +861,7 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        data = _load_json(path)
-        if isinstance(data, dict) and "shapes" in data:
-            return "labelme"
-        if isinstance(data, dict) and "annotations" in data and "images" in data:
-            return "coco"
-        raise _err(path, "JSON is neither labelme (has 'shapes') nor COCO (has 'images' and 'annotations')")
+        return _json_format(_load_json(path), path)
     if suffix == ".png":
         im = _open_png(path)
         if im.mode == "L":
@@ -879,15 +891,19 @@ def read_labels(
     Raises:
         LabelFormatError: see the per-format readers; also an unknown ``fmt`` or missing ``classes``.
     """
+    data = None
+    if fmt is None and Path(path).suffix.lower() == ".json":  # parse once, not once to detect and once to read
+        data = _load_json(path)
+        fmt = _json_format(data, path)
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise LabelFormatError(f"unknown label format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt in ("color", "labelme") and classes is None:
         raise _err(path, f"reading {fmt} labels needs the class list (classes.json)")
     if fmt == "coco":
-        return read_coco_json(path, classes)
+        return read_coco_json(path, classes) if data is None else _coco_items(data, path, classes)
     if fmt == "labelme":
-        return [read_labelme_json(path, classes)], classes
+        return [read_labelme_json(path, classes) if data is None else _labelme_item(data, path, classes)], classes
     reader = {"index": read_index, "voc": read_voc_png, "color": read_color_png}[fmt]
     return [LabelItem(Path(path).stem, reader(path, classes))], classes
 
