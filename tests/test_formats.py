@@ -306,3 +306,90 @@ def test_cli_convert(mask_folder, tmp_path, capsys):
     assert main(["convert", str(rgb_dir), str(tmp_path / "idx"), "--to", "index", "--classes",
                  str(mask_folder / "classes.json"), "--from", "color"]) == 0
     np.testing.assert_array_equal(read_index_png(tmp_path / "idx" / "s0.png"), shapes_map())
+
+
+# ----------------------------------------------------------------------------- hostile sizes and budgets
+
+
+@pytest.mark.parametrize("h, w", [(10**6, 10**6), (20001, 20000), (1, 10**6), (70000, 2)])
+@pytest.mark.parametrize("fmt", ["coco", "labelme"])
+def test_claimed_size_over_the_image_limit_is_refused_before_allocating(tmp_path, fmt, h, w):
+    import resource
+    import time
+
+    from segstudio.io.images import MAX_PIXELS
+
+    if fmt == "coco":
+        doc = {"images": [{"id": 1, "file_name": "a.png", "height": h, "width": w}], "annotations": [],
+               "categories": [{"id": 1, "name": "disc"}]}
+    else:
+        doc = {"shapes": [], "imageHeight": h, "imageWidth": w}
+    p = tmp_path / "big.json"
+    p.write_text(json.dumps(doc))
+    rss0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    with pytest.raises(LabelFormatError) as err:
+        read_labels(p, fmt, CLASSES)
+    msg = str(err.value)
+    assert str(p) in msg and f"{w}x{h}" in msg and str(MAX_PIXELS) in msg and "tile" in msg  # claim, limit, what to do
+    assert time.perf_counter() - t0 < 0.5 and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0 < 50_000
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools.mask.decode under numpy 2
+def test_rle_painting_matches_pycocotools_on_random_masks():
+    """Run-by-run painting (few runs) and pycocotools decoding (many runs) give pycocotools' masks exactly."""
+    from pycocotools import mask as mask_utils
+
+    from segstudio.io.formats import _check_segmentation, _paint_segmentation
+
+    rng = np.random.default_rng(0)
+    for t in range(200):
+        h, w = (int(v) for v in rng.integers(1, 50, 2))
+        m = (rng.random((h, w)) < rng.random()).astype(np.uint8)
+        if t % 2:  # a blob: few runs, painted slice by slice
+            m[:] = 0
+            m[rng.integers(0, h):, rng.integers(0, w):] = 1
+        rle = mask_utils.encode(np.asfortranarray(m))
+        poly = [rng.uniform(-5, max(h, w) + 5, 8).tolist()]
+        for seg, want in (({"size": [h, w], "counts": rle["counts"].decode()}, m.astype(bool)),
+                          (poly, mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(poly, h, w))).astype(bool))):
+            parsed, _, _ = _check_segmentation(seg, h, w, None, "t")
+            canvas = np.full((w, h), IGNORE_INDEX, np.uint8)
+            _paint_segmentation(canvas, parsed, 1)
+            np.testing.assert_array_equal(canvas.T == 1, want, err_msg=f"case {t}")
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"images": [{"id": 1, "file_name": "a.png", "height": 4, "width": 4}], "categories": [{"id": 1, "name": "disc"}],
+      "annotations": [{"image_id": 1, "category_id": 1, "segmentation": {"size": [4, 4], "counts": [2, 15]}}]},
+     "cover 17 pixels"),
+    ({"images": [{"id": 1, "file_name": "a.png", "height": 4, "width": 4}], "categories": [{"id": 1, "name": "disc"}],
+      "annotations": [{"image_id": 1, "category_id": 1, "segmentation": {"size": [4, 4], "counts": [10**30]}}]},
+     "exceed"),
+    ({"images": [{"id": 1, "file_name": "a.png", "height": 20000, "width": 20000}], "categories": [{"id": 1, "name": "disc"}],
+      "annotations": [{"image_id": 1, "category_id": 1, "segmentation": {"size": [20000, 20000], "counts": [0, 20000**2]}}] * 50},
+     "more than 8 times"),
+    ({"images": [{"id": 1, "file_name": "a.png", "height": 20000, "width": 20000}], "categories": [{"id": 1, "name": "disc"}],
+      "annotations": [{"image_id": 1, "category_id": 1,
+                       "segmentation": [np.random.default_rng(0).uniform(0, 20000, 4000).tolist()]}]},
+     "outlines total"),
+    ({"shapes": [{"label": "disc", "points": [[0, 0], [19999, 0], [19999, 19999]]}] * 50, "imageHeight": 20000,
+      "imageWidth": 20000}, "more than 8 times"),
+    ({"shapes": [{"label": "disc", "points": json.loads("[" * 900 + "]" * 900)}], "imageHeight": 4, "imageWidth": 4},
+     "points must be"),
+])
+def test_hostile_counts_and_shapes_fail_fast_before_allocating(tmp_path, doc, message):
+    import time
+
+    p = tmp_path / "h.json"
+    p.write_text(json.dumps(doc))
+    t0 = time.perf_counter()
+    with pytest.raises(LabelFormatError, match=message) as err:
+        read_labels(p, None, CLASSES)
+    assert str(p) in str(err.value) and time.perf_counter() - t0 < 1
+
+
+def test_deeply_nested_json_is_a_label_format_error(tmp_path):
+    p = tmp_path / "deep.json"
+    p.write_bytes(b'{"shapes": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    with pytest.raises(LabelFormatError, match="not valid JSON"):
+        read_labels(p, "labelme", CLASSES)
