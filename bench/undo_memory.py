@@ -70,6 +70,7 @@ def strokes(n: int, points: int, rng: np.random.Generator):
 def run(args) -> dict:
     from segstudio.core.history import History
     from segstudio.core.paint import paint_stroke
+    from segstudio.core.provenance import PROV_HUMAN, PROV_MODEL, ProvenanceMap
 
     n = int(os.environ.get("SEGSTUDIO_BENCH_STROKES", 200 if args.quick else 1000))
     points = int(os.environ.get("SEGSTUDIO_BENCH_STROKE_POINTS", 17))
@@ -87,6 +88,8 @@ def run(args) -> dict:
     tracemalloc.stop()
 
     history = History(max_bytes=1 << 40)  # no budget: keep every step, measure what they cost
+    provenance = ProvenanceMap(labels.shape)  # a Document records every step in its provenance map too
+    provenance.reset(labels, PROV_MODEL)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     t0 = time.perf_counter()
@@ -95,6 +98,8 @@ def run(args) -> dict:
         patch = paint_stroke(labels, pts, RADIUS, value)
         t1 = time.perf_counter()
         history.push(patch)
+        if patch is not None:
+            provenance.record(patch, PROV_HUMAN)
         push_s.append(time.perf_counter() - t1)
         changed += patch is not None
         raw_bytes += 0 if patch is None else patch.nbytes
@@ -127,6 +132,8 @@ def run(args) -> dict:
         "brush_px": 2 * RADIUS,
         "path_px_per_stroke": 12 * (points - 1),
         "history_nbytes_mb": round(history.nbytes / mb, 2),
+        "provenance_nbytes_mb": round(provenance.nbytes / mb, 2),
+        "document_undo_mb": round((history.nbytes + provenance.nbytes) / mb, 2),
         "unpacked_patches_mb": round(raw_bytes / mb, 2),
         "compression_ratio": round(raw_bytes / max(1, history.nbytes), 1),
         "traced_growth_mb": round(traced / mb, 2),
@@ -143,7 +150,8 @@ def run(args) -> dict:
     }
     print(
         f"{n} strokes ({2 * RADIUS:.0f}-px brush, ~{12 * (points - 1)} px path) on {SIZE}x{SIZE} ({kind}): history holds "
-        f"{res['history_nbytes_mb']} MB packed, {res['unpacked_patches_mb']} MB unpacked "
+        f"{res['history_nbytes_mb']} MB packed (+ provenance steps {res['provenance_nbytes_mb']} MB = "
+        f"{res['document_undo_mb']} MB per document), {res['unpacked_patches_mb']} MB unpacked "
         f"(traced growth {res['traced_growth_mb']} MB); full-copy undo would hold "
         f"{res['baseline_full_copy_mb_total']} MB ({res['baseline_full_copy_mb_per_step']} MB/step); "
         f"undo-all restores: {restored}, redo-all: {redone}; {res['ms_per_stroke']} ms/stroke; push (pack) / undo / "

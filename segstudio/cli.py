@@ -199,6 +199,7 @@ def cmd_predict(args) -> int:
     predictor = Predictor(_load(args), device=args.device, tile_size=args.tile_size)
     crf = _crf_params(args)
     out.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(out)  # temps a killed earlier run left behind (segstudio.io.atomic)
     failed = 0
     post = crf is not None or args.morph is not None  # --crf / --morph: post-process the probabilities
     # predict_many decodes the next images on a prefetch thread and batches same-size images.

@@ -274,3 +274,31 @@ def test_activity_clock_caps_idle_gaps():
     assert clock.tick() == 1.5
     with pytest.raises(ValueError):
         ActivityClock(idle_s=0)
+
+
+def test_provenance_steps_are_stored_packed_and_undo_exactly():
+    """Provenance undo steps are compressed like the label history's, and restore every state exactly."""
+    from segstudio.core.history import Patch
+    from segstudio.core.provenance import PROV_HUMAN, PROV_MODEL, ProvenanceMap
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 5, (512, 512), dtype=np.uint8)
+    prov = ProvenanceMap(labels.shape)
+    prov.reset(labels, PROV_MODEL)
+    states, raw = [prov.map.copy()], 0
+    for _ in range(30):
+        y0, x0 = (int(v) for v in rng.integers(0, 400, 2))
+        before = labels[y0 : y0 + 100, x0 : x0 + 100].copy()
+        after = before.copy()
+        after[rng.random(after.shape) < 0.3] = 7
+        prov.record(Patch(y0, x0, before, after), PROV_HUMAN)
+        raw += 2 * before.nbytes
+        states.append(prov.map.copy())
+    assert all(step.is_packed for step in prov._undo)
+    assert prov.nbytes < raw / 3
+    for want in reversed(states[:-1]):
+        prov.undo()
+        np.testing.assert_array_equal(prov.map, want)
+    for want in states[1:]:
+        prov.redo()
+        np.testing.assert_array_equal(prov.map, want)

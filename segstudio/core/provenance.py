@@ -82,15 +82,16 @@ class ProvenanceMap:
     Attributes:
         map: uint8 (H, W), values ``PROV_*``.
 
-    Each :meth:`record` stores only the touched box (before/after), so memory grows with the edited
-    area. The owner calls :meth:`undo`/:meth:`redo` exactly when its label history undid/redid a
+    Each :meth:`record` stores only the touched box (before/after), compressed like the label history's
+    steps (:meth:`segstudio.core.history.Patch.packed`), so memory grows with the edited area's complexity.
+    The owner calls :meth:`undo`/:meth:`redo` exactly when its label history undid/redid a
     step, and :meth:`trim` when that history dropped its oldest steps.
     """
 
     def __init__(self, shape: tuple[int, int]) -> None:
         self.map = np.zeros(tuple(shape), dtype=np.uint8)
-        self._undo: list[tuple[int, int, np.ndarray, np.ndarray]] = []
-        self._redo: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+        self._undo: list[Patch] = []
+        self._redo: list[Patch] = []
 
     def reset(self, labels: np.ndarray, origin: int) -> None:
         """Whole new label map: ``origin`` where labelled, none elsewhere; forgets undo/redo."""
@@ -116,23 +117,21 @@ class ProvenanceMap:
         box = self.map[rows, cols]
         before = box.copy()
         box[patch.before != patch.after] = origin
-        self._undo.append((patch.y0, patch.x0, before, box.copy()))
+        self._undo.append(Patch(patch.y0, patch.x0, before, box.copy()).packed())
         self._redo.clear()
 
     def undo(self) -> None:
         """Restore the provenance before the last recorded step (no-op when there is none)."""
         if self._undo:
-            y0, x0, before, after = step = self._undo.pop()
-            h, w = before.shape
-            self.map[y0 : y0 + h, x0 : x0 + w] = before
+            step = self._undo.pop()
+            self.map[step.slices] = step.before
             self._redo.append(step)
 
     def redo(self) -> None:
         """Re-apply the last undone step (no-op when there is none)."""
         if self._redo:
-            y0, x0, before, after = step = self._redo.pop()
-            h, w = after.shape
-            self.map[y0 : y0 + h, x0 : x0 + w] = after
+            step = self._redo.pop()
+            self.map[step.slices] = step.after
             self._undo.append(step)
 
     def trim(self, max_steps: int) -> None:
@@ -144,6 +143,11 @@ class ProvenanceMap:
         """Forget undo/redo steps (when the label history was cleared); keeps the map."""
         self._undo.clear()
         self._redo.clear()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the undo/redo steps (compressed)."""
+        return sum(p.nbytes for p in self._undo) + sum(p.nbytes for p in self._redo)
 
     def counts(self) -> dict[str, int]:
         """Pixels per origin (see :func:`provenance_counts`)."""
