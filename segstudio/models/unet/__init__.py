@@ -86,7 +86,12 @@ SPEC = ModelSpec(
 
 @register_model(SPEC)
 def unet(num_classes: int, pretrained: bool = False, encoder: str | None = None, **kwargs) -> UNet:
-    """Build :class:`UNet` (no pretrained encoder; ``pretrained``/``encoder`` are accepted and must be off)."""
+    """Build :class:`UNet` from random weights (the paper trains from scratch): ``pretrained`` is accepted and
+    ignored (the card records ``encoder_pretrained: false``); ``encoder`` must be unset.
+
+    Raises:
+        ValueError: ``encoder`` given.
+    """
     if encoder not in (None, "none"):
         raise ValueError(f"unet has its own encoder; got encoder={encoder!r}")
     return UNet(num_classes, **kwargs)
