@@ -182,6 +182,7 @@ def cmd_predict(args) -> int:
     from segstudio.core import blend_overlay
     from segstudio.engine import Predictor
     from segstudio.io import ImageReadError, atomic_write_bytes, write_index_png
+    from segstudio.io.atomic import sweep_stale_temps
 
     import io as _io
 

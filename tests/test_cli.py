@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -59,6 +60,26 @@ def test_predict_writes_label_maps_and_overlays(camvid, checkpoint, tmp_path, ca
             assert im.mode == "RGB"
             overlay = np.asarray(im)
         np.testing.assert_array_equal(overlay, blend_overlay(image, labels, predictor.classes, 0.5))
+
+
+def test_predict_sweeps_stale_save_temps_in_its_output_folder(camvid, checkpoint, tmp_path):
+    """A temp file an earlier killed run left in ``-o`` is removed; a user's look-alike file is kept."""
+    from segstudio.io.atomic import STALE_TEMP_AGE_S, is_temp_name, temp_prefix
+
+    stem = camvid_stems(camvid, "val", 1)[0]
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f"{temp_prefix(stem + '.png')}ab12cd34.tmp"
+    assert is_temp_name(stale.name)
+    stale.write_bytes(b"half a png")
+    old = stale.stat().st_mtime - 2 * STALE_TEMP_AGE_S
+    os.utime(stale, (old, old))
+    mine = out / ".notes.tmp"
+    mine.write_text("keep me")
+    rc = main(["predict", str(camvid / "images" / f"{stem}.png"), "-o", str(out), "--checkpoint", str(checkpoint), "--device", "cpu"])
+    assert rc == 0
+    assert not stale.exists() and mine.read_text() == "keep me"
+    assert (out / f"{stem}.png").is_file()
 
 
 def test_predict_folder_skips_unreadable_images(camvid, checkpoint, tmp_path, capsys):
