@@ -190,10 +190,16 @@ def table() -> None:
         "",
         "- CPU latency: median of 5 forward passes, `torch.inference_mode`, measured on a shared 2-core machine while",
         "  other jobs ran; compare rows with each other, not with other machines.",
-        "- Train time: wall-clock minutes on the same shared 2-core CPU (other jobs running), including validation.",
+        "- Train time: wall-clock minutes on the same shared 2-core CPU (other jobs running), including validation;",
+        "  `deeplabv2`'s run was paused for other benchmarks several times, so its time is inflated.",
+        "- No GPU was lent to this project's sessions so far: every row trained on the CPU.",
+        "- `simple_cnn` is the baseline (no down-sampling, receptive field 13 px): every other row is 19-29 points above it.",
+        "- Not trained yet: rows say so. Runs resume from `runs/zoo/<name>/last.*` (checkpointed every epoch) with",
+        "  `python scripts/zoo.py train`; U-Net and SegNet need ~40 and ~150 CPU minutes at 8.5 and 30 GMAC per crop.",
         "- Encoder init: only MobileNetV2 ImageNet weights are available offline (../shared/weights); SegNet's",
         "  VGG-16-BN, U-Net and the simple CNN start from random weights, which is why they need far longer schedules.",
-        "- DeepLab v1 is meant to be followed by DenseCRF; its row also gives val mIoU with `--crf` where measured.",
+        "- DeepLab v1 is meant to be followed by DenseCRF; its row also gives val mIoU with `--crf` (`python scripts/zoo.py crf`:",
+        "  `segstudio evaluate --crf`, DeepLab v2's released parameters, 10 mean-field iterations, all 101 val images).",
         "",
     ]
     isbi = REPO / "resources" / "models" / "isbi2012_unet.json"
