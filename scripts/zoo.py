@@ -193,7 +193,7 @@ def table() -> None:
         "- Train time: wall-clock minutes on the same shared 2-core CPU (other jobs running), including validation;",
         "  `deeplabv2`'s run was paused for other benchmarks several times, so its time is inflated.",
         "- No GPU was lent to this project's sessions so far: every row trained on the CPU.",
-        "- `simple_cnn` is the baseline (no down-sampling, receptive field 13 px): every other row is 19-29 points above it.",
+        "- `simple_cnn` is the baseline (no down-sampling, receptive field 13 px): every encoder-based row is 19-29 points above it.",
         "- Not trained yet: rows say so. Runs resume from `runs/zoo/<name>/last.*` (checkpointed every epoch) with",
         "  `python scripts/zoo.py train`; U-Net and SegNet need ~40 and ~150 CPU minutes at 8.5 and 30 GMAC per crop.",
         "- Encoder init: only MobileNetV2 ImageNet weights are available offline (../shared/weights); SegNet's",
