@@ -36,16 +36,26 @@ EPOCHS = int(os.environ.get("ZOO_EPOCHS", "4"))
 # Cheap first, so a session that is stopped early still fills most rows.
 MODELS = [
     "lraspp", "deeplabv3plus", "ksac", "deeplabv3", "fcn32s", "fcn16s", "fcn8s", "parsenet", "gcn",
-    "pspnet", "deeplabv2", "deeplabv1", "simple_cnn", "unet", "segnet",
+    "pspnet", "deeplabv2", "deeplabv1", "simple_cnn", "unet", "unet_mobilenet_v2", "segnet",
 ]
 ENCODER_FREE = {"simple_cnn", "unet", "segnet"}
+# Rows that train a registered architecture under another row name: row -> (architecture, encoder).
+VARIANTS = {"unet_mobilenet_v2": ("unet", "mobilenet_v2")}
+
+
+def architecture(row: str) -> tuple[str, str | None]:
+    """``(registry name, encoder or None)`` of a table row."""
+    if row in VARIANTS:
+        return VARIANTS[row]
+    return row, None if row in ENCODER_FREE else "mobilenet_v2"
 
 
 def command(name: str) -> list[str]:
-    """The exact training command for ``name`` (the same for every model except the encoder flag)."""
-    cmd = ["python", "-m", "segstudio", "train", "--data", "../shared/datasets/camvid", "--model", name]
-    if name not in ENCODER_FREE:
-        cmd += ["--encoder", "mobilenet_v2"]
+    """The exact training command for row ``name`` (the same for every model except the encoder flag)."""
+    model, encoder = architecture(name)
+    cmd = ["python", "-m", "segstudio", "train", "--data", "../shared/datasets/camvid", "--model", model]
+    if encoder is not None:
+        cmd += ["--encoder", encoder]
     cmd += ["--epochs", str(EPOCHS), "--batch-size", "8", "--lr", "1e-3", "--crop-size", "180,240"]
     cmd += ["--scale-range", "0.5,1.25", "--val-every", str(EPOCHS), "--seed", "0", "-o", f"runs/zoo/{name}"]
     return cmd
@@ -119,8 +129,9 @@ def measure(name: str) -> dict:
         loaded = load_checkpoint(ckpt)
         model, pretrained = loaded.model, loaded.card.get("encoder_pretrained")
     else:
-        kwargs = {} if name in ENCODER_FREE else {"encoder": "mobilenet_v2"}
-        model, pretrained = get_model(name, 11, **kwargs), None
+        arch, encoder = architecture(name)
+        kwargs = {} if encoder is None else {"encoder": encoder}
+        model, pretrained = get_model(arch, 11, **kwargs), None
     model.eval()
     x = torch.randn(1, 3, 360, 480)
     with torch.inference_mode():
@@ -153,16 +164,16 @@ def table() -> None:
         card = json.loads((out / "model.json").read_text()) if (out / "model.json").is_file() else {}
         seconds = json.loads((out / "train_seconds.json").read_text())["seconds"] if (out / "train_seconds.json").is_file() else None
         crf = json.loads((out / "val_metrics_crf.json").read_text()) if (out / "val_metrics_crf.json").is_file() else None
-        encoder = "—" if name in ENCODER_FREE and name != "segnet" else ("vgg16_bn" if name == "segnet" else "mobilenet_v2")
+        encoder = architecture(name)[1] or ("vgg16_bn" if name == "segnet" else "—")
         pre = card.get("encoder_pretrained", info["pretrained"])
         results[name] = {**info, "miou": metrics and metrics["miou"], "train_seconds": seconds, "command": shlex.join(command(name))}
         miou = f"{100 * metrics['miou']:.1f}" if metrics else "not trained yet"
         if crf:
             miou += f" (+CRF {100 * crf['miou']:.1f})"
         rows.append(
-            f"| `{name}` | {encoder} | {'ImageNet' if pre else 'random'} | {info['params_m']:.2f} | {info['gmacs']:.1f} | "
+            f"| `{architecture(name)[0]}` | {encoder} | {'ImageNet' if pre else 'random'} | {info['params_m']:.2f} | {info['gmacs']:.1f} | "
             f"{info['latency_ms']:.0f} | {miou} | {'' if seconds is None else f'{seconds / 60:.0f}'} | "
-            f"`{shlex.join(command(name)[6:8 if name in ENCODER_FREE else 10])}` |"
+            f"`{shlex.join(command(name)[6:8 if architecture(name)[1] is None else 10])}` |"
         )
     RUNS.mkdir(parents=True, exist_ok=True)
     (RUNS / "results.json").write_text(json.dumps(results, indent=1))

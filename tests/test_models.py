@@ -325,6 +325,77 @@ def test_fcn_skips_fuse_pool4_and_pool3():
                 model.classifier[name].bias.zero_()
 
 
+@pytest.mark.parametrize(("depth", "base"), [(4, 32), (3, 8)])
+def test_unet_contracting_and_expanding_paths(depth, base):
+    """Fig. 1: double 3×3 conv per level, 2×2 max-pool between levels, channels doubling; expanding path of
+    2×2 stride-2 up-convs halving the channels, concatenation with the same-level skip, double 3×3 conv."""
+    from segstudio.models.unet import UNet
+
+    torch.manual_seed(0)
+    model = get_model("unet", 11, depth=depth, base_channels=base).eval()
+    assert isinstance(model, UNet) and len(model.down) == depth + 1 and len(model.up) == len(model.up_conv) == depth
+    chans = [base * 2**i for i in range(depth + 1)]
+    for block, c in zip(model.down, chans):
+        convs = [m for m in block if isinstance(m, nn.Conv2d)]
+        assert [cv.kernel_size for cv in convs] == [(3, 3), (3, 3)] and convs[-1].out_channels == c
+    for up, conv, c in zip(model.up, model.up_conv, reversed(chans[:-1])):
+        assert up.kernel_size == (2, 2) and up.stride == (2, 2) and (up.in_channels, up.out_channels) == (2 * c, c)
+        assert conv[0].in_channels == 2 * c  # up-conv output concatenated with the skip of the same width
+    # the finest skip is concatenated as is, and each level runs at half the previous resolution
+    seen, cat_inputs, sizes = {}, [], []
+    hooks = [model.down[0].register_forward_hook(lambda m, i, o: seen.setdefault("skip", o))]
+    hooks.append(model.up_conv[-1].register_forward_pre_hook(lambda m, a: cat_inputs.append(a[0])))
+    hooks += [b.register_forward_pre_hook(lambda m, a: sizes.append(tuple(a[0].shape[-2:]))) for b in model.down]
+    with torch.no_grad():
+        model(torch.randn(1, 3, 48, 64))
+    for h in hooks:
+        h.remove()
+    assert torch.equal(cat_inputs[0][:, :base], seen["skip"])
+    assert sizes == [(48 // 2**i, 64 // 2**i) for i in range(depth + 1)]
+
+
+@pytest.mark.parametrize("encoder", ["mobilenet_v2", "resnet18", "vgg16_bn"])
+def test_unet_with_an_encoder_concatenates_each_stride_skip(encoder):
+    from segstudio.models.unet import EncoderUNet
+
+    torch.manual_seed(0)
+    model = get_model("unet", 11, encoder=encoder, pretrained=False)
+    assert isinstance(model, EncoderUNet) and model.encoder.pretrained is False
+    enc = model.encoder.out_channels
+    widths = (256, 128, 64, 32, 16)
+    for up, conv, width, skip in zip(model.up, model.up_conv, widths, (enc[3], enc[2], enc[1], enc[0], 0)):
+        assert up.kernel_size == (2, 2) and up.stride == (2, 2) and up.out_channels == width
+        assert conv[0].in_channels == width + skip
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 123, 157))["out"].shape == (1, 11, 123, 157)
+        assert model(torch.randn(2, 3, 5, 7))["out"].shape == (2, 11, 5, 7)
+    model.train()
+    x = torch.randn(2, 3, 64, 80)
+    loss = F.cross_entropy(model(x)["out"], torch.randint(0, 11, (2, 64, 80)))
+    loss.backward()
+    g = _first_conv(model.encoder).weight.grad
+    assert g is not None and g.abs().sum() > 0
+    assert all("classifier" in n for n, p in model.named_parameters() if p.shape[0] == 11)
+
+
+def test_unet_encoder_is_optional_and_validated():
+    with pytest.raises(ValueError, match="drop depth/base_channels"):
+        get_model("unet", 3, encoder="mobilenet_v2", base_channels=16, pretrained=False)
+    with pytest.raises(ValueError, match="unknown encoder"):
+        get_model("unet", 3, encoder="resnet9000", pretrained=False)
+    with pytest.raises(ValueError, match="five positive widths"):
+        get_model("unet", 3, encoder="mobilenet_v2", decoder_channels=(8, 8), pretrained=False)
+    assert get_spec("unet").default_encoder is None and "mobilenet_v2" in get_spec("unet").encoders
+
+
+def test_unet_with_imagenet_mobilenet_v2_loads_the_weights():
+    model = get_model("unet", 11, encoder="mobilenet_v2", pretrained=True)
+    assert model.encoder.pretrained is True  # conftest seeds $TORCH_HOME from ../shared/weights
+    ref = get_encoder("mobilenet_v2", pretrained=True)
+    assert torch.equal(_first_conv(model.encoder).weight, _first_conv(ref).weight)
+
+
 def test_segnet_unpools_with_the_matching_pool_indices():
     model = _model("segnet")
     pools, unpools = model.encoder.pools, model.unpools

@@ -74,7 +74,14 @@ def test_encoder_combo_only_for_encoder_based_architectures(qtbot):
         dlg.arch_combo.setCurrentIndex(dlg.arch_combo.findData(name))
         spec = get_spec(name)
         assert dlg.encoder_combo.isEnabled() == bool(spec.encoders), name
-        if spec.encoders:
+        if spec.encoders and spec.default_encoder is None:  # optional encoder (U-Net): "none" first, picked
+            items = [dlg.encoder_combo.itemData(i) for i in range(dlg.encoder_combo.count())]
+            assert items == [None, *spec.encoders], name
+            assert dlg.encoder() is None and dlg.model_kwargs() == {}
+            assert not dlg.pretrained.isEnabled()
+            dlg.encoder_combo.setCurrentIndex(dlg.encoder_combo.findData("mobilenet_v2"))
+            assert dlg.model_kwargs() == {"encoder": "mobilenet_v2", "pretrained": True}
+        elif spec.encoders:
             assert [dlg.encoder_combo.itemData(i) for i in range(dlg.encoder_combo.count())] == list(spec.encoders)
             assert dlg.encoder() == spec.default_encoder
             assert set(dlg.model_kwargs()) == {"encoder", "pretrained"}

@@ -259,7 +259,8 @@ class NewModelDialog(QDialog):
         return self.arch_combo.currentData()
 
     def encoder(self) -> str | None:
-        """The chosen encoder, ``None`` for an architecture without one."""
+        """The chosen encoder, ``None`` for an architecture without one or when "none" (its own layers) is
+        picked for an architecture whose encoder is optional (U-Net)."""
         return self.encoder_combo.currentData() if self.encoder_combo.isEnabled() else None
 
     def model_kwargs(self) -> dict:
@@ -277,6 +278,8 @@ class NewModelDialog(QDialog):
         self.encoder_combo.blockSignals(True)
         self.encoder_combo.clear()
         if spec.encoders:
+            if spec.default_encoder is None:  # the encoder is optional (U-Net): its own layers by default
+                self.encoder_combo.addItem("none — its own layers (the paper's), random init", None)
             for enc in spec.encoders:
                 note = "ImageNet weights on disk" if imagenet_weights_on_disk(enc) else "random init — no weights offline"
                 self.encoder_combo.addItem(f"{encoder_title(enc)}  —  {note}", enc)
@@ -296,7 +299,10 @@ class NewModelDialog(QDialog):
         self.pretrained.setChecked(available)
         self.pretrained.blockSignals(False)
         if enc is None:
-            self.pretrained.setToolTip("This architecture has no ImageNet encoder")
+            self.pretrained.setToolTip(
+                "Its own layers start from random weights; pick an encoder for ImageNet weights"
+                if get_spec(self.architecture()).encoders else "This architecture has no ImageNet encoder"
+            )
         elif not available:
             self.pretrained.setToolTip(f"{encoder_title(enc)}'s ImageNet weights are not on disk (offline)")
         else:
@@ -307,7 +313,10 @@ class NewModelDialog(QDialog):
     def _update_init(self, _checked: bool = False) -> None:
         enc = self.encoder()
         if enc is None:
-            text = "random init (this architecture has no ImageNet encoder)"
+            text = (
+                "random init (its own layers; pick an encoder for ImageNet weights)"
+                if get_spec(self.architecture()).encoders else "random init (this architecture has no ImageNet encoder)"
+            )
         elif self.pretrained.isEnabled() and self.pretrained.isChecked():
             text = f"encoder: {encoder_title(enc)} ImageNet weights; decoder and classifier: random init"
         elif not self.pretrained.isEnabled():

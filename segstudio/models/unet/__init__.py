@@ -9,6 +9,14 @@ Implements Fig. 1 of the paper: a contracting path of (3×3 conv + ReLU) ×2 blo
 Deviations, as most modern re-implementations: 'same' padding (so no cropping is needed and
 output size = input size), BatchNorm after each conv, and input padded to a multiple of 2^depth
 inside ``forward`` then cropped back.
+
+With ``encoder=NAME`` (:class:`EncoderUNet`) the contracting path is a torchvision backbone instead
+(MobileNetV2, ResNet, VGG; ImageNet weights when on disk), its five feature maps at strides 2–32 playing
+the paper's five contracting levels, as in segmentation_models_pytorch's ``Unet`` and TernausNet
+(Iglovikov & Shvets, arXiv:1801.05746, a U-Net with an ImageNet VGG-11 encoder). The expanding path is the
+paper's: 2×2 up-convolution, concatenation with the skip at the same stride, (3×3 conv + BN + ReLU) ×2;
+one last up-convolution without a skip returns to full resolution. Use it when the images are few or the
+training is short: the paper's own contracting path starts from random weights.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segstudio.models.common import pad_to_multiple
+from segstudio.models.encoders import ENCODERS, get_encoder
 from segstudio.models.registry import ModelSpec, register_model
 
 
@@ -73,25 +83,102 @@ class UNet(nn.Module):
         return {"out": self.classifier(x)[..., :h, :w]}
 
 
+class EncoderUNet(nn.Module):
+    """U-Net whose contracting path is a pretrained-capable backbone (see the module docstring).
+
+    Args:
+        num_classes: K.
+        encoder: one of :data:`segstudio.models.encoders.ENCODERS`; run at output stride 32 (no dilation),
+            its features at strides 2, 4, 8, 16, 32 are the skips / bottleneck.
+        pretrained: ImageNet weights for the encoder when on disk (random init otherwise;
+            ``self.encoder.pretrained`` says which).
+        decoder_channels: widths of the five expanding levels, deepest first (default
+            ``(256, 128, 64, 32, 16)``, smp's); each level's up-convolution maps to this width.
+
+    forward: float32 (N, 3, H, W) → ``{"out": logits (N, K, H, W)}`` for any H, W (padded to a multiple of
+    32 inside, cropped back).
+
+    Raises:
+        ValueError: unknown encoder or not five decoder widths.
+    """
+
+    multiple = 32
+
+    def __init__(
+        self,
+        num_classes: int,
+        encoder: str = "mobilenet_v2",
+        pretrained: bool = True,
+        decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16),
+    ) -> None:
+        super().__init__()
+        decoder_channels = tuple(int(c) for c in decoder_channels)
+        if len(decoder_channels) != 5 or min(decoder_channels) < 1:
+            raise ValueError(f"decoder_channels needs five positive widths (deepest first), got {decoder_channels}")
+        self.encoder = get_encoder(encoder, pretrained=pretrained, output_stride=32)
+        enc = tuple(self.encoder.out_channels)  # strides 2, 4, 8, 16, 32
+        skips = (enc[3], enc[2], enc[1], enc[0], 0)  # the skip each level concatenates (none at stride 1)
+        cin, ups, convs = enc[4], [], []
+        for cout, skip in zip(decoder_channels, skips):
+            ups.append(nn.ConvTranspose2d(cin, cout, 2, stride=2))
+            convs.append(DoubleConv(cout + skip, cout))
+            cin = cout
+        self.up, self.up_conv = nn.ModuleList(ups), nn.ModuleList(convs)
+        self.classifier = nn.Conv2d(cin, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h, w = x.shape[-2:]
+        feats = self.encoder(pad_to_multiple(x, self.multiple))
+        y = feats[4]
+        for level, (up, conv) in enumerate(zip(self.up, self.up_conv)):
+            y = up(y)
+            if level < 4:
+                y = torch.cat([feats[3 - level], y], dim=1)
+            y = conv(y)
+        return {"out": self.classifier(y)[..., :h, :w]}
+
+
 SPEC = ModelSpec(
     name="unet",
     paper="Ronneberger et al., U-Net: Convolutional Networks for Biomedical Image Segmentation, MICCAI 2015",
     default_encoder=None,
+    encoders=ENCODERS,
     output_stride=16,
     input_multiple=16,
     default_loss="ce",
-    defaults={"depth": 4, "base_channels": 32},
+    defaults={},
 )
 
 
 @register_model(SPEC)
-def unet(num_classes: int, pretrained: bool = False, encoder: str | None = None, **kwargs) -> UNet:
-    """Build :class:`UNet` from random weights (the paper trains from scratch): ``pretrained`` is accepted and
-    ignored (the card records ``encoder_pretrained: false``); ``encoder`` must be unset.
+def unet(
+    num_classes: int,
+    pretrained: bool = False,
+    encoder: str | None = None,
+    depth: int | None = None,
+    base_channels: int | None = None,
+    **kwargs,
+) -> nn.Module:
+    """Build a U-Net.
+
+    Without ``encoder`` (the paper): :class:`UNet` from random weights (the paper trains from scratch;
+    ``pretrained`` is accepted and ignored, the card records ``encoder_pretrained: false``), ``depth``
+    default 4 and ``base_channels`` default 32. With ``encoder``: :class:`EncoderUNet` on that backbone,
+    ImageNet-initialised when ``pretrained`` and the weights are on disk; ``kwargs`` may give
+    ``decoder_channels``.
 
     Raises:
-        ValueError: ``encoder`` given.
+        ValueError: ``depth`` / ``base_channels`` together with an encoder (the backbone fixes them), an
+            unknown encoder, or bad sizes.
     """
-    if encoder not in (None, "none"):
-        raise ValueError(f"unet has its own encoder; got encoder={encoder!r}")
-    return UNet(num_classes, **kwargs)
+    if encoder in (None, "none"):
+        return UNet(num_classes, depth=4 if depth is None else depth,
+                    base_channels=32 if base_channels is None else base_channels, **kwargs)
+    if depth is not None or base_channels is not None:
+        raise ValueError(
+            f"unet with encoder={encoder!r}: the encoder fixes depth and widths; drop depth/base_channels "
+            "(or drop the encoder for the paper's own contracting path)"
+        )
+    if encoder not in ENCODERS:
+        raise ValueError(f"unknown encoder {encoder!r} for unet; choose one of {', '.join(ENCODERS)} or none")
+    return EncoderUNet(num_classes, encoder=encoder, pretrained=pretrained, **kwargs)
