@@ -4,6 +4,7 @@ Usage (from the repo root, in the venv)::
 
     python scripts/zoo.py train [NAME ...]   # trains what is not done yet (resumable: re-run after a kill)
     python scripts/zoo.py crf                # DeepLab v1 on CamVid val again, refined by DenseCRF (DeepLab defaults)
+    python scripts/zoo.py long [NAME ...]    # a from-scratch row again with LONG_EPOCHS (12): its learning curve
     python scripts/zoo.py table              # measures params / MACs / CPU latency, writes docs/model-zoo.md
 
 Every model is trained with the same ``segstudio train`` command (see ``COMMAND``): CamVid train, 180×240 crops of
@@ -11,7 +12,8 @@ images rescaled by 0.5–1.25, batch 8, AdamW lr 1e-3 with poly decay, plain cro
 then evaluated on CamVid val at full 360×480 with ``segstudio evaluate``. Encoder-based models use the ImageNet
 MobileNetV2 (the only ImageNet weights available offline, ../shared/weights); U-Net, SegNet (VGG-16-BN, random init:
 no VGG weights offline) and the simple CNN baseline start from random weights. Results go to ``runs/zoo/<name>/``
-(checkpoints, ``val_metrics.json``, ``train_seconds.json``).
+(checkpoints, ``val_metrics.json``, ``train_seconds.json``); ``table`` copies each row's figures into the committed
+``docs/model-zoo.json``, so rows trained in earlier sessions keep their numbers when their run folder is gone.
 
 MACs are counted with ``torch.utils.flop_counter.FlopCounterMode`` at 360×480 (multiply-accumulates = FLOPs / 2).
 CPU latency is the median of 5 forward passes of one 360×480 image with ``torch.inference_mode`` and the process's
@@ -32,6 +34,13 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "camvid"
 RUNS = REPO / "runs" / "zoo"
 EPOCHS = int(os.environ.get("ZOO_EPOCHS", "4"))
+# The longer schedule for from-scratch rows (``python scripts/zoo.py long NAME``): validated every EPOCHS epochs,
+# so its history gives the learning curve; results under runs/zoo-long/<name>/.
+LONG_EPOCHS = int(os.environ.get("ZOO_LONG_EPOCHS", "12"))
+LONG_RUNS = REPO / "runs" / "zoo-long"
+# Committed results (a run folder is not kept between sessions): the table falls back to these for rows whose
+# runs/zoo/<name>/ is gone, and `table` refreshes them from the runs that are here.
+RESULTS = REPO / "docs" / "model-zoo.json"
 
 # Cheap first, so a session that is stopped early still fills most rows.
 MODELS = [
@@ -50,26 +59,27 @@ def architecture(row: str) -> tuple[str, str | None]:
     return row, None if row in ENCODER_FREE else "mobilenet_v2"
 
 
-def command(name: str) -> list[str]:
+def command(name: str, epochs: int = EPOCHS, root: Path = RUNS) -> list[str]:
     """The exact training command for row ``name`` (the same for every model except the encoder flag)."""
     model, encoder = architecture(name)
     cmd = ["python", "-m", "segstudio", "train", "--data", "../shared/datasets/camvid", "--model", model]
     if encoder is not None:
         cmd += ["--encoder", encoder]
-    cmd += ["--epochs", str(EPOCHS), "--batch-size", "8", "--lr", "1e-3", "--crop-size", "180,240"]
-    cmd += ["--scale-range", "0.5,1.25", "--val-every", str(EPOCHS), "--seed", "0", "-o", f"runs/zoo/{name}"]
+    cmd += ["--epochs", str(epochs), "--batch-size", "8", "--lr", "1e-3", "--crop-size", "180,240"]
+    cmd += ["--scale-range", "0.5,1.25", "--val-every", str(EPOCHS), "--seed", "0"]
+    cmd += ["-o", str((root / name).relative_to(REPO))]
     return cmd
 
 
-def train(names: list[str]) -> None:
+def train(names: list[str], epochs: int = EPOCHS, root: Path = RUNS) -> None:
     for name in names or MODELS:
-        out = RUNS / name
+        out = root / name
         done = out / "val_metrics.json"
         if done.is_file():
             print(f"{name}: done already", flush=True)
             continue
         out.mkdir(parents=True, exist_ok=True)
-        cmd = command(name)
+        cmd = command(name, epochs, root)
         if (out / "last.safetensors").is_file():
             cmd.append("--resume")
         timing = out / "train_seconds.json"
@@ -89,7 +99,7 @@ def train(names: list[str]) -> None:
             os.replace(out / "val_metrics.tmp.json", done)
             res = json.loads(done.read_text())
             print(f"{name}: val mIoU {100 * res['miou']:.2f} after {spent / 60:.1f} min", flush=True)
-            if name in CRF_MODELS:
+            if name in CRF_MODELS and root == RUNS:
                 crf([name])
 
 
@@ -156,27 +166,41 @@ def measure(name: str) -> dict:
 def table() -> None:
     import torch
 
-    rows, results = [], {}
+    rows = []
+    stored = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     for name in MODELS:
         out = RUNS / name
         info = measure(name)
-        metrics = json.loads((out / "val_metrics.json").read_text()) if (out / "val_metrics.json").is_file() else None
-        card = json.loads((out / "model.json").read_text()) if (out / "model.json").is_file() else {}
-        seconds = json.loads((out / "train_seconds.json").read_text())["seconds"] if (out / "train_seconds.json").is_file() else None
-        crf = json.loads((out / "val_metrics_crf.json").read_text()) if (out / "val_metrics_crf.json").is_file() else None
-        encoder = architecture(name)[1] or ("vgg16_bn" if name == "segnet" else "—")
-        pre = card.get("encoder_pretrained", info["pretrained"])
-        results[name] = {**info, "miou": metrics and metrics["miou"], "train_seconds": seconds, "command": shlex.join(command(name))}
-        miou = f"{100 * metrics['miou']:.1f}" if metrics else "not trained yet"
-        if crf:
-            miou += f" (+CRF {100 * crf['miou']:.1f})"
+        rec = dict(stored.get(name, {}))
+        if (out / "val_metrics.json").is_file():  # a run here: it replaces the committed record
+            metrics = json.loads((out / "val_metrics.json").read_text())
+            card = json.loads((out / "model.json").read_text()) if (out / "model.json").is_file() else {}
+            timing = out / "train_seconds.json"
+            crf = json.loads((out / "val_metrics_crf.json").read_text()) if (out / "val_metrics_crf.json").is_file() else None
+            rec = {
+                "miou": round(metrics["miou"], 4),
+                "miou_crf": crf and round(crf["miou"], 4),
+                "iou": {k: v if v is None else round(v, 4) for k, v in metrics.get("iou", {}).items()},
+                "pixel_accuracy": round(metrics["pixel_accuracy"], 4),
+                "train_seconds": round(json.loads(timing.read_text())["seconds"]) if timing.is_file() else None,
+                "encoder_pretrained": card.get("encoder_pretrained", info["pretrained"]),
+                "measured": f"{time.strftime('%Y-%m-%d')} (2-core CPU)",
+            }
+        rec.update({k: round(v, 3) for k, v in info.items() if k != "pretrained"}, command=shlex.join(command(name)))
+        stored[name] = rec
+        arch, encoder = architecture(name)
+        encoder = encoder or ("vgg16_bn" if name == "segnet" else "—")
+        pre = rec.get("encoder_pretrained", info["pretrained"])
+        miou = f"{100 * rec['miou']:.1f}" if rec.get("miou") is not None else "not trained yet"
+        if rec.get("miou_crf") is not None:
+            miou += f" (+CRF {100 * rec['miou_crf']:.1f})"
+        seconds = rec.get("train_seconds")
         rows.append(
-            f"| `{architecture(name)[0]}` | {encoder} | {'ImageNet' if pre else 'random'} | {info['params_m']:.2f} | {info['gmacs']:.1f} | "
+            f"| `{arch}` | {encoder} | {'ImageNet' if pre else 'random'} | {info['params_m']:.2f} | {info['gmacs']:.1f} | "
             f"{info['latency_ms']:.0f} | {miou} | {'' if seconds is None else f'{seconds / 60:.0f}'} | "
             f"`{shlex.join(command(name)[6:8 if architecture(name)[1] is None else 10])}` |"
         )
-    RUNS.mkdir(parents=True, exist_ok=True)
-    (RUNS / "results.json").write_text(json.dumps(results, indent=1))
+    RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
     lines = [
         "# Model zoo: every architecture on CamVid, one command, one budget",
         "",
@@ -190,7 +214,7 @@ def table() -> None:
         shlex.join(command("NAME")).replace("runs/zoo/NAME", "runs/zoo/NAME"),
         "```",
         "",
-        f"CamVid train (367 images, 11 classes), {EPOCHS} epochs of batch 8 (= {EPOCHS * 46} steps) on 180×240 crops,",
+        f"CamVid train (367 images, 11 classes), {EPOCHS} epochs of batch 8 (= {EPOCHS * 45} steps) on 180×240 crops,",
         "AdamW lr 1e-3 with poly decay, plain cross-entropy, seed 0; evaluated on CamVid val (101 images) at full",
         "360×480 with `segstudio evaluate`. This is a *short, equal budget* for comparing architectures on a CPU,",
         "not each paper's schedule: the bundled default model (DeepLab v3+, 24 epochs) reaches 63.3 val mIoU.",
@@ -235,9 +259,11 @@ if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "table"
     if what == "train":
         train(sys.argv[2:])
+    elif what == "long":
+        train(sys.argv[2:] or ["unet"], epochs=LONG_EPOCHS, root=LONG_RUNS)
     elif what == "crf":
         crf(sys.argv[2:])
     elif what == "table":
         table()
     else:
-        sys.exit(f"usage: {sys.argv[0]} train [NAME ...] | crf [NAME ...] | table")
+        sys.exit(f"usage: {sys.argv[0]} train [NAME ...] | long [NAME ...] | crf [NAME ...] | table")

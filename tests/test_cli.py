@@ -169,6 +169,21 @@ def test_train_writes_checkpoint(small_dataset, tmp_path, capsys):
     assert loaded.classes.num_classes == 11
 
 
+def test_train_unet_with_an_imagenet_encoder(small_dataset, tmp_path):
+    """``--model unet --encoder mobilenet_v2``: the encoder variant, ImageNet-initialised (conftest seeds the
+    weights), recorded in the card and rebuilt from it."""
+    from segstudio.models.unet import EncoderUNet
+
+    out = tmp_path / "run"
+    args = ["train", "--data", str(small_dataset), "--model", "unet", "--encoder", "mobilenet_v2", "--max-steps", "1"]
+    args += ["--batch-size", "2", "--crop-size", "64,64", "--device", "cpu", "-o", str(out), "--val-every", "99"]
+    assert main(args) == 0
+    card = json.loads((out / "model.json").read_text())
+    assert card["model_kwargs"] == {"encoder": "mobilenet_v2"} and card["encoder_pretrained"] is True
+    loaded = load_checkpoint(out)
+    assert isinstance(loaded.model, EncoderUNet) and loaded.model.encoder.out_channels[-1] == 320
+
+
 def test_train_model_args_and_augmentation_reach_the_card(small_dataset, tmp_path):
     out = tmp_path / "run"
     args = ["train", "--data", str(small_dataset), "--model", "unet", "--max-steps", "1", "--batch-size", "1"]
