@@ -45,26 +45,35 @@ RESULTS = REPO / "docs" / "model-zoo.json"
 # Cheap first, so a session that is stopped early still fills most rows.
 MODELS = [
     "lraspp", "deeplabv3plus", "ksac", "deeplabv3", "fcn32s", "fcn16s", "fcn8s", "parsenet", "gcn",
-    "pspnet", "deeplabv2", "deeplabv1", "simple_cnn", "unet", "unet_mobilenet_v2", "segnet",
+    "pspnet", "deeplabv2", "deeplabv1", "simple_cnn", "unet", "unet_mobilenet_v2", "unet_mobilenet_v2_random",
+    "segnet",
 ]
 ENCODER_FREE = {"simple_cnn", "unet", "segnet"}
-# Rows that train a registered architecture under another row name: row -> (architecture, encoder).
-VARIANTS = {"unet_mobilenet_v2": ("unet", "mobilenet_v2")}
+# Rows that train a registered architecture under another row name: row -> (architecture, encoder, extra args).
+# unet_mobilenet_v2_random is the control: the same network as unet_mobilenet_v2, its encoder from random weights.
+VARIANTS = {
+    "unet_mobilenet_v2": ("unet", "mobilenet_v2", []),
+    "unet_mobilenet_v2_random": ("unet", "mobilenet_v2", ["--model-arg", "pretrained=false"]),
+}
 
 
 def architecture(row: str) -> tuple[str, str | None]:
     """``(registry name, encoder or None)`` of a table row."""
     if row in VARIANTS:
-        return VARIANTS[row]
+        return VARIANTS[row][:2]
     return row, None if row in ENCODER_FREE else "mobilenet_v2"
 
 
+def model_args(row: str) -> list[str]:
+    """The part of the training command that differs between rows: ``--model``, ``--encoder``, extras."""
+    model, encoder = architecture(row)
+    args = ["--model", model] + ([] if encoder is None else ["--encoder", encoder])
+    return args + (VARIANTS[row][2] if row in VARIANTS else [])
+
+
 def command(name: str, epochs: int = EPOCHS, root: Path = RUNS) -> list[str]:
-    """The exact training command for row ``name`` (the same for every model except the encoder flag)."""
-    model, encoder = architecture(name)
-    cmd = ["python", "-m", "segstudio", "train", "--data", "../shared/datasets/camvid", "--model", model]
-    if encoder is not None:
-        cmd += ["--encoder", encoder]
+    """The exact training command for row ``name`` (the same for every model except :func:`model_args`)."""
+    cmd = ["python", "-m", "segstudio", "train", "--data", "../shared/datasets/camvid", *model_args(name)]
     cmd += ["--epochs", str(epochs), "--batch-size", "8", "--lr", "1e-3", "--crop-size", "180,240"]
     cmd += ["--scale-range", "0.5,1.25", "--val-every", str(EPOCHS), "--seed", "0"]
     cmd += ["-o", str((root / name).relative_to(REPO))]
@@ -141,6 +150,8 @@ def measure(name: str) -> dict:
     else:
         arch, encoder = architecture(name)
         kwargs = {} if encoder is None else {"encoder": encoder}
+        if "pretrained=false" in model_args(name):
+            kwargs["pretrained"] = False
         model, pretrained = get_model(arch, 11, **kwargs), None
     model.eval()
     x = torch.randn(1, 3, 360, 480)
@@ -198,7 +209,7 @@ def table() -> None:
         rows.append(
             f"| `{arch}` | {encoder} | {'ImageNet' if pre else 'random'} | {info['params_m']:.2f} | {info['gmacs']:.1f} | "
             f"{info['latency_ms']:.0f} | {miou} | {'' if seconds is None else f'{seconds / 60:.0f}'} | "
-            f"`{shlex.join(command(name)[6:8 if architecture(name)[1] is None else 10])}` |"
+            f"`{shlex.join(model_args(name))}` |"
         )
     RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
     lines = [
