@@ -183,8 +183,10 @@ def _long_results(stored: dict) -> dict:
         hist = json.loads(run.read_text())
         final = run.parent / "val_metrics.json"
         timing = run.parent / "train_seconds.json"
+        card = json.loads((run.parent / "model.json").read_text()) if (run.parent / "model.json").is_file() else {}
         out[name] = {
             "epochs": LONG_EPOCHS,
+            "encoder_pretrained": card.get("encoder_pretrained"),
             "curve": [[h["epoch"], round(h["val_miou"], 4)] for h in hist if h.get("val_miou") is not None],
             "miou": round(json.loads(final.read_text())["miou"], 4) if final.is_file() else None,
             "iou": {k: v if v is None else round(v, 4) for k, v in json.loads(final.read_text())["iou"].items()}
@@ -257,15 +259,19 @@ def _random_init_section(stored: dict) -> list[str]:
             + "), so the low rows are not an",
             "   artefact of the evaluation path (BN folding, padding, tiling).",
         ]
-    long = stored.get("long", {}).get("unet")
-    if long and long.get("curve"):
+    longs = [(r, x) for r, x in stored.get("long", {}).items() if x.get("curve")]
+    if longs:
+        lines.append(
+            f"4. **More budget lifts them.** The same command with `--epochs {longs[0][1]['epochs']}` (`python scripts/zoo.py long NAME`,"
+            f" poly decay over the longer schedule, validated every {EPOCHS} epochs):"
+        )
+    for row, long in longs:
         curve = ", ".join(f"{e} epochs {_pct(m)}" for e, m in long["curve"])
-        lines += [
-            f"4. **More budget lifts the paper's U-Net.** The same command with `--epochs {long['epochs']}` (`python scripts/zoo.py long unet`,",
-            f"   poly decay over the longer schedule, validated every {EPOCHS} epochs): {curve}"
-            + (f"; `segstudio evaluate` of the best checkpoint: {_pct(long['miou'])}" if long.get("miou") is not None else "")
-            + (f" ({long['train_seconds'] / 60:.0f} CPU minutes)." if long.get("train_seconds") else "."),
-        ]
+        lines.append(
+            f"   - `{shlex.join(model_args(row))}` ({'ImageNet' if long.get('encoder_pretrained') else 'random init'}): {curve}"
+            + (f"; `segstudio evaluate` of the best checkpoint {_pct(long['miou'])}" if long.get("miou") is not None else "")
+            + (f" ({long['train_seconds'] / 60:.0f} CPU minutes)." if long.get("train_seconds") else ".")
+        )
     lines += [
         "",
         "What to use: for few images or a short budget, U-Net with an ImageNet encoder (`--encoder mobilenet_v2`, also",
