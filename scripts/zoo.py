@@ -185,14 +185,14 @@ def _long_results(stored: dict) -> dict:
         timing = run.parent / "train_seconds.json"
         card = json.loads((run.parent / "model.json").read_text()) if (run.parent / "model.json").is_file() else {}
         out[name] = {
-            "epochs": LONG_EPOCHS,
+            "epochs": card.get("training", {}).get("config", {}).get("epochs", LONG_EPOCHS),
             "encoder_pretrained": card.get("encoder_pretrained"),
             "curve": [[h["epoch"], round(h["val_miou"], 4)] for h in hist if h.get("val_miou") is not None],
             "miou": round(json.loads(final.read_text())["miou"], 4) if final.is_file() else None,
             "iou": {k: v if v is None else round(v, 4) for k, v in json.loads(final.read_text())["iou"].items()}
             if final.is_file() else None,
             "train_seconds": round(json.loads(timing.read_text())["seconds"]) if timing.is_file() else None,
-            "command": shlex.join(command(name, LONG_EPOCHS, LONG_RUNS)),
+            "command": shlex.join(command(name, card.get("training", {}).get("config", {}).get("epochs", LONG_EPOCHS), LONG_RUNS)),
             "measured": f"{time.strftime('%Y-%m-%d')} (2-core CPU)",
         }
     return out
