@@ -272,6 +272,8 @@ def _random_init_section(stored: dict) -> list[str]:
             + (f"; `segstudio evaluate` of the best checkpoint {_pct(long['miou'])}" if long.get("miou") is not None else "")
             + (f" ({long['train_seconds'] / 60:.0f} CPU minutes)." if long.get("train_seconds") else ".")
         )
+    if longs:
+        lines.append("   (`simple_cnn` was not re-run at 12 epochs: these curves show the rows rise with budget, not a 12-epoch ranking.)")
     lines += [
         "",
         "What to use: for few images or a short budget, U-Net with an ImageNet encoder (`--encoder mobilenet_v2`, also",
@@ -349,10 +351,12 @@ def table() -> None:
         "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        "- CPU latency: median of 5 forward passes, `torch.inference_mode`, measured on a shared 2-core machine while",
-        "  other jobs ran; compare rows with each other, not with other machines.",
-        "- Train time: wall-clock minutes on the same shared 2-core CPU (other jobs running), including validation;",
-        "  `deeplabv2`'s run was paused for other benchmarks several times, so its time is inflated.",
+        "- CPU latency: median of 5 forward passes, `torch.inference_mode`, re-measured for every row each time the",
+        "  table is generated (date above, 2-core CPU); compare rows with each other, not with other machines.",
+        "- Train time: wall-clock minutes including validation, on a 2-core CPU (`measured` in `docs/model-zoo.json`",
+        "  gives each row's date). Rows trained on a shared machine (other jobs running; `deeplabv2`'s run also paused",
+        "  several times) have inflated times: "
+        + ", ".join(f"`{r}`" for r in MODELS if "shared" in stored.get(r, {}).get("measured", "")) + ".",
         "- No GPU was lent to this project's sessions so far: every row trained on the CPU.",
         *_baseline_notes(stored),
         "- DeepLab v1 is meant to be followed by DenseCRF; its row also gives val mIoU with `--crf` (`python scripts/zoo.py crf`:",
