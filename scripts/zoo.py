@@ -262,25 +262,26 @@ def _random_init_section(stored: dict) -> list[str]:
     longs = [(r, x) for r, x in stored.get("long", {}).items() if x.get("curve")]
     if longs:
         lines.append(
-            f"4. **More budget lifts them.** The same command with `--epochs {longs[0][1]['epochs']}` (`python scripts/zoo.py long NAME`,"
-            f" poly decay over the longer schedule, validated every {EPOCHS} epochs):"
+            "4. **More budget lifts them.** The same command with more epochs (`python scripts/zoo.py long NAME`,"
+            f" `ZOO_LONG_EPOCHS`, default {LONG_EPOCHS}; poly decay over the longer schedule, validated every {EPOCHS} epochs):"
         )
     for row, long in longs:
         curve = ", ".join(f"{e} epochs {_pct(m)}" for e, m in long["curve"])
         lines.append(
-            f"   - `{shlex.join(model_args(row))}` ({'ImageNet' if long.get('encoder_pretrained') else 'random init'}): {curve}"
+            f"   - `{shlex.join(model_args(row))} --epochs {long['epochs']}` ({'ImageNet' if long.get('encoder_pretrained') else 'random init'}): {curve}"
             + (f"; `segstudio evaluate` of the best checkpoint {_pct(long['miou'])}" if long.get("miou") is not None else "")
             + (f" ({long['train_seconds'] / 60:.0f} CPU minutes)." if long.get("train_seconds") else ".")
         )
     if longs:
-        lines.append("   (`simple_cnn` was not re-run at 12 epochs: these curves show the rows rise with budget, not a 12-epoch ranking.)")
+        lines.append("   (`simple_cnn` was not re-run longer: these curves show the rows rise with budget, not a ranking at that budget.)")
     lines += [
         "",
         "What to use: for few images or a short budget, U-Net with an ImageNet encoder (`--encoder mobilenet_v2`, also",
         "in Model ▸ New model…); the paper's own contracting path (no encoder) when there is enough data and time, as",
         "on ISBI-2012 below. SegNet's VGG-16-BN has no ImageNet weights offline here: with torchvision's",
         "`vgg16_bn-6c64b313.pth` in `$TORCH_HOME/hub/checkpoints` (a networked machine downloads it) the same command",
-        "starts SegNet from ImageNet, and otherwise it needs a longer schedule (a GPU run) to leave the baseline.",
+        "starts SegNet from ImageNet; from random weights it needs a longer schedule"
+        + (" (the curve above)" if "segnet" in dict(longs) else " (a GPU run)") + ".",
         "",
     ]
     return lines
