@@ -384,6 +384,8 @@ def test_unet_encoder_is_optional_and_validated():
         get_model("unet", 3, encoder="mobilenet_v2", base_channels=16, pretrained=False)
     with pytest.raises(ValueError, match="unknown encoder"):
         get_model("unet", 3, encoder="resnet9000", pretrained=False)
+    with pytest.raises(ValueError, match="goes with an encoder"):
+        get_model("unet", 3, decoder_channels=(8, 8, 8, 8, 8), pretrained=False)
     with pytest.raises(ValueError, match="five positive widths"):
         get_model("unet", 3, encoder="mobilenet_v2", decoder_channels=(8, 8), pretrained=False)
     assert get_spec("unet").default_encoder is None and "mobilenet_v2" in get_spec("unet").encoders

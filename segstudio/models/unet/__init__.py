@@ -143,8 +143,8 @@ SPEC = ModelSpec(
     paper="Ronneberger et al., U-Net: Convolutional Networks for Biomedical Image Segmentation, MICCAI 2015",
     default_encoder=None,
     encoders=ENCODERS,
-    output_stride=16,
-    input_multiple=16,
+    output_stride=16,  # the paper's path at depth 4; with an encoder: 32
+    input_multiple=16,  # likewise (EncoderUNet pads to 32)
     default_loss="ce",
     defaults={},
 )
@@ -168,10 +168,12 @@ def unet(
     ``decoder_channels``.
 
     Raises:
-        ValueError: ``depth`` / ``base_channels`` together with an encoder (the backbone fixes them), an
-            unknown encoder, or bad sizes.
+        ValueError: ``depth`` / ``base_channels`` together with an encoder (the backbone fixes them),
+            ``decoder_channels`` without one, an unknown encoder, or bad sizes.
     """
     if encoder in (None, "none"):
+        if "decoder_channels" in kwargs:
+            raise ValueError("unet: decoder_channels goes with an encoder; without one use depth/base_channels")
         return UNet(num_classes, depth=4 if depth is None else depth,
                     base_channels=32 if base_channels is None else base_channels, **kwargs)
     if depth is not None or base_channels is not None:
