@@ -237,7 +237,7 @@ def _random_init_section(stored: dict) -> list[str]:
         "## Why the random-init rows sit at the baseline",
         "",
         "The previous table flagged U-Net (random init, 22.1) as only 1.6 points above `simple_cnn`. These measurements",
-        "locate the cause in the initialisation under this short budget, not in the U-Net (or SegNet) code:",
+        "locate U-Net's cause in the initialisation under this short budget, not in its code (SegNet: see item 4):",
         "",
         f"1. **Same network, only the encoder's init differs.** `unet --encoder mobilenet_v2` reaches {_pct(a['miou'])} with",
         f"   ImageNet weights and {_pct(b['miou'])} with the same encoder from random weights (`--model-arg pretrained=false`,",
@@ -262,7 +262,7 @@ def _random_init_section(stored: dict) -> list[str]:
     longs = [(r, x) for r, x in stored.get("long", {}).items() if x.get("curve")]
     if longs:
         lines.append(
-            "4. **More budget lifts them.** The same command with more epochs (`python scripts/zoo.py long NAME`,"
+            "4. **More budget lifts U-Net, not (yet) SegNet.** The same command with more epochs (`python scripts/zoo.py long NAME`,"
             f" `ZOO_LONG_EPOCHS`, default {LONG_EPOCHS}; poly decay over the longer schedule, validated every {EPOCHS} epochs):"
         )
     for row, long in longs:
@@ -273,15 +273,17 @@ def _random_init_section(stored: dict) -> list[str]:
             + (f" ({long['train_seconds'] / 60:.0f} CPU minutes)." if long.get("train_seconds") else ".")
         )
     if longs:
-        lines.append("   (`simple_cnn` was not re-run longer: these curves show the rows rise with budget, not a ranking at that budget.)")
+        lines.append("   (`simple_cnn` was not re-run longer: these curves show how each row moves with budget, not a ranking at that budget.)")
     lines += [
         "",
         "What to use: for few images or a short budget, U-Net with an ImageNet encoder (`--encoder mobilenet_v2`, also",
         "in Model ▸ New model…); the paper's own contracting path (no encoder) when there is enough data and time, as",
         "on ISBI-2012 below. SegNet's VGG-16-BN has no ImageNet weights offline here: with torchvision's",
         "`vgg16_bn-6c64b313.pth` in `$TORCH_HOME/hub/checkpoints` (a networked machine downloads it) the same command",
-        "starts SegNet from ImageNet; from random weights it needs a longer schedule"
-        + (" (the curve above)" if "segnet" in dict(longs) else " (a GPU run)") + ".",
+        "starts SegNet from ImageNet. From random weights it did not leave the baseline in 6 epochs (its curve above"
+        " peaks at epoch 4 and falls back): an open item, next to try with a GPU: 12+ epochs, a higher learning rate"
+        " or the paper's median-frequency class weights (`--class-weights median`)."
+        if "segnet" in dict(longs) else "starts SegNet from ImageNet; from random weights it needs a longer schedule (a GPU run).",
         "",
     ]
     return lines
