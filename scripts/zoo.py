@@ -49,11 +49,12 @@ MODELS = [
     "segnet",
 ]
 ENCODER_FREE = {"simple_cnn", "unet", "segnet"}
-# Rows that train a registered architecture under another row name: row -> (architecture, encoder, extra args).
-# unet_mobilenet_v2_random is the control: the same network as unet_mobilenet_v2, its encoder from random weights.
+# Rows that train a registered architecture under another row name: row -> (architecture, encoder, builder
+# kwargs, passed as --model-arg). unet_mobilenet_v2_random is the control: the same network as unet_mobilenet_v2,
+# its encoder from random weights.
 VARIANTS = {
-    "unet_mobilenet_v2": ("unet", "mobilenet_v2", []),
-    "unet_mobilenet_v2_random": ("unet", "mobilenet_v2", ["--model-arg", "pretrained=false"]),
+    "unet_mobilenet_v2": ("unet", "mobilenet_v2", {}),
+    "unet_mobilenet_v2_random": ("unet", "mobilenet_v2", {"pretrained": False}),
 }
 
 
@@ -68,7 +69,14 @@ def model_args(row: str) -> list[str]:
     """The part of the training command that differs between rows: ``--model``, ``--encoder``, extras."""
     model, encoder = architecture(row)
     args = ["--model", model] + ([] if encoder is None else ["--encoder", encoder])
-    return args + (VARIANTS[row][2] if row in VARIANTS else [])
+    for key, value in variant_kwargs(row).items():
+        args += ["--model-arg", f"{key}={json.dumps(value)}"]
+    return args
+
+
+def variant_kwargs(row: str) -> dict:
+    """Builder keyword arguments a row adds (``{}`` for plain rows)."""
+    return dict(VARIANTS[row][2]) if row in VARIANTS else {}
 
 
 def command(name: str, epochs: int = EPOCHS, root: Path = RUNS) -> list[str]:
@@ -149,9 +157,7 @@ def measure(name: str) -> dict:
         model, pretrained = loaded.model, loaded.card.get("encoder_pretrained")
     else:
         arch, encoder = architecture(name)
-        kwargs = {} if encoder is None else {"encoder": encoder}
-        if "pretrained=false" in model_args(name):
-            kwargs["pretrained"] = False
+        kwargs = ({} if encoder is None else {"encoder": encoder}) | variant_kwargs(name)
         model, pretrained = get_model(arch, 11, **kwargs), None
     model.eval()
     x = torch.randn(1, 3, 360, 480)
@@ -184,15 +190,16 @@ def _long_results(stored: dict) -> dict:
         final = run.parent / "val_metrics.json"
         timing = run.parent / "train_seconds.json"
         card = json.loads((run.parent / "model.json").read_text()) if (run.parent / "model.json").is_file() else {}
+        metrics = json.loads(final.read_text()) if final.is_file() else None
+        epochs = card.get("training", {}).get("config", {}).get("epochs", LONG_EPOCHS)
         out[name] = {
-            "epochs": card.get("training", {}).get("config", {}).get("epochs", LONG_EPOCHS),
+            "epochs": epochs,
             "encoder_pretrained": card.get("encoder_pretrained"),
             "curve": [[h["epoch"], round(h["val_miou"], 4)] for h in hist if h.get("val_miou") is not None],
-            "miou": round(json.loads(final.read_text())["miou"], 4) if final.is_file() else None,
-            "iou": {k: v if v is None else round(v, 4) for k, v in json.loads(final.read_text())["iou"].items()}
-            if final.is_file() else None,
+            "miou": round(metrics["miou"], 4) if metrics else None,
+            "iou": {k: v if v is None else round(v, 4) for k, v in metrics["iou"].items()} if metrics else None,
             "train_seconds": round(json.loads(timing.read_text())["seconds"]) if timing.is_file() else None,
-            "command": shlex.join(command(name, card.get("training", {}).get("config", {}).get("epochs", LONG_EPOCHS), LONG_RUNS)),
+            "command": shlex.join(command(name, epochs, LONG_RUNS)),
             "measured": f"{time.strftime('%Y-%m-%d')} (2-core CPU)",
         }
     return out
