@@ -76,8 +76,6 @@ ENCODER_TITLES = {
 }
 """Readable names of the encoders of :mod:`segstudio.models.encoders`."""
 
-_RUNNING: set[Job] = set()  # parameter-count jobs in flight (a Job without a Python reference is deleted)
-
 _DATASET_TITLES = {"camvid": "CamVid", "isbi2012": "ISBI-2012", "voc": "PASCAL VOC", "cityscapes": "Cityscapes"}
 
 
@@ -361,15 +359,8 @@ class NewModelDialog(QDialog):
         job = Job("count parameters", lambda job: (key, count_parameters(arch, k, kwargs)))
         job.finished.connect(on_gui(self._on_counted, self))
         job.failed.connect(on_gui(self._on_count_failed, self))
-        # The job and its thread outlive a closed dialog: referenced here until done, the thread owned by the window.
-        _RUNNING.add(job)
-        keeper = QObject(self._thread_parent)
-
-        def done() -> None:
-            _RUNNING.discard(job)
-            keeper.deleteLater()
-
-        job.done.connect(on_gui(done, keeper))
+        # The job and its thread outlive a closed dialog: start_job holds the job until its thread has
+        # finished; the thread is owned by the window (or the application).
         start_job(job, self._thread_parent)
 
     def _on_counted(self, result) -> None:

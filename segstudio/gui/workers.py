@@ -11,7 +11,7 @@ import logging
 import traceback
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from segstudio.engine import CancelToken, Cancelled
 
@@ -68,14 +68,40 @@ class Job(QObject):
             self.done.emit()
 
 
+class _Release(QObject):
+    """Drops the last in-flight reference to a job once its thread has finished (lives on the GUI thread)."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(QCoreApplication.instance())  # C++-owned: deleted by deleteLater, never by Python's GC
+        self.job: Job | None = job
+
+    @Slot()
+    def release(self) -> None:
+        _IN_FLIGHT.discard(self.job)
+        self.job = None
+        self.deleteLater()
+
+
+_IN_FLIGHT: set[Job] = set()
+"""Jobs whose threads have not finished yet; see :func:`start_job`."""
+
+
 def start_job(job: Job, parent: QObject) -> QThread:
-    """Move ``job`` to a new ``QThread`` owned by ``parent`` and start it; the thread quits when the job is done."""
+    """Move ``job`` to a new ``QThread`` owned by ``parent`` and start it; the thread quits when the job is done.
+
+    Call it from the GUI thread. The job is a Python-owned ``QObject``: its C++ object is deleted when the
+    last Python reference goes. A reference is held here until the thread has *finished* (released on the
+    GUI thread), so dropping the caller's reference in a ``done`` handler cannot delete the job while the
+    worker is still inside :meth:`Job.run` or emitting from it; and the job is never also ``deleteLater``'d
+    by the thread, which would race that Python-side delete (a double free: intermittent segfaults).
+    """
     thread = QThread(parent)
     thread.setObjectName(f"segstudio-{job.name}")
     job.moveToThread(thread)
     thread.started.connect(job.run)
     job.done.connect(thread.quit)
-    thread.finished.connect(job.deleteLater)
+    _IN_FLIGHT.add(job)
+    thread.finished.connect(_Release(job).release)  # queued: the releaser lives on the GUI thread
     thread.finished.connect(thread.deleteLater)
     thread.start()
     return thread
