@@ -50,11 +50,13 @@ MODELS = [
 ]
 ENCODER_FREE = {"simple_cnn", "unet", "segnet"}
 # Rows that train a registered architecture under another row name: row -> (architecture, encoder, builder
-# kwargs, passed as --model-arg). unet_mobilenet_v2_random is the control: the same network as unet_mobilenet_v2,
-# its encoder from random weights.
+# kwargs passed as --model-arg[, training flags added to the common command]). unet_mobilenet_v2_random is the
+# control: the same network as unet_mobilenet_v2, its encoder from random weights.
 VARIANTS = {
     "unet_mobilenet_v2": ("unet", "mobilenet_v2", {}),
     "unet_mobilenet_v2_random": ("unet", "mobilenet_v2", {"pretrained": False}),
+    # SegNet's CamVid recipe (paper, Sec. 4.1): median-frequency balancing of the cross-entropy.
+    "segnet_median": ("segnet", None, {}, ("--class-weights", "median")),
 }
 
 
@@ -66,12 +68,13 @@ def architecture(row: str) -> tuple[str, str | None]:
 
 
 def model_args(row: str) -> list[str]:
-    """The part of the training command that differs between rows: ``--model``, ``--encoder``, extras."""
+    """The part of the training command that differs between rows: ``--model``, ``--encoder``, builder kwargs
+    (``--model-arg``) and a variant's training flags."""
     model, encoder = architecture(row)
     args = ["--model", model] + ([] if encoder is None else ["--encoder", encoder])
     for key, value in variant_kwargs(row).items():
         args += ["--model-arg", f"{key}={json.dumps(value)}"]
-    return args
+    return args + (list(VARIANTS[row][3]) if len(VARIANTS.get(row, ())) > 3 else [])
 
 
 def variant_kwargs(row: str) -> dict:
@@ -359,7 +362,7 @@ def table() -> None:
         rec.update({k: round(v, 3) for k, v in info.items() if k != "pretrained"}, command=shlex.join(command(name)))
         stored[name] = rec
         arch, encoder = architecture(name)
-        encoder = encoder or ("vgg16_bn" if name == "segnet" else "—")
+        encoder = encoder or ("vgg16_bn" if arch == "segnet" else "—")
         pre = rec.get("encoder_pretrained", info["pretrained"])
         miou = f"{100 * rec['miou']:.1f}" if rec.get("miou") is not None else "not trained yet"
         if rec.get("miou_crf") is not None:
