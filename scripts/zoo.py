@@ -197,6 +197,7 @@ def _long_results(stored: dict) -> dict:
         epochs = card.get("training", {}).get("config", {}).get("epochs", LONG_EPOCHS)
         out[name] = {
             "epochs": epochs,
+            "epochs_done": max((h["epoch"] for h in hist), default=0),
             "encoder_pretrained": card.get("encoder_pretrained"),
             "curve": [[h["epoch"], round(h["val_miou"], 4)] for h in hist if h.get("val_miou") is not None],
             "miou": round(metrics["miou"], 4) if metrics else None,
@@ -281,6 +282,8 @@ def _random_init_section(stored: dict) -> list[str]:
         )
     for row, long in longs:
         curve = ", ".join(f"{e} epochs {_pct(m)}" for e, m in long["curve"])
+        if long.get("epochs_done", long["epochs"]) < long["epochs"]:
+            curve += f" (stopped after epoch {long['epochs_done']}; `long` resumes it)"
         lines.append(
             f"   - `{shlex.join(model_args(row))} --epochs {long['epochs']}` ({'ImageNet' if long.get('encoder_pretrained') else 'random init'}): {curve}"
             + (f"; `segstudio evaluate` of the best checkpoint {_pct(long['miou'])}" if long.get("miou") is not None else "")
@@ -319,6 +322,8 @@ def _segnet_advice(long: dict | None, base: float | None) -> str:
     if long is None:
         return "From random weights it needs a longer schedule than the table's (`python scripts/zoo.py long segnet`)."
     best_epoch, best = max(long["curve"], key=lambda em: em[1])
+    done = long.get("epochs_done", long["epochs"])
+    ran = f"{done} of {long['epochs']} epochs so far" if done < long["epochs"] else f"{long['epochs']} epochs"
     if _lifted(long, base):
         return (
             f"From random weights it needs the longer schedule: {long['epochs']} epochs of the same command reach"
@@ -326,7 +331,7 @@ def _segnet_advice(long: dict | None, base: float | None) -> str:
             f" {EPOCHS} epochs leave it."
         )
     return (
-        f"From random weights it did not leave the baseline in {long['epochs']} epochs (best {_pct(best)} at epoch"
+        f"From random weights it did not leave the baseline in {ran} (best {_pct(best)} at epoch"
         f" {best_epoch}): an open item; next to try: more epochs, a higher learning rate or the paper's"
         " median-frequency class weights (`--class-weights median`)."
     )

@@ -40,3 +40,9 @@ def test_random_init_section_lists_every_committed_long_run():
     for row, long in stored["long"].items():
         assert f"--epochs {long['epochs']}`" in text, row
     assert "More budget lifts" in text
+
+
+def test_a_stopped_long_run_says_how_far_it_got():
+    zoo = _zoo()
+    text = zoo._segnet_advice({"epochs": 12, "epochs_done": 9, "curve": [[4, 0.183], [8, 0.202]]}, 0.205)
+    assert "9 of 12 epochs so far" in text and "20.2 at epoch 8" in text
