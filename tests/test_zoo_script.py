@@ -46,3 +46,11 @@ def test_a_stopped_long_run_says_how_far_it_got():
     zoo = _zoo()
     text = zoo._segnet_advice({"epochs": 12, "epochs_done": 9, "curve": [[4, 0.183], [8, 0.202]]}, 0.205)
     assert "9 of 12 epochs so far" in text and "20.2 at epoch 8" in text
+
+
+def test_segnet_sentence_reports_the_median_frequency_row_once_trained():
+    zoo = _zoo()
+    long = {"epochs": 12, "curve": [[4, 0.183], [8, 0.202], [12, 0.2225]]}
+    text = zoo._segnet_advice(long, 0.205, {"miou": 0.231})
+    assert "segnet_median" in text and "23.1" in text and "--class-weights median" not in text
+    assert "--class-weights median" in zoo._segnet_advice(long, 0.205, None)
