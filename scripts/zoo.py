@@ -46,7 +46,7 @@ RESULTS = REPO / "docs" / "model-zoo.json"
 MODELS = [
     "lraspp", "deeplabv3plus", "ksac", "deeplabv3", "fcn32s", "fcn16s", "fcn8s", "parsenet", "gcn",
     "pspnet", "deeplabv2", "deeplabv1", "simple_cnn", "unet", "unet_mobilenet_v2", "unet_mobilenet_v2_random",
-    "segnet",
+    "segnet", "segnet_median",
 ]
 ENCODER_FREE = {"simple_cnn", "unet", "segnet"}
 # Rows that train a registered architecture under another row name: row -> (architecture, encoder, builder
