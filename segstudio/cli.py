@@ -522,11 +522,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _default_to_gui(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``segstudio FOLDER [--checkpoint C]`` means ``segstudio gui FOLDER ...``: insert ``gui`` when the first
+    positional argument is not a command name (so ``segstudio ~/photos`` opens that folder)."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for i, arg in enumerate(argv):
+        if arg.startswith("-"):
+            if arg in ("-h", "--help"):
+                return argv
+            continue
+        return argv if arg in commands else [*argv[:i], "gui", *argv[i:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_default_to_gui(argv, parser))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:
-        args = build_parser().parse_args(["gui", *(argv or [])])
+        args = parser.parse_args(["gui", *argv])
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -233,3 +233,16 @@ def test_usage_errors_exit_2(capsys):
         main(["train", "--model", "unet"])  # --data and -o are required
     assert ei.value.code == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_segstudio_folder_opens_the_gui_on_that_folder(tmp_path, monkeypatch):
+    """``segstudio FOLDER`` is ``segstudio gui FOLDER``; commands and options keep their meaning."""
+    import segstudio.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "cmd_gui", lambda a: seen.append((a.command, a.folder, a.checkpoint)) or 0)
+    assert cli.main([str(tmp_path)]) == 0
+    assert cli.main(["-v", str(tmp_path), "--checkpoint", "c.safetensors"]) == 0
+    assert cli.main([]) == 0
+    assert seen == [("gui", str(tmp_path), None), ("gui", str(tmp_path), "c.safetensors"), ("gui", None, None)]
+    assert cli.main(["models"]) == 0 and len(seen) == 3  # a command name is still that command

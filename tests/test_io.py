@@ -176,6 +176,12 @@ def test_save_labels_writes_png_and_classes(tmp_path):
     ]
     assert load_classes(tmp_path / "labels" / "classes.json") == cs
     assert sorted(os.listdir(tmp_path / "labels")) == ["classes.json", "shot_01.png"]
+    # a palette PNG: any viewer shows the class colours, while the stored values stay the class ids
+    with Image.open(out) as im:
+        assert im.mode == "P"
+        np.testing.assert_array_equal(np.array(im), labels)
+        rgb = np.array(im.convert("RGB"))
+    np.testing.assert_array_equal(rgb[0, :4], [[0, 0, 0], [10, 200, 30], [250, 5, 5], [0, 0, 0]])
 
 
 def test_save_labels_rejects_invalid_labels_and_writes_nothing(tmp_path):

@@ -23,8 +23,13 @@ def label_path_for(image_path: str | Path) -> Path:
     return image_path.parent / LABELS_DIRNAME / f"{image_path.stem}.png"
 
 
-def write_index_png(path: str | Path, labels: np.ndarray) -> Path:
-    """Atomically write a uint8 (H, W) label map as a single-channel 8-bit PNG (value = class id).
+def write_index_png(path: str | Path, labels: np.ndarray, classes: ClassSpec | None = None) -> Path:
+    """Atomically write a uint8 (H, W) label map as an 8-bit index PNG (pixel value = class id).
+
+    Without ``classes`` the PNG is single-channel grayscale (mode ``L``). With ``classes`` it is a palette PNG
+    (mode ``P``): the stored values are still the class ids, but the PNG's palette holds the class colours
+    (:meth:`ClassSpec.lut`, unlabelled / ignore = black), so any image viewer shows the labels in colour.
+    Both read back identically with :func:`read_index_png`.
 
     Raises:
         ValueError: when ``labels`` is not uint8 (H, W).
@@ -33,7 +38,12 @@ def write_index_png(path: str | Path, labels: np.ndarray) -> Path:
     if labels.ndim != 2 or labels.dtype != np.uint8:
         raise ValueError(f"index PNG needs a uint8 (H, W) label map, got {labels.dtype} {labels.shape}")
     buf = _io.BytesIO()
-    Image.fromarray(labels, mode="L").save(buf, format="PNG", optimize=False, compress_level=6)
+    if classes is None:
+        im = Image.fromarray(labels, mode="L")
+    else:
+        im = Image.frombytes("P", (labels.shape[1], labels.shape[0]), np.ascontiguousarray(labels).tobytes())
+        im.putpalette(classes.lut().reshape(-1).tolist())
+    im.save(buf, format="PNG", optimize=False, compress_level=6)
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -102,6 +112,7 @@ def load_classes(path: str | Path) -> ClassSpec:
 def save_labels(image_path: str | Path, labels: np.ndarray, classes: ClassSpec) -> Path:
     """Save the corrected labels of ``image_path`` into ``labels/`` beside it, with ``labels/classes.json``.
 
+    The label file is a palette PNG (values = class ids, palette = class colours, see :func:`write_index_png`).
     Both files are written atomically; returns the label file path.
 
     Raises:
@@ -109,6 +120,6 @@ def save_labels(image_path: str | Path, labels: np.ndarray, classes: ClassSpec) 
     """
     validate_label_map(labels, classes.num_classes)
     out = label_path_for(image_path)
-    write_index_png(out, labels)
+    write_index_png(out, labels, classes)
     save_classes(out.parent / "classes.json", classes)
     return out
