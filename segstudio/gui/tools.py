@@ -20,11 +20,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QPointF, QRectF, Qt, Signal, Slot
 from PySide6.QtGui import QImage, QPainterPath, QPixmap
 
 from segstudio.core import IGNORE_INDEX, Document, Patch, merge_patches
 from segstudio.core import paint as core_paint
+from segstudio.gui.qtutil import collect_garbage_on_gui_thread
 from segstudio.gui.workers import Job, start_job
 from segstudio.postprocess.grabcut import grabcut_region
 from segstudio.postprocess.superpixels import Superpixels
@@ -53,6 +54,9 @@ class ToolJobs(QObject):
     :meth:`start` runs ``work(job)`` in a worker (:func:`segstudio.gui.workers.start_job`); its return value
     is handed to ``on_result`` on the GUI thread (``job.result`` is connected to a bound slot of this
     GUI-thread object, so the call is queued), then ``on_done`` runs whether the work succeeded or not.
+    Starting a job turns Python's cyclic GC over to the GUI thread
+    (:func:`~segstudio.gui.qtutil.collect_garbage_on_gui_thread`), as the main window does, so the canvas
+    is safe on its own too.
 
     Signals:
         failed(str): a job raised; the message names the job and the error (the traceback is logged).
@@ -82,6 +86,7 @@ class ToolJobs(QObject):
         """
         if name in self._jobs:
             raise RuntimeError(f"job {name!r} is still running")
+        collect_garbage_on_gui_thread()  # a worker must never run the cyclic GC on Qt wrappers (idempotent)
 
         def run(job: Job):
             try:
@@ -93,7 +98,10 @@ class ToolJobs(QObject):
         job.result.connect(self._on_result)
         job.failed.connect(self.failed)
         self._jobs[name] = (job, on_result, on_done)
-        start_job(job, self)
+        # The thread belongs to the application, not to the canvas: closing the canvas (or the window) while
+        # SLIC or GrabCut runs must not destroy a running QThread (Qt aborts the process); the result of a
+        # job whose canvas is gone is simply not delivered (the connection dies with this object).
+        start_job(job, QCoreApplication.instance())
         return job
 
     @Slot(object, object)
