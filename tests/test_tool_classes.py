@@ -363,3 +363,20 @@ def test_strokes_render_on_the_canvas(canvas, tmp_path):
     assert rgb(80, 20) == (255, 0, 0) and rgb(80, 100) == (0, 0, 255)
     r, g, b = rgb(30, 60)  # unpainted: the grey image
     assert abs(r - 170) < 30 and abs(g - 170) < 30 and abs(b - 160) < 30
+
+
+def test_closing_the_canvas_while_slic_runs_neither_aborts_nor_leaks_the_worker(qtbot):
+    """The worker thread belongs to the application: deleting the canvas mid-job must not destroy a running
+    QThread (Qt would abort the whole process); the job ends on its own and its result goes nowhere."""
+    from segstudio.gui import workers
+
+    cv = Canvas()
+    cv.resize(300, 200)
+    cv.show()
+    cv.set_document(Document("synthetic.png", make_image()[0], CLASSES))
+    cv.set_tool("superpixel")
+    assert cv.busy and workers._IN_FLIGHT
+    with qtbot.waitSignal(cv.destroyed, timeout=10_000):
+        cv.close()
+        cv.deleteLater()
+    qtbot.waitUntil(lambda: not workers._IN_FLIGHT, timeout=60_000)
