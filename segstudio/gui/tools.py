@@ -92,7 +92,7 @@ class ToolJobs(QObject):
             try:
                 job.emit_result(("result", name), work(job))
             finally:
-                job.emit_result(("done", name), None)
+                job.emit_result(("done", name), name)
 
         job = Job(name, run)
         job.result.connect(self._on_result)
