@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, Qt, QThread
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
@@ -380,3 +380,34 @@ def test_closing_the_canvas_while_slic_runs_neither_aborts_nor_leaks_the_worker(
         cv.close()
         cv.deleteLater()
     qtbot.waitUntil(lambda: not workers._IN_FLIGHT, timeout=60_000)
+
+
+def test_tool_jobs_report_a_failing_worker_or_result_handler(qtbot):
+    """A job's failure reaches the status bar (failed signal), never a silent traceback; the job still ends."""
+    from segstudio.gui.tools import ToolJobs
+
+    cv = Canvas()
+    jobs, got = cv.jobs, []
+    cv.status.connect(got.append)
+
+    def broken(job):
+        raise OSError("disk gone")
+
+    with qtbot.waitSignal(jobs.failed, timeout=10_000):
+        jobs.start("a", broken, lambda r: got.append(("result", r)))
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=10_000)
+    assert got == ["a failed: disk gone"]  # forwarded to the canvas's status signal; no result delivered
+
+    def bad_result(r):
+        raise ValueError(f"class id {r} is not valid")
+
+    with qtbot.waitSignal(jobs.failed, timeout=10_000) as sig:
+        jobs.start("b", lambda job: 9, bad_result)
+    assert sig.args == ["b failed: class id 9 is not valid"]
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=10_000)
+    with pytest.raises(RuntimeError, match="still running"):
+        jobs.start("c", lambda job: QThread.msleep(200))
+        jobs.start("c", lambda job: None)
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=10_000)
+    assert isinstance(jobs, ToolJobs)
+    cv.deleteLater()

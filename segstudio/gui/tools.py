@@ -59,7 +59,8 @@ class ToolJobs(QObject):
     is safe on its own too.
 
     Signals:
-        failed(str): a job raised; the message names the job and the error (the traceback is logged).
+        failed(str): a job, or the GUI-thread handling of its result, raised; the message names the job
+            and the error (the traceback is logged).
     """
 
     failed = Signal(str)
@@ -111,13 +112,16 @@ class ToolJobs(QObject):
         if entry is None:
             return
         _, on_result, on_done = entry
-        if what == "result":
-            if on_result is not None:
-                on_result(payload)
+        if what == "done":
+            del self._jobs[name]
+        callback = on_result if what == "result" else on_done
+        if callback is None:
             return
-        del self._jobs[name]
-        if on_done is not None:
-            on_done()
+        try:
+            callback(payload) if what == "result" else callback()
+        except Exception as exc:  # applying a result must never fail silently
+            log.exception("%s: handling its %s failed", name, what)
+            self.failed.emit(f"{name} failed: {exc}")
 
 
 class Tool:
