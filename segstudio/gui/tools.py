@@ -1,0 +1,630 @@
+"""Labelling tools as small classes: each turns press / move / release on the canvas into ``segstudio.core``
+paint ops on the shown :class:`~segstudio.core.Document`, one undo step per gesture.
+
+The :class:`~segstudio.gui.canvas.Canvas` keeps one instance of each tool (:func:`make_tools`) and forwards
+left-button mouse events, in image coordinates ``(y, x)`` (float pixels, pixel centres at integers), to the
+current one. A tool reaches the canvas only through its public members: ``doc``, ``current_class``,
+``brush_radius``, ``polygon_rule``, ``refresh_patch``, ``show_edit``, ``status``, the scene items
+``shape_item`` / ``rect_item`` / ``sp_item``, ``jobs`` (:class:`ToolJobs`) and ``mapFromScene``.
+
+Heavy work (SLIC superpixels, GrabCut) runs in a worker through :class:`ToolJobs`; its result is applied
+on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QCoreApplication, QObject, QPointF, QRectF, Qt, Signal, Slot
+from PySide6.QtGui import QImage, QPainterPath, QPixmap
+
+from segstudio.core import IGNORE_INDEX, Document, Patch, merge_patches
+from segstudio.core import paint as core_paint
+from segstudio.gui.qtutil import collect_garbage_on_gui_thread
+from segstudio.gui.workers import Job, start_job
+from segstudio.postprocess.grabcut import grabcut_region
+from segstudio.postprocess.superpixels import Superpixels
+
+if TYPE_CHECKING:
+    from segstudio.gui.canvas import Canvas
+
+log = logging.getLogger(__name__)
+
+TOOL_BRUSH = "brush"
+TOOL_ERASER = "eraser"
+TOOL_FILL = "fill"
+TOOL_POLYGON = "polygon"
+TOOL_LASSO = "lasso"
+TOOL_SUPERPIXEL = "superpixel"
+TOOL_GRABCUT = "grabcut"
+TOOLS = (TOOL_BRUSH, TOOL_ERASER, TOOL_FILL, TOOL_POLYGON, TOOL_LASSO, TOOL_SUPERPIXEL, TOOL_GRABCUT)
+
+#: Superpixel boundaries are drawn as a full-size RGBA image only up to this many pixels (memory).
+SUPERPIXEL_PREVIEW_MAX_PIXELS = 4096 * 4096
+
+
+class ToolJobs(QObject):
+    """Runs the tools' background work off the GUI thread, at most one job per name.
+
+    :meth:`start` runs ``work(job)`` in a worker (:func:`segstudio.gui.workers.start_job`); its return value
+    is handed to ``on_result`` on the GUI thread (``job.result`` is connected to a bound slot of this
+    GUI-thread object, so the call is queued), then ``on_done`` runs whether the work succeeded or not.
+    Starting a job turns Python's cyclic GC over to the GUI thread
+    (:func:`~segstudio.gui.qtutil.collect_garbage_on_gui_thread`), as the main window does, so the canvas
+    is safe on its own too.
+
+    Signals:
+        failed(str): a job, or the GUI-thread handling of its result, raised; the message names the job
+            and the error (the traceback is logged).
+    """
+
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        self._jobs: dict[str, tuple[Job, Callable | None, Callable | None]] = {}
+
+    def running(self, name: str) -> bool:
+        """True while the job ``name`` has not ended."""
+        return name in self._jobs
+
+    @property
+    def busy(self) -> bool:
+        """True while any job runs."""
+        return bool(self._jobs)
+
+    def start(self, name: str, work: Callable[[Job], object], on_result: Callable | None = None,
+              on_done: Callable[[], None] | None = None) -> Job:
+        """Start ``work`` in a worker as job ``name``.
+
+        Raises:
+            RuntimeError: a job of that name is still running (check :meth:`running` first).
+        """
+        if name in self._jobs:
+            raise RuntimeError(f"job {name!r} is still running")
+        collect_garbage_on_gui_thread()  # a worker must never run the cyclic GC on Qt wrappers (idempotent)
+
+        def run(job: Job):
+            try:
+                job.emit_result(("result", name), work(job))
+            finally:
+                job.emit_result(("done", name), name)
+
+        job = Job(name, run)
+        job.result.connect(self._on_result)
+        job.failed.connect(self.failed)
+        self._jobs[name] = (job, on_result, on_done)
+        # The thread belongs to the application, not to the canvas: closing the canvas (or the window) while
+        # SLIC or GrabCut runs must not destroy a running QThread (Qt aborts the process); the result of a
+        # job whose canvas is gone is simply not delivered (the connection dies with this object).
+        start_job(job, QCoreApplication.instance())
+        return job
+
+    @Slot(object, object)
+    def _on_result(self, kind: tuple[str, str], payload) -> None:
+        what, name = kind
+        entry = self._jobs.get(name)
+        if entry is None:
+            return
+        _, on_result, on_done = entry
+        if what == "done":
+            del self._jobs[name]
+        callback = on_result if what == "result" else on_done
+        if callback is None:
+            return
+        try:
+            callback(payload) if what == "result" else callback()
+        except Exception as exc:  # applying a result must never fail silently
+            log.exception("%s: handling its %s failed", name, what)
+            self.failed.emit(f"{name} failed: {exc}")
+
+
+class Tool:
+    """A labelling tool: left-button press / move / release in image coordinates ``(y, x)``.
+
+    Subclasses override the event methods they need. A gesture's edit becomes exactly one undo step in
+    the document's history, and the canvas is told through :meth:`Canvas.show_edit`.
+
+    Attributes:
+        name: one of :data:`TOOLS`.
+        round_cursor: the canvas shows the brush-sized round cursor while this tool is on.
+    """
+
+    name = ""
+    round_cursor = False
+
+    def __init__(self, canvas: Canvas) -> None:
+        self.canvas = canvas
+
+    # -- what to paint ----------------------------------------------------------------------
+    def value(self) -> int:
+        """The label value this tool writes: the canvas's current class id."""
+        return int(self.canvas.current_class)
+
+    def check_value(self, doc: Document, value: int) -> bool:
+        """True if ``value`` is ``IGNORE_INDEX`` or a class id of ``doc``; else says why on the status bar
+        (e.g. a class list edited under a stale current class) and nothing is painted."""
+        n = doc.classes.num_classes
+        if value == IGNORE_INDEX or 0 <= value < n:
+            return True
+        self.canvas.status.emit(f"class id {value} is not one of this image's classes 0..{n - 1}; pick a class first")
+        return False
+
+    # -- events -----------------------------------------------------------------------------
+    def press(self, y: float, x: float) -> None:
+        """Left button pressed at ``(y, x)``."""
+
+    def move(self, y: float, x: float, left_down: bool) -> bool:
+        """Mouse moved to ``(y, x)``; ``left_down``: the left button is held. True if the move was used
+        (the view then does not handle it)."""
+        return False
+
+    def release(self, y: float, x: float) -> bool:
+        """Left button released at ``(y, x)``; True if the release was used."""
+        return False
+
+    def double_click(self, y: float, x: float) -> bool:
+        """Left double-click; False lets the canvas treat it as a press."""
+        return False
+
+    def key(self, key: int) -> bool:
+        """A key the canvas did not use (``Qt.Key``); True if the tool used it."""
+        return False
+
+    # -- life cycle -------------------------------------------------------------------------
+    @property
+    def pending(self) -> bool:
+        """True while a gesture has painted pixels not yet recorded as an undo step (undo waits)."""
+        return False
+
+    def activate(self) -> None:
+        """The tool became the current one (or the shown document changed while it is)."""
+
+    def finish(self) -> None:
+        """End any gesture in progress: painted pixels become one undo step, an unclosed shape is dropped.
+        Called before a tool switch and after a document switch."""
+        self.cancel()
+
+    def cancel(self) -> None:
+        """Drop an unfinished shape or rectangle (Esc); painted strokes are not affected."""
+
+    def deactivate(self) -> None:
+        """The tool stops being the current one."""
+        self.finish()
+
+
+class StrokeTool(Tool):
+    """Round-brush stroke: every mouse move paints a capsule of ``brush_radius`` from the last point
+    (:func:`segstudio.core.paint.paint_stroke`) straight into the label map for live feedback; on release
+    the segments are merged (:func:`segstudio.core.merge_patches`) into one undo step of the document the
+    stroke started on."""
+
+    round_cursor = True
+
+    def __init__(self, canvas: Canvas) -> None:
+        super().__init__(canvas)
+        self._doc: Document | None = None
+        self._labels: np.ndarray | None = None  # the label map the stroke paints into
+        self._patches: list[Patch] = []
+        self._last: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def pending(self) -> bool:
+        return self._doc is not None
+
+    def can_start(self, doc: Document) -> bool:
+        """Whether a stroke may start now (the value is valid)."""
+        return self.check_value(doc, self.value())
+
+    def press(self, y: float, x: float) -> None:
+        doc = self.canvas.doc
+        if doc is None:
+            return
+        if self._doc is not None:  # a press without the previous release: close that stroke first
+            self.finish()
+        if not self.can_start(doc):
+            return
+        self._doc, self._labels, self._patches, self._last = doc, doc.labels, [], (y, x)
+        self._paint_to(y, x)
+
+    def move(self, y: float, x: float, left_down: bool) -> bool:
+        if self._doc is None:
+            return False
+        self._paint_to(y, x)
+        return True
+
+    def release(self, y: float, x: float) -> bool:
+        if self._doc is None:
+            return False
+        self.finish()
+        return True
+
+    def _paint_to(self, y: float, x: float) -> None:
+        if self._doc.labels is not self._labels:  # labels replaced mid-stroke (prediction, class edit)
+            return
+        patch = core_paint.paint_stroke(self._labels, [self._last, (y, x)], self.canvas.brush_radius, self.value())
+        self._last = (y, x)
+        self._add(patch)
+
+    def _add(self, patch: Patch | None) -> None:
+        if patch is not None:
+            self._patches.append(patch)
+            if self._doc is self.canvas.doc:
+                self.canvas.refresh_patch(patch)
+
+    def finish(self) -> None:
+        doc, labels, patches = self._doc, self._labels, self._patches
+        self._doc, self._labels, self._patches = None, None, []
+        if doc is None:
+            return
+        if doc.labels is not labels:  # the map it painted was replaced: its pixels are gone, nothing to record
+            log.info("stroke on %s dropped: its label map was replaced while painting", doc.path)
+            return
+        patch = merge_patches(labels, patches)
+        if patch is not None:
+            doc.apply_patch(patch)
+            self.canvas.show_edit(patch, doc)
+
+
+class BrushTool(StrokeTool):
+    """Paints the current class with a round brush (radius ``canvas.brush_radius`` px)."""
+
+    name = TOOL_BRUSH
+
+
+class EraserTool(StrokeTool):
+    """Paints ``IGNORE_INDEX`` (unlabelled) with a round brush."""
+
+    name = TOOL_ERASER
+
+    def value(self) -> int:
+        return IGNORE_INDEX
+
+
+class SuperpixelTool(StrokeTool):
+    """Paints every SLIC superpixel (Achanta et al., "SLIC Superpixels Compared to State-of-the-Art
+    Superpixel Methods", TPAMI 2012) the round brush touches, each one whole and once per stroke.
+
+    The superpixels of an image are computed once, in a worker, when the tool is switched on (or an image
+    is shown while it is on) and kept for the last :attr:`CACHE` images; their boundaries are drawn in
+    ``canvas.sp_item`` for images up to :data:`SUPERPIXEL_PREVIEW_MAX_PIXELS` pixels.
+    """
+
+    name = TOOL_SUPERPIXEL
+    CACHE = 4  # images whose superpixels are kept
+
+    def __init__(self, canvas: Canvas) -> None:
+        super().__init__(canvas)
+        self._painted: set[int] = set()
+        self._cache: OrderedDict[tuple, Superpixels] = OrderedDict()
+        self._preview: dict[tuple, QPixmap] = {}
+
+    @staticmethod
+    def key(doc: Document | None) -> tuple | None:
+        """Cache key of a document's image (path, shape and the image array's identity)."""
+        return None if doc is None else (str(doc.path), doc.shape, id(doc.image))
+
+    def superpixels(self, doc: Document | None = None) -> Superpixels | None:
+        """Superpixels of ``doc`` (default: the shown one), or ``None`` while not computed."""
+        key = self.key(doc or self.canvas.doc)
+        return self._cache.get(key) if key is not None else None
+
+    def ensure(self) -> None:
+        """Start computing the shown image's superpixels in a worker, unless cached or already running."""
+        doc = self.canvas.doc
+        key = self.key(doc)
+        name = f"superpixels:{key}"
+        if key is None or key in self._cache or self.canvas.jobs.running(name):
+            return
+        image = doc.image
+        preview = image.shape[0] * image.shape[1] <= SUPERPIXEL_PREVIEW_MAX_PIXELS
+
+        def work(job: Job):
+            from skimage.segmentation import find_boundaries
+
+            job.report(0, 1, f"computing superpixels of {key[0]}")
+            sp = Superpixels.compute(image)
+            rgba = None
+            if preview:
+                edge = find_boundaries(sp.segments, mode="inner")
+                rgba = np.zeros(edge.shape + (4,), dtype=np.uint8)
+                rgba[edge] = (255, 255, 255, 255)
+            return key, sp, rgba
+
+        self.canvas.jobs.start(name, work, lambda payload: self._on_result(*payload))
+        self.canvas.status.emit("computing superpixels…")
+
+    def _on_result(self, key: tuple, sp: Superpixels, rgba: np.ndarray | None) -> None:
+        self._cache[key] = sp
+        while len(self._cache) > self.CACHE:
+            old, _ = self._cache.popitem(last=False)
+            self._preview.pop(old, None)
+        if rgba is not None:
+            h, w = rgba.shape[:2]
+            self._preview[key] = QPixmap.fromImage(QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy())
+        if key == self.key(self.canvas.doc):
+            self.sync_view()
+            self.canvas.status.emit(f"superpixels ready: {sp.count} segments")
+            self.canvas.superpixelsReady.emit()
+
+    def sync_view(self) -> None:
+        """Show the shown image's superpixel boundaries while this tool is on; hide them otherwise."""
+        item = self.canvas.sp_item
+        pm = self._preview.get(self.key(self.canvas.doc))
+        on = self.canvas.tool == self.name and pm is not None
+        if on:
+            item.setPixmap(pm)
+        item.setVisible(on)
+
+    def activate(self) -> None:
+        self.sync_view()
+        self.ensure()
+
+    def deactivate(self) -> None:
+        super().deactivate()
+        self.canvas.sp_item.hide()
+
+    def can_start(self, doc: Document) -> bool:
+        if self.superpixels(doc) is None:
+            self.ensure()
+            self.canvas.status.emit("superpixels are still being computed for this image; try again in a moment")
+            return False
+        self._painted = set()
+        return super().can_start(doc)
+
+    def _paint_to(self, y: float, x: float) -> None:
+        doc = self._doc
+        if doc.labels is not self._labels:
+            return
+        sp = self.superpixels(doc)
+        res = core_paint.stroke_mask(doc.shape, [self._last, (y, x)], self.canvas.brush_radius)
+        self._last = (y, x)
+        if res is None or sp is None:
+            return
+        y0, x0, mask = res
+        for seg_id in sp.ids_in(y0, x0, mask):
+            if int(seg_id) in self._painted:
+                continue
+            self._painted.add(int(seg_id))
+            sy, sx, smask = sp.region(int(seg_id))
+            self._add(core_paint.paint_mask(doc.labels, sy, sx, smask, self.value()))
+
+
+class FillTool(Tool):
+    """Flood fill (4-connected, :func:`segstudio.core.paint.flood_fill`) of the region under a click."""
+
+    name = TOOL_FILL
+
+    def fill_at(self, y: int, x: int, value: int | None = None) -> Patch | None:
+        """Fill the region under pixel ``(y, x)`` with ``value`` (default :meth:`value`); one undo step.
+        Returns the patch, or ``None`` when outside the image or nothing changed."""
+        doc = self.canvas.doc
+        value = self.value() if value is None else int(value)
+        if doc is None or not self.check_value(doc, value):
+            return None
+        h, w = doc.shape
+        if not (0 <= y < h and 0 <= x < w):
+            return None
+        patch = doc.fill(y, x, value)
+        self.canvas.show_edit(patch, doc)
+        return patch
+
+    def press(self, y: float, x: float) -> None:
+        self.fill_at(int(round(y)), int(round(x)))
+
+
+class ShapeTool(Tool):
+    """A closed shape filled with the current class on close (:meth:`Document.polygon`, rule
+    ``canvas.polygon_rule``); drawn in progress in ``canvas.shape_item``."""
+
+    def __init__(self, canvas: Canvas) -> None:
+        super().__init__(canvas)
+        self.points: list[tuple[float, float]] = []  # (x, y) vertices
+        self.hover: tuple[float, float] | None = None  # (x, y) of the rubber-band end (polygon)
+
+    def add_vertex(self, x: float, y: float) -> None:
+        """Add vertex ``(x, y)`` (image coordinates); a repeat of the last one is ignored."""
+        if self.canvas.doc is None:
+            return
+        if not self.points or (x, y) != self.points[-1]:
+            self.points.append((x, y))
+        self.update_item()
+
+    def remove_vertex(self) -> None:
+        if self.points:
+            self.points.pop()
+            self.update_item()
+
+    def close(self) -> Patch | None:
+        """Fill the shape with the current class (one undo step) and end it; fewer than 3 vertices only end
+        it (with a status message). Returns the patch, or ``None``."""
+        pts, self.points, self.hover = self.points, [], None
+        self.update_item()
+        doc = self.canvas.doc
+        if doc is None or len(pts) < 3:
+            if pts:
+                self.canvas.status.emit("a polygon needs at least 3 points")
+            return None
+        value = self.value()
+        if not self.check_value(doc, value):
+            return None
+        patch = doc.polygon(np.asarray(pts, dtype=np.float64), value, self.canvas.polygon_rule)
+        self.canvas.show_edit(patch, doc)
+        return patch
+
+    def cancel(self) -> None:
+        self.points, self.hover = [], None
+        self.update_item()
+
+    def key(self, key: int) -> bool:
+        if key == Qt.Key.Key_Backspace and self.points:
+            self.remove_vertex()
+            return True
+        return False
+
+    def update_item(self) -> None:
+        """Redraw the shape in progress (pixel centres are at ``+ 0.5`` in scene coordinates)."""
+        path = QPainterPath()
+        if self.points:
+            path.moveTo(self.points[0][0] + 0.5, self.points[0][1] + 0.5)
+            for x, y in self.points[1:] + ([self.hover] if self.hover else []):
+                path.lineTo(x + 0.5, y + 0.5)
+            path.closeSubpath()
+        self.canvas.shape_item.setPath(path)
+
+
+class PolygonTool(ShapeTool):
+    """Click vertices; a click on the first vertex (within 8 screen px), a double-click or
+    ``Canvas.close_shape`` (Enter) closes; Backspace removes the last vertex; Esc cancels."""
+
+    name = TOOL_POLYGON
+
+    def _near_first_vertex(self, x: float, y: float) -> bool:
+        if len(self.points) < 3:
+            return False
+        fx, fy = self.points[0]
+        a = self.canvas.mapFromScene(QPointF(fx, fy))
+        b = self.canvas.mapFromScene(QPointF(x, y))
+        return (a - b).manhattanLength() <= 8
+
+    def press(self, y: float, x: float) -> None:
+        if self._near_first_vertex(x, y):
+            self.close()
+        else:
+            self.add_vertex(x, y)
+
+    def move(self, y: float, x: float, left_down: bool) -> bool:
+        if self.points:
+            self.hover = (x, y)
+            self.update_item()
+        return False  # the view still sees hover moves
+
+    def double_click(self, y: float, x: float) -> bool:
+        if not self.points:
+            return False
+        self.close()
+        return True
+
+
+class LassoTool(ShapeTool):
+    """Freehand outline while the button is held (a vertex per pixel moved); filled on release."""
+
+    name = TOOL_LASSO
+
+    def press(self, y: float, x: float) -> None:
+        self.points, self.hover = [], None
+        self.add_vertex(x, y)
+
+    def move(self, y: float, x: float, left_down: bool) -> bool:
+        if not self.points or not left_down:
+            return False
+        lx, ly = self.points[-1]
+        if abs(x - lx) + abs(y - ly) >= 1.0:
+            self.add_vertex(x, y)
+        return True
+
+    def release(self, y: float, x: float) -> bool:
+        if not self.points:
+            return False
+        self.close()
+        return True
+
+
+class GrabCutTool(Tool):
+    """Drag a rectangle around an object; GrabCut (Rother et al., SIGGRAPH 2004, via
+    :func:`segstudio.postprocess.grabcut.grabcut_region`) runs in a worker and its foreground becomes the
+    current class, one undo step on the document it started on. ``canvas.grabcutDone(bool)`` reports the
+    end of each job (True = its result changed the labels)."""
+
+    name = TOOL_GRABCUT
+    JOB = "grabcut"
+
+    def __init__(self, canvas: Canvas) -> None:
+        super().__init__(canvas)
+        self._from: tuple[float, float] | None = None  # (y, x) where the drag started
+        self._applied = False
+
+    def _show_rect(self, y: float, x: float) -> None:
+        fy, fx = self._from
+        self.canvas.rect_item.setRect(QRectF(QPointF(fx + 0.5, fy + 0.5), QPointF(x + 0.5, y + 0.5)).normalized())
+        self.canvas.rect_item.show()
+
+    def press(self, y: float, x: float) -> None:
+        self._from = (y, x)
+        self._show_rect(y, x)
+
+    def move(self, y: float, x: float, left_down: bool) -> bool:
+        if self._from is None:
+            return False
+        self._show_rect(y, x)
+        return True
+
+    def release(self, y: float, x: float) -> bool:
+        if self._from is None:
+            return False
+        fy, fx = self._from
+        self.cancel()
+        # Whole pixels whose centres the dragged rectangle covers.
+        x0, y0 = math.floor(min(fx, x) + 0.5), math.floor(min(fy, y) + 0.5)
+        x1, y1 = math.ceil(max(fx, x) + 0.5), math.ceil(max(fy, y) + 0.5)
+        self.run((x0, y0, x1 - x0, y1 - y0))
+        return True
+
+    def cancel(self) -> None:
+        self._from = None
+        self.canvas.rect_item.hide()
+
+    def run(self, rect: tuple[int, int, int, int]) -> bool:
+        """Run GrabCut on ``rect`` ``(x, y, w, h)`` (pixels) of the shown image in a worker.
+
+        Returns False (with a status message) when no image is shown, the rectangle overlaps the image by
+        less than 4 px a side, the current class is not valid, or a GrabCut job is already running.
+        """
+        doc = self.canvas.doc
+        if doc is None:
+            return False
+        if self.canvas.jobs.running(self.JOB):
+            self.canvas.status.emit("GrabCut is still running")
+            return False
+        x, y, w, h = (int(round(v)) for v in rect)
+        H, W = doc.shape
+        if min(x + w, W) - max(x, 0) < 4 or min(y + h, H) - max(y, 0) < 4:
+            self.canvas.status.emit("drag a larger rectangle around the object for GrabCut")
+            return False
+        class_id = self.value()
+        if not self.check_value(doc, class_id):
+            return False
+        image, labels = doc.image, doc.labels.copy()
+
+        def work(job: Job):
+            job.report(0, 1, "GrabCut…")
+            return grabcut_region(image, labels, (x, y, w, h), class_id)
+
+        self._applied = False
+        self.canvas.jobs.start(self.JOB, work, lambda mask: self._on_result(doc, class_id, mask), self._on_done)
+        self.canvas.status.emit(f"GrabCut running on {w}x{h} px…")
+        return True
+
+    def _on_result(self, doc: Document, class_id: int, mask: np.ndarray) -> None:
+        if class_id >= doc.classes.num_classes:  # the classes were edited while GrabCut ran
+            self.canvas.status.emit(f"GrabCut result dropped: class id {class_id} no longer exists")
+            return
+        patch = doc.apply_region(mask, class_id)
+        self._applied = patch is not None
+        self.canvas.show_edit(patch, doc)
+        self.canvas.status.emit(f"GrabCut: {int(mask.sum())} px → class {class_id + 1}")
+
+    def _on_done(self) -> None:
+        applied, self._applied = self._applied, False
+        self.canvas.grabcutDone.emit(applied)
+
+
+def make_tools(canvas: Canvas) -> dict[str, Tool]:
+    """One instance of every tool for ``canvas``, keyed by :data:`TOOLS` name."""
+    classes = (BrushTool, EraserTool, FillTool, PolygonTool, LassoTool, SuperpixelTool, GrabCutTool)
+    return {cls.name: cls(canvas) for cls in classes}
