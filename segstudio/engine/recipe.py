@@ -33,7 +33,7 @@ Choices (each overridable by an explicit :class:`~segstudio.engine.trainer.Train
   steps that fit the remaining budget (less a reserve for validation and checkpoint writes); the poly
   decay of DeepLab runs over that number, re-planned as the measured step time changes; training stops on
   budget. With held-out images the best validation checkpoint is kept (:func:`validation_interval_s`) and
-  training stops early after :data:`PATIENCE` validations without improvement past half the budget.
+  training stops early when :data:`PATIENCE` validations (half the budget) brought no improvement.
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ REPLAN_EVERY = 10
 """Re-plan the number of steps every this many steps from the recent step times."""
 VALIDATIONS_PER_BUDGET = 8
 """About this many validations on held-out images within a budget (best checkpoint, early stopping)."""
-PATIENCE = 3
-"""Early stop after this many validations without improvement, once half the budget is spent."""
+PATIENCE = VALIDATIONS_PER_BUDGET // 2
+"""Early stop after this many validations without improvement (half the budget's validations), once half the
+budget is spent: the best checkpoint did not change during the second half."""
 
 
 def default_budget_s(device_type: str) -> float:

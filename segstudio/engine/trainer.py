@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -551,8 +552,10 @@ class Trainer:
         step_s = float(np.median(times))
         interval = self._interval()
         left = max(0.0, self.config.budget_s - self._elapsed())
-        n_checks = 1 + (left / interval if interval else 0)
-        per_check = self.schedule.get("val_s", step_s * len(self.val_set or [])) + self.schedule.get("save_s", 0.3)
+        n_checks = 1 + (math.floor(left / interval) if interval else 0)
+        # Before the first validation is timed: a full-size forward pass per held-out image costs about a third
+        # of a training step (forward + backward over a batch of crops).
+        per_check = self.schedule.get("val_s", step_s * len(self.val_set or []) / 3) + self.schedule.get("save_s", 0.3)
         planned = recipe_mod.plan_total_steps(
             self.config.budget_s, self._elapsed(), step_s, self.state.step, reserve_s=n_checks * per_check,
             min_steps=self.state.step + 1,
@@ -638,6 +641,8 @@ class Trainer:
                     loss=losses[-1],
                     lr=self.scheduler.get_last_lr()[-1],
                 )
+                if budget is not None and self.state.step >= self.total_steps and self._step_times:
+                    self._replan()  # the plan ran out: take any steps the budget still allows
                 if self.state.step >= self.total_steps:
                     break
             if losses:
@@ -685,11 +690,13 @@ class Trainer:
                 stop = "early stop"
         if budget is not None:
             self.schedule["stopped"] = stop or ("max_steps" if self.state.step >= self.step_cap else "planned steps")
-            self.schedule["time_s"] = round(self._elapsed(), 2)
-            self.schedule["steps_done"] = self.state.step
-            log.info("fine-tune: %d steps in %.1fs (budget %.0fs, %s)", self.state.step, self._elapsed(), budget, self.schedule["stopped"])
-            if self.dist.is_main:  # the final card says how the schedule ended (weights unchanged)
-                self._finalise_cards(final)
+        else:
+            self.schedule["stopped"] = "max_steps" if self.state.step >= self.step_cap else "epochs"
+        self.schedule["time_s"] = round(self._elapsed(), 2)
+        self.schedule["steps_done"] = self.state.step
+        log.info("training: %d steps in %.1fs (budget %s, %s)", self.state.step, self._elapsed(), budget, self.schedule["stopped"])
+        if self.dist.is_main:  # the final card says how the schedule ended (weights unchanged)
+            self._finalise_cards(final)
         if self.dist.is_main and not final.is_file():  # validation never improved on -1, or no epoch finished
             save_checkpoint(self.out_dir, self.model, self._card(None))
         barrier(self.dist)  # every rank returns once rank 0 has written the checkpoint
@@ -761,6 +768,9 @@ def apply_recipe(config: TrainConfig, stats: recipe_mod.DataStats, fresh_head: b
         "budget_s": r.budget_s,
     }
     given = {f: getattr(config, f) for f in RECIPE_FIELDS if getattr(config, f) is not None}
+    if config.budget_s is None and (config.max_steps is not None or config.epochs is not None):
+        # An explicit schedule (steps / epochs) replaces the budget: no time limit, validation every val_every epochs.
+        choice.update(budget_s=None, val_interval_s=None, patience=None)
     if "freeze_bn" in given and "adapt_bn" not in given:
         choice["adapt_bn"] = False  # the user's BatchNorm choice stands as given
     filled = {f: v for f, v in choice.items() if f not in given}
