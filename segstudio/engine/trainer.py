@@ -734,7 +734,9 @@ def check_loss_config(config: TrainConfig, num_classes: int) -> None:
     get_loss(config.loss, weight=None if config.class_weights == "none" else torch.ones(num_classes))
 
 
-INHERITED_CARD_KEYS_DROPPED = ("created", "name", "training_command", "cpu_latency_ms_360x480", "data_note", "metrics", "training")
+INHERITED_CARD_KEYS_DROPPED = (
+    "created", "name", "training_command", "cpu_latency_ms_360x480", "data_note", "metrics", "training", "imported_from",
+)
 """Card fields that describe the parent's own making, not the fine-tuned version's: never inherited."""
 MAX_STATS_IMAGES = 64
 """The recipe's data statistics read at most this many training masks (evenly spread)."""
