@@ -1,4 +1,4 @@
-"""Run benchmarks: ``python -m bench [NAME ...] [--json FILE] [--quick]``."""
+"""Run benchmarks: ``python -m bench [NAME ...] [--json FILE] [--quick]``; ``python -m bench hitl --help`` for its options."""
 
 from __future__ import annotations
 
@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--quick", action="store_true", help="smaller sizes / fewer repeats (a smoke run)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    args = p.parse_args(argv)
+    args, extra = p.parse_known_args(argv)
+    if extra and args.names != ["hitl"]:
+        p.error(f"unrecognized arguments: {' '.join(extra)} (only `python -m bench hitl` takes its own options)")
+    args.extra = extra
     unknown = [n for n in args.names if n not in names]
     if unknown:
         p.error(f"unknown benchmark(s) {unknown}; available: {names}")

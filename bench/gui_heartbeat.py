@@ -11,8 +11,9 @@ between two consecutive ticks (10 ms when the event loop is free). Measured in t
 
 * ``idle``: the window open, nothing running (the baseline: timer jitter of this machine under its load);
 * ``predict``: ``Predict folder`` on every image (9) twice (the work runs in a ``Job`` on a worker thread);
-* ``finetune``: the one-click fine-tune with the GUI's default ``finetune_config`` (40 steps; 6 with
-  ``--quick``) on the saved labels, until the overlay of the image on screen shows the new model's
+* ``finetune``: the one-click fine-tune with the GUI's default ``finetune_config`` (the recipe within the
+  device's default budget, 3 min on a CPU, since issue 16; before it: 40 steps; 6 steps with ``--quick``) on the
+  saved labels, until the overlay of the image on screen shows the new model's
   prediction (P7: "8 corrected CamVid images → updated overlay").
 
 Goal (issue 8): no gap above 100 ms during predict / fine-tune; P7: p99 ≤ 100 ms. Reported: p50 / p99 / max

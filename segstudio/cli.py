@@ -49,7 +49,17 @@ def cmd_train(args) -> int:
 
     from segstudio.engine import TrainConfig, train_on_folder
 
+    # With --init (a fine-tune) the recipe chooses every option left unset (None) from the data, the model, the
+    # device and the budget; each flag given overrides its choice. Without the recipe, unset flags take the
+    # TrainConfig defaults (train_on_folder fills them).
+    recipe = args.init is not None and not args.no_recipe
+    if args.budget is not None and args.budget <= 0:
+        raise SystemExit("segstudio train: error: --budget must be > 0 minutes")
     cfg = TrainConfig(
+        recipe=recipe,
+        budget_s=None if args.budget is None else 60.0 * args.budget,
+        holdout_fraction=0.2 if recipe else 0.0,
+        lr_head=args.lr_head,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -86,6 +96,9 @@ def cmd_train(args) -> int:
         if event == "step":
             if bar is None:
                 bar = tqdm(total=info["total_steps"], initial=info["global_step"] - 1, unit="step", dynamic_ncols=True)
+            if bar.total != info["total_steps"]:  # a time budget re-plans the number of steps
+                bar.total = info["total_steps"]
+                bar.refresh()
             bar.update(1)
             bar.set_postfix(epoch=info["epoch"] + 1, loss=f"{info['loss']:.3f}", lr=f"{info['lr']:.1e}")
         elif event == "epoch":
@@ -370,30 +383,41 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="extra builder argument for a new model, repeatable (e.g. --model-arg base_channels=16 for unet)",
     )
-    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument(
+        "--budget",
+        type=float,
+        metavar="MIN",
+        help="time budget in minutes: the step time is measured and the schedule fills the budget (default with "
+        "--init: 3 on a CPU, 1 on a GPU, unless --epochs/--max-steps are given)",
+    )
+    t.add_argument(
+        "--no-recipe",
+        action="store_true",
+        help="with --init: do not let the fine-tune recipe choose the unset options (use the plain defaults)",
+    )
+    t.add_argument("--epochs", type=int, help="passes over the training set (default 10; with --init: the budget decides)")
     t.add_argument(
         "--batch-size",
         type=int,
-        default=8,
-        help="global batch: images per step over all processes (under torchrun each loads batch/nproc; default 8)",
+        help="global batch: images per step over all processes (under torchrun each loads batch/nproc; default 8, "
+        "with --init: the recipe's)",
     )
-    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--lr", type=float, help="AdamW peak learning rate (default 1e-3; with --init: the recipe's)")
+    t.add_argument("--lr-head", type=float, help="learning rate of a newly initialised classifier (default: --lr or the recipe's)")
     t.add_argument("--weight-decay", type=float, default=1e-4)
-    t.add_argument("--crop-size", type=_pair, default=(256, 256), help="H,W of random crops (default 256,256)")
-    t.add_argument("--scale-range", type=_floats, default=(0.5, 2.0), help="random rescale LO,HI (default 0.5,2.0)")
+    t.add_argument("--crop-size", type=_pair, help="H,W of random crops (default 256,256; with --init: the recipe's)")
+    t.add_argument("--scale-range", type=_floats, help="random rescale LO,HI (default 0.5,2.0; with --init: the recipe's)")
     t.add_argument(
         "--loss",
-        default="ce",
         metavar="SPEC",
         help="loss: ce, focal, dice, jaccard (alias iou), lovasz, or a weighted sum such as ce+dice or "
-        "ce+0.5*dice (default ce)",
+        "ce+0.5*dice (default ce; with --init: the recipe's)",
     )
     t.add_argument(
         "--class-weights",
         choices=("none", "median", "inverse"),
-        default="none",
         help="weight the ce/focal terms per class, computed from the training masks: median-frequency "
-        "balancing (SegNet) or inverse frequency (default none)",
+        "balancing (SegNet) or inverse frequency (default none; with --init: the recipe's)",
     )
     aug = t.add_argument_group("augmentation (mask-aware, torchvision.transforms.v2)")
     aug.add_argument("--no-hflip", action="store_true", help="no random horizontal flips")
@@ -402,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     aug.add_argument("--translate", type=float, default=0.0, metavar="FRAC", help="random shift up to FRAC of the size")
     aug.add_argument("--elastic", type=float, default=0.0, metavar="ALPHA", help="elastic deformation strength, pixels")
     aug.add_argument("--jitter", type=float, default=0.2, help="colour jitter strength (0 disables, default 0.2)")
-    t.add_argument("--freeze-bn", action="store_true", help="keep BatchNorm statistics fixed")
+    t.add_argument("--freeze-bn", action="store_true", default=None, help="keep BatchNorm statistics fixed")
     t.add_argument("--freeze-encoder", action="store_true", help="train only the decoder/head (encoder weights and BN fixed)")
     t.add_argument(
         "--sync-bn",

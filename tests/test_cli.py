@@ -163,10 +163,42 @@ def test_train_writes_checkpoint(small_dataset, tmp_path, capsys):
     assert card["architecture"] == "unet" and card["parent"] is None
     assert card["training"]["steps_done"] == 2
     assert card["training"]["config"]["crop_size"] == [64, 64] and card["training"]["config"]["batch_size"] == 1
-    assert card["training_data"] == {"path": str(small_dataset.resolve()), "images": 2, "val_images": 2}
+    td = card["training_data"]
+    assert (td["path"], td["images"], td["val_images"]) == (str(small_dataset.resolve()), 2, 2)
+    assert len(td["image_sha1"]) == 2 and len(td["val_image_sha1"]) == 2  # content keys for the held-out rule
+    assert "recipe" not in card["training"] or card["training"]["recipe"] is None  # --model: no recipe
     assert 0.0 <= card["metrics"]["val"]["miou"] <= 1.0  # validated on the val split
     loaded = load_checkpoint(out)
     assert loaded.classes.num_classes == 11
+
+
+def test_train_init_uses_the_recipe_and_explicit_flags_win(small_dataset, tmp_path):
+    """``--init`` without schedule flags: the recipe; each flag given overrides its choice (issue 16)."""
+    out = tmp_path / "ft"
+    args = ["train", "--data", str(small_dataset), "--init", "default", "--max-steps", "2", "--crop-size", "64,64"]
+    args += ["--device", "cpu", "-o", str(out)]
+    assert main(args) == 0
+    card = json.loads((out / "model.json").read_text())
+    tr = card["training"]
+    assert tr["recipe"]["overridden"] == {"crop_size": [64, 64]} and "crop_size" not in tr["recipe"]["choices"]
+    assert tr["config"]["crop_size"] == [64, 64] and tr["config"]["loss"] == "ce+dice"  # chosen by the recipe
+    assert tr["config"]["budget_s"] is None and tr["steps_done"] == 2  # explicit steps: no time limit
+    assert tr["lr_groups"] == {"all": tr["config"]["lr"]}  # same classes as the default model: no new head
+    for key in ("created", "training_command", "data_note", "cpu_latency_ms_360x480"):
+        assert card.get(key) != load_checkpoint(None).card[key]
+    assert "name" not in card
+
+
+def test_train_budget_flag_plans_the_schedule(small_dataset, tmp_path):
+    out = tmp_path / "ft"
+    args = ["train", "--data", str(small_dataset), "--init", "default", "--budget", "0.1", "--crop-size", "64,64"]
+    args += ["--device", "cpu", "-o", str(out)]
+    assert main(args) == 0
+    tr = json.loads((out / "model.json").read_text())["training"]
+    sched = tr["schedule"]
+    assert tr["config"]["budget_s"] == pytest.approx(6.0) and sched["budget_s"] == pytest.approx(6.0)
+    assert sched["stopped"] in ("budget", "planned steps", "early stop") and sched["steps_done"] >= 1
+    assert sched["step_s"] is None or sched["step_s"] > 0
 
 
 def test_train_unet_with_an_imagenet_encoder(small_dataset, tmp_path):

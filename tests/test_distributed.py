@@ -367,9 +367,11 @@ def test_cluster_dialog_writes_command_and_manifest_and_import_switches_model(qt
     text = dialog.command_text()
     for part in ("torchrun --nnodes=2 --nproc-per-node=2 --rdzv-backend=c10d --rdzv-endpoint=node0.example:29500",
                  "-m segstudio train --data /scratch/lab/app/labels/cluster/manifest.json",
-                 "-o /scratch/lab/app/labels/cluster/run --init default", "--batch-size 4", "--max-steps 40",
-                 "--freeze-bn", "--lr 0.0002"):
+                 "-o /scratch/lab/app/labels/cluster/run --init default", "--batch-size 8"):
         assert part in text, (part, text)
+    # The one-click config is the recipe: the cluster run chooses crop, loss, lr, steps itself (only the global
+    # batch, which must divide over the processes, is spelled out).
+    assert "--max-steps" not in text and "--lr " not in text and "--loss" not in text and "--no-recipe" not in text
     dialog.batch.setValue(6)  # 6 images per step cannot split over 4 processes
     assert dialog.command_text() == "" and "does not divide over 4 processes" in dialog.error.text()
     dialog.batch.setValue(8)

@@ -82,13 +82,18 @@ def test_options_dialog_live_curves_metrics_after_finetune(qtbot, folder, sample
     orig = panel.on_event
     panel.on_event = lambda e, i: (threads.append(threading.current_thread()), orig(e, i))
 
-    # The dialog starts at the one-click defaults; the user asks for 3 steps, small crops, frozen encoder.
-    defaults = finetune_config()
+    # The dialog starts at the one-click defaults (the recipe with the CPU's 3-min budget, its fields greyed
+    # out); the user switches to fixed steps and asks for 3 steps, small crops, frozen encoder.
+    assert finetune_config().recipe and finetune_config().budget_s is None
 
     def fill_dialog():
         dlg = win.loop._dialog
-        assert dlg.lr.value() == pytest.approx(defaults.lr) and dlg.max_steps.value() == defaults.max_steps
-        assert dlg.freeze_bn.isChecked() and not dlg.freeze_encoder.isChecked()
+        assert dlg.budget.currentText() == "3 min" and dlg.budget_minutes() == 3
+        assert not dlg.max_steps.isEnabled() and not dlg.lr.isEnabled() and not dlg.freeze_encoder.isChecked()
+        dlg.budget.setCurrentText("1 min")
+        assert dlg.config().recipe and dlg.config().budget_s == 60 and dlg.config().lr is None
+        dlg.budget.setCurrentIndex(dlg.budget.count() - 1)  # fixed steps
+        assert dlg.max_steps.isEnabled() and dlg.budget_minutes() is None
         dlg.max_steps.setValue(3)
         dlg.batch_size.setValue(2)
         dlg.crop_h.setValue(96)
@@ -104,6 +109,7 @@ def test_options_dialog_live_curves_metrics_after_finetune(qtbot, folder, sample
     assert win.loop.finetune_with_options()
     cfg = win.finetune_config
     assert (cfg.max_steps, cfg.batch_size, cfg.crop_size, cfg.freeze_encoder, cfg.loss) == (3, 2, (96, 128), True, "ce+0.5*dice")
+    assert not cfg.recipe and cfg.budget_s is None
     assert panel.cancel_button.isEnabled() and panel.state == "running"
     qtbot.waitUntil(lambda: panel.state == "done", timeout=300_000)
     wait_idle(qtbot, win)
@@ -127,14 +133,17 @@ def test_options_dialog_live_curves_metrics_after_finetune(qtbot, folder, sample
     assert all(torch.equal(new[k], old[k]) for k in new if k.startswith("encoder."))
     assert any(not torch.equal(new[k], old[k]) for k in new if not k.startswith("encoder.") and new[k].is_floating_point())
 
-    # The metrics dock was recomputed for the new model: 4 training images, 1 held out (validation).
+    # The metrics dock was recomputed for the new model: 4 training images, 1 that picked the checkpoint
+    # (validation), none held out: the image that selected the checkpoint is no honest estimate (issue 16).
     qtbot.waitUntil(lambda: win.loop.metrics.result is not None and win.loop.metrics.result.model_name.endswith(v.name), timeout=120_000)
     r = win.loop.metrics.result
     roles = {p.name: role for p, role in r.roles.items()}
     assert sorted(roles.values()) == sorted([ROLE_TRAIN] * 4 + [ROLE_VAL])
-    assert roles[td["val_files"][0]] == ROLE_VAL
-    assert win.loop.metrics.scope.currentText() == "held-out"
-    assert "held-out mIoU" in win.loop.metrics.summary.text() and "training mIoU" in win.loop.metrics.summary.text()
+    assert roles[td["val_files"][0]] == ROLE_VAL and ROLE_HELD_OUT not in roles.values()
+    assert r.count("held-out") == 0 and r.count("validation") == 1 and r.count("training") == 4
+    assert win.loop.metrics.scope.currentText() == "validation"
+    summary = win.loop.metrics.summary.text()
+    assert "held-out mIoU" not in summary and "validation mIoU" in summary and "training mIoU" in summary
     win.close()
 
 

@@ -64,7 +64,9 @@ def test_dialog_lists_every_architecture_with_its_paper(qtbot):
         assert name in dlg.arch_combo.itemText(i)
     summary = dlg.summary["classes"].text()
     assert summary.startswith(f"{SYNTH_CLASSES.num_classes}:") and all(n in summary for n in SYNTH_CLASSES.names)
-    assert f"{finetune_config().max_steps} steps" in dlg.summary["budget"].text()
+    assert "recipe" in dlg.summary["budget"].text() and "budget" in dlg.summary["budget"].text()
+    fixed = NewModelDialog._budget_text(finetune_config(max_steps=7, lr=1e-3))
+    assert "7 steps" in fixed and "lr 0.001" in fixed and "batch auto" in fixed  # the rest left to the recipe
 
 
 def test_encoder_combo_only_for_encoder_based_architectures(qtbot):

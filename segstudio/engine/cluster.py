@@ -123,9 +123,12 @@ _FLAGS = {
     "elastic": "--elastic",
     "color_jitter": "--jitter",
     "dist_timeout_s": "--dist-timeout",
+    "budget_s": "--budget",
+    "lr_head": "--lr-head",
 }
-# Resolved before the command is written: holdout_fraction becomes the manifest's val split.
-_NOT_FLAGS = {"holdout_fraction"}
+# Resolved before the command is written: holdout_fraction becomes the manifest's val split; recipe is the CLI's
+# default with --init (torchrun_command adds --no-recipe when a fine-tune config does without it).
+_NOT_FLAGS = {"holdout_fraction", "recipe"}
 
 
 def train_args(config: TrainConfig) -> list[str]:
@@ -150,6 +153,8 @@ def train_args(config: TrainConfig) -> list[str]:
             out += [flag] if value else []
         elif value is None:
             continue
+        elif f.name == "budget_s":
+            out += [flag, f"{value / 60:g}"]  # the CLI takes minutes
         elif isinstance(value, (tuple, list)):
             out += [flag, ",".join(str(v) for v in value)]
         else:
@@ -204,7 +209,7 @@ def torchrun_command(
     if (model is None) == (init is None):
         raise ValueError("give exactly one of model (a new architecture) or init (a checkpoint to fine-tune)")
     world = nproc_per_node * nnodes
-    if config.batch_size % world:
+    if config.batch_size is not None and config.batch_size % world:
         raise ValueError(
             f"the global batch {config.batch_size} does not divide over {world} processes ({nnodes} node(s) × "
             f"{nproc_per_node}); pick a batch size that is a multiple of {world}"
@@ -236,6 +241,8 @@ def torchrun_command(
                 cmd += [f"--model-arg={k}={json.dumps(v) if not isinstance(v, str) else v}"]
     else:
         cmd += ["--init", str(init)]
+        if not config.recipe:
+            cmd.append("--no-recipe")
     cmd += train_args(config)
     if resume:
         cmd.append("--resume")

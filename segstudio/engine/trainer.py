@@ -17,10 +17,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Collection
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from segstudio.core.labels import ClassSpec
 from segstudio.data.dataset import SegmentationDataset
 from segstudio.data.transforms import eval_transforms, train_transforms
+from segstudio.engine import recipe as recipe_mod
 from segstudio.engine.checkpoint import (
     build_model,
     load_checkpoint,
@@ -116,6 +118,25 @@ class TrainConfig:
             the job fails (a dead rank ends the job instead of hanging it).
         hflip, vflip, rotate, translate, elastic, color_jitter: augmentation, see
             :func:`segstudio.data.transforms.train_transforms`.
+        recipe: let the fine-tune recipe (:mod:`segstudio.engine.recipe`) fill every field below that is
+            ``None`` (and ``epochs``, ``batch_size``, ``lr``, ``crop_size``, ``scale_range``, ``loss``,
+            ``class_weights``, ``freeze_bn`` when they are ``None``) from the data, the model, the device and
+            the budget; fields with a value are kept (an explicit choice overrides the recipe).
+            :func:`train_on_folder` applies it; :class:`Trainer` needs concrete values.
+        budget_s: time budget, seconds, from the start of :func:`train_on_folder` (statistics, BN adaptation,
+            steps, validation, checkpoints). The step time is measured over the first steps, the number of
+            steps planned to fill the budget (poly decay over the plan) and training stops on budget.
+            ``None``: no time limit (``epochs`` / ``max_steps`` decide), or the device's default with ``recipe``.
+        lr_head: learning rate of newly initialised parameters (a new classifier); ``None``: ``lr``.
+        warmup_fraction: the pretrained parameters' learning rate ramps up linearly over this share of the
+            planned steps (0: no warm-up); freshly initialised ones start at full rate.
+        adapt_bn: before training, re-estimate BatchNorm statistics on the training crops (AdaBN), then keep
+            them frozen (needs ``freeze_bn``).
+        class_weight_max: clip the class weights to this value (``None``: no clip).
+        val_interval_s: with ``budget_s``, validate / write checkpoints every this many seconds instead of every
+            ``val_every`` epochs (``None``: ``budget_s / 8``).
+        patience: with ``budget_s`` and validation, stop after this many validations without a better mIoU once
+            half the budget is spent (``None``: never early).
     """
 
     epochs: int = 10
@@ -142,6 +163,21 @@ class TrainConfig:
     translate: float = 0.0
     elastic: float = 0.0
     color_jitter: float = 0.2
+    recipe: bool = False
+    budget_s: float | None = None
+    lr_head: float | None = None
+    warmup_fraction: float | None = None
+    adapt_bn: bool | None = None
+    class_weight_max: float | None = None
+    val_interval_s: float | None = None
+    patience: int | None = None
+
+
+RECIPE_FIELDS = (
+    "epochs", "batch_size", "lr", "lr_head", "crop_size", "scale_range", "loss", "class_weights",
+    "class_weight_max", "freeze_bn", "adapt_bn", "warmup_fraction", "val_interval_s", "patience", "budget_s",
+)
+"""TrainConfig fields the recipe fills when they are ``None`` (see :func:`apply_recipe`)."""
 
 
 @dataclass
@@ -239,8 +275,20 @@ class Trainer:
         callbacks: list[Callback] | None = None,
         cancel: CancelToken | None = None,
         dist_ctx: DistContext | None = None,
+        fresh_params: Collection[str] = (),
+        t_start: float | None = None,
+        recipe_info: dict | None = None,
     ) -> None:
         self.config = config or TrainConfig()
+        unset = [f for f in ("epochs", "batch_size", "lr", "crop_size", "loss", "class_weights", "freeze_bn") if getattr(self.config, f) is None]
+        if unset:
+            raise ValueError(
+                f"TrainConfig fields {unset} are None (left to the recipe); train through train_on_folder, "
+                "or apply segstudio.engine.trainer.apply_recipe first"
+            )
+        self.t_start = time.perf_counter() if t_start is None else t_start
+        self.recipe_info = recipe_info
+        self.fresh_params = set(fresh_params)
         self.dist = dist_ctx or current()
         world = self.dist.world_size
         if self.config.batch_size % world:
@@ -300,15 +348,40 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * self.config.epochs
         if self.config.max_steps is not None:
             self.total_steps = min(self.total_steps, self.config.max_steps)
-        self.optimizer = torch.optim.AdamW(
-            [p for p in self.model.parameters() if p.requires_grad], lr=self.config.lr, weight_decay=self.config.weight_decay
-        )
+        self.step_cap = self.total_steps  # epochs / max_steps; a budget plans total_steps below this
+        groups, self.lr_groups = self._param_groups()
+        self.optimizer = torch.optim.AdamW(groups, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        # Per-group factor: poly decay over the (possibly re-planned) total; the pretrained group warms up.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: max(0.0, 1.0 - s / max(1, self.total_steps)) ** 0.9
+            self.optimizer,
+            [
+                (lambda s, w=g["name"] == "pretrained": recipe_mod.lr_factor(s, self.total_steps, self._warmup() if w else 0))
+                for g in groups
+            ],
         )
+        self.schedule: dict = {"budget_s": self.config.budget_s, "planned_steps": None, "step_s": None, "stopped": None}
+        self._step_times: list[float] = []
         self.use_amp = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.state = TrainState()
+
+    def _param_groups(self) -> tuple[list[dict], dict]:
+        """AdamW groups: ``"pretrained"`` at ``lr`` and, when ``lr_head`` differs and some trainable parameters are
+        freshly initialised (``fresh_params``), ``"new"`` at ``lr_head``. Returns (groups, {name: lr})."""
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        lr, lr_head = self.config.lr, self.config.lr_head
+        new = [p for n, p in named if n in self.fresh_params]
+        if lr_head is None or lr_head == lr or not new or len(new) == len(named):
+            rate = lr if lr_head is None or len(new) < len(named) else lr_head
+            return [{"params": [p for _, p in named], "lr": rate, "name": "all"}], {"all": rate}
+        old = [p for n, p in named if n not in self.fresh_params]
+        return (
+            [{"params": old, "lr": lr, "name": "pretrained"}, {"params": new, "lr": lr_head, "name": "new"}],
+            {"pretrained": lr, "new": lr_head},
+        )
+
+    def _warmup(self) -> int:
+        return int(round((self.config.warmup_fraction or 0.0) * self.total_steps))
 
     def _compute_class_weights(self) -> np.ndarray | None:
         """float64 (K,) weights from the training set's full-size masks, or ``None`` for ``"none"``."""
@@ -320,6 +393,8 @@ class Trainer:
         source = ds if hasattr(ds, "load") else (ds[i][1] for i in range(len(ds)))
         counts = class_pixel_counts(source, self.num_classes)
         weights = compute_class_weights(self.config.class_weights, counts)
+        if self.config.class_weight_max is not None:
+            weights = np.minimum(weights, self.config.class_weight_max)
         log.info(
             "%s class weights from %d masks in %.1fs: %s",
             self.config.class_weights,
@@ -344,6 +419,9 @@ class Trainer:
             "epochs_done": self.state.epoch,
             "steps_done": self.state.step,
             "device": str(self.device),
+            "lr_groups": dict(self.lr_groups),
+            "schedule": self._schedule_json(),
+            "recipe": self.recipe_info,
             "distributed": None
             if not self.dist.enabled
             else {"world_size": self.dist.world_size, "backend": self.dist.backend, "rank_batch": self.rank_batch},
@@ -435,15 +513,84 @@ class Trainer:
         with peer_errors(self.dist):
             return self._fit()
 
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.t_start
+
+    def _adapt_bn(self, passes: int = 4) -> None:
+        """AdaBN (Li et al., ICLR-W 2017): replace BatchNorm running statistics by their cumulative average over
+        ``passes`` batches of training crops (forward only, no gradient); the caller then keeps BN frozen."""
+        bns = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not bns:
+            return
+        t0 = time.perf_counter()
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average
+        self.model.train()
+        self.sampler.set_epoch(10**6 + self.state.epoch)  # crops other than those of the first epoch
+        done = 0
+        with torch.no_grad():
+            while done < passes:
+                for x, _ in self.loader:
+                    self.cancel.check()
+                    x = x.to(self.device, non_blocking=True)
+                    with torch.autocast(self.device.type, enabled=self.use_amp):
+                        self.model(x)
+                    done += 1
+                    if done >= passes:
+                        break
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+        self.schedule["adabn_s"] = round(time.perf_counter() - t0, 2)
+        log.info("AdaBN: BatchNorm statistics from %d batches in %.1fs", done, time.perf_counter() - t0)
+
+    def _replan(self) -> None:
+        """With a budget: total steps from the median recent step time and the time left (see
+        :func:`segstudio.engine.recipe.plan_total_steps`), at most the epochs / max_steps cap."""
+        times = self._step_times[-2 * recipe_mod.REPLAN_EVERY :]
+        step_s = float(np.median(times))
+        interval = self._interval()
+        left = max(0.0, self.config.budget_s - self._elapsed())
+        n_checks = 1 + (math.floor(left / interval) if interval else 0)
+        # Before the first validation is timed: a full-size forward pass per held-out image costs about a third
+        # of a training step (forward + backward over a batch of crops).
+        per_check = self.schedule.get("val_s", step_s * len(self.val_set or []) / 3) + self.schedule.get("save_s", 0.3)
+        planned = recipe_mod.plan_total_steps(
+            self.config.budget_s, self._elapsed(), step_s, self.state.step, reserve_s=n_checks * per_check,
+            min_steps=self.state.step + 1,
+        )
+        self.total_steps = min(self.step_cap, planned)
+        self.schedule.update(planned_steps=self.total_steps, step_s=round(step_s, 4))
+
+    def _interval(self) -> float | None:
+        if self.config.budget_s is None:
+            return None
+        return self.config.val_interval_s or self.config.budget_s / recipe_mod.VALIDATIONS_PER_BUDGET
+
+    def _out_of_budget(self) -> bool:
+        """True when one more step and the final validation + save would overrun the budget."""
+        if self.config.budget_s is None or not self._step_times:
+            return False
+        step_s = float(np.median(self._step_times[-2 * recipe_mod.REPLAN_EVERY :]))
+        final = self.schedule.get("val_s", 0.0) + self.schedule.get("save_s", 0.3)
+        return self._elapsed() + step_s + final > self.config.budget_s
+
     def _fit(self) -> Path:
         torch.manual_seed(self.config.seed + self.state.epoch + 7919 * self.dist.rank)
         np.random.seed(self.config.seed + self.state.epoch + 7919 * self.dist.rank)
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         final = self.out_dir / "model.safetensors"
-        while self.state.epoch < self.config.epochs and self.state.step < self.total_steps:
+        budget = self.config.budget_s
+        if budget is not None and self.state.step == 0:
+            self.total_steps = self.step_cap  # until the step time is measured
+        if self.config.adapt_bn and self.state.step == 0:
+            self._adapt_bn()
+        last_check, stale, stop, checked_at = time.perf_counter(), 0, None, self.state.step
+        while self.state.epoch < self.config.epochs and self.state.step < self.total_steps and stop is None:
             self.model.train()
-            if self.config.freeze_bn:
+            if self.config.freeze_bn or self.config.adapt_bn:
                 _freeze_bn(self.model)
             elif self.config.freeze_encoder:
                 _freeze_bn(self.model.encoder)
@@ -451,6 +598,10 @@ class Trainer:
             self.sampler.set_epoch(self.state.epoch)
             for i, (x, y) in enumerate(self.loader):
                 self.cancel.check()
+                if self._out_of_budget():
+                    stop = "budget"
+                    break
+                t_step = time.perf_counter()
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)
                 if self.device.type == "cuda":
@@ -473,6 +624,13 @@ class Trainer:
                 self.scheduler.step()
                 self.state.step += 1
                 losses.append(mean_loss.item())
+                if budget is not None:
+                    # The first step carries one-off costs (allocation, lazy init): not timed.
+                    if self.state.step > 1:
+                        self._step_times.append(time.perf_counter() - t_step)
+                    n = len(self._step_times)
+                    if n >= recipe_mod.MEASURE_STEPS and (n == recipe_mod.MEASURE_STEPS or n % recipe_mod.REPLAN_EVERY == 0):
+                        self._replan()
                 self._emit(
                     "step",
                     epoch=self.state.epoch,
@@ -481,23 +639,34 @@ class Trainer:
                     global_step=self.state.step,
                     total_steps=self.total_steps,
                     loss=losses[-1],
-                    lr=self.scheduler.get_last_lr()[0],
+                    lr=self.scheduler.get_last_lr()[-1],
                 )
+                if budget is not None and self.state.step >= self.total_steps and self._step_times:
+                    self._replan()  # the plan ran out: take any steps the budget still allows
                 if self.state.step >= self.total_steps:
                     break
-            self.state.epoch += 1
-            info = {"epoch": self.state.epoch, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0}
+            if losses:
+                self.state.epoch += 1
+            last_epoch = self.state.epoch >= self.config.epochs or self.state.step >= self.total_steps or stop is not None
+            if budget is not None and (self.state.step == checked_at or (not last_epoch and time.perf_counter() - last_check < self._interval())):
+                continue  # with a budget, validate and write checkpoints on time, not every epoch
+            last_check, checked_at = time.perf_counter(), self.state.step
+            info = {"epoch": self.state.epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                    "seconds": time.perf_counter() - t0, "step": self.state.step}
             metrics = None
-            last_epoch = self.state.epoch >= self.config.epochs or self.state.step >= self.total_steps
-            if self.val_set is not None and (self.state.epoch % self.config.val_every == 0 or last_epoch):
+            periodic = budget is not None or self.state.epoch % self.config.val_every == 0
+            if self.val_set is not None and (periodic or last_epoch):
+                tv = time.perf_counter()
                 metrics = self.validate()
+                self.schedule["val_s"] = time.perf_counter() - tv
                 info["val_miou"] = metrics["miou"]
                 info["val_pixel_accuracy"] = metrics["pixel_accuracy"]
             self.state.history.append(info)
+            ts = time.perf_counter()
             self.save_last(metrics)
             main = self.dist.is_main  # only rank 0 writes files (every rank keeps the same state)
             if metrics is not None and metrics["miou"] is not None and metrics["miou"] > self.state.best_miou:
-                self.state.best_miou = metrics["miou"]
+                self.state.best_miou, stale = metrics["miou"], 0
                 if main:
                     save_checkpoint(self.out_dir, self.model, self._card({"val": metrics}))
                 self._emit("checkpoint", path=str(final), epoch=self.state.epoch, step=self.state.step)
@@ -505,14 +674,50 @@ class Trainer:
                 if main:
                     save_checkpoint(self.out_dir, self.model, self._card(None))
                 self._emit("checkpoint", path=str(final), epoch=self.state.epoch, step=self.state.step)
+            else:
+                stale += 1
+            self.schedule["save_s"] = time.perf_counter() - ts
             if main:
                 atomic_write_bytes(self.out_dir / "history.json", json.dumps(self.state.history, indent=1).encode())
             self._emit("epoch", **info)
+            if (
+                budget is not None
+                and self.config.patience
+                and stale >= self.config.patience
+                and self._elapsed() > budget / 2
+                and stop is None
+            ):
+                stop = "early stop"
+        if budget is not None:
+            self.schedule["stopped"] = stop or ("max_steps" if self.state.step >= self.step_cap else "planned steps")
+        else:
+            self.schedule["stopped"] = "max_steps" if self.state.step >= self.step_cap else "epochs"
+        self.schedule["time_s"] = round(self._elapsed(), 2)
+        self.schedule["steps_done"] = self.state.step
+        log.info("training: %d steps in %.1fs (budget %s, %s)", self.state.step, self._elapsed(), budget, self.schedule["stopped"])
+        if self.dist.is_main:  # the final card says how the schedule ended (weights unchanged)
+            self._finalise_cards(final)
         if self.dist.is_main and not final.is_file():  # validation never improved on -1, or no epoch finished
             save_checkpoint(self.out_dir, self.model, self._card(None))
         barrier(self.dist)  # every rank returns once rank 0 has written the checkpoint
         self._emit("done", path=str(final))
         return final
+
+    def _finalise_cards(self, final: Path) -> None:
+        """Rewrite the schedule (steps, time, why it stopped) into the cards of ``model`` and ``last``."""
+        for path in (final.with_suffix(".json"), self.out_dir / "last.json"):
+            if not path.is_file():
+                continue
+            card = json.loads(path.read_text(encoding="utf-8"))
+            card.setdefault("training", {})["schedule"] = self._schedule_json()
+            atomic_write_bytes(path, (json.dumps(card, indent=1) + "\n").encode("utf-8"))
+
+    def _schedule_json(self) -> dict:
+        out = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.schedule.items()}
+        out["time_s"] = out.get("time_s") or round(self._elapsed(), 2)
+        out["lr_groups"] = dict(self.lr_groups)
+        out["warmup_steps"] = self._warmup() if len(self.lr_groups) > 1 else 0
+        return out
 
 
 def check_loss_config(config: TrainConfig, num_classes: int) -> None:
@@ -527,6 +732,85 @@ def check_loss_config(config: TrainConfig, num_classes: int) -> None:
             f"unknown class-weight method {config.class_weights!r}; choose one of {', '.join(CLASS_WEIGHT_METHODS)}"
         )
     get_loss(config.loss, weight=None if config.class_weights == "none" else torch.ones(num_classes))
+
+
+INHERITED_CARD_KEYS_DROPPED = (
+    "created", "name", "training_command", "cpu_latency_ms_360x480", "data_note", "metrics", "training", "imported_from",
+)
+"""Card fields that describe the parent's own making, not the fine-tuned version's: never inherited."""
+MAX_STATS_IMAGES = 64
+"""The recipe's data statistics read at most this many training masks (evenly spread)."""
+
+
+def apply_recipe(config: TrainConfig, stats: recipe_mod.DataStats, fresh_head: bool, device_type: str) -> tuple[TrainConfig, dict]:
+    """Fill the ``None`` fields of ``config`` (see :data:`RECIPE_FIELDS`) from :func:`recipe.choose_recipe`.
+
+    Fields that hold a value were chosen explicitly and stay. Returns ``(config, card record)``: the record
+    lists what the recipe chose (``choices``), what was given explicitly (``overridden``) and why (``reasons``).
+
+    Raises:
+        ValueError: no labelled pixels, or a budget <= 0.
+    """
+    r = recipe_mod.choose_recipe(stats, fresh_head, device_type, config.budget_s)
+    choice = {
+        "epochs": 10**6,
+        "batch_size": r.batch_size,
+        "lr": r.lr_body,
+        "lr_head": r.lr_head,
+        "crop_size": tuple(r.crop_size),
+        "scale_range": tuple(r.scale_range),
+        "loss": r.loss,
+        "class_weights": r.class_weights,
+        "class_weight_max": r.class_weight_max,
+        "freeze_bn": r.bn != "train",
+        "adapt_bn": r.bn == "adabn",
+        "warmup_fraction": recipe_mod.WARMUP_FRACTION if fresh_head else 0.0,
+        "val_interval_s": r.val_interval_s,
+        "patience": recipe_mod.PATIENCE,
+        "budget_s": r.budget_s,
+    }
+    given = {f: getattr(config, f) for f in RECIPE_FIELDS if getattr(config, f) is not None}
+    if config.budget_s is None and (config.max_steps is not None or config.epochs is not None):
+        # An explicit schedule (steps / epochs) replaces the budget: no time limit, validation every val_every epochs.
+        choice.update(budget_s=None, val_interval_s=None, patience=None)
+    if "freeze_bn" in given and "adapt_bn" not in given:
+        choice["adapt_bn"] = False  # the user's BatchNorm choice stands as given
+    filled = {f: v for f, v in choice.items() if f not in given}
+    out = replace(config, **filled)
+    record = {
+        "budget_s": out.budget_s,
+        "choices": {k: list(v) if isinstance(v, tuple) else v for k, v in filled.items()},
+        "overridden": {k: list(v) if isinstance(v, tuple) else v for k, v in given.items()},
+        "bn": "train" if not out.freeze_bn else ("adabn" if out.adapt_bn else "frozen"),
+        "reasons": r.reasons,
+        "data": {
+            "images": stats.num_images,
+            "val_images": stats.num_val,
+            "short_side": stats.short_side,
+            "class_fraction": [round(float(x), 5) for x in stats.class_pixels / max(1, stats.class_pixels.sum())],
+            "thickness_px": [round(float(x), 2) for x in stats.thickness_px],
+        },
+        "device": device_type,
+    }
+    log.info("fine-tune recipe: %s (explicit: %s)", record["choices"], record["overridden"])
+    return out, record
+
+
+def _recipe_stats(ds: SegmentationDataset, num_val: int) -> recipe_mod.DataStats:
+    n = len(ds)
+    idx = np.unique(np.linspace(0, n - 1, min(n, MAX_STATS_IMAGES)).round().astype(int))
+    return recipe_mod.data_stats((ds.load(int(i))[1] for i in idx), ds.num_classes, num_val)
+
+
+def file_sha1(path: str | Path) -> str:
+    """Hex SHA-1 of a file's bytes (the content key of an image in the model card)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _base_short_side(ds: SegmentationDataset) -> int:
@@ -574,11 +858,16 @@ def train_on_folder(
         Cancelled: when ``cancel`` fired.
         PeerFailure: under ``torchrun``, another rank died or timed out.
     """
+    t_start = time.perf_counter()
     config = config or TrainConfig()
     samples, classes = find_samples(data_dir, "train")
     if not samples:
         raise FileNotFoundError(f"{data_dir}: no labelled images to train on; save some corrected labels first")
-    check_loss_config(config, classes.num_classes)
+    if not config.recipe:  # without the recipe every field needs a value: the TrainConfig defaults
+        defaults = TrainConfig()
+        config = replace(config, **{f: getattr(defaults, f) for f in ("epochs", "batch_size", "lr", "crop_size", "scale_range", "loss", "class_weights", "freeze_bn") if getattr(config, f) is None})
+    if config.loss is not None and config.class_weights is not None:
+        check_loss_config(config, classes.num_classes)
     try:
         has_val = (Path(data_dir) / "val.txt").is_file() or Path(data_dir).is_file()  # split list or manifest
         val_samples, _ = find_samples(data_dir, "val") if has_val else ([], None)
@@ -587,7 +876,7 @@ def train_on_folder(
     if not val_samples and config.holdout_fraction > 0 and not (Path(data_dir) / "images").is_dir():
         samples, val_samples = holdout_split(samples, config.holdout_fraction)
     torch.manual_seed(config.seed)
-    parent = None
+    parent, fresh = None, []
     if init is not None:
         loaded = load_checkpoint(None if str(init) == "default" else init)
         if model_name is not None and model_name != loaded.card["architecture"]:
@@ -601,7 +890,8 @@ def train_on_folder(
         if fresh:
             log.info("classes differ from %s: new classifier (%s)", init, ", ".join(fresh))
         parent = str(loaded.path)
-        card.pop("metrics", None)
+        for key in INHERITED_CARD_KEYS_DROPPED:
+            card.pop(key, None)
     else:
         if model_name is None:
             raise ValueError("give a model name (--model) or a checkpoint to start from (--init)")
@@ -615,8 +905,16 @@ def train_on_folder(
     if not (Path(data_dir) / "images").is_dir():  # app folder: which corrected images trained / validated
         card["training_data"]["files"] = [s.image.name for s in samples]
         card["training_data"]["val_files"] = [s.image.name for s in val_samples]
+    # Content keys: the Metrics dock's held-out rule (segstudio.engine.heldout) works on any machine and copy.
+    card["training_data"]["image_sha1"] = [file_sha1(s.image) for s in samples]
+    card["training_data"]["val_image_sha1"] = [file_sha1(s.image) for s in val_samples]
     card.update(extra_card or {})
     train_set = SegmentationDataset(samples, classes.num_classes)
+    recipe_info = None
+    if config.recipe:
+        device_type = device_for(current(), config.device).type
+        config, recipe_info = apply_recipe(config, _recipe_stats(train_set, len(val_samples)), bool(fresh) or init is None, device_type)
+        check_loss_config(config, classes.num_classes)
     train_set.transform = train_transforms(
         crop_size=tuple(config.crop_size),
         scale_range=tuple(config.scale_range),
@@ -630,7 +928,10 @@ def train_on_folder(
     )
     val_set = SegmentationDataset(val_samples, classes.num_classes, eval_transforms()) if val_samples else None
     with distributed_session(config.device, config.dist_timeout_s) as dist_ctx:
-        trainer = Trainer(model, card, train_set, val_set, config, out_dir, callbacks, cancel, dist_ctx)
+        trainer = Trainer(
+            model, card, train_set, val_set, config, out_dir, callbacks, cancel, dist_ctx,
+            fresh_params=fresh, t_start=t_start, recipe_info=recipe_info,
+        )
         if resume:
             trainer.resume(out_dir)
         return trainer.fit()
@@ -657,13 +958,17 @@ def holdout_split(samples: list, fraction: float, min_images: int = 5) -> tuple[
 
 
 def finetune_config(**overrides) -> TrainConfig:
-    """Defaults of the GUI's one-click fine-tune: short, gentle, BatchNorm frozen (few images).
+    """The GUI's one-click fine-tune (and ``segstudio train --init``): the recipe within a time budget.
 
-    40 steps of batch 4 at 256×256 with lr 2e-4 take about a minute on a 2-core CPU for DeepLab v3+ /
-    MobileNetV2. Any :class:`TrainConfig` field can be overridden.
-    With 5 or more labelled images about 20% are held out for the validation mIoU curve (:func:`holdout_split`).
+    Every field the recipe chooses (:data:`RECIPE_FIELDS`: crop, batch, loss and class weights, learning rates,
+    BatchNorm handling, schedule) is ``None`` here, so :func:`train_on_folder` derives it from the data, the
+    model, the device and ``budget_s`` (default: :func:`segstudio.engine.recipe.default_budget_s`, 3 min on a
+    CPU, 1 min on CUDA); see :mod:`segstudio.engine.recipe`. Any :class:`TrainConfig` field can be given in
+    ``overrides``, and a given field overrides the recipe (e.g. ``max_steps=2`` caps the steps, ``lr=1e-3``
+    fixes the rate of the pretrained layers). With 5 or more labelled images about 20% are held out for the
+    validation mIoU curve and the best checkpoint (:func:`holdout_split`).
     """
-    base = dict(epochs=1000, batch_size=4, lr=2e-4, crop_size=(256, 256), scale_range=(0.75, 1.5), freeze_bn=True, max_steps=40,
-                holdout_fraction=0.2)
+    base = {f: None for f in RECIPE_FIELDS}
+    base.update(recipe=True, holdout_fraction=0.2)
     base.update(overrides)
     return TrainConfig(**base)

@@ -69,7 +69,7 @@ class ClusterDialog(QDialog):
         self.nnodes = QSpinBox(minimum=1, maximum=4096, value=1)
         self.endpoint = QLineEdit()
         self.endpoint.setPlaceholderText("node0.cluster:29400 (needed for several nodes)")
-        self.batch = QSpinBox(minimum=1, maximum=65536, value=config.batch_size)
+        self.batch = QSpinBox(minimum=1, maximum=65536, value=config.batch_size or 8)  # None: the recipe's (8 shown)
         self.batch.setToolTip("global batch: images per step over all processes (each loads batch / processes)")
         self.remote = QLineEdit(self.folder.as_posix())
         self.remote.setToolTip("where this image folder (with labels/) is on the cluster")

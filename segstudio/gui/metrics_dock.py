@@ -2,13 +2,13 @@
 
 Per-class IoU, mIoU and the confusion matrix (:class:`segstudio.metrics.ConfusionMatrix`) of the model's
 predictions against the saved labels, split into images the model (or any model it was fine-tuned from)
-trained on and held-out images, so the held-out numbers are an honest estimate. Computed in a worker
+trained on, images that selected its checkpoint (validation) and held-out images that neither saw, recognised
+by content (:mod:`segstudio.engine.heldout`), so the held-out numbers are an honest estimate. Computed in a worker
 (:func:`evaluate_corrected`) after each fine-tune or on request.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,71 +30,27 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core import ClassSpec, validate_label_map
+from segstudio.engine.heldout import ROLE_HELD_OUT, ROLE_TRAIN, ROLE_VAL, card_lineage, image_roles
 from segstudio.io import label_path_for, read_image, read_index_png
 from segstudio.metrics import ConfusionMatrix
 
 log = logging.getLogger(__name__)
 
-ROLE_TRAIN = "train"
-ROLE_VAL = "held-out (val)"
-ROLE_HELD_OUT = "held-out"
-SCOPES = ("held-out", "training", "all")
-
-
-def _card_of(weights: str | Path) -> dict | None:
-    p = Path(weights).with_suffix(".json")
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+SCOPES = ("held-out", "validation", "training", "all")
+_SCOPE_ROLE = {"held-out": ROLE_HELD_OUT, "validation": ROLE_VAL, "training": ROLE_TRAIN}
 
 
 def training_roles(card: dict, paths: list[Path], max_depth: int = 32) -> dict[Path, str]:
-    """Which of ``paths`` the model behind ``card`` has seen in training.
+    """Which of ``paths`` the model behind ``card`` (or any model it was fine-tuned from) has seen.
 
-    Follows the card's ``parent`` chain (a fine-tuned model inherits what its parents trained on). A card's
-    ``training_data`` names the images either as ``files`` / ``val_files`` (an app-folder fine-tune) or by
-    ``path`` of a dataset folder whose ``train.txt`` lists stems.
+    By image content (SHA-1 recorded in the cards), so a copied or moved training image is still a training
+    image; see :func:`segstudio.engine.heldout.image_roles`.
 
     Returns:
-        ``{path: role}`` with role :data:`ROLE_TRAIN`, :data:`ROLE_VAL` (held out for validation by the
-        latest fine-tune) or :data:`ROLE_HELD_OUT` (never trained on).
+        ``{path: role}`` with role :data:`ROLE_TRAIN`, :data:`ROLE_VAL` (picked a checkpoint) or
+        :data:`ROLE_HELD_OUT` (seen by neither training nor checkpoint selection).
     """
-    trained: set[tuple[str, str]] = set()  # (folder, name) of training images in the whole chain
-    trained_stems: set[tuple[str, str]] = set()
-    val: set[tuple[str, str]] = set()
-    seen = 0
-    cur: dict | None = card
-    first = True
-    while cur is not None and seen < max_depth:
-        td = cur.get("training_data") or {}
-        root = td.get("path")
-        if root:
-            root = str(Path(root).resolve())
-            if "files" in td:
-                trained.update((root, n) for n in td["files"])
-                if first:
-                    val.update((root, n) for n in td.get("val_files", []))
-            else:
-                split = Path(root) / "train.txt"
-                try:
-                    trained_stems.update((str(Path(root) / "images"), s.strip()) for s in split.read_text().splitlines() if s.strip())
-                except OSError:
-                    pass
-        parent = cur.get("parent")
-        cur = _card_of(parent) if parent else None
-        first = False
-        seen += 1
-    roles = {}
-    for p in paths:
-        folder, name = str(p.parent.resolve()), p.name
-        if (folder, name) in trained or (folder, p.stem) in trained_stems:
-            roles[p] = ROLE_TRAIN
-        elif (folder, name) in val:
-            roles[p] = ROLE_VAL
-        else:
-            roles[p] = ROLE_HELD_OUT
-    return roles
+    return image_roles(card_lineage(card, max_depth), paths)
 
 
 @dataclass
@@ -114,13 +70,13 @@ class CorrectedEval:
     model_name: str = ""
 
     def matrix(self, scope: str = "all") -> ConfusionMatrix:
-        """Summed confusion matrix over ``scope``: ``"held-out"`` (incl. validation images), ``"training"`` or ``"all"``."""
+        """Summed confusion matrix over ``scope``: ``"held-out"`` (seen by neither training nor checkpoint
+        selection: the honest estimate), ``"validation"`` (picked the checkpoint), ``"training"`` or ``"all"``."""
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
         cm = ConfusionMatrix(len(self.classes))
         for p, m in self.per_image.items():
-            is_train = self.roles.get(p) == ROLE_TRAIN
-            if scope == "all" or (scope == "training") == is_train:
+            if scope == "all" or self.roles.get(p, ROLE_HELD_OUT) == _SCOPE_ROLE[scope]:
                 cm.merge(m)
         return cm
 
@@ -128,7 +84,7 @@ class CorrectedEval:
         """Number of images in ``scope``."""
         if scope == "all":
             return len(self.per_image)
-        return sum((self.roles.get(p) == ROLE_TRAIN) == (scope == "training") for p in self.per_image)
+        return sum(self.roles.get(p, ROLE_HELD_OUT) == _SCOPE_ROLE[scope] for p in self.per_image)
 
 
 def evaluate_corrected(predictor, paths: list[Path], classes: ClassSpec, card: dict, job=None, images: dict | None = None) -> CorrectedEval:
@@ -258,7 +214,7 @@ class MetricsDock(QWidget):
             self.cm_image.clear()
             return
         parts = []
-        for s in ("held-out", "training"):
+        for s in ("held-out", "validation", "training"):
             n = r.count(s)
             if n:
                 parts.append(f"{s} mIoU {_pct(r.matrix(s).miou)} % ({n} image{'s' if n > 1 else ''})")

@@ -325,12 +325,20 @@ class NewModelDialog(QDialog):
 
     @staticmethod
     def _budget_text(config: TrainConfig) -> str:
-        steps = f"{config.max_steps} steps" if config.max_steps else f"{config.epochs} epochs"
-        cap = f" (at most {config.epochs} epochs)" if config.max_steps else ""
-        crop = "×".join(str(v) for v in config.crop_size)
+        tail = "BatchNorm trained (a new model). Model ▸ Fine-tune with options… sets the budget."
+        if config.recipe and config.max_steps is None and config.epochs is None:  # the recipe within a time budget
+            when = f"{config.budget_s / 60:g}-min budget" if config.budget_s else "the device's default budget"
+            return f"the fine-tune recipe within {when} (crop, batch, loss, learning rates chosen from the data); {tail}"
+
+        def val(v, fmt=str):
+            return "auto" if v is None else fmt(v)  # None: left to the recipe
+
+        steps = f"{config.max_steps} steps" if config.max_steps else f"{val(config.epochs)} epochs"
+        cap = f" (at most {config.epochs} epochs)" if config.max_steps and config.epochs else ""
+        crop = val(config.crop_size, lambda c: "×".join(str(v) for v in c))
         return (
-            f"{steps}{cap}, batch {config.batch_size}, {crop} crops, lr {config.lr:g}, loss {config.loss}; "
-            "BatchNorm trained (a new model). Model ▸ Fine-tune with options… sets the budget."
+            f"{steps}{cap}, batch {val(config.batch_size)}, {crop} crops, lr {val(config.lr, lambda x: f'{x:g}')}, "
+            f"loss {val(config.loss)}; {tail}"
         )
 
     # -- parameter count (worker) --------------------------------------------------------------------

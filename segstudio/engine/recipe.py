@@ -1,0 +1,401 @@
+"""The fine-tune recipe: a training plan derived from the data, the model, the device and a time budget.
+
+Pure functions (numpy only, no torch state, no I/O) so each choice is testable on its own; the
+:class:`~segstudio.engine.trainer.Trainer` applies the plan and measures the step time. The rules follow
+from the *data* (image size, class pixel frequencies, thickness of the labelled structures), the device and
+the budget, never from a particular data set; the measurements that justify them are in
+``docs/labelling-loop.md`` ("The fine-tune recipe") and ``docs/benchmarks.md`` ("HITL").
+
+Choices (each overridable by an explicit :class:`~segstudio.engine.trainer.TrainConfig` field, see
+:func:`apply_recipe`):
+
+- **Scale** (:func:`choose_scale_range`): the Predictor works at native resolution, so training crops are
+  rescaled around 1.0; the range is narrowed so the thinnest labelled structure keeps at least
+  :data:`MIN_STRUCTURE_PX` pixels (thin retinal vessels: 0.8–1.25; large blobs: 0.5–2.0).
+- **Crop** (:func:`choose_crop`): half the short image side (enough context per crop, several distinct crops
+  per image per epoch), at least four times the thickest structure, rounded to 32, within
+  ``[MIN_CROP, max_crop(device)]`` and never larger than the image.
+- **Batch** (:func:`choose_batch`): a fixed number of pixels per step (:data:`PIXELS_PER_STEP`, per device)
+  divided by the crop area, at least 2 and at most the number of training images.
+- **Loss** (:func:`choose_loss`): cross-entropy with median-frequency class weights (Eigen & Fergus, ICCV
+  2015; SegNet), clipped to :data:`MAX_CLASS_WEIGHT` because frequencies from a handful of images are noisy,
+  plus soft Dice (Milletari et al., V-Net, 3DV 2016), which scores each present class equally whatever its
+  size — the combination nnU-Net uses (Isensee et al., Nature Methods 2021).
+- **Learning rates** (:func:`choose_lrs`): AdamW; a freshly initialised classifier gets
+  :data:`HEAD_LR_MULT` × the rate of the pretrained layers (the "new layers learn faster" rule of
+  fine-tuning, e.g. Long et al. FCN, CVPR 2015 / Girshick et al. R-CNN), and the pretrained layers warm up
+  linearly over the first :data:`WARMUP_FRACTION` of the steps so the random head's first gradients do not
+  disturb the encoder (a soft form of the head-only warm-up of Howard & Ruder, ULMFiT, ACL 2018).
+- **BatchNorm** (:func:`choose_bn`): with small batches the statistics are re-estimated once on the new
+  domain's training crops and then frozen (AdaBN, Li et al., "Revisiting Batch Normalization for Practical
+  Domain Adaptation", ICLR-W 2017); with batches of :data:`BN_TRAIN_MIN_BATCH` or more BN trains normally.
+- **Schedule** (:func:`plan_total_steps`): measure the step time over the first steps, then the number of
+  steps that fit the remaining budget (less a reserve for validation and checkpoint writes); the poly
+  decay of DeepLab runs over that number, re-planned as the measured step time changes; training stops on
+  budget. With held-out images the best validation checkpoint is kept (:func:`validation_interval_s`) and
+  training stops early when :data:`PATIENCE` validations (half the budget) brought no improvement.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from segstudio.core.labels import IGNORE_INDEX
+
+DEFAULT_BUDGET_S = {"cpu": 180.0, "cuda": 60.0, "mps": 120.0}
+"""Default time budget of a one-click fine-tune, seconds, by device type (a few minutes on a CPU)."""
+BUDGET_CHOICES_MIN = (1, 3, 10)
+"""Budgets offered in the GUI's options dialog, minutes."""
+MIN_STRUCTURE_PX = 3.0
+"""Smallest thickness (pixels) a labelled structure may shrink to under scale augmentation."""
+MIN_CROP, CROP_MULTIPLE = 128, 32
+MAX_CROP = {"cpu": 384, "cuda": 512, "mps": 384}
+"""Largest crop side per device type (pixels)."""
+PIXELS_PER_STEP = {"cpu": 4 * 256 * 256, "cuda": 16 * 512 * 512, "mps": 8 * 256 * 256}
+"""Pixels per optimizer step (batch × crop area) per device type."""
+MAX_BATCH = 16
+MAX_CLASS_WEIGHT = 10.0
+"""Upper clip of the median-frequency class weights (the median class has weight 1)."""
+BASE_LR = {"cpu": 1e-3, "cuda": 1e-3, "mps": 1e-3}
+"""AdamW learning rate of the pretrained layers (3e-4 learnt less in the same 40 steps on both proxy domains:
+docs/benchmarks.md, HITL ablations)."""
+HEAD_LR_MULT = 10.0
+"""Learning-rate factor of a freshly initialised classifier."""
+WARMUP_FRACTION = 0.1
+"""Share of the planned steps over which the pretrained layers' learning rate ramps up from 0."""
+BN_TRAIN_MIN_BATCH = 8
+"""Batches at least this large train BatchNorm; smaller ones use AdaBN statistics, then freeze."""
+MEASURE_STEPS = 3
+"""Steps timed before the first plan (the first step, with its one-off costs, is not timed)."""
+REPLAN_EVERY = 10
+"""Re-plan the number of steps every this many steps from the recent step times."""
+VALIDATIONS_PER_BUDGET = 8
+"""About this many validations on held-out images within a budget (best checkpoint, early stopping)."""
+PATIENCE = VALIDATIONS_PER_BUDGET // 2
+"""Early stop after this many validations without improvement (half the budget's validations), once half the
+budget is spent: the best checkpoint did not change during the second half."""
+
+
+def default_budget_s(device_type: str) -> float:
+    """Default budget (seconds) for a device type ``"cpu"``, ``"cuda"``, ``"mps"`` (unknown: the CPU's)."""
+    return DEFAULT_BUDGET_S.get(device_type, DEFAULT_BUDGET_S["cpu"])
+
+
+# -- statistics of the training data ----------------------------------------------------------------
+def structure_thickness(labels: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class area and boundary length of one label map, for the thickness ``2 A / P``.
+
+    The boundary ``P_c`` counts the 4-neighbour pairs inside the image whose labels differ and one of which
+    is ``c`` (pairs touching ``ignore_index`` count too: an annotated structure ends there). For a line of
+    width ``w`` and length ``L >> w``, ``2 A / P = w``; for a disc of radius ``r`` it is ``r``.
+
+    Args:
+        labels: integer label map (H, W), values ``0..K-1`` or ``ignore_index``.
+        num_classes: K.
+
+    Returns:
+        ``(area, perimeter)``: int64 (K,) each.
+
+    Raises:
+        ValueError: ``labels`` is not 2-D.
+    """
+    m = np.asarray(labels)
+    if m.ndim != 2:
+        raise ValueError(f"label map must be 2-D (H, W), got shape {m.shape}")
+    m = m.astype(np.int64)
+    valid = m != ignore_index
+    area = np.bincount(m[valid], minlength=num_classes)[:num_classes]
+    perim = np.zeros(num_classes, np.int64)
+    for a, b in ((m[:, 1:], m[:, :-1]), (m[1:, :], m[:-1, :])):
+        diff = a != b
+        for side in (a, b):
+            s = side[diff]
+            s = s[s != ignore_index]
+            perim += np.bincount(s, minlength=num_classes)[:num_classes]
+    return area.astype(np.int64), perim
+
+
+@dataclass(frozen=True)
+class DataStats:
+    """What the recipe needs to know about the training images.
+
+    Attributes:
+        image_sizes: ``(H, W)`` of each training image, pixels.
+        class_pixels: int64 (K,) labelled pixels per class.
+        class_image_pixels: int64 (K,) labelled pixels of the images that contain the class (for
+            median-frequency balancing, see :mod:`segstudio.losses.weights`).
+        thickness_px: float64 (K,) typical thickness ``2 A / P`` of each class's structures (0: absent).
+        num_val: held-out images available for validation.
+    """
+
+    image_sizes: tuple[tuple[int, int], ...]
+    class_pixels: np.ndarray
+    class_image_pixels: np.ndarray
+    thickness_px: np.ndarray
+    num_val: int = 0
+
+    @property
+    def num_images(self) -> int:
+        return len(self.image_sizes)
+
+    @property
+    def num_classes(self) -> int:
+        return int(len(self.class_pixels))
+
+    @property
+    def present(self) -> np.ndarray:
+        """bool (K,): classes with labelled training pixels."""
+        return np.asarray(self.class_pixels) > 0
+
+    @property
+    def short_side(self) -> int:
+        """Median short side of the training images, pixels."""
+        return int(np.median([min(h, w) for h, w in self.image_sizes]))
+
+
+def data_stats(label_maps: Iterable[np.ndarray], num_classes: int, num_val: int = 0, ignore_index: int = IGNORE_INDEX) -> DataStats:
+    """Collect :class:`DataStats` from the training label maps (each (H, W), values ``0..K-1`` or ignore).
+
+    Raises:
+        ValueError: no label maps, or a value outside ``0..K-1`` other than ``ignore_index``.
+    """
+    sizes, pixels, image_pixels = [], np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
+    area, perim = np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
+    for i, m in enumerate(label_maps):
+        m = np.asarray(m)
+        v = m[m != ignore_index]
+        if v.size and (int(v.min()) < 0 or int(v.max()) >= num_classes):
+            raise ValueError(f"label map {i} holds values outside 0..{num_classes - 1} (and {ignore_index})")
+        sizes.append((int(m.shape[0]), int(m.shape[1])))
+        a, p = structure_thickness(m, num_classes, ignore_index)
+        area += a
+        perim += p
+        pixels += a
+        image_pixels[a > 0] += int(v.size)
+    if not sizes:
+        raise ValueError("no training label maps to plan a fine-tune from")
+    thick = np.zeros(num_classes, np.float64)
+    here = area > 0
+    short = float(np.median([min(s) for s in sizes]))
+    # A class with no boundary fills its images: its thickness is the image's.
+    thick[here] = np.where(perim[here] > 0, 2.0 * area[here] / np.maximum(perim[here], 1), short)
+    return DataStats(tuple(sizes), pixels, image_pixels, thick, int(num_val))
+
+
+# -- the individual choices --------------------------------------------------------------------------
+def _round_to(x: float, multiple: int) -> int:
+    return int(multiple * max(1, round(x / multiple)))
+
+
+def choose_scale_range(thinnest_px: float) -> tuple[float, float]:
+    """Random rescale range ``(lo, 1 / lo)`` around native resolution.
+
+    ``lo = clip(MIN_STRUCTURE_PX / thinnest_px, 0.5, 0.8)``: the thinnest labelled structure stays at least
+    :data:`MIN_STRUCTURE_PX` pixels thick where possible, and there is always some scale augmentation.
+    ``thinnest_px <= 0`` (unknown) gives the widest range.
+    """
+    lo = 0.5 if thinnest_px <= 0 else float(np.clip(MIN_STRUCTURE_PX / thinnest_px, 0.5, 0.8))
+    return round(lo, 3), round(1.0 / lo, 3)
+
+
+def choose_crop(short_side: int, thickest_px: float, device_type: str = "cpu") -> int:
+    """Square crop side (pixels): ``max(short_side / 2, 4 × thickest_px)``, a multiple of 32 within
+    ``[MIN_CROP, MAX_CROP[device]]`` and at most the image's short side (rounded down to 32, at least 32).
+
+    Raises:
+        ValueError: ``short_side < 1``.
+    """
+    if short_side < 1:
+        raise ValueError(f"image short side must be >= 1 pixel, got {short_side}")
+    cap = MAX_CROP.get(device_type, MAX_CROP["cpu"])
+    want = max(short_side / 2, 4.0 * max(thickest_px, 0.0))
+    crop = min(max(_round_to(want, CROP_MULTIPLE), MIN_CROP), cap)
+    fit = max(CROP_MULTIPLE, short_side // CROP_MULTIPLE * CROP_MULTIPLE)
+    return int(min(crop, fit))
+
+
+def choose_batch(crop: int, num_images: int, device_type: str = "cpu") -> int:
+    """Images per step: ``PIXELS_PER_STEP[device] / crop²``, within ``[2, MAX_BATCH]`` and at most ``num_images``
+    (at least 1).
+
+    Raises:
+        ValueError: ``crop < 1`` or ``num_images < 1``.
+    """
+    if crop < 1 or num_images < 1:
+        raise ValueError(f"crop and number of images must be >= 1, got {crop}, {num_images}")
+    budget = PIXELS_PER_STEP.get(device_type, PIXELS_PER_STEP["cpu"])
+    b = int(np.clip(round(budget / crop**2), 2, MAX_BATCH))
+    return max(1, min(b, num_images))
+
+
+def balanced_class_weights(class_pixels: Sequence[int], class_image_pixels: Sequence[int], max_weight: float = MAX_CLASS_WEIGHT) -> np.ndarray:
+    """Median-frequency weights (Eigen & Fergus 2015) clipped to ``max_weight``.
+
+    ``freq_c = pixels_c / image_pixels_c``; ``w_c = median_k(freq_k) / freq_c`` over the classes with pixels,
+    then ``min(w_c, max_weight)``. Classes without pixels get 0.
+
+    Returns:
+        float64 (K,).
+
+    Raises:
+        ValueError: no labelled pixels, or ``max_weight <= 0``.
+    """
+    pix = np.asarray(class_pixels, np.float64)
+    img = np.asarray(class_image_pixels, np.float64)
+    if max_weight <= 0:
+        raise ValueError(f"max_weight must be > 0, got {max_weight}")
+    present = pix > 0
+    if not present.any():
+        raise ValueError("cannot weight classes: the training labels have no labelled pixels")
+    freq = np.zeros_like(pix)
+    freq[present] = pix[present] / img[present]
+    w = np.zeros_like(pix)
+    w[present] = np.median(freq[present]) / freq[present]
+    return np.minimum(w, max_weight)
+
+
+def choose_loss(present: Sequence[bool]) -> tuple[str, str]:
+    """``(loss spec, class-weight method)``: ``("ce+dice", "median")`` when two or more classes have
+    labelled pixels, else ``("ce", "none")`` (nothing to balance)."""
+    return ("ce+dice", "median") if int(np.sum(present)) >= 2 else ("ce", "none")
+
+
+def choose_lrs(fresh_head: bool, device_type: str = "cpu") -> tuple[float, float]:
+    """``(lr of the pretrained layers, lr of the classifier)``: the head gets :data:`HEAD_LR_MULT` × when it is
+    freshly initialised (new classes), the same rate otherwise."""
+    base = BASE_LR.get(device_type, BASE_LR["cpu"])
+    return base, base * (HEAD_LR_MULT if fresh_head else 1.0)
+
+
+def choose_bn(batch_size: int) -> str:
+    """``"train"`` for batches of :data:`BN_TRAIN_MIN_BATCH` or more, else ``"adabn"`` (re-estimate, then freeze)."""
+    return "train" if batch_size >= BN_TRAIN_MIN_BATCH else "adabn"
+
+
+def plan_total_steps(budget_s: float, elapsed_s: float, step_s: float, steps_done: int, reserve_s: float = 0.0, min_steps: int = 1) -> int:
+    """Total steps that fit the budget: ``steps_done + floor((budget_s − elapsed_s − reserve_s) / step_s)``.
+
+    Args:
+        budget_s: the whole budget, seconds (from the start of the fine-tune).
+        elapsed_s: seconds spent so far (statistics, BN adaptation, steps, validation).
+        step_s: measured seconds per optimizer step (> 0).
+        steps_done: steps already taken.
+        reserve_s: seconds kept for the remaining validations and checkpoint writes.
+        min_steps: never plan fewer steps in total than this.
+
+    Raises:
+        ValueError: ``step_s <= 0`` or ``budget_s <= 0``.
+    """
+    if step_s <= 0 or budget_s <= 0:
+        raise ValueError(f"budget and step time must be > 0 seconds, got {budget_s}, {step_s}")
+    more = math.floor(max(0.0, budget_s - elapsed_s - reserve_s) / step_s)
+    return max(int(min_steps), int(steps_done) + int(more))
+
+
+def validation_interval_s(budget_s: float, num_val: int) -> float | None:
+    """Seconds between validations: ``budget_s / VALIDATIONS_PER_BUDGET`` with held-out images, else ``None``."""
+    return None if num_val <= 0 else budget_s / VALIDATIONS_PER_BUDGET
+
+
+def warmup_steps(total_steps: int) -> int:
+    """Steps over which the pretrained layers' learning rate ramps up: :data:`WARMUP_FRACTION` of the plan."""
+    return int(round(WARMUP_FRACTION * max(0, total_steps)))
+
+
+def lr_factor(step: int, total_steps: int, warmup: int = 0, power: float = 0.9) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up ``(step + 1) / (warmup + 1)`` for ``step < warmup``,
+    times the poly decay ``(1 − step / total_steps) ** power`` (DeepLab, Chen et al., TPAMI 2018); in [0, 1]."""
+    poly = max(0.0, 1.0 - step / max(1, total_steps)) ** power
+    ramp = min(1.0, (step + 1) / (warmup + 1)) if warmup > 0 else 1.0
+    return float(ramp * poly)
+
+
+# -- the plan ----------------------------------------------------------------------------------------
+@dataclass
+class Recipe:
+    """A fine-tune plan (JSON-able via :meth:`to_json`; the Trainer adds the measured schedule).
+
+    Attributes:
+        budget_s: time budget, seconds.
+        crop_size: ``(h, w)`` pixels; scale_range: random rescale ``(lo, hi)`` around native resolution.
+        batch_size: images per step; loss: loss spec; class_weights: method name;
+        class_weight_max: clip of the weights.
+        lr_body, lr_head: AdamW learning rates of the pretrained layers and of the (fresh) classifier.
+        bn: ``"train"``, ``"adabn"`` or ``"frozen"``.
+        val_interval_s: seconds between validations (``None``: no held-out images).
+        reasons: one sentence per choice, for the model card and the log.
+    """
+
+    budget_s: float
+    crop_size: tuple[int, int]
+    scale_range: tuple[float, float]
+    batch_size: int
+    loss: str
+    class_weights: str
+    class_weight_max: float
+    lr_body: float
+    lr_head: float
+    bn: str
+    val_interval_s: float | None
+    reasons: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["crop_size"], d["scale_range"] = list(self.crop_size), list(self.scale_range)
+        return d
+
+
+def choose_recipe(stats: DataStats, fresh_head: bool, device_type: str = "cpu", budget_s: float | None = None) -> Recipe:
+    """Derive the whole :class:`Recipe` from the training data, the model and the device.
+
+    Args:
+        stats: :func:`data_stats` of the training images.
+        fresh_head: the classifier is newly initialised (classes differ from the starting checkpoint's).
+        device_type: ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        budget_s: seconds (default :func:`default_budget_s`).
+
+    Raises:
+        ValueError: no labelled pixels, or a budget <= 0.
+    """
+    budget = default_budget_s(device_type) if budget_s is None else float(budget_s)
+    if budget <= 0:
+        raise ValueError(f"the time budget must be > 0 seconds, got {budget}")
+    present = stats.present
+    if not present.any():
+        raise ValueError("the training labels have no labelled pixels: paint some classes first")
+    thick = stats.thickness_px[present]
+    thinnest, thickest = float(thick.min()), float(np.median(thick)) if len(thick) > 2 else float(thick.min())
+    # The crop must hold the structures of the classes that are not the background: with two classes the
+    # thinner is the structure of interest, with more the median thickness (a huge background is no guide).
+    scale = choose_scale_range(thinnest)
+    crop = choose_crop(stats.short_side, thickest, device_type)
+    batch = choose_batch(crop, stats.num_images, device_type)
+    loss, weights = choose_loss(present)
+    lr_body, lr_head = choose_lrs(fresh_head, device_type)
+    bn = choose_bn(batch)
+    reasons = {
+        "scale_range": f"thinnest labelled structure ~{thinnest:.1f} px: keep it >= {MIN_STRUCTURE_PX:g} px",
+        "crop_size": f"half the {stats.short_side} px short side, >= 4x the {thickest:.1f} px structures, <= {MAX_CROP.get(device_type, MAX_CROP['cpu'])} on {device_type}",
+        "batch_size": f"{PIXELS_PER_STEP.get(device_type, PIXELS_PER_STEP['cpu'])} pixels per step on {device_type}, <= {stats.num_images} images",
+        "loss": "median-frequency weighted CE (clipped) + Dice: rare classes count" if weights != "none" else "one labelled class",
+        "lr": f"new classifier x{HEAD_LR_MULT:g}" if fresh_head else "classifier already trained for these classes",
+        "bn": "AdaBN statistics, then frozen (small batch)" if bn == "adabn" else "batch large enough to train BatchNorm",
+    }
+    return Recipe(
+        budget_s=budget,
+        crop_size=(crop, crop),
+        scale_range=scale,
+        batch_size=batch,
+        loss=loss,
+        class_weights=weights,
+        class_weight_max=MAX_CLASS_WEIGHT,
+        lr_body=lr_body,
+        lr_head=lr_head,
+        bn=bn,
+        val_interval_s=validation_interval_s(budget, stats.num_val),
+        reasons=reasons,
+    )

@@ -1,0 +1,261 @@
+"""Issue 16: the fine-tune recipe (pure choices), the budget schedule, a real DRIVE fine-tune, the card of a
+fine-tuned version, and the held-out rule by image content."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from segstudio.engine import finetune_config, load_checkpoint, train_on_folder
+from segstudio.engine import recipe as R
+from segstudio.engine.heldout import ROLE_HELD_OUT, ROLE_TRAIN, ROLE_VAL, card_lineage, held_out_images, image_roles
+from segstudio.engine.predictor import Predictor
+from segstudio.engine.trainer import RECIPE_FIELDS, TrainConfig, apply_recipe, file_sha1
+from segstudio.io import read_image, read_index_png
+from segstudio.metrics import ConfusionMatrix
+
+from conftest import SHARED
+
+DRIVE = SHARED / "datasets" / "drive"
+
+
+# -- pure choices ----------------------------------------------------------------------------------------
+def test_thickness_of_a_line_and_a_disc():
+    m = np.zeros((64, 64), np.uint8)
+    m[10:54, 20:23] = 1  # a vertical line 3 px wide, 44 long
+    area, perim = R.structure_thickness(m, 2)
+    assert area.tolist() == [64 * 64 - 132, 132]
+    assert 2 * area[1] / perim[1] == pytest.approx(3.0, rel=0.1)
+    yy, xx = np.mgrid[:64, :64]
+    disc = ((yy - 32) ** 2 + (xx - 32) ** 2 <= 15**2).astype(np.uint8)
+    a, p = R.structure_thickness(disc, 2)
+    assert 2 * a[1] / p[1] == pytest.approx(15, rel=0.3)  # 2A/P = r for a disc (4-neighbour perimeter overestimates)
+    ign = m.copy()
+    ign[:, :10] = 255  # ignore pixels are no class
+    assert R.structure_thickness(ign, 2)[0].sum() == 64 * 54
+    with pytest.raises(ValueError, match="2-D"):
+        R.structure_thickness(np.zeros((2, 2, 2)), 2)
+
+
+def test_data_stats_thickness_and_frequencies():
+    m = np.zeros((64, 64), np.uint8)
+    m[:, 30:33] = 1
+    st = R.data_stats([m, m], 3, num_val=1)
+    assert st.num_images == 2 and st.short_side == 64 and st.num_val == 1
+    assert st.present.tolist() == [True, True, False]
+    assert st.thickness_px[1] == pytest.approx(3.0) and st.thickness_px[2] == 0
+    with pytest.raises(ValueError, match="outside"):
+        R.data_stats([np.full((4, 4), 3, np.uint8)], 3)
+    with pytest.raises(ValueError, match="no training"):
+        R.data_stats([], 2)
+
+
+def test_scale_range_follows_the_thinnest_structure():
+    assert R.choose_scale_range(3.5) == (0.8, 1.25)  # thin vessels: barely shrink
+    assert R.choose_scale_range(40.0) == (0.5, 2.0)  # large blobs: the widest range
+    lo, hi = R.choose_scale_range(5.0)
+    assert lo == pytest.approx(0.6) and hi == pytest.approx(1 / 0.6, abs=1e-3)
+    assert R.choose_scale_range(0.0) == (0.5, 2.0)
+
+
+def test_crop_from_image_and_structure_size():
+    assert R.choose_crop(512, 6.0) == 256  # 512² EM slice
+    assert R.choose_crop(565, 3.5) == 288  # 565×584 fundus
+    assert R.choose_crop(966, 20.0, "cpu") == 384  # 1296×966 field photo: capped on a CPU
+    assert R.choose_crop(966, 20.0, "cuda") == 480
+    assert R.choose_crop(360, 150.0) == 352  # 4× huge structures, but no larger than the image
+    assert R.choose_crop(90, 3.0) == 64  # a small image: the crop fits inside it
+    with pytest.raises(ValueError):
+        R.choose_crop(0, 1.0)
+
+
+def test_batch_from_pixels_per_step():
+    assert R.choose_batch(256, 8, "cpu") == 4
+    assert R.choose_batch(384, 8, "cpu") == 2
+    assert R.choose_batch(128, 8, "cpu") == 8  # 16 would fit; capped by the 8 images
+    assert R.choose_batch(256, 1, "cpu") == 1
+    assert R.choose_batch(512, 40, "cuda") == 16
+    with pytest.raises(ValueError):
+        R.choose_batch(256, 0)
+
+
+def test_balanced_weights_from_frequencies():
+    w = R.balanced_class_weights([880, 120], [1000, 1000])
+    np.testing.assert_allclose(w, [0.5 / 0.88, 0.5 / 0.12])  # median frequency 0.5
+    w = R.balanced_class_weights([990, 10, 0], [1000, 1000, 0], max_weight=10)
+    assert w[1] == 10 and w[2] == 0 and w[0] == pytest.approx(0.5 / 0.99)  # rare class clipped, absent 0
+    with pytest.raises(ValueError, match="no labelled"):
+        R.balanced_class_weights([0, 0], [0, 0])
+    assert R.choose_loss([True, True]) == ("ce+dice", "median")
+    assert R.choose_loss([True, False]) == ("ce", "none")
+
+
+def test_lrs_bn_budget():
+    body, head = R.choose_lrs(True)
+    assert head == pytest.approx(R.HEAD_LR_MULT * body)
+    assert R.choose_lrs(False)[0] == R.choose_lrs(False)[1]
+    assert R.choose_bn(4) == "adabn" and R.choose_bn(16) == "train"
+    assert R.default_budget_s("cpu") == 180 and R.default_budget_s("cuda") < R.default_budget_s("cpu")
+
+
+def test_schedule_from_budget_and_step_time():
+    # 180 s budget, 10 s spent, 0.5 s per step, 5 s kept for validation: 330 more steps after 3.
+    assert R.plan_total_steps(180, 10, 0.5, 3, reserve_s=5) == 333
+    assert R.plan_total_steps(60, 10, 2.0, 0) == 25
+    assert R.plan_total_steps(60, 70, 2.0, 12, min_steps=13) == 13  # over budget: no more steps
+    with pytest.raises(ValueError):
+        R.plan_total_steps(60, 0, 0.0, 0)
+    assert R.lr_factor(0, 100) == 1.0 and R.lr_factor(100, 100) == 0.0
+    assert R.lr_factor(50, 100) == pytest.approx(0.5**0.9)
+    assert R.lr_factor(0, 100, warmup=9) == pytest.approx(0.1)  # warm-up ramps from 1/(w+1)
+    assert R.lr_factor(9, 100, warmup=9) == pytest.approx((1 - 0.09) ** 0.9)
+    assert R.warmup_steps(200) == 20
+    assert R.validation_interval_s(180, 0) is None and R.validation_interval_s(180, 2) == 180 / R.VALIDATIONS_PER_BUDGET
+
+
+def _drive_like_stats(num_images=6, num_val=2):
+    m = np.zeros((584, 565), np.uint8)
+    m[:, ::40] = 1  # 1-px lines every 40 px ...
+    m[:, 1::40] = 1
+    m[:, 2::40] = 1  # ... 3 px wide: ~7 % vessel
+    return R.data_stats([m] * num_images, 2, num_val)
+
+
+def test_recipe_and_explicit_overrides():
+    st = _drive_like_stats()
+    r = R.choose_recipe(st, fresh_head=True, device_type="cpu")
+    assert r.crop_size == (288, 288) and r.scale_range == (0.8, 1.25) and r.batch_size == 3
+    assert (r.loss, r.class_weights) == ("ce+dice", "median") and r.lr_head == pytest.approx(10 * r.lr_body)
+    assert r.bn == "adabn" and r.budget_s == 180 and r.val_interval_s == 180 / R.VALIDATIONS_PER_BUDGET
+    json.dumps(r.to_json())
+    # Every field left None is chosen; an explicit field stays.
+    cfg = finetune_config(lr=1e-3, loss="ce", class_weights="none", budget_s=60)
+    out, rec = apply_recipe(cfg, st, fresh_head=True, device_type="cpu")
+    assert (out.lr, out.loss, out.class_weights, out.budget_s) == (1e-3, "ce", "none", 60)
+    assert out.crop_size == (288, 288) and out.lr_head == pytest.approx(10 * R.BASE_LR["cpu"])
+    assert all(getattr(out, f) is not None for f in RECIPE_FIELDS if f not in ("val_interval_s",))
+    assert rec["overridden"] == {"lr": 1e-3, "loss": "ce", "class_weights": "none", "budget_s": 60}
+    assert "crop_size" in rec["choices"] and "lr" not in rec["choices"]
+    # An explicit number of steps replaces the budget (no time limit).
+    out, _ = apply_recipe(finetune_config(max_steps=5), st, fresh_head=False, device_type="cpu")
+    assert out.budget_s is None and out.max_steps == 5 and out.lr_head == out.lr
+    # An explicit BatchNorm choice stands (no AdaBN behind the user's back).
+    out, rec = apply_recipe(finetune_config(freeze_bn=False), st, fresh_head=True, device_type="cpu")
+    assert out.freeze_bn is False and out.adapt_bn is False and rec["bn"] == "train"
+
+
+def test_trainer_refuses_unfilled_recipe_fields():
+    from segstudio.engine.trainer import Trainer
+
+    with pytest.raises(ValueError, match="recipe"):
+        Trainer(torch.nn.Conv2d(3, 2, 1), {"classes": [{}, {}]}, [None], config=finetune_config())
+
+
+# -- a real fine-tune on two DRIVE images -------------------------------------------------------------------
+def _vessel_iou(weights, paths) -> float:
+    pred = Predictor(load_checkpoint(weights), device="cpu")
+    cm = ConfusionMatrix(2)
+    for p in paths:
+        cm.update(read_index_png(p.parent / "labels" / f"{p.stem}.png"), pred.predict(read_image(p)))
+    return float(cm.iou[1])
+
+
+@pytest.fixture(scope="module")
+def drive_finetune(tmp_path_factory):
+    """Two DRIVE training images (half size: 282×292) in an app folder, fine-tuned from the default model
+    with the recipe and a fixed 40 steps (deterministic length, seconds on a CPU)."""
+    from PIL import Image
+
+    if not (DRIVE / "classes.json").is_file():
+        pytest.fail(f"DRIVE not found at {DRIVE}; tests need ../shared/datasets/drive")
+    root = tmp_path_factory.mktemp("drive")
+    app = root / "app"
+    (app / "labels").mkdir(parents=True)
+    shutil.copy(DRIVE / "classes.json", app / "labels" / "classes.json")
+    for stem in (DRIVE / "train.txt").read_text().split()[:2]:
+        with Image.open(DRIVE / "images" / f"{stem}.png") as im:
+            im.convert("RGB").resize((282, 292), Image.BILINEAR).save(app / f"{stem}.png")
+        with Image.open(DRIVE / "masks" / f"{stem}.png") as m:
+            m.resize((282, 292), Image.NEAREST).save(app / "labels" / f"{stem}.png")
+    out = root / "v001"
+    cfg = finetune_config(max_steps=40, device="cpu", seed=0)
+    final = train_on_folder(app, out, init="default", config=cfg)
+    return app, final
+
+
+def test_drive_finetune_vessel_gains_iou(drive_finetune):
+    app, final = drive_finetune
+    images = sorted(app.glob("*.png"))
+    # The default model's head is new for DRIVE's classes: the same start with 0 steps is the baseline.
+    start = train_on_folder(app, app.parent / "v000", init="default", config=finetune_config(max_steps=1, lr=0.0, lr_head=0.0, device="cpu"))
+    before, after = _vessel_iou(start, images), _vessel_iou(final, images)
+    # Measured: 0.05 before, 0.27 after 40 steps (1 thread); a failing recipe stays near the start.
+    assert after > max(0.2, before + 0.15), (before, after)
+
+
+def test_finetuned_card_records_recipe_and_inherits_nothing(drive_finetune):
+    app, final = drive_finetune
+    card = json.loads(final.with_suffix(".json").read_text())
+    parent = load_checkpoint(None).card
+    for key in ("created", "name", "training_command", "cpu_latency_ms_360x480", "data_note"):
+        assert key in parent  # the default model's card has them ...
+        assert card.get(key) != parent[key]  # ... a fine-tuned version does not inherit them
+    assert "training_command" not in card and "data_note" not in card and "cpu_latency_ms_360x480" not in card
+    assert card["parent"] == str(load_checkpoint(None).path)
+    tr = card["training"]
+    rec = tr["recipe"]
+    assert rec["choices"]["loss"] == "ce+dice" and rec["choices"]["class_weights"] == "median"
+    assert rec["choices"]["crop_size"] == [128, 128]  # half of the 282 px short side, rounded to 32
+    assert rec["overridden"] == {} and rec["bn"] == "adabn"
+    assert tr["lr_groups"]["new"] == pytest.approx(10 * tr["lr_groups"]["pretrained"])
+    assert tr["schedule"]["steps_done"] == 40 and tr["steps_done"] == 40 and tr["schedule"]["time_s"] > 0
+    assert tr["class_weights"]["weights"]["vessel"] > tr["class_weights"]["weights"]["background"]
+    td = card["training_data"]
+    assert sorted(td["image_sha1"]) == sorted(file_sha1(p) for p in app.glob("*.png"))
+    assert td["val_image_sha1"] == []  # two images: nothing held out
+
+
+# -- held-out rule by content -----------------------------------------------------------------------------
+def test_held_out_rule_with_a_copied_training_image(tmp_path):
+    a, b, c, d = (tmp_path / "f" / n for n in ("a.png", "b.png", "c.png", "d.png"))
+    a.parent.mkdir()
+    for i, p in enumerate((a, b, c, d)):
+        p.write_bytes(bytes([i]) * 100)
+    parent_dir = tmp_path / "v001"
+    parent_dir.mkdir()
+    (parent_dir / "model.json").write_text(json.dumps({"training_data": {"image_sha1": [file_sha1(d)], "val_image_sha1": []}}))
+    card = {
+        "parent": str(parent_dir / "model.safetensors"),
+        "training_data": {"path": str(tmp_path / "elsewhere"), "files": ["a.png"], "image_sha1": [file_sha1(a)], "val_image_sha1": [file_sha1(b)]},
+    }
+    copy = tmp_path / "other machine" / "renamed.png"
+    copy.parent.mkdir()
+    shutil.copy(a, copy)  # same content, another folder and name
+    assert len(card_lineage(card)) == 2
+    roles = image_roles(card_lineage(card), [a, b, c, d, copy])
+    assert roles == {a: ROLE_TRAIN, b: ROLE_VAL, c: ROLE_HELD_OUT, d: ROLE_TRAIN, copy: ROLE_TRAIN}
+    assert held_out_images(card, [copy, c, b, a, d]) == [c]
+    # An edited image (other content, same name and folder) is no longer the one trained on.
+    a.write_bytes(b"changed")
+    assert held_out_images(card, [a]) == [a]
+
+
+def test_held_out_rule_legacy_card_by_path(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"x")
+    (tmp_path / "y.png").write_bytes(b"y")
+    card = {"training_data": {"path": str(tmp_path), "files": ["x.png"], "val_files": ["y.png"]}}
+    roles = image_roles([card], [tmp_path / "x.png", tmp_path / "y.png"])
+    assert roles == {tmp_path / "x.png": ROLE_TRAIN, tmp_path / "y.png": ROLE_VAL}
+
+
+def test_cli_budget_flag_and_recipe_default(tmp_path):
+    from segstudio.cli import build_parser
+
+    p = build_parser()
+    args = p.parse_args(["train", "--data", "d", "--init", "default", "-o", "o", "--budget", "1.5", "--lr", "0.01"])
+    assert args.budget == 1.5 and args.lr == 0.01 and args.loss is None and args.epochs is None and args.freeze_bn is None
