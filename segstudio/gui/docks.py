@@ -27,7 +27,8 @@ THUMB = 72
 
 
 class FileList(QListWidget):
-    """Images of the open folder with thumbnails; a ✓ marks images with saved labels."""
+    """Images of the open folder with thumbnails; a ✓ marks images with saved labels, a ⚠ images that could
+    not be read or predicted (the tooltip says why)."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -36,11 +37,15 @@ class FileList(QListWidget):
         # Keys go to the window's shortcuts (Right/Left/PgUp/PgDown), not to list navigation.
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.paths: list[Path] = []
+        self.failed: dict[int, str] = {}
+        self.labelled: set[int] = set()
 
     def set_paths(self, paths: list[Path], labelled: set[Path]) -> None:
         self.blockSignals(True)
         self.clear()
         self.paths = list(paths)
+        self.failed = {}
+        self.labelled = {i for i, p in enumerate(paths) if p in labelled}
         for p in paths:
             item = QListWidgetItem(self._text(p, p in labelled))
             item.setToolTip(str(p))
@@ -48,12 +53,21 @@ class FileList(QListWidget):
         self.blockSignals(False)
 
     @staticmethod
-    def _text(path: Path, labelled: bool) -> str:
-        return f"{'✓ ' if labelled else ''}{path.name}"
+    def _text(path: Path, labelled: bool, failed: bool = False) -> str:
+        return f"{'⚠ ' if failed else ''}{'✓ ' if labelled else ''}{path.name}"
 
     def set_labelled(self, index: int, labelled: bool) -> None:
         if 0 <= index < self.count():
-            self.item(index).setText(self._text(self.paths[index], labelled))
+            (self.labelled.add if labelled else self.labelled.discard)(index)
+            self.item(index).setText(self._text(self.paths[index], labelled, index in self.failed))
+
+    def set_failed(self, index: int, why: str) -> None:
+        """Mark image ``index`` as unreadable / not predicted (``why`` in its tooltip)."""
+        if 0 <= index < self.count():
+            self.failed[index] = why
+            item = self.item(index)
+            item.setText(self._text(self.paths[index], index in self.labelled, True))
+            item.setToolTip(f"{self.paths[index]}\n⚠ {why}")
 
     def set_thumbnail(self, index: int, image: QImage) -> None:
         if 0 <= index < self.count():
