@@ -237,7 +237,8 @@ class MainWindow(QMainWindow):
             combo.addItem(e.label)
             if e.tooltip:
                 combo.setItemData(i, e.tooltip, Qt.ItemDataRole.ToolTipRole)
-        combo.setCurrentIndex(self.state.find_model(self.state.model_label) if self.state.model is not None else -1)
+        idx = self.state.find_model(self.state.model_label) if self.state.model is not None else None
+        combo.setCurrentIndex(-1 if idx is None else idx)
         combo.blockSignals(False)
 
     def _on_model_changed(self, model: LoadedModel | None, label: str) -> None:
@@ -278,6 +279,7 @@ class MainWindow(QMainWindow):
         why = self.state.stale.get(doc.path)
         self.setWindowTitle(
             f"SegStudio — {doc.path.name} [{state}{', edited' if doc.dirty else ''}{', stale' if why else ''}]"
+            + (" — read-only folder, not saved" if self.state.read_only else "")
         )
         self.stale_label.setText(f"⚠ overlay stale: {why}" if why else "")
         self.stale_label.setToolTip(why or "")

@@ -316,8 +316,10 @@ class ProjectController(QObject):
         self.refresh_versions()
 
     def save(self) -> None:
-        """Write ``segstudio.json`` (credits the active time so far); errors go to the status bar."""
-        if self.project is None:
+        """Write ``segstudio.json`` (credits the active time so far); errors go to the status bar.
+
+        Nothing is written into a read-only folder opened for viewing."""
+        if self.project is None or self.state.read_only:
             return
         if self._current is not None and self.clock.running:
             self.project.add_effort(self._current, self.clock.tick())

@@ -406,6 +406,8 @@ def folder_writable(folder: str | Path) -> bool:
     ``os.access`` reports as writable. Creates nothing that stays. Never raises.
     """
     target = Path(folder) / LABELS_DIRNAME
+    if target.exists() and not target.is_dir():
+        return False  # a file named labels: nothing can be saved under it
     target = target if target.is_dir() else Path(folder)
     try:
         fd, tmp = tempfile.mkstemp(prefix=".segstudio-write-test-", dir=target)
