@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QThread, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton
 
 from segstudio.core import Document
 from segstudio.engine import LoadedModel, available_devices, train_on_folder
@@ -75,6 +75,7 @@ class MainWindow(QMainWindow):
         self.state = st = ProjectState(self, _WindowPrompts(self))
         st.train_fn = lambda *a, **k: train_on_folder(*a, **k)  # resolved here at call time (tests spy on it)
         st.on_notice = self.predictorNotice.emit
+        st.is_editing = lambda: bool(QApplication.mouseButtons() & Qt.MouseButton.LeftButton) and self.canvas.underMouse()
         self.predictorNotice.connect(self.message)  # queued onto the GUI thread when emitted by a worker
 
         self.canvas = Canvas(self)
@@ -300,6 +301,7 @@ class MainWindow(QMainWindow):
 
     def _on_edited(self) -> None:
         self.state.journal_edit()
+        self.state.flush_pending()
         self._update_title()
 
     def _start_thumbnails(self) -> None:

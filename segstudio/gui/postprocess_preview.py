@@ -30,7 +30,8 @@ from PySide6.QtWidgets import (
 from segstudio.core.history import make_patch
 from segstudio.core.provenance import PROV_CRF
 from segstudio.gui.canvas import LabelOverlayItem
-from segstudio.gui.workers import Job, start_job
+from segstudio.gui.relay import on_gui
+from segstudio.gui.workers import Job
 from segstudio.postprocess import CRFParams, MorphParams, apply_morphology, refine
 
 log = logging.getLogger(__name__)
@@ -210,12 +211,10 @@ class PostprocessPreview(QObject):
         self.discard()
         self._doc = doc
         self.job = Job("refine", work)
-        self.job.progress.connect(self._on_progress)
-        self.job.finished.connect(self._on_result)
-        self.job.failed.connect(self.panel.status.setText)
-        self.job.done.connect(self._on_done)
+        self.job.failed.connect(on_gui(self.panel.status.setText, self))
         self.panel.preview.setEnabled(False)
-        start_job(self.job, self.win)
+        # The window's one job runner: a failure also reaches the status bar and the log.
+        self.win.state.start(self.job, "refine", on_finished=self._on_result, on_progress=self._on_progress, on_done=self._on_done)
         return True
 
     def _on_progress(self, _done: int, _total: int, text: str) -> None:

@@ -276,9 +276,10 @@ class ProjectController(QObject):
             doc.provenance.load(prov)
 
     def on_predicted(self, doc: Document) -> None:
-        """A prediction replaced ``doc``'s labels: status *predicted* unless labels are saved on disk."""
+        """A prediction filled ``doc``'s undecided pixels: status *predicted* unless labels are saved on disk or a
+        person edited it (a prediction around a person's strokes leaves the image *corrected*)."""
         self._seen_edits[doc.path] = doc.edits
-        if self.project is not None and not label_path_for(doc.path).is_file():
+        if self.project is not None and not label_path_for(doc.path).is_file() and not doc.edits:
             self.project.set_status(doc.path.name, STATUS_PREDICTED)
             self._touch(doc.path.name)
 

@@ -41,6 +41,7 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core import ClassSpec, Document
 from segstudio.core.document import SOURCE_NONE, SOURCE_PREDICTED, SOURCE_SAVED
+from segstudio.core.history import make_patch
 from segstudio.core.labels import IGNORE_INDEX, validate_label_map
 from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL, PROV_NONE
 from segstudio.engine import (
@@ -225,6 +226,8 @@ class ProjectState(QObject):
         self.jobs: dict[str, Job] = {}
         self.book = None
         self.train_fn = train_on_folder  # the window routes it through its module (tests spy on it there)
+        self.is_editing = lambda: False  # the window: True while a mouse stroke is in progress on the canvas
+        self._pending: list[tuple] = []  # predictions that arrived during a stroke (applied when it ends)
         self._journals: dict[Path, Journal] = {}
         self._after_job = None
         self._opened_before = False
@@ -696,10 +699,12 @@ class ProjectState(QObject):
             self.predict_paths([doc.path])
 
     def needs_prediction(self, doc: Document) -> bool:
-        """No labels, or a stale prediction without unsaved edits, and a model whose classes fit."""
-        if self.predictor is None or doc.dirty:
+        """Never predicted, or a stale prediction, or edited but with pixels nobody decided — and a model whose
+        classes fit. (A prediction only fills pixels no person decided, so edits are never at risk.)"""
+        if self.predictor is None:
             return False
-        if doc.source != SOURCE_NONE and doc.path not in self.stale:
+        undecided = doc.source == SOURCE_NONE or (doc.dirty and (doc.provenance.map == PROV_NONE).any())
+        if not undecided and doc.path not in self.stale:
             return False
         return self.model_fits()[0]
 
@@ -875,6 +880,9 @@ class ProjectState(QObject):
         if path not in self.paths:
             return False  # another folder's result
         doc = self.docs.get(path)
+        if doc is not None and doc is self.current_doc() and self.is_editing():
+            self._pending.append((path, labels, model))  # never under a stroke in progress
+            return True
         if model is not self.model:
             if doc is not None:
                 self._set_stale(path, "predicted by a model no longer in use")
@@ -890,18 +898,23 @@ class ProjectState(QObject):
             doc = self.load_doc(path)
             if doc is None:
                 return False
-        elif doc.dirty or (doc.source == SOURCE_SAVED and path != self.paths[self.index] and path not in self.stale):
-            return False  # never overwrite unsaved edits, nor saved labels of other images in a folder run
+        elif doc.source == SOURCE_SAVED and not doc.dirty and path != self.paths[self.index] and path not in self.stale:
+            return False  # a folder run leaves other images' saved labels alone
         try:
             validate_label_map(mapped, self.classes.num_classes, doc.shape)
         except ValueError as exc:
             self._set_stale(path, f"prediction not usable: {exc}")
             return False
         keep = self.human_mask(doc)
-        prov = doc.provenance.map.copy()
-        new = np.where(keep, doc.labels, mapped)
-        doc.set_labels(new, SOURCE_PREDICTED if (~keep).any() else doc.source)
-        doc.provenance.map = np.where(keep, prov, np.where(new != IGNORE_INDEX, PROV_MODEL, PROV_NONE)).astype(np.uint8)
+        new = np.where(keep, doc.labels, mapped).astype(np.uint8)
+        if doc.dirty:  # unsaved edits: fill the other pixels as one undoable step (edits, history and dirty stay)
+            doc.apply_patch(make_patch(doc.labels, 0, 0, new), PROV_MODEL)
+        else:
+            prov = doc.provenance.map.copy()
+            doc.set_labels(new, SOURCE_PREDICTED if (~keep).any() else doc.source)
+            doc.provenance.map = np.where(keep, prov, np.where(new != IGNORE_INDEX, PROV_MODEL, PROV_NONE)).astype(np.uint8)
+        if (~keep).any() and doc.source == SOURCE_NONE:
+            doc.source = SOURCE_PREDICTED
         self._set_stale(path, "")
         self.failed.pop(path, None)
         if self.book is not None:
@@ -911,19 +924,23 @@ class ProjectState(QObject):
             self.documentChanged.emit(doc)
         return True
 
+    def flush_pending(self) -> None:
+        """Apply the predictions that arrived while a stroke was in progress (call when it ended)."""
+        pending, self._pending = self._pending, []
+        for path, labels, model in pending:
+            self.apply_prediction(path, labels, model)
+
     def predict_current(self) -> bool:
+        """Ctrl+P: predict the image shown; pixels a person decided keep their labels."""
         doc = self.current_doc()
         if doc is None:
-            return False
-        if doc.dirty:
-            self.say("save or undo your edits before re-predicting this image")
             return False
         return self.predict_paths([doc.path])
 
     def predict_folder(self) -> bool:
         todo = [
             p for p in self.paths
-            if (not label_path_for(p).is_file() or p in self.stale) and not (p in self.docs and self.docs[p].dirty)
+            if not label_path_for(p).is_file() or p in self.stale or (p in self.docs and self.docs[p].dirty)
         ]
         if not todo:
             self.say("every image has saved labels")
