@@ -10,7 +10,6 @@ provenance of every saved label file.
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest

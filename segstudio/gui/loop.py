@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDockWidget, QMenu
 
@@ -26,7 +26,7 @@ from segstudio.gui.relay import on_gui
 from segstudio.gui.training_dialog import TrainingDialog
 from segstudio.gui.training_panel import TrainingPanel
 from segstudio.gui.uncertainty import CorrectNextPanel, UncertaintyLayer, image_uncertainty
-from segstudio.gui.workers import Job, start_job
+from segstudio.gui.workers import Job
 from segstudio.io import ImageReadError, find_samples, label_path_for, read_image
 
 log = logging.getLogger(__name__)

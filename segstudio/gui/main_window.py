@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QThread, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton
@@ -28,15 +27,13 @@ from segstudio.gui.canvas import (
     TOOL_SUPERPIXEL,
     Canvas,
 )
-from segstudio.gui.docks import THUMB, ClassPanel, FileList, ModelPanel
+from segstudio.gui.docks import ClassPanel, FileList, ModelPanel
 from segstudio.gui.loop import LabellingLoop
 from segstudio.gui.new_model_dialog import NewModelController
 from segstudio.gui.project_view import ProjectController
 from segstudio.gui.prompts import Prompts
-from segstudio.gui.qtutil import add_dock, collect_garbage_on_gui_thread, rgb_to_qimage
+from segstudio.gui.qtutil import add_dock, collect_garbage_on_gui_thread
 from segstudio.gui.state import MAIN, ProjectState
-from segstudio.gui.workers import Job
-from segstudio.io import ImageReadError, label_path_for, read_image
 
 log = logging.getLogger(__name__)
 __all__ = ["MainWindow", "ask_recover", "QMessageBox"]
@@ -164,21 +161,19 @@ class MainWindow(QMainWindow):
         self._action("Keyboard shortcuts", self.show_shortcuts, ["F1"], mb.addMenu("&Help"))
 
     def _connect(self) -> None:
-        st, cv, cp, mp = self.state, self.canvas, self.class_panel, self.model_panel
+        st, cv, cp = self.state, self.canvas, self.class_panel
+        for view in (self.files, cp, self.model_panel):
+            view.bind(st)  # each dock observes the state and calls its methods
         st.message.connect(self.message)
         st.folderOpened.connect(self._on_folder_opened)
-        st.classesChanged.connect(cp.set_classes)
-        st.currentClassChanged.connect(self._on_current_class)
-        st.modelsChanged.connect(self._on_models_changed)
-        st.modelChanged.connect(self._on_model_changed)
+        st.currentClassChanged.connect(lambda c: setattr(cv, "current_class", c))
+        st.modelChanged.connect(lambda _m, _l: self._update_title())
         st.documentChanged.connect(self._on_document)
-        st.labelsSaved.connect(self._on_saved)
+        st.labelsSaved.connect(lambda _p: self._update_title())
         st.staleChanged.connect(lambda _p, _w: self._update_title())
-        st.imageFailed.connect(lambda p, why: p in st.paths and self.files.set_failed(st.paths.index(p), why))
         st.jobStarted.connect(lambda slot, _n: slot == MAIN and self._set_busy(True))
         st.jobFinished.connect(lambda slot, _n: slot == MAIN and self._set_busy(False))
         st.jobProgress.connect(self._on_progress)
-        self.files.currentRowChanged.connect(st.set_index)
         cp.classPicked.connect(self.set_class)
         cp.opacityChanged.connect(cv.set_opacity)
         cp.overlayToggled.connect(cv.set_overlay_visible)
@@ -187,13 +182,7 @@ class MainWindow(QMainWindow):
         cv.navigate.connect(self.step)
         cv.brushSizeChanged.connect(lambda r: self.message(f"brush radius {r} px"))
         cv.status.connect(self.message)
-        mp.predict_image.clicked.connect(st.predict_current)
-        mp.predict_folder.clicked.connect(st.predict_folder)
-        mp.save.clicked.connect(self.save_current)
-        mp.finetune.clicked.connect(self.finetune)
-        mp.model_combo.activated.connect(st.pick_model)
-        mp.device_combo.currentTextChanged.connect(st.set_device)
-        st.set_device(mp.device_combo.currentText())
+        self.model_panel.save.clicked.connect(self.save_current)
 
     # -- read-only views of the state (for controllers, scripts and tests) ------------------------
     folder = property(lambda self: self.state.folder)
@@ -217,58 +206,13 @@ class MainWindow(QMainWindow):
 
     # -- state → widgets -------------------------------------------------------------------------
     def _on_folder_opened(self, folder: Path) -> None:
-        st = self.state
-        self.files.set_paths(st.paths, {p for p in st.paths if label_path_for(p).is_file()})
-        self.setWindowTitle(f"SegStudio — {st.source_folder}" + (" [read-only]" if st.read_only else ""))
-        self._start_thumbnails()
-
-    def _on_current_class(self, c: int) -> None:
-        self.canvas.current_class = c
-        legend = self.class_panel.legend
-        if legend.currentRow() != c:
-            legend.blockSignals(True)
-            legend.setCurrentRow(c)
-            legend.blockSignals(False)
-
-    def _on_models_changed(self) -> None:
-        combo = self.model_panel.model_combo
-        combo.blockSignals(True)
-        combo.clear()
-        for i, e in enumerate(self.state.models):
-            combo.addItem(e.label)
-            if e.tooltip:
-                combo.setItemData(i, e.tooltip, Qt.ItemDataRole.ToolTipRole)
-        idx = self.state.find_model(self.state.model_label) if self.state.model is not None else None
-        combo.setCurrentIndex(-1 if idx is None else idx)
-        combo.blockSignals(False)
-
-    def _on_model_changed(self, model: LoadedModel | None, label: str) -> None:
-        idx = self.state.find_model(label) if model is not None else None
-        self.model_panel.model_combo.setCurrentIndex(-1 if idx is None else idx)
-        if model is None:
-            self.model_panel.info.setText("no model: label by hand, or pick one")
-            return
-        miou = model.card.get("metrics", {}).get("val", {}).get("miou")
-        self.model_panel.info.setText(
-            f"{model.card['architecture']} · {len(model.card['classes'])} classes"
-            + (f" · val mIoU {100 * miou:.1f}" if miou is not None else "")
-        )
-        self._update_title()
+        self.setWindowTitle(f"SegStudio — {self.state.source_folder}" + (" [read-only]" if self.state.read_only else ""))
 
     def _on_document(self, doc: Document | None) -> None:
         if doc is not None and doc is self.canvas.doc:
             self.canvas.refresh_labels()
         else:
             self.canvas.set_document(doc)
-        if doc is not None and self.files.currentRow() != self.state.index:
-            self.files.blockSignals(True)
-            self.files.setCurrentRow(self.state.index)
-            self.files.blockSignals(False)
-        self._update_title()
-
-    def _on_saved(self, path: Path) -> None:
-        if path in self.state.paths:
-            self.files.set_labelled(self.state.paths.index(path), True)
         self._update_title()
 
     def _update_title(self) -> None:
@@ -304,29 +248,6 @@ class MainWindow(QMainWindow):
         self.state.flush_pending()
         self._update_title()
 
-    def _start_thumbnails(self) -> None:
-        paths = list(self.state.paths)
-
-        def work(job: Job):
-            for i, p in enumerate(paths):
-                job.cancel_token.check()
-                try:
-                    img = read_image(p)
-                except ImageReadError as exc:
-                    job.emit_result(i, str(exc))
-                    continue
-                h, w = img.shape[:2]
-                s = max(1, max(h, w) // THUMB)
-                job.emit_result(i, rgb_to_qimage(np.ascontiguousarray(img[::s, ::s])))
-
-        def on_result(i: int, out) -> None:
-            if isinstance(out, str):
-                self.files.set_failed(i, out)
-            else:
-                self.files.set_thumbnail(i, out)
-
-        self.state.start(Job("thumbnails", work), "thumbnails", on_result=on_result)
-
     # -- user actions ------------------------------------------------------------------------------
     def ask_open_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open image folder", str(self.folder or Path.home()))
@@ -359,12 +280,6 @@ class MainWindow(QMainWindow):
         if self.classes is not None and c < self.classes.num_classes:
             self.set_class(c)
 
-    def set_model(self, model: LoadedModel, label: str | None = None) -> None:
-        self.state.set_model(model, label)
-
-    def _on_model_picked(self, idx: int) -> bool:
-        return self.state.pick_model(idx)
-
     def save_current(self) -> bool:
         """Ctrl+S: save the current image's labels as shown (the whole image is accepted as labels)."""
         return self.state.save_current(accept=True)
@@ -372,26 +287,16 @@ class MainWindow(QMainWindow):
     def save_doc(self, doc: Document, accept: bool = True) -> bool:
         return self.state.save_doc(doc, accept=accept, explicit=accept)
 
-    def autosave(self) -> None:
-        self.state.autosave()
-
-    def predict_current(self) -> bool:
-        return self.state.predict_current()
-
-    def predict_folder(self) -> bool:
-        return self.state.predict_folder()
-
-    def finetune(self) -> bool:
-        return self.state.finetune()
-
-    def saved_sample_count(self) -> int:
-        return self.state.saved_sample_count()
-
-    def train_version(self, n_images: int, what: str = "fine-tune", extra_card: dict | None = None, **train_kwargs) -> bool:
-        return self.state.train_version(n_images, what, extra_card, **train_kwargs)
-
-    def cancel_job(self) -> None:
-        self.state.cancel(MAIN)
+    # The state's methods, reached through the window by scripts, controllers and tests.
+    set_model = property(lambda self: self.state.set_model)
+    _on_model_picked = property(lambda self: self.state.pick_model)
+    autosave = property(lambda self: self.state.autosave)
+    predict_current = property(lambda self: self.state.predict_current)
+    predict_folder = property(lambda self: self.state.predict_folder)
+    finetune = property(lambda self: self.state.finetune)
+    saved_sample_count = property(lambda self: self.state.saved_sample_count)
+    train_version = property(lambda self: self.state.train_version)
+    cancel_job = property(lambda self: lambda: self.state.cancel(MAIN))
 
     def show_shortcuts(self) -> None:
         """Help ▸ Keyboard shortcuts (the table is read from this window's actions)."""

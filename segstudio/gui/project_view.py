@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QMetaObject, QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.core import IGNORE_INDEX, ClassSpec, Document
+from segstudio.core import ClassSpec, Document
 from segstudio.core.document import SOURCE_SAVED
 from segstudio.engine import LoadedModel, list_versions
 from segstudio.engine.versions import versions_dir
