@@ -27,6 +27,7 @@ from segstudio.gui.canvas import (
     TOOL_SUPERPIXEL,
     Canvas,
 )
+from segstudio.gui.cluster_dialog import import_trained_checkpoint, open_cluster_dialog
 from segstudio.gui.docks import ClassPanel, FileList, ModelPanel
 from segstudio.gui.loop import LabellingLoop
 from segstudio.gui.new_model_dialog import NewModelController
@@ -305,30 +306,12 @@ class MainWindow(QMainWindow):
         ShortcutsDialog(self).exec()
 
     def run_on_cluster(self):
-        """Model ▸ Run fine-tune on a cluster…: the torchrun command + dataset manifest of this folder's fine-tune.
-
-        Returns the (non-modal) :class:`~segstudio.gui.cluster_dialog.ClusterDialog`, or ``None`` without a folder.
-        """
-        from segstudio.gui.cluster_dialog import ClusterDialog
-
-        if self.folder is None:
-            QMessageBox.information(self, "SegStudio", "Open an image folder with saved labels first.")
-            return None
-        self.autosave()
-        dialog = ClusterDialog(self.folder, self.model.path if self.model else None, self.finetune_config, self)
-        dialog.open()
-        return dialog
+        """Model ▸ Run fine-tune on a cluster… (see :func:`~segstudio.gui.cluster_dialog.open_cluster_dialog`)."""
+        return open_cluster_dialog(self, self.state)
 
     def import_trained_checkpoint(self, path: str | Path | None = None) -> bool:
-        """Model ▸ Import trained checkpoint…: copy a (cluster) run's model into ``labels/models/vNNN``, switch to it."""
-        if self.folder is None:
-            QMessageBox.information(self, "SegStudio", "Open the image folder the model was trained for first.")
-            return False
-        if not path:
-            path, _ = QFileDialog.getOpenFileName(self, "Import trained checkpoint", str(self.folder), "SegStudio checkpoint (*.safetensors)")
-            if not path:
-                return False
-        return self.state.import_checkpoint(path)
+        """Model ▸ Import trained checkpoint… (see :func:`~segstudio.gui.cluster_dialog.import_trained_checkpoint`)."""
+        return import_trained_checkpoint(self, self.state, path)
 
     def closeEvent(self, event) -> None:
         if not self.state.can_close():  # a fine-tune running, or edits that could not be saved
