@@ -176,12 +176,12 @@ class PostprocessPreview(QObject):
 
     def run(self) -> bool:
         """Start computing the preview of the current document in a worker; False if nothing to do."""
-        doc = self.win.current_doc()
+        doc = self.win.state.current_doc()
         if doc is None or self.job is not None:
             return False
         crf, morph = self.panel.crf_params(), self.panel.morph_params()
         use_model = self.panel.source.currentText() == SOURCE_PREDICTION
-        predictor = self.win.predictor
+        predictor = self.win.state.predictor
         if use_model and predictor is None:
             self.panel.status.setText("No model loaded: choose 'Current labels' or load a model.")
             return False
@@ -225,7 +225,7 @@ class PostprocessPreview(QObject):
         self.panel.preview.setEnabled(True)
 
     def _on_result(self, labels: np.ndarray) -> None:
-        doc = self.win.current_doc()
+        doc = self.win.state.current_doc()
         if doc is not self._doc or labels.shape != doc.shape:
             self.panel.status.setText("The image changed while refining; preview dropped.")
             return
@@ -250,7 +250,7 @@ class PostprocessPreview(QObject):
 
     def accept(self) -> bool:
         """Write the preview into the document as one undo step; False when there is no preview."""
-        doc = self.win.current_doc()
+        doc = self.win.state.current_doc()
         if self.preview is None or doc is None or doc is not self._doc:
             self.discard()
             return False

@@ -91,11 +91,14 @@ class Prompts:
         return Path(folder) if folder else None
 
     def unsaved_on_quit(self, count: int, why: str) -> str:
-        """``count`` images have edits that could not be saved (``why``): one of ``QUIT_*``."""
+        """``count`` images have edits that could not be saved (``why``) and their folder is being closed (quit, or
+        another folder opened): one of ``QUIT_*``."""
         box = QMessageBox(self.parent)
         box.setIcon(QMessageBox.Icon.Warning)
         box.setWindowTitle("SegStudio — unsaved edits")
-        box.setText(f"The edits of {count} image(s) are not saved: {why}\n\nSave them to another folder before quitting?")
+        box.setText(
+            f"The edits of {count} image(s) are not saved: {why}\n\nSave them to another folder before this folder is closed?"
+        )
         save = box.addButton("Save elsewhere…", QMessageBox.ButtonRole.AcceptRole)
         discard = box.addButton("Discard edits", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(QMessageBox.StandardButton.Cancel)

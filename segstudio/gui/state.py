@@ -1103,7 +1103,6 @@ class ProjectState(QObject):
 
     def _on_trained(self, loaded: LoadedModel, out_dir: Path, n: int, what: str) -> None:
         self.add_model_entry(f"{self.folder.name}/{out_dir.name}", loaded, folder=self.folder)
-        self._after_job = lambda: None  # set_model below schedules the re-prediction itself
         self.set_model(loaded, f"{self.folder.name}/{out_dir.name}")
         done = "fine-tuned" if what == "fine-tune" else f"{what} trained"
         self.say(f"{done} on {n} labelled image(s): new model {out_dir.name}")
