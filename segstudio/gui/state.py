@@ -557,14 +557,14 @@ class ProjectState(QObject):
         if self.book is not None and idx is not None and self.models[idx].folder is None:
             self.book.record_model(self.model, self.model_label)  # a parent of the folder's versions, maybe
         classes, model_idx = self._choose_classes_and_model(folder, paths)
-        if model_idx is not None and not (0 <= model_idx < len(self.models) and self.models[model_idx].entry is self.model):
+        if classes is None:  # nothing in the folder names them: the chosen model's, else the one in use
+            chosen = self.models[model_idx].classes if model_idx is not None else None
+            classes = chosen or (self.model.classes if self.model else ClassSpec(("background", "foreground")))
+        self.set_classes(classes)  # before the model, so that its fit is judged against this folder's classes
+        if model_idx is not None and self.models[model_idx].entry is not self.model:
             self.pick_model(model_idx)
-        elif model_idx is None and self._opened_before and self.model is not None and not self._fits(self.model.classes, classes):
-            self.model, self.model_label, self.predictor = None, "", None
-            self.modelChanged.emit(None, "")
         elif self.model is not None:
             self.modelChanged.emit(self.model, self.model_label)  # recorded in the new project
-        self.set_classes(classes or (self.model.classes if self.model else ClassSpec(("background", "foreground"))))
         self._opened_before = True
         self.folderOpened.emit(folder)
         if read_only:
