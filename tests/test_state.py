@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QMessageBox
 from segstudio.core import IGNORE_INDEX, ClassSpec
 from segstudio.core.provenance import PROV_CRF, PROV_HUMAN
 from segstudio.engine import finetune_config, load_checkpoint
-from segstudio.engine.checkpoint import new_card, save_checkpoint
+from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR, new_card, save_checkpoint
 from segstudio.gui.main_window import MainWindow
 from segstudio.io import label_path_for, load_classes, read_index_png, save_classes
 from segstudio.io.project import ModelVersion, Project, provenance_path_for
@@ -215,6 +215,32 @@ def test_new_folder_takes_its_own_model_and_classes_and_resets_docks(qtbot, tmp_
     idle(qtbot, win)
     assert asked == ["choose_model"]
     assert win.model.path == models["sky"] and win.classes.names == STREET.names
+
+    # D has saved EM classes and nothing else: the bundled model whose classes fit (the ISBI-2012 U-Net).
+    d = _images(tmp_path / "d", 1, 9)
+    save_classes(d / "labels" / "classes.json", EM)
+    win.open_folder(d)
+    idle(qtbot, win)
+    assert win.model.path == DEFAULT_MODEL_DIR / "isbi2012_unet.safetensors" and win.classes.names == EM.names
+    assert win.current_doc().source == "predicted" and asked == ["choose_model"]
+    win.close()
+
+
+def test_a_failed_job_reaches_the_status_bar_never_a_success_message(qtbot, tmp_path, models, dialogs):
+    folder = _images(tmp_path / "a", 2, 12)
+    win = make_window(qtbot, models["sky"])
+    win.open_folder(folder)
+    idle(qtbot, win)
+    win.save_current()
+
+    def boom(*a, **k):
+        raise RuntimeError("disk on fire")
+
+    win.state.train_fn = boom
+    assert win.finetune()
+    idle(qtbot, win)
+    assert win.status_text.text() == "fine-tune failed: disk on fire"
+    assert win.loop.training_panel.state == "failed" and win.model.path == models["sky"]
     win.close()
 
 
