@@ -156,11 +156,9 @@ class LabellingLoop(QObject):
         return bool(self.jobs) or self.preview.job is not None
 
     def eventFilter(self, obj, event) -> bool:
-        """On the window's Close event, cancel every loop job (the window then waits for their threads)."""
+        """On the window's Close event, cancel the device check (the loop's other jobs run in the state's job
+        runner, which cancels them once the window agreed to close; the window then waits for their threads)."""
         if obj is self.win and event.type() == QEvent.Type.Close:
-            for kind in list(self.jobs):
-                self._cancel(kind)
-            self.preview.cancel()
             if self.device_dialog is not None and self.device_dialog.job is not None:
                 self.device_dialog.job.cancel()
         return False

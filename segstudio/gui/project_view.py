@@ -192,7 +192,6 @@ class ProjectController(QObject):
         self._seen_edits: dict[Path, int] = {}
         self._current: str | None = None
         self._rows: dict[str, int] = {}
-        self._versions_key = None
         self.ab_job = None
         self._ab_inputs = None
         self.ab_dialog: ABCompareDialog | None = None
