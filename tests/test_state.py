@@ -121,6 +121,8 @@ def test_class_edit_moves_current_class_resets_predictions_and_recolours_renamed
     assert doc.source == "predicted" and (doc.labels == SKY).all()
     win.pick_class(CAR)
     assert win.canvas.current_class == CAR
+    win.class_panel.set_class_visible(1, False)  # Building hidden: id 1 will be "cell"
+    assert win.canvas.overlay.hidden_classes == {1}
 
     new = ClassSpec(("membrane", "cell"), (STREET.colors[0], STREET.colors[1]))  # renamed, colours left as they were
     lut = np.full(256, IGNORE_INDEX, np.uint8)
@@ -130,6 +132,7 @@ def test_class_edit_moves_current_class_resets_predictions_and_recolours_renamed
     assert win.classes.names == ("membrane", "cell")
     assert win.canvas.current_class in (0, 1), "the canvas paints with a class that exists"
     assert win.class_panel.legend.currentRow() == win.canvas.current_class
+    assert not win.canvas.overlay.hidden_classes and not win.class_panel.hidden, "a hidden id may be another class now"
     # The street model's predicted Sky is not a membrane label: it is unlabelled now (the model cannot predict
     # membrane/cell, so nothing is re-predicted either).
     assert (doc.labels == IGNORE_INDEX).all(), "a class edit never turns predicted pixels into labels"

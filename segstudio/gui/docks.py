@@ -173,6 +173,10 @@ class ClassPanel(QWidget):
             self.legend.blockSignals(False)
 
     def set_classes(self, classes: ClassSpec) -> None:
+        """Show ``classes``. Hidden classes are shown again first: their ids may mean other classes now."""
+        for c in sorted(self.hidden):
+            self.hidden.discard(c)
+            self.classVisibilityChanged.emit(c, True)
         cur = max(self.legend.currentRow(), 0)
         self.legend.blockSignals(True)
         self.legend.clear()
