@@ -371,7 +371,7 @@ class LabellingLoop(QObject):
         image = doc.image if doc is not None else self._sample_image()
         if self.device_dialog is not None and self.device_dialog.job is None:
             self.device_dialog.deleteLater()
-        self.device_dialog = DeviceDialog(self.state.predictor, image, parent=self.win)
+        self.device_dialog = DeviceDialog(self.state.predictor, image, parent=self.win, state=self.state)
         self.device_dialog.show()
         if measure:
             self.device_dialog.measure()
