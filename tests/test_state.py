@@ -376,6 +376,43 @@ def test_leaving_an_image_saves_only_what_a_person_painted(qtbot, tmp_path, mode
     assert not label_path_for(folder / names[1]).exists()
 
 
+def test_recovered_edits_keep_the_prediction_a_prediction(qtbot, tmp_path, models, dialogs, monkeypatch):
+    """A crash after one stroke on a predicted image: the journal's base holds the whole map (prediction +
+    stroke). Before: recovery made every pixel a human label, so the next autosave saved the prediction."""
+    import segstudio.gui.main_window as mw
+
+    folder = _images(tmp_path / "a", 2, 13)
+    win = make_window(qtbot, models["sky"])
+    win.open_folder(folder)
+    idle(qtbot, win)
+    win.pick_class(CAR)
+    painted = paint(win, 4, 4, 22, 30)
+    win.pick_class(1)
+    painted |= paint(win, 25, 5, 28, 35)  # a second stroke: a journal patch after the base
+    journal_dir = folder / "labels" / ".journal"
+    kept = {f.name: f.read_bytes() for f in journal_dir.iterdir()}
+    win.close()  # (saves and clears the journal) — now pretend it crashed instead:
+    for f in (folder / "labels").glob("img*.png"):
+        f.unlink()
+    for f in (folder / "labels" / "provenance").glob("*.png"):
+        f.unlink()
+    for name, data in kept.items():
+        (journal_dir / name).write_bytes(data)
+
+    monkeypatch.setattr(mw, "ask_recover", lambda *a: True)
+    win2 = make_window(qtbot, models["sky"])
+    win2.open_folder(folder)
+    idle(qtbot, win2)
+    doc = win2.current_doc()
+    assert doc.dirty and "restored" in win2.status_text.text()
+    np.testing.assert_array_equal(doc.provenance.map == PROV_HUMAN, painted)
+    win2.files.setCurrentRow(1)  # autosave
+    idle(qtbot, win2)
+    saved = read_index_png(label_path_for(doc.path))
+    np.testing.assert_array_equal(saved != IGNORE_INDEX, painted)
+    win2.close()
+
+
 # -- property: random sessions on two folders ---------------------------------------------------------------
 ACTIONS = st.lists(
     st.one_of(

@@ -43,7 +43,7 @@ from segstudio.core import ClassSpec, Document
 from segstudio.core.document import SOURCE_NONE, SOURCE_PREDICTED, SOURCE_SAVED
 from segstudio.core.history import make_patch
 from segstudio.core.labels import IGNORE_INDEX, validate_label_map
-from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL, PROV_NONE
+from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL, PROV_NONE, validate_provenance
 from segstudio.engine import (
     Cancelled,
     LoadedModel,
@@ -68,6 +68,7 @@ from segstudio.io import (
     read_index_png,
     save_labels,
 )
+from segstudio.io.labels import write_index_png
 from segstudio.io.journal import Journal, JournalError, replay
 from segstudio.io.project import (
     PROJECT_FILENAME,
@@ -112,6 +113,11 @@ class PredictionFailure:
 
     def __init__(self, message: str) -> None:
         self.message = message
+
+
+def _journal_provenance(journal: Journal) -> Path:
+    """Provenance (uint8 PNG) of a journal's base record, beside it: recovery tells a person's pixels from a model's."""
+    return journal.path.with_suffix(".prov.png")
 
 
 def _card_classes(weights: Path) -> ClassSpec | None:
@@ -776,11 +782,17 @@ class ProjectState(QObject):
         try:
             if not journal.started or len(doc.history) <= 1 or not patches:
                 journal.start(doc.labels)
+                write_index_png(_journal_provenance(journal), doc.provenance.map)  # who made the base's pixels
             else:
                 for p in patches:
                     journal.append_patch(p.y0, p.x0, doc.labels[p.slices])
         except OSError as exc:
             self.say(f"edits of {doc.path.name} are not crash-protected (journal: {exc})")
+
+    def _clear_journal(self, path: Path) -> None:
+        journal = self._journals.pop(path, Journal(path))
+        journal.clear()
+        _journal_provenance(journal).unlink(missing_ok=True)
 
     def _offer_recovery(self, doc: Document) -> None:
         journal = Journal(doc.path)
@@ -798,7 +810,16 @@ class ProjectState(QObject):
             kept = journal.set_aside()
             self.say(f"recorded edits of {doc.path.name} not restored; kept in {kept}")
             return
+        base_prov = None
+        try:
+            base_prov = validate_provenance(read_index_png(_journal_provenance(journal)), doc.shape)
+        except (OSError, ValueError):
+            pass  # an older journal without provenance: every recovered pixel counts as the person's
         doc.set_labels(labels, SOURCE_SAVED)
+        if base_prov is not None:  # pixels edited after the base are a person's; the others keep their origin
+            doc.provenance.load(np.where(labels != contents.base, np.uint8(PROV_HUMAN), base_prov).astype(np.uint8))
+            if (doc.provenance.map == PROV_MODEL).any():
+                doc.source = SOURCE_PREDICTED
         doc.dirty = True
         try:
             journal.resume(contents)
@@ -972,7 +993,7 @@ class ProjectState(QObject):
         lp = label_path_for(doc.path)
         if not accept and not (labels != IGNORE_INDEX).any() and not (prov != PROV_NONE).any() and not lp.is_file():
             doc.dirty = False  # nothing a person decided: nothing to save (an unreviewed prediction stays one)
-            self._journals.pop(doc.path, Journal(doc.path)).clear()
+            self._clear_journal(doc.path)
             return True
         try:
             save_labels(doc.path, labels, doc.classes)
@@ -991,7 +1012,7 @@ class ProjectState(QObject):
             doc.source = SOURCE_SAVED
         if self.book is not None:
             self.book.on_saved(doc, prov)  # provenance file, status, segstudio.json
-        self._journals.pop(doc.path, Journal(doc.path)).clear()  # saved: the journal has done its job
+        self._clear_journal(doc.path)  # saved: the journal has done its job
         self.say(f"saved {lp}" + ("" if accept else " (only the pixels you labelled)"))
         self.labelsSaved.emit(doc.path)
         return True
