@@ -176,10 +176,14 @@ def test_class_editor_reorder_delete_relabels_disk_and_memory(qtbot, folder, mon
     got = read_index_png(label_path_for(folder / names[0]))
     street = new.names.index("Street")
     assert (got[old == CAR] == 0).all() and (got[old == ROAD] == street).all() and (got[old == SKY] == IGNORE_INDEX).all()
+    # Issue 17: the renamed class (Road -> Street) no longer keeps Road's colour; the others keep theirs.
+    assert win.classes.names == new.names and win.classes.colors[street] != new.colors[street]
+    assert all(a == b for i, (a, b) in enumerate(zip(win.classes.colors, new.colors)) if i != street)
+    new = win.classes
     assert load_classes(folder / "labels" / "classes.json") == new
     doc = win.current_doc()
     np.testing.assert_array_equal(doc.labels, got)
-    assert win.classes == new and win.class_panel.legend.count() == new.num_classes
+    assert win.class_panel.legend.count() == new.num_classes
     assert "Street" in win.class_panel.legend.item(street).text()
 
     # The model's classes now differ: a notice, and predictions mapped by name (Car -> 0, Sky -> unlabelled).

@@ -245,6 +245,10 @@ class History:
         self._redo.clear()
         self._nbytes = 0
 
+    def last_steps(self) -> tuple[Patch | None, Patch | None]:
+        """``(last undo step, last redo step)``, each ``None`` when that stack is empty (e.g. for an edit journal)."""
+        return (self._undo[-1] if self._undo else None, self._redo[-1] if self._redo else None)
+
     @property
     def can_undo(self) -> bool:
         return bool(self._undo)

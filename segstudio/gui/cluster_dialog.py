@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
@@ -31,6 +32,37 @@ from segstudio.engine import TrainConfig
 from segstudio.engine.checkpoint import default_checkpoint
 from segstudio.engine.cluster import format_command, manifest_for_folder, torchrun_command
 from segstudio.io.labels import LABELS_DIRNAME
+
+
+def open_cluster_dialog(parent, state):
+    """Model ▸ Run fine-tune on a cluster…: the torchrun command + dataset manifest of the open folder's fine-tune.
+
+    Args:
+        parent: the main window.
+        state: its :class:`~segstudio.gui.state.ProjectState` (folder, model, fine-tune recipe; saved first).
+
+    Returns the (non-modal) :class:`ClusterDialog`, or ``None`` without an open folder.
+    """
+    if state.folder is None:
+        QMessageBox.information(parent, "SegStudio", "Open an image folder with saved labels first.")
+        return None
+    state.autosave()
+    dialog = ClusterDialog(state.folder, state.model.path if state.model else None, state.finetune_config, parent)
+    dialog.open()
+    return dialog
+
+
+def import_trained_checkpoint(parent, state, path: str | Path | None = None) -> bool:
+    """Model ▸ Import trained checkpoint…: copy a (cluster) run's model into ``labels/models/vNNN`` and switch to it
+    (a worker job of ``state``); asks for the file when ``path`` is not given. False when nothing starts."""
+    if state.folder is None:
+        QMessageBox.information(parent, "SegStudio", "Open the image folder the model was trained for first.")
+        return False
+    if not path:
+        path, _ = QFileDialog.getOpenFileName(parent, "Import trained checkpoint", str(state.folder), "SegStudio checkpoint (*.safetensors)")
+        if not path:
+            return False
+    return state.import_checkpoint(path)
 
 
 def default_manifest_path(folder: Path) -> Path:

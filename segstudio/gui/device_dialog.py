@@ -16,6 +16,7 @@ import torch
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QPushButton, QVBoxLayout
 
 from segstudio.engine import available_devices
+from segstudio.gui.relay import on_gui
 from segstudio.gui.workers import Job, start_job
 
 _GIB = 1024**3
@@ -119,10 +120,11 @@ class DeviceDialog(QDialog):
         speed: the :func:`measure_predict_speed` result once measured, else None.
     """
 
-    def __init__(self, predictor=None, image: np.ndarray | None = None, repeats: int = 3, parent=None) -> None:
+    def __init__(self, predictor=None, image: np.ndarray | None = None, repeats: int = 3, parent=None, state=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Device")
         self.predictor, self.image, self.repeats = predictor, image, repeats
+        self.state = state  # the window's ProjectState: its job runner times the model (else a plain start_job)
         self.speed: dict | None = None
         self.job: Job | None = None
         lay = QVBoxLayout(self)
@@ -160,6 +162,10 @@ class DeviceDialog(QDialog):
         self.speed_label.setText(f"measuring on a {w}×{h} image…")
         self.measure_button.setEnabled(False)
         self.job = Job("device-speed", work)
+        if self.state is not None:  # failures also reach the window's status bar and the log
+            self.job.failed.connect(on_gui(self.speed_label.setText, self))
+            self.state.start(self.job, "device", on_finished=self._on_speed, on_done=self._on_done)
+            return True
         self.job.finished.connect(self._on_speed)
         self.job.failed.connect(self.speed_label.setText)
         self.job.done.connect(self._on_done)

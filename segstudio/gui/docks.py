@@ -20,14 +20,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+import numpy as np
+
 from segstudio.core import ClassSpec
-from segstudio.gui.qtutil import color_icon
+from segstudio.gui.qtutil import color_icon, rgb_to_qimage
+from segstudio.gui.workers import Job
+from segstudio.io import ImageReadError, label_path_for, read_image
 
 THUMB = 72
 
 
 class FileList(QListWidget):
-    """Images of the open folder with thumbnails; a ✓ marks images with saved labels."""
+    """Images of the open folder with thumbnails; a ✓ marks images with saved labels, a ⚠ images that could
+    not be read or predicted (the tooltip says why)."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -36,11 +41,39 @@ class FileList(QListWidget):
         # Keys go to the window's shortcuts (Right/Left/PgUp/PgDown), not to list navigation.
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.paths: list[Path] = []
+        self.failed: dict[int, str] = {}
+        self.labelled: set[int] = set()
+
+    def bind(self, state) -> None:
+        """Observe ``state`` (:class:`~segstudio.gui.state.ProjectState`): its folder, saves and failures; a row
+        picked here shows that image (``state.set_index``)."""
+        self.currentRowChanged.connect(state.set_index)
+
+        def opened(_folder) -> None:
+            self.set_paths(state.paths, {p for p in state.paths if label_path_for(p).is_file()})
+            state.start(self.thumbnail_job(state.paths), "thumbnails", on_result=self.on_thumbnail)
+
+        def row_of(path) -> int:
+            return state.paths.index(path) if path in state.paths else -1
+
+        state.folderOpened.connect(opened)
+        state.labelsSaved.connect(lambda p: self.set_labelled(row_of(p), True))
+        state.imageFailed.connect(lambda p, why: self.set_failed(row_of(p), why))
+        state.documentChanged.connect(lambda _doc: self.show_row(state.index))
+
+    def show_row(self, row: int) -> None:
+        """Highlight ``row`` without emitting ``currentRowChanged`` (the state already shows it)."""
+        if 0 <= row < self.count() and self.currentRow() != row:
+            self.blockSignals(True)
+            self.setCurrentRow(row)
+            self.blockSignals(False)
 
     def set_paths(self, paths: list[Path], labelled: set[Path]) -> None:
         self.blockSignals(True)
         self.clear()
         self.paths = list(paths)
+        self.failed = {}
+        self.labelled = {i for i, p in enumerate(paths) if p in labelled}
         for p in paths:
             item = QListWidgetItem(self._text(p, p in labelled))
             item.setToolTip(str(p))
@@ -48,16 +81,49 @@ class FileList(QListWidget):
         self.blockSignals(False)
 
     @staticmethod
-    def _text(path: Path, labelled: bool) -> str:
-        return f"{'✓ ' if labelled else ''}{path.name}"
+    def _text(path: Path, labelled: bool, failed: bool = False) -> str:
+        return f"{'⚠ ' if failed else ''}{'✓ ' if labelled else ''}{path.name}"
 
     def set_labelled(self, index: int, labelled: bool) -> None:
         if 0 <= index < self.count():
-            self.item(index).setText(self._text(self.paths[index], labelled))
+            (self.labelled.add if labelled else self.labelled.discard)(index)
+            self.item(index).setText(self._text(self.paths[index], labelled, index in self.failed))
+
+    def set_failed(self, index: int, why: str) -> None:
+        """Mark image ``index`` as unreadable / not predicted (``why`` in its tooltip)."""
+        if 0 <= index < self.count():
+            self.failed[index] = why
+            item = self.item(index)
+            item.setText(self._text(self.paths[index], index in self.labelled, True))
+            item.setToolTip(f"{self.paths[index]}\n⚠ {why}")
 
     def set_thumbnail(self, index: int, image: QImage) -> None:
         if 0 <= index < self.count():
             self.item(index).setIcon(QIcon(QPixmap.fromImage(image)))
+
+    def on_thumbnail(self, index: int, out) -> None:
+        """A result of :meth:`thumbnail_job`: a ``QImage``, or the reason (str) the image could not be read."""
+        if isinstance(out, str):
+            self.set_failed(index, out)
+        else:
+            self.set_thumbnail(index, out)
+
+    @staticmethod
+    def thumbnail_job(paths: list[Path]) -> Job:
+        """A worker job emitting ``(row, QImage thumbnail)`` per readable image, ``(row, why)`` per unreadable one."""
+
+        def work(job: Job) -> None:
+            for i, p in enumerate(paths):
+                job.cancel_token.check()
+                try:
+                    img = read_image(p)
+                except ImageReadError as exc:
+                    job.emit_result(i, str(exc))
+                    continue
+                s = max(1, max(img.shape[:2]) // THUMB)
+                job.emit_result(i, rgb_to_qimage(np.ascontiguousarray(img[::s, ::s])))
+
+        return Job("thumbnails", work)
 
 
 class ClassPanel(QWidget):
@@ -94,7 +160,23 @@ class ClassPanel(QWidget):
         row.addWidget(self.opacity)
         lay.addLayout(row)
 
+    def bind(self, state) -> None:
+        """Observe ``state``'s classes and current class (the selected row follows it)."""
+        state.classesChanged.connect(self.set_classes)
+        state.currentClassChanged.connect(self.select_class)
+
+    def select_class(self, c: int) -> None:
+        """Select row ``c`` (the class painted with) without emitting ``classPicked``."""
+        if self.legend.currentRow() != c:
+            self.legend.blockSignals(True)
+            self.legend.setCurrentRow(c)
+            self.legend.blockSignals(False)
+
     def set_classes(self, classes: ClassSpec) -> None:
+        """Show ``classes``. Hidden classes are shown again first: their ids may mean other classes now."""
+        for c in sorted(self.hidden):
+            self.hidden.discard(c)
+            self.classVisibilityChanged.emit(c, True)
         cur = max(self.legend.currentRow(), 0)
         self.legend.blockSignals(True)
         self.legend.clear()
@@ -151,3 +233,42 @@ class ModelPanel(QWidget):
         for b in (self.predict_image, self.predict_folder, self.save, self.finetune):
             lay.addWidget(b)
         lay.addStretch(1)
+
+    def bind(self, state) -> None:
+        """Observe ``state``'s model picker entries and model in use; the controls call its methods
+        (Save is the window's: it accepts the image)."""
+        self._state = state
+        state.modelsChanged.connect(self.show_models)
+        state.modelChanged.connect(self.show_model)
+        self.model_combo.activated.connect(state.pick_model)
+        self.device_combo.currentTextChanged.connect(state.set_device)
+        self.predict_image.clicked.connect(state.predict_current)
+        self.predict_folder.clicked.connect(state.predict_folder)
+        self.finetune.clicked.connect(state.finetune)
+        state.set_device(self.device_combo.currentText())
+
+    def show_models(self) -> None:
+        """Rebuild the picker from the state's entries (labels + tooltips), selecting the model in use."""
+        st, combo = self._state, self.model_combo
+        combo.blockSignals(True)
+        combo.clear()
+        for i, e in enumerate(st.models):
+            combo.addItem(e.label)
+            if e.tooltip:
+                combo.setItemData(i, e.tooltip, Qt.ItemDataRole.ToolTipRole)
+        idx = st.find_model(st.model_label) if st.model is not None else None
+        combo.setCurrentIndex(-1 if idx is None else idx)
+        combo.blockSignals(False)
+
+    def show_model(self, model, label: str) -> None:
+        """Select ``label`` and describe ``model`` (a :class:`~segstudio.engine.LoadedModel`, or ``None``)."""
+        idx = self._state.find_model(label) if model is not None else None
+        self.model_combo.setCurrentIndex(-1 if idx is None else idx)
+        if model is None:
+            self.info.setText("no model: label by hand, or pick one")
+            return
+        miou = model.card.get("metrics", {}).get("val", {}).get("miou")
+        self.info.setText(
+            f"{model.card['architecture']} · {len(model.card['classes'])} classes"
+            + (f" · val mIoU {100 * miou:.1f}" if miou is not None else "")
+        )

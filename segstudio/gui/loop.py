@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDockWidget, QMenu
 
@@ -26,7 +26,7 @@ from segstudio.gui.relay import on_gui
 from segstudio.gui.training_dialog import TrainingDialog
 from segstudio.gui.training_panel import TrainingPanel
 from segstudio.gui.uncertainty import CorrectNextPanel, UncertaintyLayer, image_uncertainty
-from segstudio.gui.workers import Job, start_job
+from segstudio.gui.workers import Job
 from segstudio.io import ImageReadError, find_samples, label_path_for, read_image
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,12 @@ class LabellingLoop(QObject):
         device_dialog: the last Help ▸ Device dialog.
     """
 
+    KINDS = ("heatmap", "rank", "metrics")
+
     def __init__(self, win) -> None:
         super().__init__(win)
         self.win = win
-        self.jobs: dict[str, Job] = {}
+        self.state = win.state
         self.umaps: dict[tuple, np.ndarray] = {}
         self.method = "entropy"
         self.device_dialog: DeviceDialog | None = None
@@ -117,7 +119,9 @@ class LabellingLoop(QObject):
         self.metrics.recomputeRequested.connect(self.compute_metrics)
         self.metrics.imageActivated.connect(self.go_to)
         win.files.currentRowChanged.connect(self._on_image_changed)
-        win.model_panel.model_combo.currentIndexChanged.connect(self._on_model_changed)
+        self.state.modelChanged.connect(self._on_model_changed)
+        self.state.folderOpened.connect(self._on_folder_opened)
+        self.state.trainingStarted.connect(self.watch_training)
         win.canvas.edited.connect(self._on_edited)
         win.installEventFilter(self)
 
@@ -131,45 +135,30 @@ class LabellingLoop(QObject):
         return act
 
     # -- jobs ----------------------------------------------------------------------------------
-    def _run(self, kind: str, fn, on_result=None, on_finished=None, on_progress=None) -> Job:
-        """Start ``fn`` as job ``kind``, cancelling a still-running job of the same kind."""
-        self._cancel(kind)
+    @property
+    def jobs(self) -> dict[str, Job]:
+        """This loop's running jobs by kind (they run in the state's job runner)."""
+        return {k: j for k, j in self.state.jobs.items() if k in self.KINDS}
+
+    def _run(self, kind: str, fn, on_result=None, on_finished=None, on_progress=None, on_done=None) -> Job:
+        """Start ``fn`` as job ``kind`` in the state's job runner (a still-running job of that kind is cancelled).
+
+        A failure reaches the status bar and the log through the runner."""
         job = Job(kind, fn)
-        job_parent = QObject(self)  # GUI-thread owner of this job's relays (the job itself moves to its thread)
-        if on_result is not None:
-            job.result.connect(on_gui(on_result, job_parent))
-        if on_finished is not None:
-            job.finished.connect(on_gui(on_finished, job_parent))
-        if on_progress is not None:
-            job.progress.connect(on_gui(on_progress, job_parent))
-        job.failed.connect(self.win.message)
-
-        def done(j=job, k=kind) -> None:
-            if self.jobs.get(k) is j:
-                self.jobs.pop(k)
-            job_parent.deleteLater()  # the relays go with it
-
-        job.done.connect(on_gui(done, job_parent))
-        job.relay_parent = job_parent
-        self.jobs[kind] = job
-        start_job(job, self.win)
+        self.state.start(job, kind, on_result=on_result, on_finished=on_finished, on_progress=on_progress, on_done=on_done)
         return job
 
     def _cancel(self, kind: str) -> None:
-        job = self.jobs.pop(kind, None)
-        if job is not None:
-            job.cancel()
+        self.state.cancel(kind)
 
     def busy(self) -> bool:
         """True while any loop job (or a refine preview) runs."""
         return bool(self.jobs) or self.preview.job is not None
 
     def eventFilter(self, obj, event) -> bool:
-        """On the window's Close event, cancel every loop job (the window then waits for their threads)."""
+        """On the window's Close event, cancel the device check (the loop's other jobs run in the state's job
+        runner, which cancels them once the window agreed to close; the window then waits for their threads)."""
         if obj is self.win and event.type() == QEvent.Type.Close:
-            for kind in list(self.jobs):
-                self._cancel(kind)
-            self.preview.cancel()
             if self.device_dialog is not None and self.device_dialog.job is not None:
                 self.device_dialog.job.cancel()
         return False
@@ -195,14 +184,14 @@ class LabellingLoop(QObject):
         name = self._training_dir.name if self._training_dir else ""
         self.training_panel.finish("done", f"Fine-tune {name} finished; the model in use is now {name}.")
         self.umaps.clear()
-        if self.win.folder is not None:
+        if self.state.folder is not None:
             self.compute_metrics()
         if self.act_heatmap.isChecked():
             self.refresh_heatmap()
 
     def _cancel_training(self) -> None:
-        if self.win.job is not None and self.win.job.name == "fine-tune":
-            self.win.cancel_job()
+        if self.state.job is not None and self.state.job.name == "fine-tune":
+            self.state.cancel()
 
     def _use_checkpoint(self, path: str) -> None:
         from segstudio.engine import CheckpointError, load_checkpoint
@@ -210,11 +199,12 @@ class LabellingLoop(QObject):
         try:
             loaded = load_checkpoint(path)
         except (CheckpointError, ValueError) as exc:
-            self.win.message(str(exc))
+            self.state.say(str(exc))
             return
-        label = f"{self.win.folder.name}/{Path(path).parent.name}" if self.win.folder else Path(path).parent.name
-        self.win.set_model(loaded, label)
-        self.win.message(f"using the last checkpoint of the cancelled run: {label}")
+        folder = self.state.folder
+        label = f"{folder.name}/{Path(path).parent.name} (cancelled)" if folder else Path(path).parent.name
+        self.state.set_model(loaded, label)
+        self.state.say(f"using the last checkpoint of the cancelled run: {label}")
         self.training_panel.use_checkpoint.hide()
 
     def finetune_with_options(self) -> bool:
@@ -222,13 +212,13 @@ class LabellingLoop(QObject):
 
         The chosen options become the window's ``finetune_config`` (the one-click path uses them next time).
         """
-        k = self.win.classes.num_classes if self.win.classes is not None else 2
-        dlg = TrainingDialog(self.win.finetune_config, k, self.win)
+        k = self.state.classes.num_classes if self.state.classes is not None else 2
+        dlg = TrainingDialog(self.state.finetune_config, k, self.win)
         self._dialog = dlg  # tests reach the open dialog here
         if dlg.exec() != QDialog.DialogCode.Accepted:
             return False
-        self.win.finetune_config = dlg.config()
-        return bool(self.win.finetune())
+        self.state.finetune_config = dlg.config()
+        return bool(self.state.finetune())
 
     # -- uncertainty -----------------------------------------------------------------------------
     def _set_method(self, method: str) -> None:
@@ -239,7 +229,7 @@ class LabellingLoop(QObject):
             self.rank_unlabelled(method)  # replaces a ranking by the other measure
 
     def _key(self, path: Path) -> tuple:
-        return (path, id(self.win.predictor), self.method)
+        return (path, id(self.state.predictor), self.method)
 
     def set_heatmap_visible(self, on: bool) -> None:
         """Tools ▸ Uncertainty heat-map (U): show / hide the layer, computing it when needed."""
@@ -251,7 +241,7 @@ class LabellingLoop(QObject):
 
     def refresh_heatmap(self) -> None:
         """(Re)compute the current image's uncertainty map in a worker, or take it from the cache."""
-        doc, predictor = self.win.current_doc(), self.win.predictor
+        doc, predictor = self.state.current_doc(), self.state.predictor
         if doc is None or predictor is None:
             self.heatmap.set_map(None, None)
             return
@@ -271,10 +261,10 @@ class LabellingLoop(QObject):
     def _on_heatmap(self, out) -> None:
         key, u = out
         self.umaps[key] = u
-        doc = self.win.current_doc()
+        doc = self.state.current_doc()
         if doc is not None and self._key(doc.path) == key:
             self.heatmap.set_map(doc.path, u, doc.shape)
-            self.win.message(f"mean {key[2]} of {doc.path.name}: {100 * mean_uncertainty(u / 255.0):.1f} %")
+            self.state.say(f"mean {key[2]} of {doc.path.name}: {100 * mean_uncertainty(u / 255.0):.1f} %")
 
     def show_correct_next(self) -> None:
         """Tools ▸ Correct next: show the dock and rank the unlabelled images if not ranked yet."""
@@ -285,15 +275,15 @@ class LabellingLoop(QObject):
 
     def rank_unlabelled(self, method: str | None = None) -> bool:
         """Rank the folder's images without saved labels by mean uncertainty (worker); False if nothing to do."""
-        win = self.win
-        if win.predictor is None or not win.paths:
+        st = self.state
+        if st.predictor is None or not st.paths:
             self.correct_next.status.setText("Open a folder and load a model first.")
             return False
         method = method or self.method
         self.method = method
-        todo = [p for p in win.paths if not label_path_for(p).is_file()]
-        predictor = win.predictor
-        images = {p: win.docs[p].image for p in todo if p in win.docs}
+        todo = [p for p in st.paths if not label_path_for(p).is_file()]
+        predictor = st.predictor
+        images = {p: st.docs[p].image for p in todo if p in st.docs}
         cached = {p: self.umaps[(p, id(predictor), method)] for p in todo if (p, id(predictor), method) in self.umaps}
 
         def work(job: Job):
@@ -316,43 +306,47 @@ class LabellingLoop(QObject):
             return rank_by_uncertainty(scores), method
 
         self.correct_next.set_busy(True, f"ranking {len(todo)} unlabelled image(s) by {method}…")
-        job = self._run(
+        self._run(
             "rank",
             work,
             on_result=lambda key, u: self.umaps.__setitem__(key, u),
             on_finished=lambda out: self.correct_next.set_ranking(*out),
             on_progress=lambda d, t, s: self.correct_next.status.setText(s),
+            on_done=lambda: self.correct_next.set_busy(False),
         )
-        job.done.connect(on_gui(lambda: self.correct_next.set_busy(False), job.relay_parent))
         return True
 
     def go_to(self, path) -> None:
         """Show image ``path`` of the open folder (from the Correct-next or metrics lists)."""
-        if path in self.win.paths:
-            self.win.files.setCurrentRow(self.win.paths.index(path))
+        if path in self.state.paths:
+            self.win.files.setCurrentRow(self.state.paths.index(path))
             self.win.canvas.setFocus()
 
     # -- metrics ---------------------------------------------------------------------------------
     def compute_metrics(self) -> bool:
         """Evaluate the current model on the folder's corrected images in a worker; False if impossible."""
-        win = self.win
-        if win.predictor is None or win.folder is None or win.classes is None:
+        st = self.state
+        if st.predictor is None or st.folder is None or st.classes is None:
             self.metrics.set_busy(False, "Open a folder and load a model first.")
             return False
-        win.autosave()
-        predictor, paths, classes, card = win.predictor, list(win.paths), win.classes, dict(win.model.card)
-        images = {p: d.image for p, d in win.docs.items()}
+        st.autosave()
+        predictor, paths, classes, card = st.predictor, list(st.paths), st.classes, dict(st.model.card)
+        images = {p: d.image for p, d in st.docs.items()}
         self.docks["Metrics"].show()
         self.metrics.set_busy(True, "measuring the model on the corrected images…")
 
         def work(job: Job):
             return evaluate_corrected(predictor, paths, classes, card, job, images)
 
-        job = self._run(
-            "metrics", work, on_finished=self.metrics.set_result, on_progress=lambda d, t, s: self.metrics.summary.setText(s)
+        job = Job("metrics", work)
+        job.failed.connect(on_gui(self.metrics.summary.setText, self))
+        self.state.start(
+            job,
+            "metrics",
+            on_finished=self.metrics.set_result,
+            on_progress=lambda d, t, s: self.metrics.summary.setText(s),
+            on_done=lambda: self.metrics.set_busy(False),
         )
-        job.failed.connect(self.metrics.summary.setText)
-        job.done.connect(on_gui(lambda: self.metrics.set_busy(False), job.relay_parent))
         return True
 
     # -- post-processing -------------------------------------------------------------------------
@@ -373,11 +367,11 @@ class LabellingLoop(QObject):
     # -- device ----------------------------------------------------------------------------------
     def show_device(self, measure: bool = True) -> DeviceDialog:
         """Help ▸ Device: open the dialog (non-modal) and start measuring the predict speed."""
-        doc = self.win.current_doc()
+        doc = self.state.current_doc()
         image = doc.image if doc is not None else self._sample_image()
         if self.device_dialog is not None and self.device_dialog.job is None:
             self.device_dialog.deleteLater()
-        self.device_dialog = DeviceDialog(self.win.predictor, image, parent=self.win)
+        self.device_dialog = DeviceDialog(self.state.predictor, image, parent=self.win, state=self.state)
         self.device_dialog.show()
         if measure:
             self.device_dialog.measure()
@@ -394,11 +388,7 @@ class LabellingLoop(QObject):
         return None
 
     # -- window events ---------------------------------------------------------------------------
-    def _on_model_changed(self, _index: int) -> None:
-        # set_model switches the combo before it makes the new predictor: look after it is made.
-        QTimer.singleShot(0, self._after_model_changed)
-
-    def _after_model_changed(self) -> None:
+    def _on_model_changed(self, _model, _label: str) -> None:
         if self.act_heatmap.isChecked():
             self.refresh_heatmap()
         if self.correct_next.ranking:
@@ -414,14 +404,31 @@ class LabellingLoop(QObject):
         else:
             self.heatmap.set_map(None, None)
 
+    def _on_folder_opened(self, _folder) -> None:
+        """Nothing of the previous folder stays: training curves, metrics, ranking and heat-maps are reset."""
+        for kind in self.KINDS:
+            self._cancel(kind)
+        self.umaps.clear()
+        self._training_dir = None
+        self.training_panel.reset_view()
+        m = self.metrics  # the previous folder's numbers go (MetricsDock has no clear method of its own)
+        m.result = None
+        m.class_table.setRowCount(0)
+        m.image_table.setRowCount(0)
+        m.cm_image.clear()
+        m.summary.setText("Save corrected labels, then fine-tune or press Recompute.")
+        self.correct_next.set_ranking([], self.method)
+        self.correct_next.status.setText("Press Rank to order this folder's unlabelled images.")
+        self.heatmap.set_map(None, None)
+
     def _on_edited(self) -> None:
-        doc = self.win.current_doc()
+        doc = self.state.current_doc()
         if doc is not None and label_path_for(doc.path).is_file():
             self.correct_next.remove(doc.path)
 
     def saved_image_count(self) -> int:
         """Images with saved labels in the open folder (0 without one)."""
         try:
-            return len(find_samples(self.win.folder)[0]) if self.win.folder else 0
+            return len(find_samples(self.state.folder)[0]) if self.state.folder else 0
         except FileNotFoundError:
             return 0

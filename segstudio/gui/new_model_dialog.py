@@ -416,10 +416,10 @@ class NewModelController(QObject):
 
         A bundled model already in the picker (the start model) keeps its entry. Returns the number added.
         """
-        win, combo = self.win, self.win.model_panel.model_combo
+        st = self.win.state
         listed = {}
-        for i, entry in enumerate(win._models):
-            path = entry if isinstance(entry, Path) else getattr(entry, "path", None)
+        for i, e in enumerate(st.models):
+            path = e.entry if isinstance(e.entry, Path) else getattr(e.entry, "path", None)
             if path is not None:
                 listed[Path(path).resolve()] = i
         added = 0
@@ -427,18 +427,18 @@ class NewModelController(QObject):
             tip = f"{label[len('bundled: '):]}: {card.get('architecture')} {card.get('model_kwargs', {})}\n{path}"
             idx = listed.get(path.resolve())
             if idx is None:
-                if combo.findText(label) >= 0:
+                if st.find_model(label) is not None:
                     continue
-                combo.addItem(label)
-                win._models.append(path)
-                idx = combo.count() - 1
+                st.add_model_entry(label, path, tip)
                 added += 1
-            combo.setItemData(idx, tip, Qt.ItemDataRole.ToolTipRole)
+            else:
+                st.models[idx].tooltip = tip
+        st.modelsChanged.emit()
         return added
 
     def _saved_images(self) -> int:
         try:
-            return len(find_samples(self.win.folder)[0]) if self.win.folder is not None else 0
+            return len(find_samples(self.win.state.folder)[0]) if self.win.state.folder is not None else 0
         except FileNotFoundError:
             return 0
 
@@ -447,12 +447,12 @@ class NewModelController(QObject):
 
         Returns the dialog, or ``None`` without an open folder.
         """
-        win = self.win
-        if win.folder is None or win.classes is None:
+        win, st = self.win, self.win.state
+        if st.folder is None or st.classes is None:
             QMessageBox.information(win, "SegStudio", "Open an image folder and save some corrected labels first.")
             return None
-        win.autosave()  # the summary counts what is saved now
-        dlg = NewModelDialog(win.classes, self._config(), self._saved_images(), win)
+        st.autosave()  # the summary counts what is saved now
+        dlg = NewModelDialog(st.classes, self._config(), self._saved_images(), win)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.accepted.connect(lambda: self.train(dlg.architecture(), dlg.model_kwargs()))
         self.dialog = dlg
@@ -461,23 +461,23 @@ class NewModelController(QObject):
 
     def _config(self) -> TrainConfig:
         # The window's budget; BatchNorm statistics are learnt (frozen ones only make sense for a trained model).
-        return replace(self.win.finetune_config, freeze_bn=False)
+        return replace(self.win.state.finetune_config, freeze_bn=False)
 
     def train(self, architecture: str, model_kwargs: dict | None = None) -> bool:
         """Train a new ``architecture`` (builder arguments ``model_kwargs``, e.g. ``{"encoder": "resnet18",
         "pretrained": False}``) on the saved labels as the next version; False when it cannot start."""
-        win = self.win
-        if win.folder is None:
+        st = self.win.state
+        if st.folder is None:
             return False
-        if win.job is not None:
-            win.message(f"busy: {win.job.name} is running")
+        if st.job is not None:
+            st.say(f"busy: {st.job.name} is running")
             return False
-        n = win.saved_sample_count()
+        n = st.saved_sample_count()
         if not n:
             return False
         kwargs = dict(model_kwargs or {})
         what = f"new {architecture}" + (f" + {kwargs['encoder']}" if kwargs.get("encoder") else "")
-        return win.train_version(
+        return st.train_version(
             n,
             what=what,
             extra_card={"origin": "new model"},

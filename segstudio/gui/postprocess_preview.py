@@ -30,7 +30,8 @@ from PySide6.QtWidgets import (
 from segstudio.core.history import make_patch
 from segstudio.core.provenance import PROV_CRF
 from segstudio.gui.canvas import LabelOverlayItem
-from segstudio.gui.workers import Job, start_job
+from segstudio.gui.relay import on_gui
+from segstudio.gui.workers import Job
 from segstudio.postprocess import CRFParams, MorphParams, apply_morphology, refine
 
 log = logging.getLogger(__name__)
@@ -175,12 +176,12 @@ class PostprocessPreview(QObject):
 
     def run(self) -> bool:
         """Start computing the preview of the current document in a worker; False if nothing to do."""
-        doc = self.win.current_doc()
+        doc = self.win.state.current_doc()
         if doc is None or self.job is not None:
             return False
         crf, morph = self.panel.crf_params(), self.panel.morph_params()
         use_model = self.panel.source.currentText() == SOURCE_PREDICTION
-        predictor = self.win.predictor
+        predictor = self.win.state.predictor
         if use_model and predictor is None:
             self.panel.status.setText("No model loaded: choose 'Current labels' or load a model.")
             return False
@@ -210,12 +211,10 @@ class PostprocessPreview(QObject):
         self.discard()
         self._doc = doc
         self.job = Job("refine", work)
-        self.job.progress.connect(self._on_progress)
-        self.job.finished.connect(self._on_result)
-        self.job.failed.connect(self.panel.status.setText)
-        self.job.done.connect(self._on_done)
+        self.job.failed.connect(on_gui(self.panel.status.setText, self))
         self.panel.preview.setEnabled(False)
-        start_job(self.job, self.win)
+        # The window's one job runner: a failure also reaches the status bar and the log.
+        self.win.state.start(self.job, "refine", on_finished=self._on_result, on_progress=self._on_progress, on_done=self._on_done)
         return True
 
     def _on_progress(self, _done: int, _total: int, text: str) -> None:
@@ -226,7 +225,7 @@ class PostprocessPreview(QObject):
         self.panel.preview.setEnabled(True)
 
     def _on_result(self, labels: np.ndarray) -> None:
-        doc = self.win.current_doc()
+        doc = self.win.state.current_doc()
         if doc is not self._doc or labels.shape != doc.shape:
             self.panel.status.setText("The image changed while refining; preview dropped.")
             return
@@ -251,7 +250,7 @@ class PostprocessPreview(QObject):
 
     def accept(self) -> bool:
         """Write the preview into the document as one undo step; False when there is no preview."""
-        doc = self.win.current_doc()
+        doc = self.win.state.current_doc()
         if self.preview is None or doc is None or doc is not self._doc:
             self.discard()
             return False

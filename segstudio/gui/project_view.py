@@ -1,9 +1,10 @@
 """The project in the app: per-image status, effort and provenance (``ProjectView``), and the
 ``ProjectController`` that keeps ``segstudio.json`` in step with the main window.
 
-The controller owns the project logic so that :class:`~segstudio.gui.main_window.MainWindow` only calls a
-few hooks: ``open`` (folder opened), ``restore_version``, ``on_doc_loaded``, ``on_predicted``,
-``map_prediction``, ``on_saved``, ``on_model_changed`` and ``save`` (autosave / close).
+The controller keeps the project file (statuses, effort, versions) in step with the
+:class:`~segstudio.gui.state.ProjectState`: the state calls its bookkeeping hooks (``open``,
+``on_doc_loaded``, ``on_predicted``, ``on_saved``, ``save``) and it observes the state's signals
+(model and classes changed); it changes the project's classes and model only through the state's methods.
 
 Effort: active seconds come from an :class:`~segstudio.io.project.ActivityClock` fed by mouse, wheel and
 key events on the canvas (idle gaps capped at 30 s); strokes are the document's human edit count.
@@ -17,7 +18,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QMetaObject, QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -32,14 +33,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.core import IGNORE_INDEX, ClassSpec, Document
+from segstudio.core import ClassSpec, Document
 from segstudio.core.document import SOURCE_SAVED
 from segstudio.engine import LoadedModel, list_versions
 from segstudio.engine.versions import versions_dir
 from segstudio.gui.class_editor import ClassEditorDialog
 from segstudio.gui.qtutil import add_dock
 from segstudio.gui.versions_dock import ABCompareDialog, VersionsPanel, make_ab_job
-from segstudio.gui.workers import start_job
 from segstudio.io import LABELS_DIRNAME, label_path_for, load_classes, save_classes
 from segstudio.io.project import (
     PROJECT_FILENAME,
@@ -57,7 +57,9 @@ from segstudio.io.project import (
     provenance_percent,
     relabel_label_files,
     save_provenance,
+    version_status,
 )
+from segstudio.core.provenance import provenance_counts
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +172,7 @@ class ProjectController(QObject):
     """Keeps a :class:`~segstudio.io.project.Project` in step with a main window (see the module docstring).
 
     Args:
-        win: the :class:`~segstudio.gui.main_window.MainWindow` (it must have ``canvas``, ``files``,
-            ``model_panel``, ``docs``, ``paths``, ``folder``, ``classes``, ``model``).
+        win: the main window (its ``state``, ``canvas``, ``files`` and ``class_panel`` are used).
         idle_s: idle cap of the activity clock, seconds.
 
     Attributes:
@@ -184,13 +185,13 @@ class ProjectController(QObject):
     def __init__(self, win, idle_s: float = 30.0) -> None:
         super().__init__(win)
         self.win = win
+        self.state = win.state
         self.project: Project | None = None
         self.clock = ActivityClock(idle_s)
         self.match = None
         self._seen_edits: dict[Path, int] = {}
         self._current: str | None = None
         self._rows: dict[str, int] = {}
-        self._versions_key = None
         self.ab_job = None
         self._ab_inputs = None
         self.ab_dialog: ABCompareDialog | None = None
@@ -226,6 +227,9 @@ class ProjectController(QObject):
         self.view.imageActivated.connect(win.files.setCurrentRow)
         self.versions.useRequested.connect(self.use_version)
         self.versions.compareRequested.connect(self.compare)
+        self.state.modelChanged.connect(self.on_model_changed)
+        self.state.classesChanged.connect(lambda _c: self.refresh_versions())
+        self.state.versionCancelled.connect(lambda _d: self._sync_versions() or self.refresh_versions())
 
     def _action(self, text: str, slot, shortcuts, menu) -> QAction:
         act = QAction(text, self.win)
@@ -251,29 +255,11 @@ class ProjectController(QObject):
         self.project = project
         project.sync_images(paths)
         self._sync_versions()
-        if self.win.model is not None:
-            name = self._version_name(self.win.model, self.win.model_panel.model_combo.currentText())
-            project.add_version(ModelVersion.from_card(name, self.win.model.path or name, self.win.model.card, folder))
         names = [p.name for p in paths]
         start = names.index(project.last_image) if project.last_image in names else 0
-        self.refresh()
+        self._rows = {p.name: i for i, p in enumerate(paths)}
+        self.view.set_project(project, names, start)
         return start
-
-    def restore_version(self, latest: int | None) -> int | None:
-        """Model-picker row to switch to after opening: the project's model, else ``latest``; ``None`` = keep."""
-        p = self.project
-        combo = self.win.model_panel.model_combo
-        if p is None:
-            return latest
-        if p.current_version is None:  # a new project: the newest version, else the model in use
-            if latest is None and self.win.model is not None:
-                p.current_version = self._version_name(self.win.model, combo.currentText())
-            return latest
-        idx = self._combo_index(p.current_version)
-        if idx is None:
-            self.win.message(f"model version {p.current_version} of the project is missing; using the newest model")
-            return latest
-        return None if idx == combo.currentIndex() else idx
 
     def on_doc_loaded(self, doc: Document) -> None:
         """A document with saved labels was opened: use its saved provenance map, if any."""
@@ -283,69 +269,66 @@ class ProjectController(QObject):
         try:
             prov = load_provenance(doc.path, doc.shape)
         except (ValueError, OSError) as exc:
-            self.win.message(f"provenance of {doc.path.name} not usable ({exc}); counting the saved labels as human")
+            self.state.say(f"provenance of {doc.path.name} not usable ({exc}); counting the saved labels as human")
             return
         if prov is not None:
             doc.provenance.load(prov)
 
     def on_predicted(self, doc: Document) -> None:
-        """A prediction replaced ``doc``'s labels: status *predicted* unless labels are saved on disk."""
+        """A prediction filled ``doc``'s undecided pixels: status *predicted* unless labels are saved on disk or a
+        person edited it (a prediction around a person's strokes leaves the image *corrected*)."""
         self._seen_edits[doc.path] = doc.edits
-        if self.project is not None and not label_path_for(doc.path).is_file():
+        if self.project is not None and not label_path_for(doc.path).is_file() and not doc.edits:
             self.project.set_status(doc.path.name, STATUS_PREDICTED)
             self._touch(doc.path.name)
 
-    def map_prediction(self, labels: np.ndarray) -> np.ndarray:
-        """Map a prediction (uint8 (H, W), the model's class ids) to the project's class ids by name."""
-        model, classes = self.win.model, self.win.classes
-        if model is None or classes is None or model.classes.names == classes.names:
-            return labels
-        return class_lut(model.classes, classes)[labels]
-
-    def prediction_fits(self, labels: np.ndarray) -> bool:
-        """True when every labelled pixel of ``labels`` (uint8 (H, W)) is a project class id (ignore allowed)."""
-        classes = self.win.classes
-        return classes is not None and not ((labels >= classes.num_classes) & (labels != IGNORE_INDEX)).any()
-
-    def on_saved(self, doc: Document) -> None:
-        """Labels of ``doc`` were saved: save provenance beside them, record pixel counts and status."""
+    def on_saved(self, doc: Document, prov: np.ndarray | None = None) -> None:
+        """Labels of ``doc`` were saved with provenance ``prov`` (uint8 (H, W); default the document's): save
+        it beside them, record pixel counts and status."""
+        prov = doc.provenance.map if prov is None else prov
         try:
-            save_provenance(doc.path, doc.provenance.map)
+            save_provenance(doc.path, prov)
         except (OSError, ValueError) as exc:
-            self.win.message(f"labels saved, but not their provenance ({exc})")
+            self.state.say(f"labels saved, but not their provenance ({exc})")
         if self.project is None or doc.path.parent != Path(self.project.folder):
             return
         rec = self.project.record(doc.path.name)
-        rec.provenance = doc.provenance.counts()
+        rec.provenance = provenance_counts(prov)
         rec.saved = _now()
         if rec.status not in (STATUS_CORRECTED, STATUS_REVIEWED):
             rec.status = STATUS_CORRECTED if rec.provenance["human"] + rec.provenance["crf"] else STATUS_PREDICTED
         self.save()
         self._touch(doc.path.name)
 
-    def on_model_changed(self, model: LoadedModel, label: str) -> None:
-        """The model in use changed: record it as the current version and check its classes."""
+    def record_model(self, model: LoadedModel, label: str) -> None:
+        """List ``model`` among the project's versions (without making it the current one)."""
         if self.project is not None:
+            name = self._version_name(model, label)
+            if self.project.version(name) is None:
+                self.project.add_version(ModelVersion.from_card(name, model.path or name, model.card, self.project.folder))
+
+    def on_model_changed(self, model: LoadedModel | None, label: str) -> None:
+        """The model in use changed: record it as the current version and check its classes."""
+        if self.project is not None and model is not None:
             name = self._version_name(model, label)
             self.project.add_version(ModelVersion.from_card(name, model.path or name, model.card, self.project.folder))
             self.project.current_version = name
-        if QThread.currentThread() is self.thread():
-            self.refresh_versions()
-        else:  # MainWindow._on_finetuned is reached from a worker thread (a lambda slot): repaint on the GUI thread
-            QMetaObject.invokeMethod(self, "refresh_versions", Qt.ConnectionType.QueuedConnection)
+        self.refresh_versions()
 
     def save(self) -> None:
-        """Write ``segstudio.json`` (credits the active time so far); errors go to the status bar."""
-        if self.project is None:
+        """Write ``segstudio.json`` (credits the active time so far); errors go to the status bar.
+
+        Nothing is written into a read-only folder opened for viewing."""
+        if self.project is None or self.state.read_only:
             return
         if self._current is not None and self.clock.running:
             self.project.add_effort(self._current, self.clock.tick())
-        if self.win.classes is not None:
-            self.project.classes = self.win.classes
+        if self.state.classes is not None:
+            self.project.classes = self.state.classes
         try:
             self.project.save()
         except OSError as exc:
-            self.win.message(f"could not save {self.project.path.name}: {exc}")
+            self.state.say(f"could not save {self.project.path.name}: {exc}")
 
     # -- effort and status ---------------------------------------------------------------------------
     def eventFilter(self, obj, event) -> bool:
@@ -358,21 +341,19 @@ class ProjectController(QObject):
         return False
 
     def _on_row(self, row: int) -> None:
-        if self.project is None or not 0 <= row < len(self.win.paths):
+        if self.project is None or not 0 <= row < len(self.state.paths):
             return
         previous = self._current
         if previous is not None:
             self.project.add_effort(previous, self.clock.stop())
-        self._current = self.win.paths[row].name
+        self._current = self.state.paths[row].name
         self.project.last_image = self._current
         self.clock.start()
         self._touch(previous)
         self.view.select(row)
-        if (self.win.model, self.win.classes) != self._versions_key:  # e.g. classes read after open()
-            self.refresh_versions()
 
     def _on_edited(self) -> None:
-        doc = self.win.current_doc()
+        doc = self.state.current_doc()
         if doc is None or self.project is None:
             return
         delta = doc.edits - self._seen_edits.get(doc.path, 0)
@@ -384,74 +365,70 @@ class ProjectController(QObject):
 
     def mark_reviewed(self) -> None:
         """Approve the current image's labels: save them (if needed) and set its status to *reviewed*."""
-        doc = self.win.current_doc()
+        doc = self.state.current_doc()
         if doc is None or self.project is None:
             return
         if doc.source == "none":
-            self.win.message("nothing to review: this image has no labels yet")
+            self.state.say("nothing to review: this image has no labels yet")
             return
-        if (doc.dirty or doc.source != SOURCE_SAVED) and not self.win.save_doc(doc):
+        if not self.state.save_doc(doc, accept=True, explicit=True):  # reviewing accepts every pixel shown
             return
         self.project.set_status(doc.path.name, STATUS_REVIEWED)
         self.save()
         self._touch(doc.path.name)
-        self.win.message(f"{doc.path.name} reviewed")
+        self.state.say(f"{doc.path.name} reviewed")
 
     # -- classes -------------------------------------------------------------------------------------
     def edit_classes(self) -> None:
         """Open the class editor; apply its result (with confirmation when label maps are relabelled)."""
-        if self.win.classes is None:
-            self.win.message("open a folder or load a model first")
+        if self.state.classes is None:
+            self.state.say("open a folder or load a model first")
             return
-        dlg = ClassEditorDialog(self.win.classes, self.win)
+        dlg = ClassEditorDialog(self.state.classes, self.win)
         if dlg.exec() == QDialog.DialogCode.Accepted:
             self.apply_classes(dlg.classes(), dlg.mapping(), dlg.needs_relabel(), dlg.describe_changes())
 
     def label_files(self) -> list[Path]:
         """Saved label files of the open folder."""
-        return [label_path_for(p) for p in self.win.paths if label_path_for(p).is_file()]
+        return [label_path_for(p) for p in self.state.paths if label_path_for(p).is_file()]
 
     def apply_classes(self, classes: ClassSpec, lut: np.ndarray, relabel: bool, description: str = "", confirm: bool = True) -> bool:
         """Make ``classes`` the project's classes.
 
         When ``relabel`` (ids changed or classes were deleted), every saved label map and every open
         document is mapped through ``lut`` (uint8 (256,) old id → new id) after the user confirms;
-        unsaved edits are saved first. Returns False when cancelled or failed (nothing changed then).
+        a person's unsaved pixels are saved first. Unaccepted *predicted* pixels become unlabelled, the
+        current class follows the edit and a renamed class gets a contrasting colour
+        (:meth:`~segstudio.gui.state.ProjectState.apply_class_edit`). Returns False when cancelled or failed
+        (nothing changed then).
         """
-        win = self.win
-        files = self.label_files() if win.folder is not None else []
-        if relabel and confirm:
-            answer = QMessageBox.question(
-                win,
-                "SegStudio — relabel",
-                f"{description}\n\nThis rewrites {len(files)} saved label file(s) and every open image with the new "
-                "class ids (each file atomically). Continue?",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                QMessageBox.StandardButton.No,
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return False
-        win.autosave()  # unsaved edits go to disk with the old ids, then get relabelled with the rest
-        try:
-            if win.folder is not None and relabel:
-                relabel_label_files(win.folder, lut, classes)
-            elif win.folder is not None:  # the folder's classes from now on, even before any label is saved
-                save_classes(win.folder / LABELS_DIRNAME / "classes.json", classes)
-            for doc in win.docs.values():
-                if relabel:
-                    doc.relabel(classes, lut)
-                else:
-                    doc.classes = classes
-        except (OSError, ValueError) as exc:
-            QMessageBox.critical(win, "SegStudio", f"Classes not changed: {exc}")
+        st = self.state
+        files = self.label_files() if st.folder is not None else []
+        if relabel and confirm and not st.prompts.ask_yes_no(
+            "SegStudio — relabel",
+            f"{description}\n\nThis rewrites {len(files)} saved label file(s) and every open image with the new "
+            "class ids (each file atomically); predicted pixels nobody accepted become unlabelled. Continue?",
+        ):
             return False
-        win._set_classes(classes)
-        win.canvas.refresh_labels()
+
+        def write(new: ClassSpec) -> None:
+            if st.folder is not None and st.read_only:
+                return
+            if st.folder is not None and relabel:
+                relabel_label_files(st.folder, lut, new)
+            elif st.folder is not None:  # the folder's classes from now on, even before any label is saved
+                save_classes(st.folder / LABELS_DIRNAME / "classes.json", new)
+
+        try:
+            note = st.apply_class_edit(classes, lut, relabel, write)
+        except (OSError, ValueError) as exc:
+            st.prompts.error(f"Classes not changed: {exc}")
+            return False
         if self.project is not None:
-            self.project.classes = classes
+            self.project.classes = st.classes
             self.save()
         self.refresh()
-        win.message(f"classes updated ({description or f'{classes.num_classes} classes'})")
+        st.say(f"classes updated ({description or f'{classes.num_classes} classes'}){note}")
         return True
 
     def import_classes_file(self, path: str | Path, confirm: bool = True) -> bool:
@@ -461,7 +438,7 @@ class ProjectController(QObject):
             ValueError: not a valid ``classes.json``.
         """
         new = load_classes(path)
-        old = self.win.classes or new
+        old = self.state.classes or new
         lut = class_lut(old, new)
         relabel = not np.array_equal(lut[: old.num_classes], np.arange(old.num_classes, dtype=np.uint8))
         m = match_classes(old, new)
@@ -471,7 +448,7 @@ class ProjectController(QObject):
         return self.apply_classes(new, lut, relabel, desc, confirm)
 
     def ask_import_classes(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.win, "Import classes", str(self.win.folder or ""), "classes.json (*.json)")
+        path, _ = QFileDialog.getOpenFileName(self.win, "Import classes", str(self.state.folder or ""), "classes.json (*.json)")
         if path:
             try:
                 self.import_classes_file(path)
@@ -479,12 +456,12 @@ class ProjectController(QObject):
                 QMessageBox.warning(self.win, "Import classes", str(exc))
 
     def ask_export_classes(self) -> None:
-        if self.win.classes is None:
+        if self.state.classes is None:
             return
         path, _ = QFileDialog.getSaveFileName(self.win, "Export classes", "classes.json", "classes.json (*.json)")
         if path:
             try:
-                save_classes(path, self.win.classes)
+                save_classes(path, self.state.classes)
             except OSError as exc:
                 QMessageBox.warning(self.win, "Export classes", str(exc))
 
@@ -504,7 +481,9 @@ class ProjectController(QObject):
             except (OSError, ValueError) as exc:
                 log.warning("%s: unreadable model card (%s)", v, exc)
                 card = {}
-            found.append(ModelVersion.from_card(v.name, v / "model.safetensors", card, folder))
+            mv = ModelVersion.from_card(v.name, v / "model.safetensors", card, folder)
+            mv.status = version_status(v)
+            found.append(mv)
         self.project.set_versions(found)
 
     def _combo_text(self, name: str) -> str:
@@ -515,56 +494,47 @@ class ProjectController(QObject):
         return name
 
     def _combo_index(self, name: str) -> int | None:
-        combo = self.win.model_panel.model_combo
-        idx = combo.findText(self._combo_text(name))
-        return None if idx < 0 else idx
+        text = self._combo_text(name)
+        v = self.project.version(name) if self.project is not None else None
+        for label in (text, f"{text} (cancelled)") if v is not None and v.status == "cancelled" else (text,):
+            idx = self.state.find_model(label)
+            if idx is not None:
+                return idx
+        return None
 
     def use_version(self, name: str) -> bool:
         """Switch the model in use to version ``name`` (adds it to the model picker if needed)."""
         if self.project is None or self.project.version(name) is None:
             return False
-        win = self.win
         idx = self._combo_index(name)
         if idx is None:
             path = self.project.version(name).resolve(self.project.folder)
-            win.model_panel.model_combo.addItem(self._combo_text(name))
-            win._models.append(path)
-            idx = win.model_panel.model_combo.count() - 1
-        win.model_panel.model_combo.setCurrentIndex(idx)
-        win._on_model_picked(idx)
-        return True
+            idx = self.state.add_model_entry(self._combo_text(name), path)
+        return self.state.pick_model(idx)
 
     def compare(self, name_a: str, name_b: str) -> bool:
         """Predict the current image with versions A and B in a worker; show the A/B view with their mIoU."""
-        win = self.win
-        doc = win.current_doc()
-        if self.project is None or doc is None or win.classes is None:
+        st = self.state
+        doc = st.current_doc()
+        if self.project is None or doc is None or st.classes is None:
             return False
         va, vb = self.project.version(name_a), self.project.version(name_b)
         if va is None or vb is None:
-            win.message("pick two model versions to compare")
+            st.say("pick two model versions to compare")
             return False
         if self.ab_job is not None:
-            win.message("an A/B comparison is already running")
+            st.say("an A/B comparison is already running")
             return False
-        image, classes, folder = doc.image, win.classes, self.project.folder
-        device = win.model_panel.device_combo.currentText() or "auto"
-        job = make_ab_job(va.resolve(folder), vb.resolve(folder), image, classes, device)
+        image, classes, folder = doc.image, st.classes, self.project.folder
+        job = make_ab_job(va.resolve(folder), vb.resolve(folder), image, classes, st.device)
         self.ab_job = job
         self._ab_inputs = (image, classes, (name_a, name_b))
-        # Bound methods of this QObject (GUI thread) so the slots run queued on the GUI thread, not in the worker.
-        job.progress.connect(self._ab_progress)
-        job.failed.connect(self._ab_failed)
-        job.finished.connect(self._ab_finished)
-        job.done.connect(self._ab_done)
-        start_job(job, self)
+        # Failures reach the status bar and the log through the state's job runner.
+        st.start(job, "ab", on_finished=self._ab_finished, on_progress=self._ab_progress, on_done=self._ab_done)
         return True
 
     def _ab_progress(self, done: int, total: int, text: str) -> None:
-        self.win.message(text)
-
-    def _ab_failed(self, msg: str) -> None:
-        QMessageBox.warning(self.win, "SegStudio", msg)
+        self.state.say(text)
 
     def _ab_finished(self, result: dict) -> None:
         image, classes, names = self._ab_inputs
@@ -584,10 +554,10 @@ class ProjectController(QObject):
     # -- display -------------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Rebuild the project table (folder opened, classes changed) and update the versions dock."""
-        win = self.win
+        st = self.state
         if self.project is not None:
-            self._rows = {p.name: i for i, p in enumerate(win.paths)}
-            self.view.set_project(self.project, [p.name for p in win.paths], win.index)
+            self._rows = {p.name: i for i, p in enumerate(st.paths)}
+            self.view.set_project(self.project, [p.name for p in st.paths], st.index)
         self.refresh_versions()
 
     def _touch(self, name: str | None) -> None:
@@ -602,11 +572,12 @@ class ProjectController(QObject):
     @Slot()
     def refresh_versions(self) -> None:
         """Update the versions tree and the class-mapping notice."""
-        win = self.win
-        self._versions_key = (win.model, win.classes)
+        st = self.state
         if self.project is not None:
             self.versions.set_versions(self.project.versions, self.project.current_version, Path(self.project.folder))
-        self.match = match_classes(win.model.classes, win.classes) if win.model is not None and win.classes is not None else None
+        else:
+            self.versions.set_versions([], None, None)
+        self.match = match_classes(st.model.classes, st.classes) if st.model is not None and st.classes is not None else None
         self.versions.set_notice(self.match.notice() if self.match is not None else "")
 
     @staticmethod

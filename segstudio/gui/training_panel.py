@@ -149,6 +149,19 @@ class TrainingPanel(QWidget):
         self.miou_curve.setData([], [])
         self.timer.reset()
 
+    def reset_view(self) -> None:
+        """Back to "no training yet" (another folder was opened: its runs are not this folder's)."""
+        self._clear()
+        self.state = "idle"
+        self.title.setText("No training yet. Model ▸ Fine-tune (Ctrl+T) trains on your saved labels.")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.eta.setText("ETA –")
+        self.val_note.setText("")
+        self.cancel_button.setEnabled(False)
+        self.options_button.setEnabled(True)
+        self.use_checkpoint.hide()
+
     # -- run life cycle ------------------------------------------------------------------------
     def start(self, name: str) -> None:
         """A new run named ``name`` (e.g. ``"v003"``) starts: clear the curves, enable Cancel."""

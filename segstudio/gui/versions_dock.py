@@ -292,9 +292,20 @@ class VersionsPanel(QWidget):
         for v in versions:
             miou = v.val_miou
             created = (v.created or "")[:16].replace("T", " ")
-            it = QTreeWidgetItem([v.name, created, str(v.data.get("images", "")), f"{100 * miou:.1f}" if miou is not None else "—"])
+            cancelled = getattr(v, "status", "finished") == "cancelled"
+            it = QTreeWidgetItem(
+                [v.name + (" (cancelled)" if cancelled else ""), created, str(v.data.get("images", "")),
+                 f"{100 * miou:.1f}" if miou is not None else "—"]
+            )
             it.setData(0, Qt.ItemDataRole.UserRole, v.name)
-            it.setToolTip(0, f"weights: {v.path}\nparent: {v.parent or '—'}\ndata: {v.data or '—'}")
+            it.setToolTip(
+                0,
+                ("cancelled fine-tune: these are the weights of its last good checkpoint\n" if cancelled else "")
+                + f"weights: {v.path}\nparent: {v.parent or '—'}\ndata: {v.data or '—'}",
+            )
+            if cancelled:
+                for c in range(len(self.COLUMNS)):
+                    it.setForeground(c, QColor(140, 140, 140))
             if v.name == current:
                 f = it.font(0)
                 f.setBold(True)

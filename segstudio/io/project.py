@@ -50,6 +50,10 @@ STATUS_CORRECTED = "corrected"
 STATUS_REVIEWED = "reviewed"
 STATUSES: tuple[str, ...] = (STATUS_UNLABELLED, STATUS_PREDICTED, STATUS_CORRECTED, STATUS_REVIEWED)
 """Per-image status, in workflow order: no labels → model labels → a person edited them → a person approved them."""
+VERSION_STATUSES: tuple[str, ...] = ("finished", "cancelled")
+"""Status of a model version: a finished fine-tune, or one cancelled before its end."""
+CANCELLED_MARKER = "cancelled.json"
+"""File a cancelled fine-tune leaves in its ``labels/models/vNNN`` folder (see :func:`mark_version_cancelled`)."""
 
 
 class ProjectError(ValueError):
@@ -90,6 +94,8 @@ class ModelVersion:
         created: ISO-8601 time from the model card, or ``None``.
         data: the card's ``training_data`` (``path``, ``images``, ``val_images``), ``{}`` if unknown.
         metrics: the card's ``metrics`` (e.g. ``{"val": {"miou": 0.63}}``), ``{}`` if none.
+        status: ``"finished"``, or ``"cancelled"`` for a fine-tune stopped before its end (its folder holds
+            :data:`CANCELLED_MARKER`; the weights are its last good checkpoint).
     """
 
     name: str
@@ -98,6 +104,7 @@ class ModelVersion:
     created: str | None = None
     data: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    status: str = "finished"
 
     @classmethod
     def from_card(cls, name: str, weights: str | Path, card: dict, folder: str | Path | None = None) -> "ModelVersion":
@@ -270,7 +277,12 @@ class Project:
             data_v, metrics_v = v.get("data") or {}, v.get("metrics") or {}
             if not isinstance(data_v, dict) or not isinstance(metrics_v, dict):
                 raise _fail(path, f"versions[{i}].data and .metrics must be objects")
-            versions.append(ModelVersion(v["name"], v["path"], v.get("parent"), v.get("created"), dict(data_v), dict(metrics_v)))
+            status = v.get("status", "finished")
+            if status not in VERSION_STATUSES:
+                raise _fail(path, f"versions[{i}].status must be one of {', '.join(VERSION_STATUSES)}, got {status!r}")
+            versions.append(
+                ModelVersion(v["name"], v["path"], v.get("parent"), v.get("created"), dict(data_v), dict(metrics_v), status)
+            )
         current, last = data.get("current_version"), data.get("last_image")
         for key, value in (("current_version", current), ("last_image", last)):
             if value is not None and not isinstance(value, str):
@@ -358,6 +370,84 @@ class Project:
     def version(self, name: str | None) -> ModelVersion | None:
         """The version called ``name``, or ``None``."""
         return next((v for v in self.versions if v.name == name), None)
+
+
+# -- version status ------------------------------------------------------------------------------
+def mark_version_cancelled(version_dir: str | Path, info: dict | None = None) -> Path | None:
+    """Record that the fine-tune writing ``version_dir`` was cancelled: writes ``<version_dir>/cancelled.json``.
+
+    Args:
+        version_dir: the ``labels/models/vNNN`` folder of the run.
+        info: extra JSON fields (e.g. ``{"epochs_done": 2}``).
+
+    Returns:
+        The marker path, or ``None`` when the run left no folder (cancelled before its first checkpoint).
+
+    Raises:
+        OSError: the folder exists but cannot be written.
+    """
+    version_dir = Path(version_dir)
+    if not version_dir.is_dir():
+        return None
+    body = {"status": "cancelled", "cancelled": _now(), **(info or {})}
+    return atomic_write_bytes(version_dir / CANCELLED_MARKER, (json.dumps(body, indent=1) + "\n").encode("utf-8"))
+
+
+def version_status(version_dir: str | Path) -> str:
+    """``"cancelled"`` when ``version_dir`` holds :data:`CANCELLED_MARKER`, else ``"finished"``."""
+    return "cancelled" if (Path(version_dir) / CANCELLED_MARKER).is_file() else "finished"
+
+
+# -- folders: writability and a separate labels folder ------------------------------------------
+def folder_writable(folder: str | Path) -> bool:
+    """True when labels can be saved in ``folder`` (its ``labels/``, or the folder itself before that exists).
+
+    Checked by creating (and removing) a temp file, which also catches read-only mounts that
+    ``os.access`` reports as writable. Creates nothing that stays. Never raises.
+    """
+    target = Path(folder) / LABELS_DIRNAME
+    if target.exists() and not target.is_dir():
+        return False  # a file named labels: nothing can be saved under it
+    target = target if target.is_dir() else Path(folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".segstudio-write-test-", dir=target)
+        os.close(fd)
+        os.unlink(tmp)
+        return True
+    except OSError:
+        return False
+
+
+def make_work_folder(images: list[Path], dst: str | Path) -> list[Path]:
+    """A writable stand-in for a read-only image folder: ``dst`` gets a link to each image (a copy where links
+    are not possible), so labels, the project file and model versions go to ``dst`` while the images stay put.
+
+    Args:
+        images: image files (of one folder).
+        dst: a writable folder (created if needed); existing links/files of the same name are kept.
+
+    Returns:
+        The images' paths inside ``dst``, in the order of ``images``.
+
+    Raises:
+        OSError: ``dst`` cannot be created or written.
+        ValueError: two images share a file name.
+    """
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    names = [p.name for p in images]
+    if len(set(names)) != len(names):
+        raise ValueError("images with the same file name cannot share one labels folder")
+    out = []
+    for p in images:
+        q = dst / p.name
+        if not q.exists():
+            try:
+                q.symlink_to(Path(p).resolve())
+            except OSError:
+                q.write_bytes(Path(p).read_bytes())
+        out.append(q)
+    return out
 
 
 # -- stale temp files ---------------------------------------------------------------------------

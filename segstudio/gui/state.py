@@ -1,0 +1,1157 @@
+"""``ProjectState``: the one owner (and only writer) of the open project's state in the GUI.
+
+The state of the open project — folder, image paths, documents, classes, current class, model picker
+entries, model + predictor, background jobs — lives here and nowhere else. Every change goes through a
+method of :class:`ProjectState`, which emits a signal for it; the window, the canvas, the docks and the
+controllers observe those signals and call methods, and none keeps a second copy that could go stale
+(napari's ``Viewer`` events, Qt's model/view idea).
+
+The labeller's rules it enforces (issue 17):
+
+* **Only what a person touched or accepted becomes a training label.** Each pixel's origin is the
+  document's provenance map (:mod:`segstudio.core.provenance`). Pixels painted by a person (or refined
+  with CRF on their request) are saved; an *explicit* save (Ctrl+S, Mark reviewed) accepts the whole
+  image; pixels read back from a label file were accepted before. Leaving an image autosaves only those
+  pixels: an unreviewed prediction stays a prediction (its pixels are written as unlabelled).
+* **A prediction never overwrites a person's pixels**, and is applied only when the model's classes map
+  onto the project's by name; otherwise the image's overlay is marked *stale* and the user is told why.
+* **A model change marks predictions stale** (the current image is re-predicted when its classes fit);
+  **a class edit** relabels saved labels, resets unaccepted *predicted* pixels to unlabelled (they are not
+  labels a person gave), moves the current class with the edit, and gives a renamed class a new,
+  contrasting colour.
+* **Opening a folder** picks that folder's own classes and model (its project file, its versions, the
+  bundled model whose classes fit, else it asks) — nothing of the previous folder is inherited.
+* **A read-only folder** is detected at open (labels can go to a separate, writable folder); saves that
+  cannot happen are reported once, never as a dialog per image change; unsaved edits are offered a
+  save elsewhere on quit.
+* **One job runner** (:meth:`ProjectState.start`) starts every background job of the window and its
+  controllers on :func:`~segstudio.gui.workers.start_job`; a job's failure always reaches the status bar
+  and the log (``jobFailed``), never a success message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from segstudio.core import ClassSpec, Document
+from segstudio.core.document import SOURCE_NONE, SOURCE_PREDICTED, SOURCE_SAVED
+from segstudio.core.history import make_patch
+from segstudio.core.labels import IGNORE_INDEX, validate_label_map
+from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL, PROV_NONE, validate_provenance
+from segstudio.engine import (
+    Cancelled,
+    LoadedModel,
+    Predictor,
+    TrainConfig,
+    finetune_config,
+    list_versions,
+    load_checkpoint,
+    next_version_dir,
+    train_on_folder,
+)
+from segstudio.gui.prompts import QUIT_CANCEL, QUIT_DISCARD, READ_ONLY_SEPARATE, Prompts
+from segstudio.gui.relay import on_gui
+from segstudio.gui.workers import Job, start_job
+from segstudio.io import (
+    ImageReadError,
+    find_samples,
+    label_path_for,
+    list_images,
+    load_classes,
+    read_image,
+    read_index_png,
+    save_labels,
+)
+from segstudio.io.labels import write_index_png
+from segstudio.io.journal import Journal, JournalError, replay
+from segstudio.io.project import (
+    PROJECT_FILENAME,
+    Project,
+    ProjectError,
+    class_lut,
+    folder_writable,
+    make_work_folder,
+    mark_version_cancelled,
+    match_classes,
+    version_status,
+)
+
+log = logging.getLogger(__name__)
+
+MAIN = "main"
+"""Job slot of the window's model work (predict, fine-tune, import): one at a time."""
+
+
+@dataclass
+class ModelEntry:
+    """One row of the model picker.
+
+    Attributes:
+        label: text shown in the picker (``"bundled: ISBI-2012 U-Net"``, ``"<folder>/v002"``...).
+        entry: the loaded model, or its weights path (loaded when picked).
+        classes: the model's classes from its card (``None`` when unreadable).
+        tooltip: picker tooltip.
+        folder: the image folder whose version this is (``None`` for bundled / start models); such entries
+            go when another folder is opened.
+    """
+
+    label: str
+    entry: LoadedModel | Path
+    classes: ClassSpec | None = None
+    tooltip: str = ""
+    folder: Path | None = None
+
+
+class PredictionFailure:
+    """Result a predict worker emits for an image it could not predict (``message`` says why)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _journal_provenance(journal: Journal) -> Path:
+    """Provenance (uint8 PNG) of a journal's base record, beside it: recovery tells a person's pixels from a model's."""
+    return journal.path.with_suffix(".prov.png")
+
+
+def _card_classes(weights: Path) -> ClassSpec | None:
+    for card_path in (weights.with_suffix(".json"), weights.parent / "model.json"):
+        try:
+            return ClassSpec.from_json(json.loads(card_path.read_text(encoding="utf-8"))["classes"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+_CONTRAST_CANDIDATES = [
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
+    (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180),
+    (0, 0, 128), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 0, 255), (0, 255, 255),
+]  # Sasha Trubetskoy's "20 distinct colours" + primaries
+
+
+def contrasting_color(others: list[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """A saturated colour far (RGB distance) from every colour in ``others`` and from grey, black and white.
+
+    Args:
+        others: ``(r, g, b)`` colours (0..255) already in use.
+
+    Returns:
+        The candidate of a fixed 24-colour list whose smallest distance to ``others`` + the greys is largest.
+    """
+    avoid = np.asarray(list(others) + [(128, 128, 128), (0, 0, 0), (255, 255, 255)], dtype=np.float64)
+    cand = np.asarray(_CONTRAST_CANDIDATES, dtype=np.float64)
+    d = np.sqrt(((cand[:, None, :] - avoid[None, :, :]) ** 2).sum(-1)).min(1)
+    return tuple(int(v) for v in _CONTRAST_CANDIDATES[int(np.argmax(d))])
+
+
+class ProjectState(QObject):
+    """The open project's state and every change to it (see the module docstring).
+
+    Args:
+        parent: the main window (owner of the job threads and the dialogs' parent).
+        prompts: the user questions (:class:`~segstudio.gui.prompts.Prompts`).
+
+    Attributes (read them; change them only through the methods):
+        folder: the open image folder (the separate labels folder of a read-only one), or ``None``.
+        source_folder: the folder the user opened (differs from ``folder`` for a read-only folder).
+        paths: its image files, in list order.
+        index: row of the image shown (-1 before one is).
+        docs: open documents by image path.
+        classes: the project's classes (``None`` before a folder or model gives them).
+        current_class: the class id painted with.
+        models: the model picker's entries (:class:`ModelEntry`).
+        model, model_label: the model in use and its picker label.
+        predictor: :class:`~segstudio.engine.Predictor` of ``model`` on ``device``.
+        finetune_config: the one-click fine-tune recipe (the window's; tests shorten it).
+        read_only: True when labels cannot be saved (a read-only folder opened for viewing).
+        stale: ``{image path: why}`` of images whose shown prediction is out of date.
+        failed: ``{image path: why}`` of images that could not be read or predicted.
+        jobs: running jobs by slot (:data:`MAIN` = the model work; others replace their predecessor).
+        book: the project bookkeeper (:class:`~segstudio.gui.project_view.ProjectController`), called on
+            open / load / predict / save; ``None`` until the window sets it.
+
+    Signals:
+        folderOpened(Path): a folder was opened (docks reset themselves).
+        classesChanged(ClassSpec), currentClassChanged(int), modelsChanged(), modelChanged(object model, str label),
+        documentChanged(object doc or None): the document shown changed or its labels were replaced,
+        labelsChanged(Path): labels of an open document were replaced (prediction, reset, relabel),
+        labelsSaved(Path), staleChanged(Path, str why or ''), imageFailed(Path, str why),
+        message(str): status bar text, jobStarted(str slot, str name), jobProgress(int, int, str),
+        jobFinished(str slot, str name), jobFailed(str name, str message), jobCancelled(str name),
+        trainingStarted(object job, Path out_dir), versionCancelled(Path out_dir).
+    """
+
+    folderOpened = Signal(object)
+    classesChanged = Signal(object)
+    currentClassChanged = Signal(int)
+    modelsChanged = Signal()
+    modelChanged = Signal(object, str)
+    documentChanged = Signal(object)
+    labelsChanged = Signal(object)
+    labelsSaved = Signal(object)
+    staleChanged = Signal(object, str)
+    imageFailed = Signal(object, str)
+    message = Signal(str)
+    jobStarted = Signal(str, str)
+    jobProgress = Signal(int, int, str)
+    jobFinished = Signal(str, str)
+    jobFailed = Signal(str, str)
+    jobCancelled = Signal(str)
+    trainingStarted = Signal(object, object)
+    versionCancelled = Signal(object)
+
+    def __init__(self, parent: QObject | None = None, prompts: Prompts | None = None) -> None:
+        super().__init__(parent)
+        self.prompts = prompts or Prompts(parent)
+        self.folder: Path | None = None
+        self.source_folder: Path | None = None
+        self.paths: list[Path] = []
+        self.index = -1
+        self.docs: dict[Path, Document] = {}
+        self.classes: ClassSpec | None = None
+        self.current_class = 0
+        self.models: list[ModelEntry] = []
+        self.model: LoadedModel | None = None
+        self.model_label = ""
+        self.predictor: Predictor | None = None
+        self.device = "auto"
+        self.on_notice = None  # the Predictor's fallback notices (thread-safe signal emit)
+        self.finetune_config: TrainConfig = finetune_config()
+        self.read_only = False
+        self.stale: dict[Path, str] = {}
+        self.failed: dict[Path, str] = {}
+        self.accepted: dict[Path, np.ndarray] = {}  # bool (H, W): pixels a person accepted (saved on disk)
+        self.jobs: dict[str, Job] = {}
+        self.book = None
+        self.train_fn = train_on_folder  # the window routes it through its module (tests spy on it there)
+        self.is_editing = lambda: False  # the window: True while a mouse stroke is in progress on the canvas
+        self._pending: list[tuple] = []  # predictions that arrived during a stroke (applied when it ends)
+        self._journals: dict[Path, Journal] = {}
+        self._after_job = None
+        self._opened_before = False
+        self._save_error_shown: str | None = None
+        self.start_row = 0
+
+    # -- basics ------------------------------------------------------------------------------------
+    @property
+    def job(self) -> Job | None:
+        """The running model job (predict, fine-tune, import), or ``None``."""
+        return self.jobs.get(MAIN)
+
+    def current_doc(self) -> Document | None:
+        """The document shown, or ``None``."""
+        return self.docs.get(self.paths[self.index]) if 0 <= self.index < len(self.paths) else None
+
+    def say(self, text: str) -> None:
+        """Status-bar message (also logged)."""
+        log.info("%s", text)
+        self.message.emit(text)
+
+    # -- the one job runner --------------------------------------------------------------------------
+    def start(
+        self, job: Job, slot: str = MAIN, on_result=None, on_finished=None, on_progress=None, on_done=None, on_ready=None
+    ) -> bool:
+        """Run ``job`` on a worker thread (:func:`~segstudio.gui.workers.start_job`).
+
+        Slot :data:`MAIN` holds one job at a time (False and a "busy" message when taken); any other slot
+        cancels the job it held. The callbacks run on the GUI thread; ``on_ready(job)`` runs after this runner's
+        connections and before the thread starts (observers connect there, after the state's own handlers). A
+        failure is reported through ``jobFailed`` and the status bar (the traceback goes to the log); a cancel
+        through ``jobCancelled``.
+        """
+        if slot == MAIN and self.job is not None:
+            self.say(f"busy: {self.job.name} is running")
+            return False
+        if slot != MAIN:
+            self.cancel(slot)
+        relay = QObject(self)  # GUI-thread owner of this job's relays (the job itself moves to its thread)
+        job.relay_parent = relay
+        for signal, fn in ((job.result, on_result), (job.finished, on_finished), (job.progress, on_progress)):
+            if fn is not None:
+                signal.connect(on_gui(fn, relay))
+        if slot == MAIN:
+            job.progress.connect(on_gui(self.jobProgress.emit, relay))
+        job.failed.connect(on_gui(lambda msg, j=job: self._on_failed(j, msg), relay))
+        job.cancelled.connect(on_gui(lambda j=job: self._on_cancelled(j), relay))
+
+        def done(j=job, s=slot) -> None:
+            if self.jobs.get(s) is j:
+                self.jobs.pop(s)
+            if on_done is not None:
+                on_done()
+            self.jobFinished.emit(s, j.name)
+            relay.deleteLater()
+            if s == MAIN:
+                self._after_main_job(j)
+
+        job.done.connect(on_gui(done, relay))
+        if on_ready is not None:
+            on_ready(job)
+        self.jobs[slot] = job
+        self.jobStarted.emit(slot, job.name)
+        start_job(job, self)
+        return True
+
+    def cancel(self, slot: str = MAIN) -> None:
+        """Ask the job in ``slot`` to stop (it ends at its next check)."""
+        job = self.jobs.get(slot)
+        if job is not None:
+            job.cancel()
+            if slot == MAIN:
+                self.say(f"cancelling {job.name}…")
+            else:
+                self.jobs.pop(slot)
+
+    def cancel_all(self) -> None:
+        for slot in list(self.jobs):
+            job = self.jobs.get(slot)
+            if job is not None:
+                job.cancel()
+
+    def _on_failed(self, job: Job, msg: str) -> None:
+        log.error("%s", msg)
+        self.say(msg)
+        self.jobFailed.emit(job.name, msg)
+
+    def _on_cancelled(self, job: Job) -> None:
+        self.say(f"{job.name} cancelled")
+        self.jobCancelled.emit(job.name)
+
+    def _after_main_job(self, finished: Job) -> None:
+        after, self._after_job = self._after_job, None
+        if after is not None:
+            after()
+            return
+        # The user may have moved to an image that needs a prediction while the worker was busy
+        # (not one this very job just tried, e.g. with classes that do not map: no retry loop).
+        doc = self.current_doc()
+        if doc is not None and doc.path not in getattr(finished, "paths", ()) and self.needs_prediction(doc):
+            self.predict_paths([doc.path])
+
+    # -- classes ------------------------------------------------------------------------------------
+    def set_classes(self, classes: ClassSpec) -> None:
+        """Make ``classes`` the project's classes (no relabelling; see :meth:`apply_class_edit`)."""
+        self.classes = classes
+        for doc in self.docs.values():
+            doc.classes = classes
+        self.classesChanged.emit(classes)
+        self.set_current_class(min(self.current_class, classes.num_classes - 1))
+
+    def set_current_class(self, c: int) -> None:
+        """Paint with class ``c`` (clamped to the classes); always emits ``currentClassChanged``."""
+        k = self.classes.num_classes if self.classes is not None else 1
+        self.current_class = int(min(max(int(c), 0), k - 1))
+        self.currentClassChanged.emit(self.current_class)
+
+    def apply_class_edit(self, classes: ClassSpec, lut: np.ndarray, relabel: bool, relabel_files) -> str:
+        """Switch to ``classes`` (``lut``: uint8 (256,) old id → new id), following the labeller's rules.
+
+        Args:
+            classes: the new class list.
+            lut: old id → new id, :data:`IGNORE_INDEX` for deleted classes.
+            relabel: ids changed or classes were deleted (saved label maps must be rewritten).
+            relabel_files: ``callable()`` rewriting the saved label files (or classes.json) on disk; may raise
+                ``OSError``/``ValueError`` (then nothing in memory changes).
+
+        Returns:
+            A summary of what happened to the open images (for the status bar).
+
+        Raises:
+            OSError, ValueError: from ``relabel_files``.
+        """
+        old = self.classes
+        self.autosave()  # a person's unsaved pixels go to disk with the old ids, then get relabelled with the rest
+        if old is not None:
+            classes = self._recolour_renamed(old, classes, lut)
+        relabel_files(classes)
+        reset_px = 0
+        for doc in self.docs.values():
+            acc = self.accepted.get(doc.path)
+            if relabel:
+                doc.relabel(classes, lut)
+            else:
+                doc.classes = classes
+            # Unaccepted predicted pixels were the old model's guesses for the old classes: unlabelled now.
+            guess = doc.provenance.map == PROV_MODEL
+            if acc is not None:
+                guess &= ~acc
+            if guess.any():
+                reset_px += int(guess.sum())
+                doc.labels[guess] = IGNORE_INDEX
+                doc.provenance.map[guess] = PROV_NONE
+                doc.history.clear()
+                doc.provenance.clear_history()
+                if not (doc.labels != IGNORE_INDEX).any():
+                    doc.source = SOURCE_NONE
+                self._set_stale(doc.path, "")
+            self.labelsChanged.emit(doc.path)
+        cur = self.current_class
+        new_cur = int(lut[cur]) if relabel and cur < 256 else cur
+        self.classes = classes
+        self.classesChanged.emit(classes)
+        self.set_current_class(0 if new_cur == IGNORE_INDEX or new_cur >= classes.num_classes else new_cur)
+        self.documentChanged.emit(self.current_doc())
+        note = f"; {reset_px} predicted pixel(s) reset to unlabelled (a prediction is not a label)" if reset_px else ""
+        doc = self.current_doc()
+        if doc is not None and self.needs_prediction(doc):
+            if self.job is None:
+                self.predict_paths([doc.path])
+            else:
+                self._after_job = self.predict_current
+        return note
+
+    @staticmethod
+    def _recolour_renamed(old: ClassSpec, new: ClassSpec, lut: np.ndarray) -> ClassSpec:
+        """A class renamed but left in its old colour gets a new colour that contrasts with the others."""
+        colors = list(new.colors)
+        origin = {int(lut[i]): i for i in range(old.num_classes) if lut[i] != IGNORE_INDEX}
+        if np.array_equal(lut[: old.num_classes], np.arange(old.num_classes)) and new.num_classes >= old.num_classes:
+            origin = {i: i for i in range(old.num_classes)}
+        changed = False
+        for j, name in enumerate(new.names):
+            i = origin.get(j)
+            if i is not None and old.names[i] != name and tuple(colors[j]) == tuple(old.colors[i]):
+                colors[j] = contrasting_color([c for k, c in enumerate(colors) if k != j])
+                changed = True
+        return ClassSpec(new.names, tuple(colors)) if changed else new
+
+    # -- models -------------------------------------------------------------------------------------
+    def add_model_entry(self, label: str, entry: LoadedModel | Path, tooltip: str = "", folder: Path | None = None) -> int:
+        """Add a picker row (or replace the one with the same label); returns its index."""
+        classes = entry.classes if isinstance(entry, LoadedModel) else _card_classes(Path(entry))
+        for i, e in enumerate(self.models):
+            if e.label == label:
+                self.models[i] = ModelEntry(label, entry, classes, tooltip or e.tooltip, folder if folder is not None else e.folder)
+                self.modelsChanged.emit()
+                return i
+        self.models.append(ModelEntry(label, entry, classes, tooltip, folder))
+        self.modelsChanged.emit()
+        return len(self.models) - 1
+
+    def find_model(self, label: str) -> int | None:
+        return next((i for i, e in enumerate(self.models) if e.label == label), None)
+
+    def pick_model(self, idx: int) -> bool:
+        """Use picker row ``idx`` (loading its weights if needed); False with a message when unusable."""
+        if not 0 <= idx < len(self.models):
+            return False
+        e = self.models[idx]
+        if not isinstance(e.entry, LoadedModel):
+            try:
+                e.entry = load_checkpoint(e.entry)
+            except (ValueError, OSError) as exc:
+                self.prompts.warning(str(exc))
+                self.modelChanged.emit(self.model, self.model_label)  # the picker goes back to the model in use
+                return False
+        self.set_model(e.entry, e.label)
+        return True
+
+    def set_model(self, model: LoadedModel, label: str | None = None) -> None:
+        """Use ``model`` for prediction (added to the picker).
+
+        The project's classes stay those of the open folder; only without any (no folder, none saved) do
+        they come from the model. Every prediction shown becomes stale: the current image is re-predicted
+        when the model's classes fit, else marked stale with the reason.
+        """
+        label = label or model.display_name
+        self.add_model_entry(label, model)
+        changed = model is not self.model
+        self.model, self.model_label = model, label
+        if self.classes is None or (self.folder is None and not self.docs):
+            self.set_classes(model.classes)
+        self.make_predictor()
+        self.modelChanged.emit(model, label)
+        if not changed:
+            return
+        for doc in self.docs.values():
+            if self._has_unaccepted_prediction(doc):
+                self._set_stale(doc.path, f"predicted by an earlier model; {label} is in use now")
+        fits, why = self.model_fits()
+        if not fits:
+            self.say(why)
+        doc = self.current_doc()
+        if doc is not None and self.needs_prediction(doc):
+            if self.job is None:
+                self.predict_paths([doc.path])
+            else:
+                self._after_job = self.predict_current
+
+    def set_predictor(self, predictor: Predictor | None) -> None:
+        """Use ``predictor`` (e.g. one with other tiling settings) for the model in use."""
+        self.predictor = predictor
+
+    def set_device(self, device: str) -> None:
+        self.device = device or "auto"
+        self.make_predictor()
+
+    def make_predictor(self) -> None:
+        if self.model is not None:
+            # lazy: BN folding and the device move (~0.2 s) happen on the worker's first prediction, not here
+            self.predictor = Predictor(self.model, device=self.device, on_notice=self.on_notice, lazy=True)
+
+    def model_fits(self, model: LoadedModel | None = None) -> tuple[bool, str]:
+        """Whether ``model``'s (default: the model in use) classes map onto the project's by name, and why not."""
+        model = model or self.model
+        if model is None:
+            return False, "no model in use: pick one in the Model dock"
+        if self.classes is None:
+            return True, ""
+        m = match_classes(model.classes, self.classes)
+        if m.same or m.matched:
+            return True, ""
+        shown = ", ".join(model.classes.names[:5]) + ("…" if model.classes.num_classes > 5 else "")
+        return False, (
+            f"{self.model_label or model.display_name} predicts {shown}, none of the project's classes "
+            f"({', '.join(self.classes.names[:5])}): its prediction is not shown. Pick a model made for these "
+            "classes, or fine-tune (which gives the model the project's classes)."
+        )
+
+    # -- folders ------------------------------------------------------------------------------------
+    def open_folder(self, folder: str | Path) -> bool:
+        """Open the images of ``folder`` with that folder's own classes and model (see the module docstring)."""
+        folder = Path(folder)
+        try:
+            paths = list_images(folder)
+        except OSError as exc:  # not a folder, no permission...
+            self.prompts.warning(str(exc))
+            return False
+        if not paths:
+            self.prompts.info(f"No images (png, jpg, tif, …) in {folder}")
+            return False
+        if self.job is not None and self.job.name == "fine-tune":
+            self.prompts.info(f"A fine-tune of {self.folder.name} is running: cancel it or wait before opening another folder.")
+            return False
+        if not self.leave_folder():
+            return False
+        source, read_only = folder, False
+        if not folder_writable(folder):
+            if self.prompts.read_only_folder(folder) == READ_ONLY_SEPARATE:
+                target = self.prompts.pick_folder(f"Separate labels folder for {folder.name}", Path.home())
+                if target is not None:
+                    try:
+                        paths = make_work_folder(paths, target)
+                        folder = target
+                    except (OSError, ValueError) as exc:
+                        self.prompts.warning(f"Cannot use {target} for labels: {exc}\nOpening {source.name} for viewing only.")
+                        read_only = True
+                else:
+                    read_only = True
+            else:
+                read_only = True
+        if self.job is not None:
+            self.cancel(MAIN)  # predictions of the previous folder
+        self.folder, self.source_folder, self.paths, self.docs, self.index = folder, source, paths, {}, -1
+        self.read_only = read_only
+        self.stale, self.failed, self.accepted, self._journals = {}, {}, {}, {}
+        self._save_error_shown = None
+        self._after_job = None
+        self.models = [e for e in self.models if e.folder is None]  # the previous folder's versions go
+        for v in list_versions(folder):
+            label = f"{folder.name}/{v.name}" + (" (cancelled)" if version_status(v) == "cancelled" else "")
+            self.models.append(ModelEntry(label, v / "model.safetensors", _card_classes(v / "model.safetensors"), "", folder))
+        self.modelsChanged.emit()
+        start = self.book.open(folder, paths) if self.book is not None else 0
+        idx = self.find_model(self.model_label) if self.model is not None else None
+        if self.book is not None and idx is not None and self.models[idx].folder is None:
+            self.book.record_model(self.model, self.model_label)  # a parent of the folder's versions, maybe
+        classes, model_idx = self._choose_classes_and_model(folder, paths)
+        if classes is None:  # nothing in the folder names them: the chosen model's, else the one in use
+            chosen = self.models[model_idx].classes if model_idx is not None else None
+            classes = chosen or (self.model.classes if self.model else ClassSpec(("background", "foreground")))
+        self.set_classes(classes)  # before the model, so that its fit is judged against this folder's classes
+        if model_idx is not None and self.models[model_idx].entry is not self.model:
+            self.pick_model(model_idx)
+        elif self.model is not None:
+            self.modelChanged.emit(self.model, self.model_label)  # recorded in the new project
+        self._opened_before = True
+        self.folderOpened.emit(folder)
+        if read_only:
+            self.say(f"{source} is read-only: labels cannot be saved there (view only; on quit you can save edits elsewhere)")
+        self.start_row = start  # the window shows it through its image list (set_index)
+        return True
+
+    @staticmethod
+    def _fits(model_classes: ClassSpec | None, classes: ClassSpec | None) -> bool:
+        if model_classes is None or classes is None:
+            return classes is None
+        return set(classes.names) <= set(model_classes.names)
+
+    def _folder_classes(self, folder: Path, project: Project | None) -> ClassSpec | None:
+        saved = folder / "labels" / "classes.json"
+        if saved.is_file():
+            try:
+                return load_classes(saved)
+            except ValueError as exc:
+                self.prompts.warning(f"{exc}\nUsing the model's classes instead.")
+                return None
+        if project is not None and project.classes is not None:
+            return project.classes
+        for cand in (folder / "classes.json", folder.parent / "classes.json"):  # a dataset's images/ folder
+            if cand.is_file():
+                try:
+                    return load_classes(cand)
+                except ValueError:
+                    continue
+        return None
+
+    def _choose_classes_and_model(self, folder: Path, paths: list[Path]) -> tuple[ClassSpec | None, int | None]:
+        """The folder's classes and the picker row of its model (``None`` = keep / no model)."""
+        try:
+            project = Project.load(folder) if (folder / PROJECT_FILENAME).is_file() else None
+        except ProjectError:
+            project = None  # the bookkeeper reported it and set the file aside
+        classes = self._folder_classes(folder, project)
+        # 1. the project's own model
+        if project is not None and project.current_version is not None:
+            idx = self._project_model_index(folder, project)
+            if idx is not None:
+                return classes, idx
+            self.say(f"model version {project.current_version} of the project is missing; using the newest model")
+        # 2. the folder's newest finished version
+        for i in reversed(range(len(self.models))):
+            e = self.models[i]
+            if e.folder == folder and not e.label.endswith("(cancelled)"):
+                return classes, i
+        # 3. a model whose classes fit the folder's classes: the one in use, else a bundled one
+        if classes is not None:
+            if self.model is not None and self._fits(self.model.classes, classes) and not self._opened_before:
+                return classes, None
+            exact = [i for i, e in enumerate(self.models) if e.classes is not None and e.classes.names == classes.names]
+            fit = [i for i, e in enumerate(self.models) if self._fits(e.classes, classes)]
+            if exact or fit:
+                return classes, (exact or fit)[0]
+        # 4. nothing says: the start model for the first folder, else ask
+        if not self._opened_before or not self.models:
+            return classes, None
+        why = f"{folder.name} has no project file, model versions or classes that pick a model."
+        idx = self.prompts.choose_model(folder, [e.label for e in self.models], why)
+        if idx is None:
+            self.model, self.model_label, self.predictor = None, "", None
+            self.modelChanged.emit(None, "")
+            return classes, None
+        if classes is None:
+            e = self.models[idx]
+            classes = e.classes
+        return classes, idx
+
+    def _project_model_index(self, folder: Path, project: Project) -> int | None:
+        name = project.current_version
+        v = project.version(name)
+        for label in (name, f"{folder.name}/{name}"):
+            idx = self.find_model(label)
+            if idx is not None:
+                return idx
+        if v is not None:
+            path = v.resolve(folder)
+            if path.is_file():
+                for i, e in enumerate(self.models):
+                    p = e.entry.path if isinstance(e.entry, LoadedModel) else e.entry
+                    if p is not None and Path(p).resolve() == path.resolve():
+                        return i
+                return self.add_model_entry(name, path)
+        return None
+
+    def leave_folder(self) -> bool:
+        """Save what can be saved before another folder (or quitting); False when the user cancels."""
+        self.autosave()
+        unsaved = [d for d in self.docs.values() if d.dirty]
+        if not unsaved:
+            return True
+        choice = self.prompts.unsaved_on_quit(len(unsaved), self._save_error_shown or "the folder cannot be written")
+        if choice == QUIT_CANCEL:
+            return False
+        if choice == QUIT_DISCARD:
+            for d in unsaved:
+                d.dirty = False
+            return True
+        target = self.prompts.pick_folder("Save the edited labels in…", self.folder)
+        if target is None or not self.save_elsewhere(target):
+            return False
+        return True
+
+    def save_elsewhere(self, target: Path) -> bool:
+        """Save every edited document's labels into ``target`` (images linked there); False on failure."""
+        docs = [d for d in self.docs.values() if d.dirty]
+        try:
+            new_paths = make_work_folder([d.path for d in docs], target)
+            for d, p in zip(docs, new_paths):
+                labels, _ = self._labels_to_save(d, accept=False)
+                save_labels(p, labels, d.classes)
+                d.dirty = False
+        except (OSError, ValueError) as exc:
+            self.prompts.error(f"Could not save into {target}: {exc}")
+            return False
+        self.say(f"saved the labels of {len(docs)} image(s) into {target}")
+        return True
+
+    # -- documents ----------------------------------------------------------------------------------
+    def set_index(self, index: int) -> None:
+        """Show image ``index``: autosave, load its document, predict it when it needs it."""
+        if not 0 <= index < len(self.paths):
+            return
+        self.autosave()
+        self.index = index
+        doc = self.load_doc(self.paths[index])
+        self.documentChanged.emit(doc)
+        if doc is not None and self.needs_prediction(doc) and self.job is None:
+            self.predict_paths([doc.path])
+
+    def needs_prediction(self, doc: Document) -> bool:
+        """Never predicted, or a stale prediction, or edited but with pixels nobody decided — and a model whose
+        classes fit. (A prediction only fills pixels no person decided, so edits are never at risk.)"""
+        if self.predictor is None:
+            return False
+        undecided = doc.source == SOURCE_NONE or (doc.dirty and (doc.provenance.map == PROV_NONE).any())
+        if not undecided and doc.path not in self.stale:
+            return False
+        return self.model_fits()[0]
+
+    def load_doc(self, path: Path) -> Document | None:
+        if path in self.docs:
+            return self.docs[path]
+        try:
+            image = read_image(path)
+        except ImageReadError as exc:
+            self._mark_failed(path, str(exc))
+            return None
+        try:
+            doc = Document(path, image, self.classes)
+        except ValueError as exc:
+            self._mark_failed(path, f"{path.name}: {exc}")
+            return None
+        lp = label_path_for(path)
+        if lp.is_file():
+            try:
+                doc.set_labels(read_index_png(lp), SOURCE_SAVED)
+            except (ValueError, OSError) as exc:
+                self.say(f"saved labels not usable ({exc}); they stay on disk untouched")
+        if self.book is not None:
+            self.book.on_doc_loaded(doc)  # saved provenance
+        if doc.source == SOURCE_SAVED:
+            self.accepted[path] = doc.provenance.map != PROV_NONE
+        self.docs[path] = doc
+        self._offer_recovery(doc)
+        return doc
+
+    def _mark_failed(self, path: Path, why: str) -> None:
+        self.failed[path] = why
+        self.say(why)
+        self.imageFailed.emit(path, why)
+
+    def _set_stale(self, path: Path, why: str) -> None:
+        if why:
+            self.stale[path] = why
+        else:
+            self.stale.pop(path, None)
+        self.staleChanged.emit(path, why)
+
+    def _has_unaccepted_prediction(self, doc: Document) -> bool:
+        guess = doc.provenance.map == PROV_MODEL
+        acc = self.accepted.get(doc.path)
+        if acc is not None:
+            guess &= ~acc
+        return bool(guess.any())
+
+    def human_mask(self, doc: Document) -> np.ndarray:
+        """bool (H, W): pixels a person decided (painted, erased, CRF they asked for) or accepted (saved)."""
+        mask = (doc.provenance.map == PROV_HUMAN) | (doc.provenance.map == PROV_CRF)
+        acc = self.accepted.get(doc.path)
+        return mask | acc if acc is not None else mask
+
+    # -- journal (crash safety) ----------------------------------------------------------------------
+    def journal_edit(self) -> None:
+        """Append the edit just finished to the image's journal (fsynced) before anything else happens.
+
+        The record holds the current pixels of the box the edit touched (the last undo-stack patch, and
+        the last redo-stack patch for an undo), so replay is exact for strokes, fills, undo and redo.
+        The first edit (or one after the history was cleared, e.g. a relabel) writes the whole map.
+        """
+        doc = self.current_doc()
+        if doc is None or not doc.dirty:
+            return
+        journal = self._journals.setdefault(doc.path, Journal(doc.path))
+        patches = [p for p in doc.history.last_steps() if p is not None]
+        try:
+            if not journal.started or len(doc.history) <= 1 or not patches:
+                journal.start(doc.labels)
+                write_index_png(_journal_provenance(journal), doc.provenance.map)  # who made the base's pixels
+            else:
+                for p in patches:
+                    journal.append_patch(p.y0, p.x0, doc.labels[p.slices])
+        except OSError as exc:
+            self.say(f"edits of {doc.path.name} are not crash-protected (journal: {exc})")
+
+    def _clear_journal(self, path: Path) -> None:
+        journal = self._journals.pop(path, Journal(path))
+        journal.clear()
+        _journal_provenance(journal).unlink(missing_ok=True)
+
+    def _offer_recovery(self, doc: Document) -> None:
+        journal = Journal(doc.path)
+        if not journal.exists():
+            return
+        contents = journal.read()
+        try:
+            labels = replay(contents, doc.shape)
+            validate_label_map(labels, doc.classes.num_classes)
+        except (JournalError, ValueError) as exc:
+            kept = journal.set_aside()
+            self.say(f"unsaved edits of {doc.path.name} found but not usable ({exc}); kept in {kept}")
+            return
+        if not self.prompts.ask_recover(doc.path.name, contents.num_edits, contents.torn):
+            kept = journal.set_aside()
+            self.say(f"recorded edits of {doc.path.name} not restored; kept in {kept}")
+            return
+        base_prov = None
+        try:
+            base_prov = validate_provenance(read_index_png(_journal_provenance(journal)), doc.shape)
+        except (OSError, ValueError):
+            pass  # an older journal without provenance: every recovered pixel counts as the person's
+        doc.set_labels(labels, SOURCE_SAVED)
+        if base_prov is not None:  # pixels edited after the base are a person's; the others keep their origin
+            doc.provenance.load(np.where(labels != contents.base, np.uint8(PROV_HUMAN), base_prov).astype(np.uint8))
+            if (doc.provenance.map == PROV_MODEL).any():
+                doc.source = SOURCE_PREDICTED
+        doc.dirty = True
+        try:
+            journal.resume(contents)
+            self._journals[doc.path] = journal
+        except OSError as exc:
+            self.say(f"edits of {doc.path.name} are not crash-protected (journal: {exc})")
+        self.say(f"restored {contents.num_edits} unsaved edit(s) of {doc.path.name}; save to keep them")
+
+    # -- prediction ---------------------------------------------------------------------------------
+    def predict_paths(self, paths: list[Path]) -> bool:
+        """Predict ``paths`` in a worker; results fill the pixels no person decided (see :meth:`apply_prediction`).
+
+        Unreadable images and failed predictions are counted and marked (``imageFailed``); the closing
+        message says ``"predicted N, failed M"``.
+        """
+        if self.predictor is None or not paths:
+            return False
+        fits, why = self.model_fits()
+        if not fits:
+            for p in paths:
+                if p in self.docs and self._has_unaccepted_prediction(self.docs[p]):
+                    self._set_stale(p, why)
+            self.say(why)
+            return False
+        predictor, model = self.predictor, self.model
+        images = {p: self.docs[p].image for p in paths if p in self.docs}
+        paths = list(paths)
+
+        def work(job: Job):
+            from segstudio.gui.loop import tile_reporter
+
+            ok, failed = 0, 0
+            for i, p in enumerate(paths):
+                job.cancel_token.check()
+                job.report(i, len(paths), f"predicting {p.name} ({i + 1}/{len(paths)})")
+                try:
+                    image = images.get(p)
+                    if image is None:
+                        image = read_image(p)
+                    with predictor.tile_progress(tile_reporter(job, p.name, i, len(paths))):  # per-tile progress
+                        labels = predictor.predict(image)
+                except Cancelled:
+                    raise
+                except Exception as exc:  # one bad image never stops the others; it is counted and marked
+                    log.warning("predicting %s failed: %s", p, exc)
+                    failed += 1
+                    job.emit_result(p, PredictionFailure(str(exc)))
+                    continue
+                ok += 1
+                job.emit_result(p, labels)
+            return ok, failed
+
+        job = Job("predict", work)
+        job.paths = paths
+        job.rejected = []
+
+        def on_result(p, out) -> None:
+            if isinstance(out, PredictionFailure):
+                self._mark_failed(p, f"{p.name}: not predicted ({out.message})")
+            elif not self.apply_prediction(p, out, model):
+                job.rejected.append(p)
+
+        def on_finished(out) -> None:
+            ok, failed = out
+            text = f"predicted {ok}" + (f", failed {failed}" if failed else "") + f" of {len(paths)} image(s)"
+            if job.rejected:
+                text += f"; {len(job.rejected)} not applied: {self.stale.get(job.rejected[0], 'classes do not fit')}"
+            self.say(text)
+
+        return self.start(job, MAIN, on_result=on_result, on_finished=on_finished)
+
+    def apply_prediction(self, path: Path, labels: np.ndarray, model: LoadedModel | None) -> bool:
+        """Show ``model``'s prediction ``labels`` (uint8 (H, W), model ids) for image ``path``.
+
+        Applied only when ``model`` is still the model in use and its classes map onto the project's (by
+        name); pixels a person decided or accepted keep their labels; an edited image is not touched.
+        Otherwise the image is marked stale, with the reason. Returns True when applied.
+        """
+        if path not in self.paths:
+            return False  # another folder's result
+        doc = self.docs.get(path)
+        if doc is not None and doc is self.current_doc() and self.is_editing():
+            self._pending.append((path, labels, model))  # never under a stroke in progress
+            return True
+        if model is not self.model:
+            if doc is not None:
+                self._set_stale(path, "predicted by a model no longer in use")
+            return False
+        fits, why = self.model_fits(model)
+        if not fits:
+            if doc is not None:
+                self._set_stale(path, why)
+            self.say(why)
+            return False
+        mapped = labels if model.classes.names == self.classes.names else class_lut(model.classes, self.classes)[labels]
+        if doc is None:
+            doc = self.load_doc(path)
+            if doc is None:
+                return False
+        elif doc.source == SOURCE_SAVED and not doc.dirty and path != self.paths[self.index] and path not in self.stale:
+            return False  # a folder run leaves other images' saved labels alone
+        try:
+            validate_label_map(mapped, self.classes.num_classes, doc.shape)
+        except ValueError as exc:
+            self._set_stale(path, f"prediction not usable: {exc}")
+            return False
+        keep = self.human_mask(doc)
+        new = np.where(keep, doc.labels, mapped).astype(np.uint8)
+        if doc.dirty:  # unsaved edits: fill the other pixels as one undoable step (edits, history and dirty stay)
+            doc.apply_patch(make_patch(doc.labels, 0, 0, new), PROV_MODEL)
+        else:
+            prov = doc.provenance.map.copy()
+            doc.set_labels(new, SOURCE_PREDICTED if (~keep).any() else doc.source)
+            doc.provenance.map = np.where(keep, prov, np.where(new != IGNORE_INDEX, PROV_MODEL, PROV_NONE)).astype(np.uint8)
+        if (~keep).any() and doc.source == SOURCE_NONE:
+            doc.source = SOURCE_PREDICTED
+        self._set_stale(path, "")
+        self.failed.pop(path, None)
+        if self.book is not None:
+            self.book.on_predicted(doc)
+        self.labelsChanged.emit(path)
+        if doc is self.current_doc():
+            self.documentChanged.emit(doc)
+        return True
+
+    def flush_pending(self) -> None:
+        """Apply the predictions that arrived while a stroke was in progress (call when it ended)."""
+        pending, self._pending = self._pending, []
+        for path, labels, model in pending:
+            self.apply_prediction(path, labels, model)
+
+    def predict_current(self) -> bool:
+        """Ctrl+P: predict the image shown; pixels a person decided keep their labels."""
+        doc = self.current_doc()
+        if doc is None:
+            return False
+        return self.predict_paths([doc.path])
+
+    def predict_folder(self) -> bool:
+        todo = [
+            p for p in self.paths
+            if not label_path_for(p).is_file() or p in self.stale or (p in self.docs and self.docs[p].dirty)
+        ]
+        if not todo:
+            self.say("every image has saved labels")
+        return self.predict_paths(todo)
+
+    # -- saving -------------------------------------------------------------------------------------
+    def _labels_to_save(self, doc: Document, accept: bool) -> tuple[np.ndarray, np.ndarray]:
+        if accept:
+            return doc.labels, doc.provenance.map
+        keep = self.human_mask(doc)
+        labels = np.where(keep, doc.labels, IGNORE_INDEX).astype(np.uint8)
+        prov = np.where(keep, doc.provenance.map, PROV_NONE).astype(np.uint8)
+        return labels, prov
+
+    def save_doc(self, doc: Document, accept: bool = False, explicit: bool = False) -> bool:
+        """Save ``doc``'s labels (atomic) with their provenance.
+
+        Args:
+            accept: the user accepts the whole image (Ctrl+S, Mark reviewed): every pixel is saved. Otherwise
+                (autosave) only pixels a person decided or accepted before are; the rest is saved unlabelled.
+            explicit: the user asked for this save: a failure is shown in a dialog (an autosave failure goes to
+                the status bar, once per reason).
+        """
+        if self.read_only:
+            self.say(f"{self.source_folder} is read-only: labels of {doc.path.name} are kept in memory (save elsewhere on quit)")
+            self._save_error_shown = "the folder is read-only"
+            return False
+        labels, prov = self._labels_to_save(doc, accept)
+        lp = label_path_for(doc.path)
+        if not accept and not (labels != IGNORE_INDEX).any() and not (prov != PROV_NONE).any() and not lp.is_file():
+            doc.dirty = False  # nothing a person decided: nothing to save (an unreviewed prediction stays one)
+            self._clear_journal(doc.path)
+            return True
+        try:
+            save_labels(doc.path, labels, doc.classes)
+        except (OSError, ValueError) as exc:
+            text = f"Could not save labels of {doc.path.name}: {exc}\nYour edits are still open."
+            if explicit:
+                self.prompts.error(text)
+            elif self._save_error_shown != str(exc):
+                self.say(text.replace("\n", " "))
+            self._save_error_shown = str(exc)
+            return False
+        if accept:
+            self.accepted[doc.path] = np.ones(doc.shape, bool)
+        doc.dirty = False
+        if accept or not self._has_unaccepted_prediction(doc):
+            doc.source = SOURCE_SAVED
+        if self.book is not None:
+            self.book.on_saved(doc, prov)  # provenance file, status, segstudio.json
+        self._clear_journal(doc.path)  # saved: the journal has done its job
+        self.say(f"saved {lp}" + ("" if accept else " (only the pixels you labelled)"))
+        self.labelsSaved.emit(doc.path)
+        return True
+
+    def save_current(self, accept: bool = True) -> bool:
+        doc = self.current_doc()
+        ok = doc is not None and self.save_doc(doc, accept=accept, explicit=True)
+        if doc is not None:
+            self.documentChanged.emit(doc)
+        return ok
+
+    def autosave(self) -> None:
+        """Save every edited document (leaving an image, fine-tuning, closing): only a person's pixels."""
+        for doc in list(self.docs.values()):
+            if doc.dirty:
+                self.save_doc(doc, accept=False)
+        if self.book is not None:
+            self.book.save()
+
+    # -- training -----------------------------------------------------------------------------------
+    def saved_sample_count(self) -> int:
+        """Autosave, then count the open folder's images with saved labels (0 after telling the user to save some)."""
+        self.autosave()
+        try:
+            samples, _ = find_samples(self.folder)
+        except FileNotFoundError:
+            samples = []
+        if not samples:
+            self.prompts.info("Save corrected labels for at least one image first.")
+        return len(samples)
+
+    def finetune(self) -> bool:
+        """Train the current model on every image with saved labels, as a new version ``labels/models/vNNN``."""
+        if self.folder is None or self.model is None:
+            return False
+        if self.read_only:
+            self.say("a read-only folder cannot hold a fine-tuned version: reopen it with a separate labels folder")
+            return False
+        n = self.saved_sample_count()
+        return bool(n) and self.train_version(n, init=self.model.path, config=self.finetune_config)
+
+    def train_version(self, n_images: int, what: str = "fine-tune", extra_card: dict | None = None, **train_kwargs) -> bool:
+        """Train in a worker on the folder's saved labels as a new version ``labels/models/vNNN``.
+
+        The one path of the one-click fine-tune and of Model ▸ New model…: progress bar and Cancel, live curves
+        (``trainingStarted``), then the new model is used and the current image re-predicted. A cancelled run
+        that left a checkpoint is marked cancelled (:func:`~segstudio.io.project.mark_version_cancelled`).
+
+        Args:
+            n_images: images with saved labels (for the status message).
+            what: the job's wording in the status bar (``"fine-tune"``, ``"new lraspp"``...).
+            extra_card: model-card fields on top of ``name`` (``"<folder>/vNNN"``).
+            train_kwargs: :func:`~segstudio.engine.train_on_folder` arguments (``init`` or ``model_name`` +
+                ``model_kwargs``, ``config``).
+        """
+        if self.job is not None and self.job.name != "predict":
+            self.say(f"busy: {self.job.name} is running")
+            return False
+        out_dir = next_version_dir(self.folder)
+        folder = self.folder
+        card = {"name": f"{folder.name}/{out_dir.name}", **(extra_card or {})}
+        train = self.train_fn
+
+        def work(job: Job):
+            last = {}
+
+            def cb(event: str, info: dict) -> None:
+                job.emit_result(event, dict(info))  # live curves in the training dock
+                if event == "step":
+                    last.update(info)
+                    job.report(
+                        info["global_step"],
+                        info["total_steps"],
+                        f"{what} {out_dir.name}: epoch {info['epoch'] + 1} step {info['step']}/{info['steps_per_epoch']}"
+                        f" loss {info['loss']:.3f}",
+                    )
+
+            try:
+                path = train(folder, out_dir, callbacks=[cb], cancel=job.cancel_token, extra_card=card, **train_kwargs)
+            except Cancelled:
+                info = {"steps_done": last.get("global_step"), "total_steps": last.get("total_steps")}
+                if mark_version_cancelled(out_dir, info) is not None:
+                    job.cancelled_dir = out_dir
+                raise
+            return load_checkpoint(path)
+
+        job = Job("fine-tune", work)  # one kind for the training dock's Cancel
+        job.cancelled_dir = None
+
+        def on_finished(loaded) -> None:
+            self._on_trained(loaded, out_dir, n_images, what)
+
+        def on_done() -> None:
+            if job.cancelled_dir is not None:
+                self.add_model_entry(f"{folder.name}/{out_dir.name} (cancelled)", out_dir / "model.safetensors", folder=folder)
+                self.versionCancelled.emit(out_dir)
+                self.say(f"{what} cancelled; {out_dir.name} is kept as a cancelled version (its last good checkpoint)")
+
+        def begin() -> bool:
+            return self.start(job, MAIN, on_finished=on_finished, on_done=on_done, on_ready=lambda j: self.trainingStarted.emit(j, out_dir))
+
+        running = self.job
+        if running is not None and running.name == "predict":  # training supersedes a prediction in flight
+            running.cancel()
+            self._after_job = begin
+            self.say(f"{what} starts once the running prediction has stopped")
+            return True
+        return begin()
+
+    def _on_trained(self, loaded: LoadedModel, out_dir: Path, n: int, what: str) -> None:
+        self.add_model_entry(f"{self.folder.name}/{out_dir.name}", loaded, folder=self.folder)
+        self.set_model(loaded, f"{self.folder.name}/{out_dir.name}")
+        done = "fine-tuned" if what == "fine-tune" else f"{what} trained"
+        self.say(f"{done} on {n} labelled image(s): new model {out_dir.name}")
+
+    def import_checkpoint(self, path: str | Path) -> bool:
+        """Copy a (cluster) run's model into ``labels/models/vNNN`` in a worker, then switch to it."""
+        from segstudio.engine.cluster import import_checkpoint
+
+        folder = self.folder
+        job = Job("import checkpoint", lambda job: load_checkpoint(import_checkpoint(path, folder)))
+
+        def on_finished(loaded: LoadedModel) -> None:
+            self.set_model(loaded, loaded.card.get("name") or loaded.display_name)
+            self.say(f"imported {loaded.card.get('imported_from')} as {loaded.path.parent.name}")
+
+        return self.start(job, MAIN, on_finished=on_finished)
+
+    # -- closing ------------------------------------------------------------------------------------
+    def can_close(self) -> bool:
+        """Ask before quitting during a fine-tune, and about edits that could not be saved; False = stay open."""
+        job = self.job
+        if job is not None and job.name == "fine-tune":
+            if not self.prompts.ask_yes_no(
+                "SegStudio — fine-tune running",
+                "A fine-tune is running. Quit and cancel it? (Its last good checkpoint is kept and marked as cancelled.)",
+            ):
+                return False
+        if not self.leave_folder():
+            return False
+        self.cancel_all()
+        return True
