@@ -145,7 +145,7 @@ def _load(args):
     from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR
 
     if getattr(args, "model", None):
-        # A bundled model by name (resources/models/<name>.safetensors).
+        # A bundled model by name (segstudio/resources/models/<name>.safetensors).
         cand = DEFAULT_MODEL_DIR / f"{args.model}.safetensors"
         if not cand.is_file():
             names = sorted(p.stem for p in DEFAULT_MODEL_DIR.glob("*.safetensors"))
