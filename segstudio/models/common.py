@@ -31,12 +31,32 @@ def check_output_stride(model: str, output_stride: int | None, fixed: int) -> No
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad (N, C, H, W) at the bottom/right to H, W multiples of ``multiple`` (reflect, or replicate
-    when the image is too small to reflect). Crop the result back with ``[..., :H, :W]``."""
+    when the image is too small to reflect). Crop the result back with ``[..., :H, :W]``.
+
+    Written for export too: there is no branch on the pad amounts (a zero pad is a no-op), so torch.export
+    (ONNX, symbolic H, W >= ``multiple``) and torch.jit.trace record the padding arithmetic instead of baking
+    the example's pad into the graph.
+    """
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
-    if not (ph or pw):
+    if isinstance(ph, int) and isinstance(pw, int) and not (ph or pw):
         return x
-    return F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+    reflect = min(h, w) >= multiple or min(h, w) > max(ph, pw)  # the first test alone decides symbolic sizes
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if reflect else "replicate")
+
+
+class MaxUnpool2x(nn.MaxUnpool2d):
+    """``nn.MaxUnpool2d(2, stride=2)`` to exactly twice the input size: (N, C, h, w) + int64 indices from a
+    2×2 stride-2 ``MaxPool2d(return_indices=True)`` → (N, C, 2h, 2w), values at the recorded positions,
+    zeros elsewhere (SegNet's sparse up-sampling). Calls the ATen op directly: ``F.max_unpool2d`` checks its
+    output size with ``torch._check_value``, which fails under ``torch.jit.trace`` (sizes are tensors there).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(2, stride=2)
+
+    def forward(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten.max_unpool2d(x, indices, [2 * x.shape[-2], 2 * x.shape[-1]])
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segstudio.models.common import ConvBNReLU, check_output_stride, pad_to_multiple
+from segstudio.models.common import ConvBNReLU, MaxUnpool2x, check_output_stride, pad_to_multiple
 from segstudio.models.encoders import vgg16_features
 from segstudio.models.registry import ModelSpec, register_model
 
@@ -75,7 +75,7 @@ class SegNet(nn.Module):
     def __init__(self, num_classes: int, pretrained: bool = True) -> None:
         super().__init__()
         self.encoder = SegNetEncoder(pretrained=pretrained)
-        self.unpools = nn.ModuleList(nn.MaxUnpool2d(2, stride=2) for _ in range(5))
+        self.unpools = nn.ModuleList(MaxUnpool2x() for _ in range(5))
         decoder, cin = [], 512
         for widths in self.DECODER:
             layers = []
@@ -88,9 +88,10 @@ class SegNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h, w = x.shape[-2:]
-        x, indices, sizes = self.encoder(pad_to_multiple(x, 32))
+        x, indices, _ = self.encoder(pad_to_multiple(x, 32))
+        # Padded to a multiple of 32, every pre-pool size is exactly twice the pooled one (MaxUnpool2x).
         for level, block in zip(reversed(range(5)), self.decoder):
-            x = block(self.unpools[level](x, indices[level], output_size=sizes[level]))
+            x = block(self.unpools[level](x, indices[level]))
         return {"out": self.classifier(x)[..., :h, :w]}
 
 

@@ -70,9 +70,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h, w = x.shape[-2:]
-        ph, pw = (-h) % self.multiple, (-w) % self.multiple
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        x = pad_to_multiple(x, self.multiple)
         skips = []
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else F.max_pool2d(x, 2))
