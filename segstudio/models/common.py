@@ -1,22 +1,12 @@
-"""Small building blocks shared by the architectures (no architecture of its own)."""
+"""Helpers shared by the architectures: padding, resizing, bilinear up-sampler init, stride checks.
+
+Layer blocks (conv-BN-ReLU, ASPP, PPM, ...) live in :mod:`segstudio.models.blocks`."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-class ConvBNReLU(nn.Sequential):
-    """k×k conv (no bias, 'same' padding for odd k and the given dilation) → BN → ReLU."""
-
-    def __init__(self, cin: int, cout: int, kernel_size: int = 3, dilation: int = 1) -> None:
-        pad = dilation * (kernel_size - 1) // 2
-        super().__init__(
-            nn.Conv2d(cin, cout, kernel_size, padding=pad, dilation=dilation, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-        )
 
 
 def check_output_stride(model: str, output_stride: int | None, fixed: int) -> None:
@@ -43,20 +33,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
         return x
     reflect = min(h, w) >= multiple or min(h, w) > max(ph, pw)  # the first test alone decides symbolic sizes
     return F.pad(x, (0, pw, 0, ph), mode="reflect" if reflect else "replicate")
-
-
-class MaxUnpool2x(nn.MaxUnpool2d):
-    """``nn.MaxUnpool2d(2, stride=2)`` to exactly twice the input size: (N, C, h, w) + int64 indices from a
-    2×2 stride-2 ``MaxPool2d(return_indices=True)`` → (N, C, 2h, 2w), values at the recorded positions,
-    zeros elsewhere (SegNet's sparse up-sampling). Calls the ATen op directly: ``F.max_unpool2d`` checks its
-    output size with ``torch._check_value``, which fails under ``torch.jit.trace`` (sizes are tensors there).
-    """
-
-    def __init__(self) -> None:
-        super().__init__(2, stride=2)
-
-    def forward(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        return torch.ops.aten.max_unpool2d(x, indices, [2 * x.shape[-2], 2 * x.shape[-1]])
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:
