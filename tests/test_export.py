@@ -75,6 +75,25 @@ def test_default_model_onnx_export_and_onnxruntime_predict_match_torch(tmp_path,
         predictor.predict(read_image(SAMPLE)[:200, :300].copy())
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_default_model_torchscript_export_with_dynamic_shapes(tmp_path, capsys):
+    out = tmp_path / "default.pt"
+    rc = main(["export", "--checkpoint", "default", "--format", "torchscript", "--dynamic-shapes", "-o", str(out)])
+    assert rc == 0
+    report = capsys.readouterr().out
+    assert report.count("verified against PyTorch") == 2  # the sample's size, then batch 2 of another size
+    meta = json.loads(sidecar_json(out).read_text())
+    loaded = load_checkpoint(None)
+    assert json.loads(meta["classes"]) == list(loaded.classes.names) and json.loads(meta["dynamic_shapes"]) is True
+    image = read_image(SAMPLE)[:250, :333].copy()  # a size the trace never saw
+    x = torch.from_numpy(image).permute(2, 0, 1).float().div(255)
+    x = ((x - torch.tensor(loaded.mean).view(3, 1, 1)) / torch.tensor(loaded.std).view(3, 1, 1))[None]
+    with torch.no_grad():
+        got, ref = torch.jit.load(str(out))(x), loaded.model(x)["out"]
+    assert got.shape == ref.shape == (1, 11, 250, 333)
+    assert (got.argmax(1) == ref.argmax(1)).float().mean() >= 0.999
+
+
 CASES = [  # (architecture, builder kwargs, format, dynamic shapes)
     ("fcn8s", {"encoder": "resnet18"}, "onnx", False),
     ("fcn8s", {"encoder": "resnet18"}, "torchscript", True),
@@ -85,6 +104,7 @@ CASES = [  # (architecture, builder kwargs, format, dynamic shapes)
 ]
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 @pytest.mark.parametrize(("name", "kw", "fmt", "dynamic"), CASES, ids=[f"{c[0]}-{c[2]}" for c in CASES])
 def test_each_family_exports_and_reproduces_torch(name, kw, fmt, dynamic, tmp_path):
     loaded = _loaded(name, **kw)
