@@ -171,7 +171,15 @@ def cmd_export(args) -> int:
     from segstudio.engine.export import ExportError, export_model
     from segstudio.io import read_image
 
-    loaded = load_checkpoint(None if args.checkpoint == "default" else args.checkpoint)
+    from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR
+
+    bundled = DEFAULT_MODEL_DIR / f"{args.checkpoint}.safetensors"
+    if args.checkpoint == "default":
+        loaded = load_checkpoint(None)
+    elif not Path(args.checkpoint).exists() and bundled.is_file():  # a bundled model by name, e.g. isbi2012_unet
+        loaded = load_checkpoint(bundled)
+    else:
+        loaded = load_checkpoint(args.checkpoint)
     image = read_image(args.image) if args.image else None
     try:
         res = export_model(loaded, args.output, args.format, dynamic_shapes=args.dynamic_shapes, fp16=args.fp16, image=image)
@@ -553,7 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write a checkpoint as ONNX or TorchScript (with its normalisation and classes), verified on a real image",
     )
-    ex.add_argument("--checkpoint", required=True, help="model.safetensors, a run folder, or 'default' (the bundled default model)")
+    ex.add_argument(
+        "--checkpoint", required=True, help="model.safetensors, a run folder, 'default', or a bundled model's name (isbi2012_unet)"
+    )
     ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="onnx (default) or torchscript")
     ex.add_argument("-o", "--output", required=True, help="file to write (e.g. model.onnx, model.pt)")
     ex.add_argument("--dynamic-shapes", action="store_true", help="any batch size, height and width (default: the size of the check image)")

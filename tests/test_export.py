@@ -153,6 +153,8 @@ def test_bad_export_requests_give_clear_errors(tmp_path, capsys):
         export_model(_loaded("unet", **TINY_UNET), tmp_path / "m.x", "tflite")
     assert main(["predict", str(SAMPLE), "-o", str(tmp_path / "o"), "--backend", "onnxruntime"]) == 2
     assert "pass --checkpoint FILE.onnx" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(tmp_path / "missing.safetensors"), "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err and not (tmp_path / "m.onnx").exists()
     bogus = tmp_path / "bogus.onnx"
     bogus.write_bytes(b"not onnx")
     with pytest.raises(ExportError, match="ONNX Runtime cannot load it"):
