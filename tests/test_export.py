@@ -99,7 +99,7 @@ CASES = [  # (architecture, builder kwargs, format, dynamic shapes)
     ("fcn8s", {"encoder": "resnet18"}, "torchscript", True),
     ("unet", dict(TINY_UNET), "onnx", True),
     ("unet", dict(TINY_UNET), "torchscript", True),
-    ("segnet", {}, "onnx", True),
+    ("segnet", {}, "onnx", False),  # dynamic works too (checked by hand: 2x83x181 agrees), 3x slower to export
     ("segnet", {}, "torchscript", False),  # traced max_unpool bakes its output size: fixed size only
 ]
 
