@@ -12,6 +12,12 @@ folding, NCHW, batch 1), ``+fold BN+channels_last`` (batch 1), the same with bat
 ``full+torch.compile`` (its compile time is reported separately and excluded from images/s).
 Agreement of the label maps with the baseline is reported (should be > 99.9 %).
 
+On the CPU, when onnxruntime is installed (``pip install segstudio[export]``), ``onnxruntime (export)`` runs the
+default model exported by ``segstudio.engine.export.export_model`` (ONNX, float32, fixed 360x480, verified against
+PyTorch) through the same ``Predictor.predict_many`` (batch 1) with ONNX Runtime's CPU provider at
+``torch.get_num_threads()`` intra-op threads: its ratio stands beside torch's on the same images and threads
+(``SEGSTUDIO_BENCH_ONNX=0`` leaves it out; the export time is reported separately).
+
 Env: ``SEGSTUDIO_BENCH_IMAGES`` (default 24, quick 8), ``SEGSTUDIO_BENCH_ROUNDS`` (passes, default 2, quick 1),
 ``SEGSTUDIO_BENCH_CHUNK`` (4).
 """
@@ -77,6 +83,21 @@ def run(args) -> dict:
     if os.environ.get("SEGSTUDIO_BENCH_COMPILE") == "1":
         variants["full+torch.compile"] = dict(kw=dict(compile=True), batch=4)
     preds = {k: Predictor(loaded, str(device), **v["kw"]) for k, v in variants.items()}
+    export_s = None
+    if device.type == "cpu" and os.environ.get("SEGSTUDIO_BENCH_ONNX", "1") == "1":
+        import importlib.util
+        import tempfile
+
+        if importlib.util.find_spec("onnxruntime") is not None:
+            from segstudio.engine.export import export_model, load_onnx
+            from segstudio.io import read_image
+
+            t0 = time.perf_counter()
+            onnx_file = Path(tempfile.mkdtemp(prefix="segstudio-bench-")) / "default.onnx"
+            export_model(loaded, onnx_file, "onnx", image=read_image(paths[0]))
+            export_s = time.perf_counter() - t0
+            variants["onnxruntime (export)"] = dict(kw=dict(), batch=1)
+            preds["onnxruntime (export)"] = Predictor(load_onnx(onnx_file), "cpu")
     # warm-up (first-call allocations, oneDNN primitive caches; compile happens here)
     ref = baseline(model, paths[:2], loaded.mean, loaded.std, device)
     for k, p in preds.items():
@@ -125,6 +146,9 @@ def run(args) -> dict:
     }
     if compile_s is not None:
         res["compile_warmup_s"] = round(compile_s, 1)
+    if export_s is not None:
+        res["onnx_export_s"] = round(export_s, 1)
+        res["onnx_vs_torch_predictor"] = round(med["onnxruntime (export)"] / med["+fold BN+channels_last"], 3)
     print(f"baseline (PIL + to_tensor + model(x), no_grad, one by one): {med['baseline']:.3f} images/s")
     for k in variants:
         print(f"Predictor {k:<38} {med[k]:.3f} images/s  ratio {med[k] / med['baseline']:.2f}x  "

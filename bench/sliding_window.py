@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples"
+SAMPLE = Path(__file__).resolve().parents[1] / "segstudio" / "resources" / "samples"
 
 
 def _rss_mb() -> float:

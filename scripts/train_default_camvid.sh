@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the embedded default model resources/models/camvid_deeplabv3plus_mobilenetv2.*
+# Reproduces the embedded default model segstudio/resources/models/camvid_deeplabv3plus_mobilenetv2.*
 # DeepLab v3+ / MobileNetV2 (ImageNet init from ../shared/weights) on CamVid train, selected on val.
 # CPU, 2 threads: ~2.2 s a step (batch 8, 180x240 crops), ~45 min in all on an idle machine.
 # Re-run with RESUME=1 to continue an interrupted run from runs/camvid_default/last.*.

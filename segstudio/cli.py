@@ -157,14 +157,53 @@ def _load(args):
     from segstudio.engine import load_checkpoint
     from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR
 
+    if getattr(args, "backend", "torch") == "onnxruntime":
+        return _load_onnx(args)
     if getattr(args, "model", None):
-        # A bundled model by name (resources/models/<name>.safetensors).
+        # A bundled model by name (segstudio/resources/models/<name>.safetensors).
         cand = DEFAULT_MODEL_DIR / f"{args.model}.safetensors"
         if not cand.is_file():
             names = sorted(p.stem for p in DEFAULT_MODEL_DIR.glob("*.safetensors"))
             raise FileNotFoundError(f"no bundled model {args.model!r}; bundled: {', '.join(names) or 'none'}")
         return load_checkpoint(cand)
     return load_checkpoint(args.checkpoint)
+
+
+def _load_onnx(args):
+    """``predict --backend onnxruntime``: the ``--checkpoint`` is an ONNX file written by ``segstudio export``."""
+    from segstudio.engine.export import load_onnx
+
+    if not args.checkpoint or Path(args.checkpoint).suffix.lower() != ".onnx":
+        raise ValueError("--backend onnxruntime runs an exported model: pass --checkpoint FILE.onnx (see `segstudio export`)")
+    return load_onnx(args.checkpoint)
+
+
+def cmd_export(args) -> int:
+    """``segstudio export``: checkpoint → ONNX / TorchScript file, verified on a real image (engine/export.py)."""
+    from segstudio.engine import load_checkpoint
+    from segstudio.engine.export import ExportError, export_model
+    from segstudio.io import read_image
+
+    from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR
+
+    bundled = DEFAULT_MODEL_DIR / f"{args.checkpoint}.safetensors"
+    if args.checkpoint == "default":
+        loaded = load_checkpoint(None)
+    elif not Path(args.checkpoint).exists() and bundled.is_file():  # a bundled model by name, e.g. isbi2012_unet
+        loaded = load_checkpoint(bundled)
+    else:
+        loaded = load_checkpoint(args.checkpoint)
+    image = read_image(args.image) if args.image else None
+    try:
+        res = export_model(loaded, args.output, args.format, dynamic_shapes=args.dynamic_shapes, fp16=args.fp16, image=image)
+    except ExportError as exc:
+        print(f"segstudio export: failed: {exc}", file=sys.stderr)
+        return 1
+    size = res.path.stat().st_size / 1e6
+    print(f"wrote {res.path} ({res.format}, {res.metadata['precision']}, {size:.1f} MB)")
+    for check in res.checks:
+        print(f"  verified against PyTorch on {check}")
+    return 0
 
 
 def _predict_output_names(images: list[Path], max_bytes: int = 255) -> dict[Path, tuple[str, str]]:
@@ -456,6 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", help="bundled model name")
     g.add_argument("--checkpoint", help="model.safetensors or a run folder")
     pr.add_argument("--device", default="auto")
+    pr.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="torch (default) or onnxruntime: run an ONNX file from `segstudio export` (--checkpoint FILE.onnx)",
+    )
     pr.add_argument("--opacity", type=float, default=0.5)
     pr.add_argument(
         "--batch-size", type=int, default=None, help="same-size images stacked per forward pass (default: 4 on a GPU, 1 on the CPU)"
@@ -535,6 +580,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sy.add_argument("--overwrite", action="store_true", help="write into a folder that already holds a dataset")
     sy.set_defaults(func=cmd_synth)
+
+    ex = sub.add_parser(
+        "export",
+        help="write a checkpoint as ONNX or TorchScript (with its normalisation and classes), verified on a real image",
+    )
+    ex.add_argument(
+        "--checkpoint", required=True, help="model.safetensors, a run folder, 'default', or a bundled model's name (isbi2012_unet)"
+    )
+    ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="onnx (default) or torchscript")
+    ex.add_argument("-o", "--output", required=True, help="file to write (e.g. model.onnx, model.pt)")
+    ex.add_argument("--dynamic-shapes", action="store_true", help="any batch size, height and width (default: the size of the check image)")
+    ex.add_argument("--fp16", action="store_true", help="float16 weights and arithmetic (float32 inputs and outputs)")
+    ex.add_argument("--image", help="image to verify the export on and to take the fixed input size from (default: a bundled sample)")
+    ex.set_defaults(func=cmd_export)
 
     m = sub.add_parser("models", help="list registered architectures")
     m.set_defaults(func=lambda a: print("\n".join(__import__("segstudio.models", fromlist=["x"]).list_models())) or 0)

@@ -14,7 +14,7 @@ from segstudio.metrics import ConfusionMatrix
 
 BUNDLED = sorted(DEFAULT_MODEL_DIR.glob("*.safetensors"))
 
-# Per bundled model: its sample folder under resources/samples and an mIoU floor on those samples, measured on
+# Per bundled model: its sample folder under segstudio/resources/samples and an mIoU floor on those samples, measured on
 # the shipped weights (see the model cards) minus a margin.
 SAMPLES_AND_FLOOR = {
     "camvid_deeplabv3plus_mobilenetv2": (".", 0.55),  # measured 0.643 (5 CamVid val frames)

@@ -17,6 +17,7 @@ import datetime as _dt
 import json
 import logging
 from dataclasses import dataclass
+from importlib import resources as _resources
 from pathlib import Path
 
 import torch
@@ -30,7 +31,23 @@ from segstudio.models import get_model
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
+
+
+def _bundled_dir(name: str) -> Path:
+    """Folder ``segstudio/resources/<name>`` of the installed package, located with :mod:`importlib.resources`.
+
+    The bundled models and samples are package data (``[tool.setuptools.package-data]`` in pyproject.toml), so a
+    wheel / ``pip install .`` ships them next to the code. pip installs wheels unzipped, so the traversable is a
+    real folder; a zipped install (zipimport) is not supported and gives a path that does not exist (loading the
+    default model then raises :class:`CheckpointError` naming it).
+    """
+    return Path(str(_resources.files("segstudio").joinpath("resources", name)))
+
+
+DEFAULT_MODEL_DIR = _bundled_dir("models")
+"""Bundled models: ``<name>.safetensors`` + ``<name>.json`` card (+ ``<name>.md``)."""
+SAMPLES_DIR = _bundled_dir("samples")
+"""Bundled sample images (CamVid frames; ``isbi2012/`` EM slices), ground truth under ``ground_truth/``."""
 DEFAULT_MODEL_NAME = "camvid_deeplabv3plus_mobilenetv2"
 
 

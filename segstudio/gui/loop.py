@@ -379,7 +379,7 @@ class LabellingLoop(QObject):
 
     @staticmethod
     def _sample_image() -> np.ndarray | None:
-        root = Path(__file__).resolve().parents[2] / "resources" / "samples"
+        from segstudio.engine.checkpoint import SAMPLES_DIR as root
         for p in sorted(root.glob("*.png")):
             try:
                 return read_image(p)

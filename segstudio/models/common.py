@@ -1,22 +1,12 @@
-"""Small building blocks shared by the architectures (no architecture of its own)."""
+"""Helpers shared by the architectures: padding, resizing, bilinear up-sampler init, stride checks.
+
+Layer blocks (conv-BN-ReLU, ASPP, PPM, ...) live in :mod:`segstudio.models.blocks`."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-class ConvBNReLU(nn.Sequential):
-    """k×k conv (no bias, 'same' padding for odd k and the given dilation) → BN → ReLU."""
-
-    def __init__(self, cin: int, cout: int, kernel_size: int = 3, dilation: int = 1) -> None:
-        pad = dilation * (kernel_size - 1) // 2
-        super().__init__(
-            nn.Conv2d(cin, cout, kernel_size, padding=pad, dilation=dilation, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-        )
 
 
 def check_output_stride(model: str, output_stride: int | None, fixed: int) -> None:
@@ -31,12 +21,18 @@ def check_output_stride(model: str, output_stride: int | None, fixed: int) -> No
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad (N, C, H, W) at the bottom/right to H, W multiples of ``multiple`` (reflect, or replicate
-    when the image is too small to reflect). Crop the result back with ``[..., :H, :W]``."""
+    when the image is too small to reflect). Crop the result back with ``[..., :H, :W]``.
+
+    Written for export too: there is no branch on the pad amounts (a zero pad is a no-op), so torch.export
+    (ONNX, symbolic H, W >= ``multiple``) and torch.jit.trace record the padding arithmetic instead of baking
+    the example's pad into the graph.
+    """
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
-    if not (ph or pw):
+    if isinstance(ph, int) and isinstance(pw, int) and not (ph or pw):
         return x
-    return F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+    reflect = min(h, w) >= multiple or min(h, w) > max(ph, pw)  # the first test alone decides symbolic sizes
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if reflect else "replicate")
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:

@@ -21,48 +21,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segstudio.models.common import resize
-from segstudio.models.encoders import ENCODERS, get_encoder, vgg_imagenet_fc
-from segstudio.models.registry import ModelSpec, register_model
+from segstudio.models.base import EncoderDecoder
+from segstudio.models.blocks import LargeFOV, large_fov_for
+from segstudio.models.encoders import ENCODERS
+from segstudio.models.registry import register_model
+
+__all__ = ["DeepLabV1", "LargeFOV", "large_fov_for"]
 
 
-class LargeFOV(nn.Sequential):
-    """fc6 (3×3 conv, dilation ``rate``) → ReLU → dropout → fc7 (1×1) → ReLU → dropout.
 
-    Shapes: (N, cin, h, w) → (N, channels, h, w).
-    """
-
-    def __init__(self, cin: int, channels: int = 1024, rate: int = 12, dropout: float = 0.5) -> None:
-        super().__init__(
-            nn.Conv2d(cin, channels, 3, padding=rate, dilation=rate),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Conv2d(channels, channels, 1),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-        )
-
-    @torch.no_grad()
-    def init_from_vgg_fc(self, w6: torch.Tensor, b6: torch.Tensor, w7: torch.Tensor, b7: torch.Tensor) -> None:
-        """Initialise from convolutionalised VGG-16 fc6 (4096, 512, 7, 7) / fc7 (4096, 4096, 1, 1) by
-        decimation (DeepLab Sec. 3.1): keep every (4096 / channels)-th filter and taps 0, 3, 6."""
-        fc6, fc7 = self[0], self[3]
-        step = w6.shape[0] // fc6.out_channels
-        fc6.weight.copy_(w6[::step, :, ::3, ::3])
-        fc6.bias.copy_(b6[::step])
-        fc7.weight.copy_(w7[::step, ::step])
-        fc7.bias.copy_(b7[::step])
-
-
-def large_fov_for(encoder: nn.Module, encoder_name: str, channels: int, rate: int) -> LargeFOV:
-    """A :class:`LargeFOV` on ``encoder``'s deepest features, ImageNet-initialised for a pretrained VGG-16."""
-    head = LargeFOV(encoder.out_channels[-1], channels, rate)
-    if encoder_name.startswith("vgg") and encoder.pretrained and 4096 % channels == 0:
-        head.init_from_vgg_fc(*vgg_imagenet_fc(encoder_name))
-    return head
-
-
-class DeepLabV1(nn.Module):
+@register_model(
+    "deeplabv1",
+    paper="Chen et al., Semantic Image Segmentation with Deep Convolutional Nets and Fully Connected CRFs, ICLR 2015",
+    encoders=ENCODERS,
+)
+class DeepLabV1(EncoderDecoder):
     """DeepLab-LargeFOV.
 
     Args:
@@ -74,6 +47,13 @@ class DeepLabV1(nn.Module):
         rate: dilation of fc6 (LargeFOV: 12 at output stride 8).
 
     forward: float32 (N, 3, H, W) → ``{"out": logits (N, K, H, W)}`` for any H, W.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("deeplabv1", num_classes=5, pretrained=False, encoder="resnet18").eval()
+        >>> net(torch.randn(1, 3, 64, 96))["out"].shape
+        torch.Size([1, 5, 64, 96])
     """
 
     def __init__(
@@ -86,32 +66,11 @@ class DeepLabV1(nn.Module):
         rate: int = 12,
     ) -> None:
         super().__init__()
-        if output_stride not in (8, 16):
-            raise ValueError(f"DeepLab v1 needs output_stride 8 or 16, got {output_stride}")
-        self.encoder = get_encoder(encoder, pretrained=pretrained, output_stride=output_stride)
+        self.encoder = self.atrous_encoder(encoder, pretrained, output_stride)
         self.fc = large_fov_for(self.encoder, encoder, fc_channels, rate)
         self.classifier = nn.Conv2d(fc_channels, num_classes, 1)
         nn.init.normal_(self.classifier.weight, std=0.01)
         nn.init.zeros_(self.classifier.bias)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        y = self.classifier(self.fc(self.encoder(x)[-1]))
-        return {"out": resize(y, x.shape[-2:])}
-
-
-SPEC = ModelSpec(
-    name="deeplabv1",
-    paper="Chen et al., Semantic Image Segmentation with Deep Convolutional Nets and Fully Connected CRFs, ICLR 2015",
-    default_encoder="vgg16",
-    encoders=ENCODERS,
-    output_stride=8,
-    input_multiple=1,
-    default_loss="ce",
-    defaults={"encoder": "vgg16", "output_stride": 8},
-)
-
-
-@register_model(SPEC)
-def deeplabv1(num_classes: int, **kwargs) -> DeepLabV1:
-    """Build :class:`DeepLabV1` (LargeFOV)."""
-    return DeepLabV1(num_classes, **kwargs)
+    def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return self.classifier(self.fc(feats[-1]))

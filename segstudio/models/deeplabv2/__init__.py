@@ -18,12 +18,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segstudio.models.common import resize
-from segstudio.models.encoders import ENCODERS, get_encoder
-from segstudio.models.registry import ModelSpec, register_model
+from segstudio.models.base import EncoderDecoder
+from segstudio.models.encoders import ENCODERS
+from segstudio.models.registry import register_model
 
 
-class DeepLabV2(nn.Module):
+@register_model(
+    "deeplabv2",
+    paper="Chen et al., DeepLab: Semantic Image Segmentation with Deep Convolutional Nets, Atrous Convolution, "
+    "and Fully Connected CRFs, TPAMI 2018",
+    encoders=ENCODERS,
+)
+class DeepLabV2(EncoderDecoder):
     """DeepLab v2: atrous encoder + ASPP with summed class-score branches.
 
     Args:
@@ -38,6 +44,13 @@ class DeepLabV2(nn.Module):
     ``classifier[i]`` is the K-channel output conv of branch i (dilation ``rates[i]`` in the direct form).
 
     forward: float32 (N, 3, H, W) → ``{"out": logits (N, K, H, W)}`` for any H, W.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("deeplabv2", num_classes=5, pretrained=False, encoder="resnet18").eval()
+        >>> net(torch.randn(1, 3, 64, 96))["out"].shape
+        torch.Size([1, 5, 64, 96])
     """
 
     def __init__(
@@ -50,10 +63,8 @@ class DeepLabV2(nn.Module):
         branch_channels: int | None = None,
     ) -> None:
         super().__init__()
-        if output_stride not in (8, 16):
-            raise ValueError(f"DeepLab v2 needs output_stride 8 or 16, got {output_stride}")
         self.rates = tuple(rates)
-        self.encoder = get_encoder(encoder, pretrained=pretrained, output_stride=output_stride)
+        self.encoder = self.atrous_encoder(encoder, pretrained, output_stride)
         cin = self.encoder.out_channels[-1]
         if branch_channels is None:
             branch_channels = 1024 if encoder.startswith("vgg") else 0
@@ -79,29 +90,8 @@ class DeepLabV2(nn.Module):
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.zeros_(conv.bias)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        f = self.encoder(x)[-1]
+    def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        f = feats[-1]
         if self.aspp is None:
-            y = sum(cls(f) for cls in self.classifier)
-        else:
-            y = sum(cls(branch(f)) for branch, cls in zip(self.aspp, self.classifier))
-        return {"out": resize(y, x.shape[-2:])}
-
-
-SPEC = ModelSpec(
-    name="deeplabv2",
-    paper="Chen et al., DeepLab: Semantic Image Segmentation with Deep Convolutional Nets, Atrous Convolution, "
-    "and Fully Connected CRFs, TPAMI 2018",
-    default_encoder="resnet50",
-    encoders=ENCODERS,
-    output_stride=8,
-    input_multiple=1,
-    default_loss="ce",
-    defaults={"encoder": "resnet50", "output_stride": 8},
-)
-
-
-@register_model(SPEC)
-def deeplabv2(num_classes: int, **kwargs) -> DeepLabV2:
-    """Build :class:`DeepLabV2`."""
-    return DeepLabV2(num_classes, **kwargs)
+            return sum(cls(f) for cls in self.classifier)
+        return sum(cls(branch(f)) for branch, cls in zip(self.aspp, self.classifier))

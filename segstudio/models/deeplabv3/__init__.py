@@ -7,7 +7,7 @@ Implements Sec. 3.3 and Fig. 5 of the paper:
   rates (6, 12, 18) at output stride 16 — doubled to (12, 24, 36) at output stride 8 — each 256 channels
   + BN + ReLU, plus the image-level feature (global average pooling → 1×1 conv → bilinear up-sampling);
   concatenated and projected by a 1×1 conv (256, BN); then the final 1×1 conv to K logits, bilinearly
-  up-sampled to the input size. The ASPP module is shared with :mod:`segstudio.models.deeplabv3plus`
+  up-sampled to the input size. The ASPP module (:mod:`segstudio.models.blocks`) is shared with DeepLab v3+
   (with dense, not separable, 3×3 branches here).
 
 Deviations: the image-pooling branch has a biased 1×1 conv without BN so batch size 1 trains (see
@@ -20,13 +20,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segstudio.models.common import resize
-from segstudio.models.deeplabv3plus import ASPP
-from segstudio.models.encoders import ENCODERS, get_encoder
-from segstudio.models.registry import ModelSpec, register_model
+from segstudio.models.base import EncoderDecoder
+from segstudio.models.blocks import ASPP
+from segstudio.models.encoders import ENCODERS
+from segstudio.models.registry import register_model
 
 
-class DeepLabV3(nn.Module):
+@register_model(
+    "deeplabv3",
+    paper="Chen et al., Rethinking Atrous Convolution for Semantic Image Segmentation, arXiv:1706.05587, 2017",
+    encoders=ENCODERS,
+)
+class DeepLabV3(EncoderDecoder):
     """DeepLab v3: atrous encoder + ASPP (with image pooling, BN) + 1×1 classifier.
 
     Args:
@@ -37,6 +42,13 @@ class DeepLabV3(nn.Module):
         aspp_channels: channels of each ASPP branch and of its projection (paper: 256).
 
     forward: float32 (N, 3, H, W) → ``{"out": logits (N, K, H, W)}`` for any H, W.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("deeplabv3", num_classes=5, pretrained=False, encoder="resnet18").eval()
+        >>> net(torch.randn(1, 3, 64, 96))["out"].shape
+        torch.Size([1, 5, 64, 96])
     """
 
     def __init__(
@@ -48,31 +60,10 @@ class DeepLabV3(nn.Module):
         aspp_channels: int = 256,
     ) -> None:
         super().__init__()
-        if output_stride not in (8, 16):
-            raise ValueError(f"DeepLab v3 needs output_stride 8 or 16, got {output_stride}")
-        self.encoder = get_encoder(encoder, pretrained=pretrained, output_stride=output_stride)
+        self.encoder = self.atrous_encoder(encoder, pretrained, output_stride)
         rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
         self.aspp = ASPP(self.encoder.out_channels[-1], aspp_channels, rates=rates, separable=False)
         self.classifier = nn.Conv2d(aspp_channels, num_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        y = self.classifier(self.aspp(self.encoder(x)[-1]))
-        return {"out": resize(y, x.shape[-2:])}
-
-
-SPEC = ModelSpec(
-    name="deeplabv3",
-    paper="Chen et al., Rethinking Atrous Convolution for Semantic Image Segmentation, arXiv:1706.05587, 2017",
-    default_encoder="resnet50",
-    encoders=ENCODERS,
-    output_stride=16,
-    input_multiple=1,
-    default_loss="ce",
-    defaults={"encoder": "resnet50", "output_stride": 16},
-)
-
-
-@register_model(SPEC)
-def deeplabv3(num_classes: int, **kwargs) -> DeepLabV3:
-    """Build :class:`DeepLabV3`."""
-    return DeepLabV3(num_classes, **kwargs)
+    def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return self.classifier(self.aspp(feats[-1]))

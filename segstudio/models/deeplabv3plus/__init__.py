@@ -17,71 +17,23 @@ Deviation: the image-pooling branch uses a biased 1×1 conv without BatchNorm so
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from segstudio.models.encoders import ENCODERS, get_encoder
-from segstudio.models.registry import ModelSpec, register_model
+from segstudio.models.base import EncoderDecoder
+from segstudio.models.blocks import ASPP, SeparableConvBNReLU
+from segstudio.models.common import resize
+from segstudio.models.encoders import ENCODERS
+from segstudio.models.registry import register_model
+
+__all__ = ["ASPP", "DeepLabV3Plus", "SeparableConvBNReLU"]
 
 
-class SeparableConvBNReLU(nn.Sequential):
-    """Depthwise 3×3 (atrous) conv + BN + ReLU, then pointwise 1×1 conv + BN + ReLU."""
-
-    def __init__(self, cin: int, cout: int, dilation: int = 1) -> None:
-        super().__init__(
-            nn.Conv2d(cin, cin, 3, padding=dilation, dilation=dilation, groups=cin, bias=False),
-            nn.BatchNorm2d(cin),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(cin, cout, 1, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-        )
-
-
-class ASPP(nn.Module):
-    """Atrous Spatial Pyramid Pooling with image-level features (DeepLab v3, Sec. 3.3).
-
-    Args:
-        cin: input channels.
-        cout: channels of each branch and of the output.
-        rates: atrous rates of the three 3×3 branches.
-        separable: use depthwise-separable 3×3 branches (v3+) instead of dense ones (v3).
-
-    Shapes: (N, cin, h, w) → (N, cout, h, w).
-    """
-
-    def __init__(self, cin: int, cout: int = 256, rates=(6, 12, 18), separable: bool = True, dropout: float = 0.1):
-        super().__init__()
-        self.rates = tuple(rates)
-        branches = [nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))]
-        for r in self.rates:
-            if separable:
-                branches.append(SeparableConvBNReLU(cin, cout, dilation=r))
-            else:
-                branches.append(
-                    nn.Sequential(
-                        nn.Conv2d(cin, cout, 3, padding=r, dilation=r, bias=False),
-                        nn.BatchNorm2d(cout),
-                        nn.ReLU(inplace=True),
-                    )
-                )
-        self.branches = nn.ModuleList(branches)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1), nn.ReLU(inplace=True))
-        self.project = nn.Sequential(
-            nn.Conv2d(cout * (len(branches) + 1), cout, 1, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [b(x) for b in self.branches]
-        pooled = self.pool(x)
-        outs.append(pooled.expand(-1, -1, x.shape[2], x.shape[3]))
-        return self.project(torch.cat(outs, dim=1))
-
-
-class DeepLabV3Plus(nn.Module):
+@register_model(
+    "deeplabv3plus",
+    paper="Chen et al., Encoder-Decoder with Atrous Separable Convolution for Semantic Image Segmentation, ECCV 2018",
+    encoders=ENCODERS,
+)
+class DeepLabV3Plus(EncoderDecoder):
     """DeepLab v3+ : encoder + ASPP + low-level decoder.
 
     Args:
@@ -93,6 +45,13 @@ class DeepLabV3Plus(nn.Module):
         low_level_channels: reduction of the stride-4 features (paper: 48).
 
     forward: float32 (N, 3, H, W) → ``{"out": logits float32 (N, K, H, W)}`` for any H, W.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("deeplabv3plus", num_classes=11, pretrained=False).eval()
+        >>> net(torch.randn(1, 3, 64, 96))["out"].shape
+        torch.Size([1, 11, 64, 96])
     """
 
     def __init__(
@@ -105,9 +64,7 @@ class DeepLabV3Plus(nn.Module):
         low_level_channels: int = 48,
     ) -> None:
         super().__init__()
-        if output_stride not in (8, 16):
-            raise ValueError(f"DeepLab v3+ needs output_stride 8 or 16, got {output_stride}")
-        self.encoder = get_encoder(encoder, pretrained=pretrained, output_stride=output_stride)
+        self.encoder = self.atrous_encoder(encoder, pretrained, output_stride)
         chans = self.encoder.out_channels
         rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
         self.aspp = self.make_context(chans[-1], aspp_channels, rates)
@@ -129,29 +86,7 @@ class DeepLabV3Plus(nn.Module):
         """
         return ASPP(cin, cout, rates=rates, separable=True)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        size = x.shape[-2:]
-        feats = self.encoder(x)
+    def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         low = self.low_level(feats[1])
-        high = self.aspp(feats[-1])
-        high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
-        y = self.classifier(self.decoder(torch.cat([high, low], dim=1)))
-        return {"out": F.interpolate(y, size=size, mode="bilinear", align_corners=False)}
-
-
-SPEC = ModelSpec(
-    name="deeplabv3plus",
-    paper="Chen et al., Encoder-Decoder with Atrous Separable Convolution for Semantic Image Segmentation, ECCV 2018",
-    default_encoder="mobilenet_v2",
-    encoders=ENCODERS,
-    output_stride=16,
-    input_multiple=1,
-    default_loss="ce",
-    defaults={"encoder": "mobilenet_v2", "output_stride": 16},
-)
-
-
-@register_model(SPEC)
-def deeplabv3plus(num_classes: int, **kwargs) -> DeepLabV3Plus:
-    """Build :class:`DeepLabV3Plus`."""
-    return DeepLabV3Plus(num_classes, **kwargs)
+        high = resize(self.aspp(feats[-1]), low.shape[-2:])
+        return self.classifier(self.decoder(torch.cat([high, low], dim=1)))

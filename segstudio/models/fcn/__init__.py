@@ -24,12 +24,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segstudio.models.common import bilinear_upsampler, check_output_stride, pad_to_multiple
+from segstudio.models.base import EncoderDecoder
+from segstudio.models.common import bilinear_upsampler, check_output_stride
 from segstudio.models.encoders import ENCODERS, get_encoder, vgg_imagenet_fc
-from segstudio.models.registry import ModelSpec, register_model
+from segstudio.models.registry import register_model
+
+_PAPER = "Long, Shelhamer, Darrell, Fully Convolutional Networks for Semantic Segmentation, CVPR 2015"
 
 
-class FCN(nn.Module):
+# The three variants are data: FCN-32s (one ×32 up-sampling of the fc7 scores), FCN-16s (fc7 scores ×2 + pool4
+# scores, then ×16), FCN-8s (… + pool3 scores, then ×8).
+@register_model("fcn8s", paper=_PAPER, encoders=ENCODERS, output_stride=32, fixed={"variant": 8})
+@register_model("fcn16s", paper=_PAPER, encoders=ENCODERS, output_stride=32, fixed={"variant": 16})
+@register_model("fcn32s", paper=_PAPER, encoders=ENCODERS, output_stride=32, fixed={"variant": 32})
+
+class FCN(EncoderDecoder):
     """FCN-32s / 16s / 8s.
 
     Args:
@@ -41,8 +50,19 @@ class FCN(nn.Module):
             for the others; 0 = no fc6/fc7.
         dropout: dropout after fc6 and fc7 (paper: 0.5).
 
+        output_stride: accepted for the common builder interface; must be ``None`` or 32.
+
     forward: float32 (N, 3, H, W) → ``{"out": logits (N, K, H, W)}`` for any H, W.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("fcn8s", num_classes=5, pretrained=False, encoder="resnet18").eval()
+        >>> net(torch.randn(1, 3, 64, 96))["out"].shape
+        torch.Size([1, 5, 64, 96])
     """
+
+    input_multiple = 32  # aligns the skip maps exactly (instead of the paper's 100-px padding and crops)
 
     def __init__(
         self,
@@ -52,8 +72,10 @@ class FCN(nn.Module):
         pretrained: bool = True,
         fc_channels: int | None = None,
         dropout: float = 0.5,
+        output_stride: int | None = None,
     ) -> None:
         super().__init__()
+        check_output_stride(f"fcn{variant}s", output_stride, 32)
         if variant not in (32, 16, 8):
             raise ValueError(f"FCN variant must be 32, 16 or 8, got {variant}")
         self.variant = variant
@@ -88,47 +110,11 @@ class FCN(nn.Module):
                 nn.init.zeros_(heads[name].bias)
         self.classifier = nn.ModuleDict(heads)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h, w = x.shape[-2:]
-        feats = self.encoder(pad_to_multiple(x, 32))
+    def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         cls = self.classifier
         score = cls["score_fr"](self.fc(feats[4]))
         if self.variant <= 16:
             score = cls["upscore2"](score) + cls["score_pool4"](feats[3])
         if self.variant == 8:
             score = cls["upscore_pool4"](score) + cls["score_pool3"](feats[2])
-        return {"out": cls["upscore"](score)[..., :h, :w]}
-
-
-def _spec(variant: int) -> ModelSpec:
-    return ModelSpec(
-        name=f"fcn{variant}s",
-        paper="Long, Shelhamer, Darrell, Fully Convolutional Networks for Semantic Segmentation, CVPR 2015",
-        default_encoder="vgg16",
-        encoders=ENCODERS,
-        output_stride=32,
-        input_multiple=32,
-        default_loss="ce",
-        defaults={"encoder": "vgg16"},
-    )
-
-
-@register_model(_spec(32))
-def fcn32s(num_classes: int, output_stride: int | None = None, **kwargs) -> FCN:
-    """Build FCN-32s (single ×32 up-sampling of fc7 scores)."""
-    check_output_stride("fcn32s", output_stride, 32)
-    return FCN(num_classes, variant=32, **kwargs)
-
-
-@register_model(_spec(16))
-def fcn16s(num_classes: int, output_stride: int | None = None, **kwargs) -> FCN:
-    """Build FCN-16s (fc7 scores ×2 + pool4 scores, then ×16)."""
-    check_output_stride("fcn16s", output_stride, 32)
-    return FCN(num_classes, variant=16, **kwargs)
-
-
-@register_model(_spec(8))
-def fcn8s(num_classes: int, output_stride: int | None = None, **kwargs) -> FCN:
-    """Build FCN-8s (… + pool3 scores, then ×8)."""
-    check_output_stride("fcn8s", output_stride, 32)
-    return FCN(num_classes, variant=8, **kwargs)
+        return cls["upscore"](score)

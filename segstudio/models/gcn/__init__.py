@@ -22,9 +22,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segstudio.models.common import bilinear_upsampler, check_output_stride, pad_to_multiple
+from segstudio.models.base import EncoderDecoder
+from segstudio.models.common import bilinear_upsampler, check_output_stride
 from segstudio.models.encoders import ENCODERS, get_encoder
-from segstudio.models.registry import ModelSpec, register_model
+from segstudio.models.registry import register_model
 
 
 class GlobalConv(nn.Module):
@@ -94,7 +95,14 @@ class GCNDecoder(nn.Module):
         return x
 
 
-class GCN(nn.Module):
+@register_model(
+    "gcn",
+    paper="Peng et al., Large Kernel Matters — Improve Semantic Segmentation by Global Convolutional Network, "
+    "CVPR 2017",
+    encoders=ENCODERS,
+    output_stride=32,
+)
+class GCN(EncoderDecoder):
     """Global Convolutional Network with Boundary Refinement.
 
     Args:
@@ -104,36 +112,29 @@ class GCN(nn.Module):
         kernel_size: k of the GCN blocks (paper: 15).
 
     forward: float32 (N, 3, H, W) → ``{"out": logits (N, K, H, W)}`` for any H, W.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("gcn", num_classes=5, pretrained=False, encoder="resnet18").eval()
+        >>> net(torch.randn(1, 3, 64, 96))["out"].shape
+        torch.Size([1, 5, 64, 96])
     """
 
+    input_multiple = 32  # exact ×2 deconvolutions
+
     def __init__(
-        self, num_classes: int, encoder: str = "resnet50", pretrained: bool = True, kernel_size: int = 15
+        self,
+        num_classes: int,
+        encoder: str = "resnet50",
+        pretrained: bool = True,
+        kernel_size: int = 15,
+        output_stride: int | None = None,
     ) -> None:
         super().__init__()
+        check_output_stride("gcn", output_stride, 32)
         self.encoder = get_encoder(encoder, pretrained=pretrained, output_stride=32)
         self.classifier = GCNDecoder(self.encoder.out_channels[1:], num_classes, kernel_size)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h, w = x.shape[-2:]
-        feats = self.encoder(pad_to_multiple(x, 32))
-        return {"out": self.classifier(feats[1:])[..., :h, :w]}
-
-
-SPEC = ModelSpec(
-    name="gcn",
-    paper="Peng et al., Large Kernel Matters — Improve Semantic Segmentation by Global Convolutional Network, "
-    "CVPR 2017",
-    default_encoder="resnet50",
-    encoders=ENCODERS,
-    output_stride=32,
-    input_multiple=32,
-    default_loss="ce",
-    defaults={"encoder": "resnet50", "kernel_size": 15},
-)
-
-
-@register_model(SPEC)
-def gcn(num_classes: int, output_stride: int | None = None, **kwargs) -> GCN:
-    """Build :class:`GCN`."""
-    check_output_stride("gcn", output_stride, 32)
-    return GCN(num_classes, **kwargs)
+    def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return self.classifier(feats[1:])

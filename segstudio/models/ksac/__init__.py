@@ -27,7 +27,7 @@ from torch import nn
 
 from segstudio.models.deeplabv3plus import DeepLabV3Plus
 from segstudio.models.encoders import ENCODERS
-from segstudio.models.registry import ModelSpec, register_model
+from segstudio.models.registry import register_model
 
 
 class KSAC(nn.Module):
@@ -65,6 +65,12 @@ class KSAC(nn.Module):
         return self.project(torch.cat(outs, dim=1))
 
 
+@register_model(
+    "ksac",
+    paper="Huang et al., See More Than Once — Kernel-Sharing Atrous Convolution for Semantic Segmentation, "
+    "arXiv:1908.09443, 2019",
+    encoders=ENCODERS,
+)
 class KSACNet(DeepLabV3Plus):
     """DeepLab v3+ with its ASPP (attribute ``aspp``) replaced by :class:`KSAC`.
 
@@ -78,6 +84,13 @@ class KSACNet(DeepLabV3Plus):
         rates: KSAC rates at output stride 16 (doubled at 8); default (6, 12, 18).
 
     forward: float32 (N, 3, H, W) → ``{"out": logits (N, K, H, W)}`` for any H, W.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("ksac", num_classes=5, pretrained=False).eval()
+        >>> net(torch.randn(1, 3, 64, 96))["out"].shape
+        torch.Size([1, 5, 64, 96])
     """
 
     def __init__(self, num_classes: int, rates=(6, 12, 18), **kwargs) -> None:
@@ -89,20 +102,3 @@ class KSACNet(DeepLabV3Plus):
         return KSAC(cin, cout, rates=tuple(r * scale for r in self._ksac_rates))
 
 
-SPEC = ModelSpec(
-    name="ksac",
-    paper="Huang et al., See More Than Once — Kernel-Sharing Atrous Convolution for Semantic Segmentation, "
-    "arXiv:1908.09443, 2019",
-    default_encoder="mobilenet_v2",
-    encoders=ENCODERS,
-    output_stride=16,
-    input_multiple=1,
-    default_loss="ce",
-    defaults={"encoder": "mobilenet_v2", "output_stride": 16},
-)
-
-
-@register_model(SPEC)
-def ksac(num_classes: int, **kwargs) -> KSACNet:
-    """Build :class:`KSACNet`."""
-    return KSACNet(num_classes, **kwargs)

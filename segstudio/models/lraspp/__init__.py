@@ -18,9 +18,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segstudio.models.common import ConvBNReLU, resize
-from segstudio.models.encoders import ENCODERS, get_encoder
-from segstudio.models.registry import ModelSpec, register_model
+from segstudio.models.base import EncoderDecoder
+from segstudio.models.blocks import ConvBNReLU
+from segstudio.models.common import resize
+from segstudio.models.encoders import ENCODERS
+from segstudio.models.registry import register_model
 
 
 class LRASPPHead(nn.Module):
@@ -38,7 +40,10 @@ class LRASPPHead(nn.Module):
         return self.cbr(x) * self.scale(x)
 
 
-class LRASPP(nn.Module):
+@register_model(
+    "lraspp", paper="Howard et al., Searching for MobileNetV3, ICCV 2019 (LR-ASPP segmentation head)", encoders=ENCODERS
+)
+class LRASPP(EncoderDecoder):
     """LR-ASPP segmentation model.
 
     Args:
@@ -51,6 +56,13 @@ class LRASPP(nn.Module):
     ``classifier["low"]`` / ``classifier["high"]`` are the two 1×1 class-score convs.
 
     forward: float32 (N, 3, H, W) → ``{"out": logits (N, K, H, W)}`` for any H, W.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("lraspp", num_classes=5, pretrained=False).eval()
+        >>> net(torch.randn(1, 3, 64, 96))["out"].shape
+        torch.Size([1, 5, 64, 96])
     """
 
     def __init__(
@@ -62,35 +74,13 @@ class LRASPP(nn.Module):
         inter_channels: int = 128,
     ) -> None:
         super().__init__()
-        if output_stride not in (8, 16):
-            raise ValueError(f"LR-ASPP needs output_stride 8 or 16, got {output_stride}")
-        self.encoder = get_encoder(encoder, pretrained=pretrained, output_stride=output_stride)
+        self.encoder = self.atrous_encoder(encoder, pretrained, output_stride)
         chans = self.encoder.out_channels
         self.head = LRASPPHead(chans[4], inter_channels)
         self.classifier = nn.ModuleDict(
             {"low": nn.Conv2d(chans[2], num_classes, 1), "high": nn.Conv2d(inter_channels, num_classes, 1)}
         )
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.encoder(x)
+    def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         low, high = feats[2], self.head(feats[4])
-        y = self.classifier["low"](low) + self.classifier["high"](resize(high, low.shape[-2:]))
-        return {"out": resize(y, x.shape[-2:])}
-
-
-SPEC = ModelSpec(
-    name="lraspp",
-    paper="Howard et al., Searching for MobileNetV3, ICCV 2019 (LR-ASPP segmentation head)",
-    default_encoder="mobilenet_v2",
-    encoders=ENCODERS,
-    output_stride=16,
-    input_multiple=1,
-    default_loss="ce",
-    defaults={"encoder": "mobilenet_v2", "output_stride": 16},
-)
-
-
-@register_model(SPEC)
-def lraspp(num_classes: int, **kwargs) -> LRASPP:
-    """Build :class:`LRASPP`."""
-    return LRASPP(num_classes, **kwargs)
+        return self.classifier["low"](low) + self.classifier["high"](resize(high, low.shape[-2:]))

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segstudio.models.common import resize
-from segstudio.models.deeplabv1 import large_fov_for
-from segstudio.models.encoders import ENCODERS, get_encoder
-from segstudio.models.registry import ModelSpec, register_model
+from segstudio.models.base import EncoderDecoder
+from segstudio.models.blocks import large_fov_for
+from segstudio.models.encoders import ENCODERS
+from segstudio.models.registry import register_model
 
 
 class L2Norm(nn.Module):
@@ -45,7 +45,12 @@ class L2Norm(nn.Module):
         return F.normalize(x, p=2.0, dim=1, eps=self.eps) * self.weight.view(1, -1, 1, 1)
 
 
-class ParseNet(nn.Module):
+@register_model(
+    "parsenet",
+    paper="Liu, Rabinovich, Berg, ParseNet: Looking Wider to See Better, arXiv:1506.04579, 2015",
+    encoders=ENCODERS,
+)
+class ParseNet(EncoderDecoder):
     """ParseNet: LargeFOV features + L2-normalised global context, unpooled and concatenated.
 
     Args:
@@ -58,6 +63,13 @@ class ParseNet(nn.Module):
         norm_scale: initial γ of both L2 normalisation layers.
 
     forward: float32 (N, 3, H, W) → ``{"out": logits (N, K, H, W)}`` for any H, W.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("parsenet", num_classes=5, pretrained=False, encoder="resnet18").eval()
+        >>> net(torch.randn(1, 3, 64, 96))["out"].shape
+        torch.Size([1, 5, 64, 96])
     """
 
     def __init__(
@@ -71,9 +83,7 @@ class ParseNet(nn.Module):
         norm_scale: float = 10.0,
     ) -> None:
         super().__init__()
-        if output_stride not in (8, 16):
-            raise ValueError(f"ParseNet needs output_stride 8 or 16, got {output_stride}")
-        self.encoder = get_encoder(encoder, pretrained=pretrained, output_stride=output_stride)
+        self.encoder = self.atrous_encoder(encoder, pretrained, output_stride)
         self.fc = large_fov_for(self.encoder, encoder, fc_channels, rate)
         self.local_norm = L2Norm(fc_channels, norm_scale)
         self.global_norm = L2Norm(fc_channels, norm_scale)
@@ -81,26 +91,7 @@ class ParseNet(nn.Module):
         nn.init.normal_(self.classifier.weight, std=0.01)
         nn.init.zeros_(self.classifier.bias)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        local = self.fc(self.encoder(x)[-1])
+    def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        local = self.fc(feats[-1])
         context = self.global_norm(local.mean(dim=(2, 3), keepdim=True)).expand_as(local)  # pool, norm, unpool
-        y = self.classifier(torch.cat([self.local_norm(local), context], dim=1))
-        return {"out": resize(y, x.shape[-2:])}
-
-
-SPEC = ModelSpec(
-    name="parsenet",
-    paper="Liu, Rabinovich, Berg, ParseNet: Looking Wider to See Better, arXiv:1506.04579, 2015",
-    default_encoder="vgg16",
-    encoders=ENCODERS,
-    output_stride=8,
-    input_multiple=1,
-    default_loss="ce",
-    defaults={"encoder": "vgg16", "output_stride": 8},
-)
-
-
-@register_model(SPEC)
-def parsenet(num_classes: int, **kwargs) -> ParseNet:
-    """Build :class:`ParseNet`."""
-    return ParseNet(num_classes, **kwargs)
+        return self.classifier(torch.cat([self.local_norm(local), context], dim=1))

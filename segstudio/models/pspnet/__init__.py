@@ -19,52 +19,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segstudio.models.common import ConvBNReLU, resize
-from segstudio.models.encoders import ENCODERS, get_encoder
-from segstudio.models.registry import ModelSpec, register_model
+from segstudio.models.base import EncoderDecoder
+from segstudio.models.blocks import ConvBNReLU, FCNHead, PyramidPoolingModule
+from segstudio.models.encoders import ENCODERS
+from segstudio.models.registry import register_model
+
+__all__ = ["FCNHead", "PSPNet", "PyramidPoolingModule"]
 
 
-class PyramidPoolingModule(nn.Module):
-    """PSPNet's pyramid pooling module.
 
-    Args:
-        cin: input channels C.
-        bins: output sizes of the adaptive average pools (paper: 1, 2, 3, 6).
-        reduction: channels of each level (default C / len(bins)).
-
-    Shapes: (N, C, h, w) → (N, C + len(bins)·reduction, h, w).
-    """
-
-    def __init__(self, cin: int, bins=(1, 2, 3, 6), reduction: int | None = None) -> None:
-        super().__init__()
-        self.bins = tuple(bins)
-        cr = reduction or cin // len(self.bins)
-        self.stages = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(b), nn.Conv2d(cin, cr, 1), nn.ReLU(inplace=True))
-            if b == 1
-            else nn.Sequential(nn.AdaptiveAvgPool2d(b), ConvBNReLU(cin, cr, 1))
-            for b in self.bins
-        )
-        self.out_channels = cin + cr * len(self.bins)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
-        return torch.cat([x] + [resize(stage(x), size) for stage in self.stages], dim=1)
-
-
-class FCNHead(nn.Module):
-    """3×3 conv + BN + ReLU + dropout, then the 1×1 ``classifier``: (N, cin, h, w) → (N, K, h, w)."""
-
-    def __init__(self, cin: int, channels: int, num_classes: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.body = nn.Sequential(ConvBNReLU(cin, channels, 3), nn.Dropout2d(dropout))
-        self.classifier = nn.Conv2d(channels, num_classes, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.body(x))
-
-
-class PSPNet(nn.Module):
+@register_model("pspnet", paper="Zhao et al., Pyramid Scene Parsing Network, CVPR 2017", encoders=ENCODERS)
+class PSPNet(EncoderDecoder):
     """PSPNet: dilated encoder + pyramid pooling + head, with an auxiliary head while training.
 
     Args:
@@ -77,6 +42,13 @@ class PSPNet(nn.Module):
         aux_channels: channels of the auxiliary head (paper code: 256); 0 disables it.
 
     forward: float32 (N, 3, H, W) → ``{"out": (N, K, H, W)}``, plus ``"aux": (N, K, H, W)`` in training mode.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("pspnet", num_classes=5, pretrained=False, encoder="resnet18").eval()
+        >>> net(torch.randn(1, 3, 64, 96))["out"].shape
+        torch.Size([1, 5, 64, 96])
     """
 
     def __init__(
@@ -90,37 +62,15 @@ class PSPNet(nn.Module):
         aux_channels: int = 256,
     ) -> None:
         super().__init__()
-        if output_stride not in (8, 16):
-            raise ValueError(f"PSPNet needs output_stride 8 or 16, got {output_stride}")
-        self.encoder = get_encoder(encoder, pretrained=pretrained, output_stride=output_stride)
+        self.encoder = self.atrous_encoder(encoder, pretrained, output_stride)
         chans = self.encoder.out_channels
         self.ppm = PyramidPoolingModule(chans[4], bins)
         self.head = nn.Sequential(ConvBNReLU(self.ppm.out_channels, head_channels, 3), nn.Dropout2d(0.1))
         self.classifier = nn.Conv2d(head_channels, num_classes, 1)
         self.aux = FCNHead(chans[3], aux_channels, num_classes) if aux_channels else None
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        size = x.shape[-2:]
-        feats = self.encoder(x)
-        out = {"out": resize(self.classifier(self.head(self.ppm(feats[4]))), size)}
-        if self.training and self.aux is not None:
-            out["aux"] = resize(self.aux(feats[3]), size)
-        return out
+    def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return self.classifier(self.head(self.ppm(feats[4])))
 
-
-SPEC = ModelSpec(
-    name="pspnet",
-    paper="Zhao et al., Pyramid Scene Parsing Network, CVPR 2017",
-    default_encoder="resnet50",
-    encoders=ENCODERS,
-    output_stride=8,
-    input_multiple=1,
-    default_loss="ce",
-    defaults={"encoder": "resnet50", "output_stride": 8},
-)
-
-
-@register_model(SPEC)
-def pspnet(num_classes: int, **kwargs) -> PSPNet:
-    """Build :class:`PSPNet`."""
-    return PSPNet(num_classes, **kwargs)
+    def auxiliary(self, feats: list[torch.Tensor]) -> torch.Tensor | None:
+        return None if self.aux is None else self.aux(feats[3])

@@ -19,9 +19,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segstudio.models.common import ConvBNReLU, check_output_stride, pad_to_multiple
+from segstudio.models.base import EncoderDecoder
+from segstudio.models.blocks import ConvBNReLU, MaxUnpool2x
+from segstudio.models.common import check_output_stride
 from segstudio.models.encoders import vgg16_features
-from segstudio.models.registry import ModelSpec, register_model
+from segstudio.models.registry import register_model
 
 
 class SegNetEncoder(nn.Module):
@@ -57,7 +59,13 @@ class SegNetEncoder(nn.Module):
         return x, indices, sizes
 
 
-class SegNet(nn.Module):
+@register_model(
+    "segnet",
+    paper="Badrinarayanan, Kendall, Cipolla, SegNet: A Deep Convolutional Encoder-Decoder Architecture, TPAMI 2017",
+    encoders=("vgg16_bn",),
+    output_stride=32,
+)
+class SegNet(EncoderDecoder):
     """SegNet encoder–decoder with pooling-index up-sampling.
 
     Args:
@@ -66,16 +74,33 @@ class SegNet(nn.Module):
 
     ``unpools[i]`` consumes the indices of ``encoder.pools[i]``.
 
+        encoder: accepted for the common builder interface; must be ``None`` or ``"vgg16_bn"``.
+        output_stride: likewise; must be ``None`` or 32.
+
     forward: float32 (N, 3, H, W) → ``{"out": logits (N, K, H, W)}`` for any H, W.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("segnet", num_classes=5, pretrained=False).eval()
+        >>> net(torch.randn(1, 3, 64, 96))["out"].shape
+        torch.Size([1, 5, 64, 96])
     """
 
     # decoder conv widths per level, level 5 (deepest) first; mirrors VGG-16's 2-2-3-3-3 blocks
     DECODER = ((512, 512, 512), (512, 512, 256), (256, 256, 128), (128, 64), (64,))
 
-    def __init__(self, num_classes: int, pretrained: bool = True) -> None:
+    input_multiple = 32  # five exact 2×2 pools / unpools
+
+    def __init__(
+        self, num_classes: int, pretrained: bool = True, encoder: str = "vgg16_bn", output_stride: int | None = None
+    ) -> None:
         super().__init__()
+        check_output_stride("segnet", output_stride, 32)
+        if encoder not in (None, "vgg16_bn"):
+            raise ValueError(f"segnet's encoder is VGG-16-BN with pooling indices; got encoder={encoder!r}")
         self.encoder = SegNetEncoder(pretrained=pretrained)
-        self.unpools = nn.ModuleList(nn.MaxUnpool2d(2, stride=2) for _ in range(5))
+        self.unpools = nn.ModuleList(MaxUnpool2x() for _ in range(5))
         decoder, cin = [], 512
         for widths in self.DECODER:
             layers = []
@@ -86,30 +111,9 @@ class SegNet(nn.Module):
         self.decoder = nn.ModuleList(decoder)  # deepest level first
         self.classifier = nn.Conv2d(cin, num_classes, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h, w = x.shape[-2:]
-        x, indices, sizes = self.encoder(pad_to_multiple(x, 32))
+    def decode(self, feats) -> torch.Tensor:
+        x, indices, _ = feats
+        # Padded to a multiple of 32, every pre-pool size is exactly twice the pooled one (MaxUnpool2x).
         for level, block in zip(reversed(range(5)), self.decoder):
-            x = block(self.unpools[level](x, indices[level], output_size=sizes[level]))
-        return {"out": self.classifier(x)[..., :h, :w]}
-
-
-SPEC = ModelSpec(
-    name="segnet",
-    paper="Badrinarayanan, Kendall, Cipolla, SegNet: A Deep Convolutional Encoder-Decoder Architecture, TPAMI 2017",
-    default_encoder="vgg16_bn",
-    encoders=("vgg16_bn",),
-    output_stride=32,
-    input_multiple=32,
-    default_loss="ce",
-    defaults={},
-)
-
-
-@register_model(SPEC)
-def segnet(num_classes: int, encoder: str | None = None, output_stride: int | None = None, **kwargs) -> SegNet:
-    """Build :class:`SegNet` (its encoder is always the VGG-16-BN conv stack)."""
-    check_output_stride("segnet", output_stride, 32)
-    if encoder not in (None, "vgg16_bn"):
-        raise ValueError(f"segnet's encoder is VGG-16-BN with pooling indices; got encoder={encoder!r}")
-    return SegNet(num_classes, **kwargs)
+            x = block(self.unpools[level](x, indices[level]))
+        return self.classifier(x)

@@ -14,11 +14,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segstudio.models.common import ConvBNReLU, check_output_stride
-from segstudio.models.registry import ModelSpec, register_model
+from segstudio.models.base import EncoderDecoder
+from segstudio.models.blocks import ConvBNReLU
+from segstudio.models.common import check_output_stride
+from segstudio.models.registry import register_model
 
 
-class SimpleCNN(nn.Module):
+@register_model(
+    "simple_cnn",
+    paper="Baseline: same-resolution conv stack + 1×1 classifier (cf. Long et al., FCN, CVPR 2015, Sec. 3)",
+    output_stride=1,
+)
+class SimpleCNN(EncoderDecoder):
     """Same-resolution conv stack + 1×1 classifier.
 
     Args:
@@ -27,37 +34,42 @@ class SimpleCNN(nn.Module):
         width: channels of every hidden layer.
         in_channels: input channels (3 for RGB).
 
+        pretrained, encoder, output_stride: accepted for the common builder interface: ``pretrained`` is
+            ignored (no encoder), ``encoder`` must be unset, ``output_stride`` ``None`` or 1.
+
     forward: float32 (N, in_channels, H, W) → ``{"out": logits (N, K, H, W)}`` for any H, W.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("simple_cnn", num_classes=5, pretrained=False).eval()
+        >>> net(torch.randn(1, 3, 64, 96))["out"].shape
+        torch.Size([1, 5, 64, 96])
     """
 
-    def __init__(self, num_classes: int, depth: int = 6, width: int = 64, in_channels: int = 3) -> None:
+    output_fit = "none"  # logits are at the input resolution
+
+    def __init__(
+        self,
+        num_classes: int,
+        depth: int = 6,
+        width: int = 64,
+        in_channels: int = 3,
+        pretrained: bool = False,
+        encoder: str | None = None,
+        output_stride: int | None = None,
+    ) -> None:
         super().__init__()
+        check_output_stride("simple_cnn", output_stride, 1)
+        if encoder not in (None, "none"):
+            raise ValueError(f"simple_cnn has no encoder; got encoder={encoder!r}")
         if depth < 1:
             raise ValueError(f"simple_cnn depth must be >= 1, got {depth}")
         self.features = nn.Sequential(*(ConvBNReLU(in_channels if i == 0 else width, width) for i in range(depth)))
         self.classifier = nn.Conv2d(width, num_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"out": self.classifier(self.features(x))}
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
 
-
-SPEC = ModelSpec(
-    name="simple_cnn",
-    paper="Baseline: same-resolution conv stack + 1×1 classifier (cf. Long et al., FCN, CVPR 2015, Sec. 3)",
-    default_encoder=None,
-    output_stride=1,
-    input_multiple=1,
-    default_loss="ce",
-    defaults={"depth": 6, "width": 64},
-)
-
-
-@register_model(SPEC)
-def simple_cnn(
-    num_classes: int, pretrained: bool = False, encoder: str | None = None, output_stride: int | None = None, **kwargs
-) -> SimpleCNN:
-    """Build :class:`SimpleCNN` (no encoder; ``pretrained`` is accepted and ignored, ``encoder`` must be unset)."""
-    check_output_stride("simple_cnn", output_stride, 1)
-    if encoder not in (None, "none"):
-        raise ValueError(f"simple_cnn has no encoder; got encoder={encoder!r}")
-    return SimpleCNN(num_classes, **kwargs)
+    def decode(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.classifier(feats)

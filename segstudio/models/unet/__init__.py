@@ -25,26 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segstudio.models.common import pad_to_multiple
+from segstudio.models.base import EncoderDecoder
+from segstudio.models.blocks import DoubleConv
 from segstudio.models.encoders import ENCODERS, get_encoder
 from segstudio.models.registry import ModelSpec, register_model
 
-
-class DoubleConv(nn.Sequential):
-    """(3×3 conv → BN → ReLU) × 2."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-        )
+__all__ = ["DoubleConv", "EncoderUNet", "UNet"]
 
 
-class UNet(nn.Module):
+
+class UNet(EncoderDecoder):
     """U-Net.
 
     Args:
@@ -54,6 +44,13 @@ class UNet(nn.Module):
         in_channels: input channels (3 for RGB).
 
     forward: float32 (N, in_channels, H, W) → ``{"out": logits (N, K, H, W)}`` for any H, W.
+
+    Example:
+        >>> import torch
+        >>> from segstudio.models import get_model
+        >>> net = get_model("unet", num_classes=2, depth=2, base_channels=4).eval()
+        >>> net(torch.randn(1, 3, 50, 70))["out"].shape
+        torch.Size([1, 2, 50, 70])
     """
 
     def __init__(self, num_classes: int, depth: int = 4, base_channels: int = 64, in_channels: int = 3) -> None:
@@ -66,24 +63,25 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) for i in reversed(range(depth)))
         self.up_conv = nn.ModuleList(DoubleConv(2 * chans[i], chans[i]) for i in reversed(range(depth)))
         self.classifier = nn.Conv2d(chans[0], num_classes, 1)
-        self.multiple = 2**depth
+        self.input_multiple = 2**depth  # depth exact 2×2 pools
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.multiple, (-w) % self.multiple
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The contracting path: the output of every level, full resolution first."""
         skips = []
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else F.max_pool2d(x, 2))
             skips.append(x)
+        return skips
+
+    def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        skips = list(feats)
         x = skips.pop()
         for up, conv in zip(self.up, self.up_conv):
             x = conv(torch.cat([skips.pop(), up(x)], dim=1))
-        return {"out": self.classifier(x)[..., :h, :w]}
+        return self.classifier(x)
 
 
-class EncoderUNet(nn.Module):
+class EncoderUNet(EncoderDecoder):
     """U-Net whose contracting path is a pretrained-capable backbone (see the module docstring).
 
     Args:
@@ -102,7 +100,7 @@ class EncoderUNet(nn.Module):
         ValueError: unknown encoder or not five decoder widths.
     """
 
-    multiple = 32
+    input_multiple = 32
 
     def __init__(
         self,
@@ -126,16 +124,14 @@ class EncoderUNet(nn.Module):
         self.up, self.up_conv = nn.ModuleList(ups), nn.ModuleList(convs)
         self.classifier = nn.Conv2d(cin, num_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h, w = x.shape[-2:]
-        feats = self.encoder(pad_to_multiple(x, self.multiple))
+    def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         y = feats[4]
         for level, (up, conv) in enumerate(zip(self.up, self.up_conv)):
             y = up(y)
             if level < 4:
                 y = torch.cat([feats[3 - level], y], dim=1)
             y = conv(y)
-        return {"out": self.classifier(y)[..., :h, :w]}
+        return self.classifier(y)
 
 
 SPEC = ModelSpec(
