@@ -400,12 +400,7 @@ class ProjectState(QObject):
         self.set_current_class(0 if new_cur == IGNORE_INDEX or new_cur >= classes.num_classes else new_cur)
         self.documentChanged.emit(self.current_doc())
         note = f"; {reset_px} predicted pixel(s) reset to unlabelled (a prediction is not a label)" if reset_px else ""
-        doc = self.current_doc()
-        if doc is not None and self.needs_prediction(doc):
-            if self.job is None:
-                self.predict_paths([doc.path])
-            else:
-                self._after_job = self.predict_current
+        self._repredict_current_if_needed()
         return note
 
     @staticmethod
@@ -477,6 +472,10 @@ class ProjectState(QObject):
         fits, why = self.model_fits()
         if not fits:
             self.say(why)
+        self._repredict_current_if_needed()
+
+    def _repredict_current_if_needed(self) -> None:
+        """Predict the current image now (or after the running job) when its overlay needs a new prediction."""
         doc = self.current_doc()
         if doc is not None and self.needs_prediction(doc):
             if self.job is None:
