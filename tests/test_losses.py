@@ -483,9 +483,8 @@ def test_cli_training_with_ce_plus_dice_lowers_the_loss(tiny_run_inputs, tmp_pat
     out = tmp_path / "run"
     args = ["train", "--data", str(data), "--init", str(ckpt), "--loss", "ce+dice", "--class-weights", "median"]
     args += ["--epochs", "8", "--batch-size", "2", "--crop-size", "90,120", "--scale-range", "1,1", "--lr", "0.01"]
-    # --no-recipe: this test is about the loss options; with --init the fine-tune recipe would also choose the
-    # options left unset (BatchNorm handling, weight clipping), which tests/test_recipe.py covers.
-    assert main(args + ["--no-recipe", "--device", "cpu", "-o", str(out)]) == 0
+    args += ["--no-recipe"]  # the loss alone: no AdaBN / warm-up from the fine-tune recipe (tests/test_recipe.py)
+    assert main(args + ["--device", "cpu", "-o", str(out)]) == 0
     history = [e["train_loss"] for e in json.loads((out / "history.json").read_text())]
     assert len(history) == 8 and all(math.isfinite(v) for v in history)  # one step per epoch (2 images, batch 2)
     assert np.mean(history[-2:]) < 0.93 * np.mean(history[:2]), history
@@ -522,9 +521,9 @@ def test_cli_class_weights_choices_match_the_library(capsys):
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     action = next(a for a in train._actions if "--class-weights" in a.option_strings)
-    # unset (None) on the command line: the fine-tune recipe chooses with --init, TrainConfig's defaults without
+    # Unset flags are None: with --init the recipe chooses, otherwise the TrainConfig defaults ("none", "ce") apply.
     assert tuple(action.choices) == CLASS_WEIGHT_METHODS and action.default is None
     assert next(a for a in train._actions if "--loss" in a.option_strings).default is None
     from segstudio.engine import TrainConfig
 
-    assert TrainConfig().class_weights == "none" and TrainConfig().loss == "ce"
+    assert (TrainConfig().class_weights, TrainConfig().loss) == ("none", "ce")
