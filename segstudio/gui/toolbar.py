@@ -186,8 +186,13 @@ def build_tool_bar(win) -> QToolBar:
     )
     box.currentTextChanged.connect(win.state.set_inference_scale)
     tb.addWidget(box)
+    for w in (spin, sl, box):  # the canvas keeps the keyboard (tool keys) unless one of these is clicked
+        w.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+    spin.editingFinished.connect(cv.setFocus)
+    box.activated.connect(lambda _i: cv.setFocus())
     for act in tb.actions():
         _shortcut_in_tooltip(act)
+    cv.setFocus()
     return tb
 
 
