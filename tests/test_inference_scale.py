@@ -26,8 +26,8 @@ def upscaled(samples_dir):
     image = read_image(samples_dir / NAME)
     gt = read_index_png(samples_dir / "ground_truth" / NAME)
     h, w = gt.shape
-    big = np.asarray(Image.fromarray(image).resize((2 * w, 2 * h), Image.BICUBIC))
-    big_gt = np.asarray(Image.fromarray(gt).resize((2 * w, 2 * h), Image.NEAREST))
+    big = np.array(Image.fromarray(image).resize((2 * w, 2 * h), Image.BICUBIC))
+    big_gt = np.array(Image.fromarray(gt).resize((2 * w, 2 * h), Image.NEAREST))
     return big, big_gt
 
 

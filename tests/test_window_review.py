@@ -191,3 +191,19 @@ def test_review_queue_keys(qtbot, model, folder):
     assert win.current_doc().path == q[2]
     totals = win.project_ctl.view.totals.text()  # counts in the Project view
     assert "1 reviewed" in totals and "1 corrected" in totals
+
+
+def test_review_never_overwrites_a_persons_pixels(qtbot, model, folder):
+    win = make_window(qtbot, model, folder)
+    cv, first = win.canvas, win.current_doc()
+    qtbot.keyClick(win, Qt.Key.Key_9)  # Car
+    mouse(cv, QMouseEvent.Type.MouseButtonPress, 30, 300, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
+    mouse(cv, QMouseEvent.Type.MouseMove, 120, 300, Qt.MouseButton.LeftButton)
+    mouse(cv, QMouseEvent.Type.MouseButtonRelease, 120, 300, button=Qt.MouseButton.LeftButton)
+    assert first.labels[300, 80] == 8
+    assert win.review.start()
+    qtbot.waitUntil(lambda: win.job is None and win.review.active, timeout=120_000)
+    assert first.path not in win.review.queue and len(win.review.queue) == N - 1  # its person's pixels are saved
+    saved = read_index_png(label_path_for(first.path))
+    assert saved[300, 80] == 8 and first.labels[300, 80] == 8
+    assert (saved == IGNORE_INDEX).mean() > 0.9  # only the stroke: the unreviewed prediction is not training data

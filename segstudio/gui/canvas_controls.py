@@ -123,6 +123,9 @@ class CanvasControls(QObject):
     def eventFilter(self, obj, event) -> bool:
         t = event.type()
         if obj is self.canvas:
+            if t == QEvent.Type.ShortcutOverride and event.key() == PEEK_KEY and not event.modifiers():
+                event.accept()  # a press/release pair for us, not the menu entry's shortcut (it only documents the key)
+                return True
             if t in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and event.key() == PEEK_KEY and not event.isAutoRepeat():
                 self.set_peek(t == QEvent.Type.KeyPress)
                 return True

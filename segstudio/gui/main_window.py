@@ -139,6 +139,7 @@ class MainWindow(QMainWindow):
         self._action("Toggle overlay (hold V: peek)", lambda: self.class_panel.show_overlay.toggle(), ["O"], m_tools)
         self._action("Zoom to fit", cv.zoom_fit, ["Ctrl+0"], m_tools)
         self._action("Zoom 1:1", self.controls.zoom_1to1, ["Ctrl+1"], m_tools)
+        self._action("Peek under the overlay (hold on the image)", lambda: None, ["V"], m_tools)
         for c, key in enumerate(CLASS_KEYS):
             self._action(f"Class {c + 1}", lambda checked=False, c=c: self.pick_class(c), [key])
         self._action("Predict image", st.predict_current, ["Ctrl+P"], m_model)
