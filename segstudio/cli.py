@@ -249,7 +249,7 @@ def cmd_predict(args) -> int:
     clash = [out / n for pair in names.values() for n in pair if (out / n).resolve() in inputs]
     if clash:
         raise ValueError(f"writing to {out} would overwrite the input image {clash[0]}; choose another output folder (-o)")
-    predictor = Predictor(_load(args), device=args.device, tile_size=args.tile_size)
+    predictor = Predictor(_load(args), device=args.device, tile_size=args.tile_size, scale=args.scale)
     crf = _crf_params(args)
     out.mkdir(parents=True, exist_ok=True)
     sweep_stale_temps(out)  # temps a killed earlier run left behind (segstudio.io.atomic)
@@ -510,6 +510,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1024,
         help="images above 2048x2048 px are predicted in overlapping tiles of this size (default 1024)",
+    )
+    pr.add_argument(
+        "--scale",
+        default="1",
+        help="inference scale: resize each image by this factor before predicting (label maps keep the image's size), "
+        "e.g. 0.25 for a 4000x3000 photo and a model trained on 480x360; 'auto' derives it from the model card's "
+        "training image size (default 1)",
     )
 
     _add_postprocess_args(pr)

@@ -51,3 +51,18 @@ def _collect_cycles_on_main_thread():
     yield
     if not gc.isenabled():
         gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _private_qsettings(tmp_path_factory):
+    """Every test gets its own QSettings folder: the window's saved layout never touches the user's settings
+    (and one test's layout never leaks into another)."""
+    try:
+        from PySide6.QtCore import QSettings
+    except ImportError:  # pragma: no cover  (engine-only installs)
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("qsettings")
+    for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(folder))
+    yield folder

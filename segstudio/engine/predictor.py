@@ -45,6 +45,29 @@ TILE_WEIGHTS = ("gaussian", "constant")
 """Blending weights for overlapping sliding-window tiles."""
 
 
+AUTO_SCALE_BELOW = 0.75
+"""``scale="auto"`` shrinks an image only when the factor it computes is below this (see :meth:`Predictor.scale_for`)."""
+
+
+def parse_scale(scale: float | str) -> float | str:
+    """Validate an inference scale: a number in ``(0, 4]`` (float) or ``"auto"`` (also as a string of a number).
+
+    Raises:
+        ValueError: anything else, with what is accepted.
+    """
+    if isinstance(scale, str):
+        if scale.strip().lower() == "auto":
+            return "auto"
+        try:
+            scale = float(scale)
+        except ValueError:
+            raise ValueError(f"scale must be a number in (0, 4] or 'auto', got {scale!r}") from None
+    s = float(scale)
+    if not (0.0 < s <= 4.0) or math.isnan(s):
+        raise ValueError(f"scale must be a number in (0, 4] or 'auto', got {scale!r}")
+    return s
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for ``torch.cuda.OutOfMemoryError`` and any ``RuntimeError`` whose message says "out of memory"."""
     oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
@@ -195,9 +218,13 @@ class Predictor:
         on_notice: called with each notice string (from the thread that runs the prediction).
         lazy: defer :meth:`prepare` (BN folding, device move, compile) to the first prediction, so a GUI can
             build the predictor on its thread and pay for the preparation on the worker (default off).
+        scale: inference scale: the image is resized by this factor (``0 < scale <= 4``; bilinear with
+            anti-aliasing) before the model runs, and the logits are resized back (bilinear) to the image's
+            size, so every output keeps the input's (H, W). ``1.0`` (default) = as is; ``"auto"`` = see
+            :meth:`scale_for` (shrinks photos much larger than the model's training images).
 
     Raises:
-        ValueError: unavailable device or bad tiling options.
+        ValueError: unavailable device, bad tiling options or a bad ``scale``.
     """
 
     def __init__(
@@ -216,8 +243,10 @@ class Predictor:
         max_pixels: int | None = 2048 * 2048,
         on_notice: Callable[[str], None] | None = None,
         lazy: bool = False,
+        scale: float | str = 1.0,
     ) -> None:
         self.loaded = loaded
+        self.scale = parse_scale(scale)
         self.device = resolve_device(device)
         self.classes = loaded.classes
         self.channels_last = bool(channels_last)
@@ -430,6 +459,10 @@ class Predictor:
         finally:
             self._local.on_tile = prev
 
+    def _alone(self, h: int, w: int) -> bool:
+        """Whether an (h, w) image is predicted on its own (sliding windows or a scale other than 1)."""
+        return self._needs_tiles(h, w) or self.scale_for(h, w) != 1.0
+
     def _needs_tiles(self, h: int, w: int) -> bool:
         return self.max_pixels is not None and h * w > self.max_pixels
 
@@ -449,7 +482,53 @@ class Predictor:
             raise ValueError("predict_logits needs images of one size; call predict() per image instead")
         return self._predict_arrays(images, "logits")
 
+    def training_image_size(self) -> tuple[int, int] | None:
+        """``(H, W)`` of the model's training images from its card (``training_data.image_size`` or
+        ``image_size``), or ``None`` when the card does not say."""
+        card = self.loaded.card or {}
+        size = (card.get("training_data") or {}).get("image_size") or card.get("image_size")
+        if not size or len(size) != 2:
+            return None
+        return int(size[0]), int(size[1])
+
+    def scale_for(self, h: int, w: int) -> float:
+        """The inference scale used for an (h, w) image.
+
+        A number given as ``scale`` is used as is. ``"auto"``: ``s = sqrt(train_H * train_W / (h * w))`` (the
+        factor that gives the image the pixel count of the model's training images, so objects appear at the
+        scale the model learned), used only when ``s < AUTO_SCALE_BELOW`` (the image is much larger) and
+        clipped to ``>= 1/16``; otherwise, and when the card has no training image size, ``1.0``. Never enlarges.
+        """
+        if self.scale != "auto":
+            return float(self.scale)
+        size = self.training_image_size()
+        if size is None or h * w <= 0:
+            return 1.0
+        s = math.sqrt(size[0] * size[1] / (h * w))
+        return max(s, 1.0 / 16) if s < AUTO_SCALE_BELOW else 1.0
+
     def _predict_arrays(self, images: list[np.ndarray], output: str) -> torch.Tensor:
+        h, w = images[0].shape[:2]
+        s = self.scale_for(h, w)
+        if s != 1.0:
+            return self._predict_scaled(images, output, s)
+        return self._predict_native(images, output)
+
+    def _predict_scaled(self, images: list[np.ndarray], output: str, s: float) -> torch.Tensor:
+        """Resize by ``s`` (bilinear, anti-aliased), predict logits, resize them back to (H, W), reduce."""
+        import torch.nn.functional as F
+
+        h, w = images[0].shape[:2]
+        sh, sw = max(1, round(h * s)), max(1, round(w * s))
+        outs = []
+        for im in images:  # one at a time: the full-size logits are K × H × W floats each
+            x = F.interpolate(self._input(im)[None], size=(sh, sw), mode="bilinear", antialias=s < 1, align_corners=False)
+            logits = self._tiled(x[0], "logits")[None] if self._needs_tiles(sh, sw) else self._infer(x, "logits")
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            outs.append(self._reduce(logits, output))
+        return torch.cat(outs)
+
+    def _predict_native(self, images: list[np.ndarray], output: str) -> torch.Tensor:
         h, w = images[0].shape[:2]
         if self._needs_tiles(h, w):
             return torch.stack([self._tiled(im, output) for im in images])
@@ -547,7 +626,7 @@ class Predictor:
                     try:
                         image = item if isinstance(item, np.ndarray) else read_image(item)
                         # a large image is normalised tile by tile later (no whole-image float copy)
-                        x = None if self._needs_tiles(*image.shape[:2]) else self._input(image)
+                        x = None if self._alone(*image.shape[:2]) else self._input(image)
                         rec = (i, image, x, None)
                     except Exception as exc:  # noqa: BLE001  (handed to the consumer, which decides)
                         rec = (i, None, None, exc)
@@ -564,8 +643,8 @@ class Predictor:
             _, image0, x0, _ = batch[0]
             h, w = image0.shape[:2]
             try:
-                if self._needs_tiles(h, w):
-                    res = self._tiled(image0, output)[None]
+                if self._alone(h, w):
+                    res = self._predict_arrays([image0], output)
                 else:
                     res = self._infer(torch.stack([b[2] for b in batch]), output)
             except Exception as exc:  # noqa: BLE001  (errors="yield": one bad image must not end the run)
@@ -595,7 +674,7 @@ class Predictor:
                         batch = []
                     yield Prediction(i, None, None, exc)
                     continue
-                big = self._needs_tiles(*image.shape[:2])
+                big = self._alone(*image.shape[:2])
                 if batch and (big or batch[0][1].shape != image.shape or len(batch) >= batch_size):
                     yield from run(batch)
                     batch = []

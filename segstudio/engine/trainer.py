@@ -818,6 +818,22 @@ def _base_short_side(ds: SegmentationDataset) -> int:
     return int(min(image.shape[:2]))
 
 
+def _median_image_size(paths: list[Path]) -> list[int] | None:
+    """Median ``[H, W]`` in pixels of the images ``paths`` (headers only), or ``None`` when none is readable."""
+    from PIL import Image
+
+    sizes = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                sizes.append((im.height, im.width))
+        except OSError:
+            continue
+    if not sizes:
+        return None
+    return [int(np.median([s[0] for s in sizes])), int(np.median([s[1] for s in sizes]))]
+
+
 def train_on_folder(
     data_dir: str | Path,
     out_dir: str | Path,
@@ -908,6 +924,9 @@ def train_on_folder(
     # Content keys: the Metrics dock's held-out rule (segstudio.engine.heldout) works on any machine and copy.
     card["training_data"]["image_sha1"] = [file_sha1(s.image) for s in samples]
     card["training_data"]["val_image_sha1"] = [file_sha1(s.image) for s in val_samples]
+    size = _median_image_size([s.image for s in samples[:64]])
+    if size is not None:  # the Predictor's scale="auto" compares a photo's size with this
+        card["training_data"]["image_size"] = size
     card.update(extra_card or {})
     train_set = SegmentationDataset(samples, classes.num_classes)
     recipe_info = None

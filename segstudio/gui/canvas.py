@@ -79,7 +79,8 @@ class Canvas(QGraphicsView):
         superpixelsReady(): superpixels of the current image became available.
         grabcutDone(bool): a GrabCut job ended (True = its result was applied).
 
-    Mouse: left button uses the current tool; middle or right drag pans; wheel zooms around the cursor.
+    Mouse: left button uses the current tool; middle or right drag pans; the wheel zooms about the cursor and
+    Ctrl+drag resizes the brush (:class:`~segstudio.gui.canvas_controls.CanvasControls`, installed by the window).
     """
 
     edited = Signal()
@@ -364,11 +365,6 @@ class Canvas(QGraphicsView):
         super().resizeEvent(event)
         if self._auto_fit:
             self.zoom_fit()
-
-    def wheelEvent(self, event) -> None:
-        self._auto_fit = False
-        factor = 1.25 if event.angleDelta().y() > 0 else 0.8
-        self.scale(factor, factor)
 
     def zoom_fit(self) -> None:
         if self.doc is not None:

@@ -126,6 +126,10 @@ class FileList(QListWidget):
         return Job("thumbnails", work)
 
 
+PALETTE_ROWS = 20
+"""The class palette shows this many classes without scrolling."""
+
+
 class ClassPanel(QWidget):
     """Class legend (click picks the paint class; the checkbox shows/hides a class) + overlay opacity
     and visibility.
@@ -181,13 +185,17 @@ class ClassPanel(QWidget):
         self.legend.blockSignals(True)
         self.legend.clear()
         for i, (name, color) in enumerate(zip(classes.names, classes.colors)):
-            item = QListWidgetItem(color_icon(color), f"{i + 1 if i < 9 else ' '}  {name}")
+            key = str(i + 1) if i < 9 else "0" if i == 9 else f"Alt+{(i - 9) % 10}" if i < 20 else ""
+            item = QListWidgetItem(color_icon(color), f"{key:>5}  {name}")
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Unchecked if i in self.hidden else Qt.CheckState.Checked)
             item.setToolTip("checkbox: show/hide this class in the overlay (H: current class)")
             self.legend.addItem(item)
         self.legend.setCurrentRow(min(cur, classes.num_classes - 1))
         self.legend.blockSignals(False)
+        rows = min(classes.num_classes, PALETTE_ROWS)  # every class visible; scroll only past PALETTE_ROWS
+        row_h = max(self.legend.sizeHintForRow(0), 18) if classes.num_classes else 18
+        self.legend.setMinimumHeight(rows * row_h + 2 * self.legend.frameWidth() + 4)
 
     def set_class_visible(self, class_id: int, visible: bool) -> None:
         """Tick or untick a class's checkbox (emits ``classVisibilityChanged`` when it changes)."""

@@ -13,20 +13,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QThread, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton
+from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox
 
 from segstudio.core import Document
 from segstudio.engine import LoadedModel, available_devices, train_on_folder
-from segstudio.gui.canvas import (
-    TOOL_BRUSH,
-    TOOL_ERASER,
-    TOOL_FILL,
-    TOOL_GRABCUT,
-    TOOL_LASSO,
-    TOOL_POLYGON,
-    TOOL_SUPERPIXEL,
-    Canvas,
-)
+from segstudio.gui.canvas import TOOL_BRUSH, TOOL_ERASER, Canvas
+from segstudio.gui.canvas_controls import CanvasControls
 from segstudio.gui.cluster_dialog import import_trained_checkpoint, open_cluster_dialog
 from segstudio.gui.docks import ClassPanel, FileList, ModelPanel
 from segstudio.gui.loop import LabellingLoop
@@ -34,10 +26,17 @@ from segstudio.gui.new_model_dialog import NewModelController
 from segstudio.gui.project_view import ProjectController
 from segstudio.gui.prompts import Prompts
 from segstudio.gui.qtutil import add_dock, collect_garbage_on_gui_thread
+from segstudio.gui.review import ReviewQueue
 from segstudio.gui.state import MAIN, ProjectState
+from segstudio.gui.toolbar import build_status_bar, build_tool_bar, make_tool_actions
+from segstudio.gui.window_layout import add_view_menu, restore_layout, save_layout
 
 log = logging.getLogger(__name__)
-__all__ = ["MainWindow", "ask_recover", "QMessageBox"]
+__all__ = ["MainWindow", "ask_recover", "QMessageBox", "CLASS_KEYS"]
+
+CLASS_KEYS = [str(k) for k in range(1, 10)] + ["0"] + [f"Alt+{k}" for k in range(1, 10)] + ["Alt+0"]
+"""Shortcut of class 1..20: 1..9, 0 (10), Alt+1..Alt+9 (11..19), Alt+0 (20)."""
+
 
 
 def ask_recover(parent, image_name: str, edits: int, torn: bool) -> bool:
@@ -69,7 +68,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         collect_garbage_on_gui_thread()  # never let a worker thread destroy Qt objects through the cyclic GC
         self.setWindowTitle("SegStudio")
-        self.resize(1280, 800)
         self.state = st = ProjectState(self, _WindowPrompts(self))
         st.train_fn = lambda *a, **k: train_on_folder(*a, **k)  # resolved here at call time (tests spy on it)
         st.on_notice = self.predictorNotice.emit
@@ -79,6 +77,7 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas(self)
         self.setCentralWidget(self.canvas)
         self.canvas.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.controls = CanvasControls(self.canvas)  # zoom about the cursor, 1:1, peek (hold V), Ctrl+drag brush
         self.files, self.class_panel, self.model_panel = FileList(), ClassPanel(), ModelPanel(available_devices())
         for title, widget, area in (
             ("Images", self.files, Qt.DockWidgetArea.LeftDockWidgetArea),
@@ -86,7 +85,7 @@ class MainWindow(QMainWindow):
             ("Model", self.model_panel, Qt.DockWidgetArea.RightDockWidgetArea),
         ):
             add_dock(self, title, widget, area)
-        self._build_status_bar()
+        build_status_bar(self)  # message, x/y/class/zoom/status read-out, stale banner, progress, Cancel
         self._build_actions()
         self._connect()
         self.loop = LabellingLoop(self)  # training view, uncertainty, metrics, refine preview, Help ▸ Device
@@ -95,24 +94,12 @@ class MainWindow(QMainWindow):
         if model is not None:
             st.set_model(model)
         self.new_model_ctl = NewModelController(self)  # Model ▸ New model…; bundled models in the picker
+        self.review = ReviewQueue(self)  # Model ▸ Predict folder and review: Enter / Space / Backspace
+        build_tool_bar(self)
+        add_view_menu(self)
+        restore_layout(self)  # the last session's geometry and docks; a first start: 90 % of the screen
 
     # -- building ------------------------------------------------------------------------------
-    def _build_status_bar(self) -> None:
-        self.status_text = QLabel()
-        self.stale_label = QLabel()
-        self.stale_label.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; padding: 1px 6px; }")
-        self.stale_label.hide()
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(260)
-        self.progress.hide()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.hide()
-        self.cancel_button.clicked.connect(self.cancel_job)
-        sb = self.statusBar()
-        sb.addWidget(self.status_text, 1)
-        for w in (self.stale_label, self.progress, self.cancel_button):
-            sb.addPermanentWidget(w)
-
     def _action(self, text: str, slot, shortcuts=(), menu=None) -> QAction:
         act = QAction(text, self)
         act.setShortcuts([QKeySequence(s) for s in shortcuts])
@@ -133,12 +120,11 @@ class MainWindow(QMainWindow):
         self._action("Quit", self.close, ["Ctrl+Q"], m_file)
         self.act_undo = self._action("Undo", cv.undo, ["Ctrl+Z"], m_edit)
         self.act_redo = self._action("Redo", cv.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], m_edit)
-        for text, tool, key in (
-            ("Brush", TOOL_BRUSH, "B"), ("Eraser", TOOL_ERASER, "E"), ("Flood fill", TOOL_FILL, "F"),
-            ("Polygon", TOOL_POLYGON, "P"), ("Lasso", TOOL_LASSO, "L"), ("Superpixel brush", TOOL_SUPERPIXEL, "S"),
-            ("GrabCut rectangle", TOOL_GRABCUT, "G"),
-        ):
-            self._action(text, lambda checked=False, t=tool: self.set_tool(t), [key], m_tools)
+        self.tool_actions = make_tool_actions(self, m_tools)  # toolbar.TOOL_ACTIONS: one line per tool
+        self.act_fill_unlabelled = self._action(
+            "Fill unlabelled with class", lambda: self.controls.fill_unlabelled(self.state.current_class), ["Shift+F"], m_edit
+        )
+        self.act_clear = self._action("Clear labels", self.controls.clear_labels, ["Shift+Del"], m_edit)
         for act in (
             self._action("Close polygon", cv.close_shape, ["Return", "Enter"], m_tools),
             self._action("Cancel polygon / rectangle", cv.cancel_shape, ["Esc"], m_tools),
@@ -148,12 +134,14 @@ class MainWindow(QMainWindow):
         self.act_outline = self._action("Outline mode", cv.set_outline, ["Shift+O"], m_tools)
         self.act_outline.setCheckable(True)
         self._action("Hide/show current class", self.class_panel.toggle_current_class, ["H"], m_tools)
-        self._action("Smaller brush", lambda: cv.set_brush_radius(cv.brush_radius - 2), ["["], m_tools)
-        self._action("Bigger brush", lambda: cv.set_brush_radius(cv.brush_radius + 2), ["]"], m_tools)
-        self._action("Toggle overlay", lambda: self.class_panel.show_overlay.toggle(), ["O"], m_tools)
+        self._action("Smaller brush (÷1.25)", lambda: self.controls.step_brush(False), ["["], m_tools)
+        self._action("Bigger brush (×1.25)", lambda: self.controls.step_brush(True), ["]"], m_tools)
+        self._action("Toggle overlay (hold V: peek)", lambda: self.class_panel.show_overlay.toggle(), ["O"], m_tools)
         self._action("Zoom to fit", cv.zoom_fit, ["Ctrl+0"], m_tools)
-        for k in range(1, 10):
-            self._action(f"Class {k}", lambda checked=False, c=k - 1: self.pick_class(c), [str(k)])
+        self._action("Zoom 1:1", self.controls.zoom_1to1, ["Ctrl+1"], m_tools)
+        self._action("Peek under the overlay (hold on the image)", lambda: None, ["V"], m_tools)
+        for c, key in enumerate(CLASS_KEYS):
+            self._action(f"Class {c + 1}", lambda checked=False, c=c: self.pick_class(c), [key])
         self._action("Predict image", st.predict_current, ["Ctrl+P"], m_model)
         self._action("Predict folder", st.predict_folder, ["Ctrl+Shift+P"], m_model)
         self._action("Fine-tune on saved labels", self.finetune, ["Ctrl+T"], m_model)
@@ -183,6 +171,10 @@ class MainWindow(QMainWindow):
         cv.navigate.connect(self.step)
         cv.brushSizeChanged.connect(lambda r: self.message(f"brush radius {r} px"))
         cv.status.connect(self.message)
+        self.controls.hovered.connect(self.cursor_status.on_hover)
+        self.controls.zoomChanged.connect(self.cursor_status.refresh)
+        for sig in (st.documentChanged, st.labelsChanged, st.labelsSaved, cv.edited):
+            sig.connect(self.cursor_status.refresh)
         self.model_panel.save.clicked.connect(self.save_current)
 
     # -- read-only views of the state (for controllers, scripts and tests) ------------------------
@@ -269,7 +261,17 @@ class MainWindow(QMainWindow):
 
     def set_tool(self, tool: str) -> None:
         self.canvas.set_tool(tool)
+        if tool in self.tool_actions:
+            self.tool_actions[tool].setChecked(True)
         self.message(f"tool: {tool}")
+
+    def image_status(self, doc: Document) -> str:
+        """The shown image's status for the status bar: the project's (unlabelled / predicted / corrected /
+        reviewed), else where its labels came from; ``, edited`` while unsaved."""
+        project = getattr(self.project_ctl, "project", None)
+        rec = project.images.get(doc.path.name) if project is not None else None
+        status = rec.status if rec is not None else {"saved": "saved", "predicted": "predicted", "none": "unlabelled"}[doc.source]
+        return status + (", edited" if doc.dirty else "")
 
     def set_class(self, c: int) -> None:
         """The user picked class ``c`` (legend click, number key): paint with it (the eraser turns into the brush)."""
@@ -317,6 +319,7 @@ class MainWindow(QMainWindow):
         if not self.state.can_close():  # a fine-tune running, or edits that could not be saved
             event.ignore()
             return
+        save_layout(self)
         for th in self.findChildren(QThread):  # predict, fine-tune and thumbnail threads
             th.quit()
             th.wait(30000)

@@ -363,6 +363,13 @@ class ProjectController(QObject):
             self.project.set_status(doc.path.name, STATUS_CORRECTED)
             self._touch(doc.path.name)
 
+    def set_image_status(self, path: Path, status: str) -> None:
+        """Set image ``path``'s status (one of ``STATUSES``), write the project file and refresh its row."""
+        if self.project is not None:
+            self.project.set_status(path.name, status)
+            self.save()
+            self._touch(path.name)
+
     def mark_reviewed(self) -> None:
         """Approve the current image's labels: save them (if needed) and set its status to *reviewed*."""
         doc = self.state.current_doc()

@@ -223,6 +223,7 @@ class ProjectState(QObject):
         self.model_label = ""
         self.predictor: Predictor | None = None
         self.device = "auto"
+        self.inference_scale: float | str = "auto"  # Predictor(scale=...): shrink photos much larger than the training images
         self.on_notice = None  # the Predictor's fallback notices (thread-safe signal emit)
         self.finetune_config: TrainConfig = finetune_config()
         self.read_only = False
@@ -494,7 +495,22 @@ class ProjectState(QObject):
     def make_predictor(self) -> None:
         if self.model is not None:
             # lazy: BN folding and the device move (~0.2 s) happen on the worker's first prediction, not here
-            self.predictor = Predictor(self.model, device=self.device, on_notice=self.on_notice, lazy=True)
+            self.predictor = Predictor(
+                self.model, device=self.device, on_notice=self.on_notice, lazy=True, scale=self.inference_scale
+            )
+
+    def set_inference_scale(self, scale: float | str) -> None:
+        """Resize images by ``scale`` (a number in (0, 4], or ``"auto"``: from the model card's training image
+        size) before predicting; see :meth:`segstudio.engine.Predictor.scale_for`. Later predictions use it.
+
+        Raises:
+            ValueError: a bad scale (nothing changes).
+        """
+        from segstudio.engine.predictor import parse_scale
+
+        self.inference_scale = parse_scale(scale)
+        self.make_predictor()
+        self.say(f"inference scale {self.inference_scale}: press Ctrl+P to predict again")
 
     def model_fits(self, model: LoadedModel | None = None) -> tuple[bool, str]:
         """Whether ``model``'s (default: the model in use) classes map onto the project's by name, and why not."""

@@ -1,0 +1,215 @@
+"""Auto-label, then review: predict every image of the folder without saved labels, order them most
+uncertain first, and walk through them from the keyboard.
+
+Model ▸ *Predict folder and review* (Ctrl+Shift+R) runs one worker job in the state's model slot: for each
+image the model's probabilities give both its label map (applied through
+:meth:`~segstudio.gui.state.ProjectState.apply_prediction`, which never overwrites a pixel a person decided)
+and its mean uncertainty (entropy, :mod:`segstudio.engine.uncertainty`; Settles 2009). The queue is the images
+ranked by :func:`~segstudio.engine.uncertainty.rank_by_uncertainty`. While the queue is open, on the canvas:
+
+* **Enter** accepts the image as shown: its labels are saved (every pixel) and its status becomes *reviewed*
+  (*corrected* when it was edited);
+* any edit marks it *corrected* (the project controller does that for every edit);
+* **Space** skips it (nothing saved), **Backspace** goes back to the previous one;
+* **Esc** closes the queue.
+
+Enter and Backspace keep their polygon meaning while a polygon or lasso is in progress. Accepted and corrected
+images have saved labels, which is what fine-tuning trains on; skipped ones do not. The Project view counts
+images per status.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+
+from segstudio.engine.uncertainty import mean_uncertainty, rank_by_uncertainty, uncertainty_map
+from segstudio.gui.state import MAIN
+from segstudio.gui.workers import Job
+from segstudio.io import ImageReadError, label_path_for, read_image
+
+log = logging.getLogger(__name__)
+
+STATUS_REVIEWED, STATUS_CORRECTED = "reviewed", "corrected"
+
+
+class ReviewQueue(QObject):
+    """The review queue of a main window (see the module docstring).
+
+    Attributes:
+        queue: image paths, most uncertain first (empty: no review open).
+        pos: index in ``queue`` of the image shown.
+        scores: mean uncertainty in [0, 1] per queued path.
+        outcome: ``{path: "reviewed" | "corrected" | "skipped"}`` for this queue.
+
+    Signals:
+        changed(): the queue, the position or an outcome changed.
+    """
+
+    changed = Signal()
+    _KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space, Qt.Key.Key_Backspace, Qt.Key.Key_Escape)
+
+    def __init__(self, win) -> None:
+        super().__init__(win)
+        self.win = win
+        self.state = win.state
+        self.queue: list[Path] = []
+        self.pos = -1
+        self.scores: dict[Path, float] = {}
+        self.outcome: dict[Path, str] = {}
+        m_model = next(
+            (a.menu() for a in win.menuBar().actions() if a.menu() is not None and a.text().replace("&", "") == "Model"),
+            None,
+        )
+        self.act_review = win._action("Predict folder and review", self.start, ["Ctrl+Shift+R"], m_model)
+        win.canvas.installEventFilter(self)
+        self.state.folderOpened.connect(lambda _f: self.close())
+
+    @property
+    def active(self) -> bool:
+        return 0 <= self.pos < len(self.queue)
+
+    def current(self) -> Path | None:
+        return self.queue[self.pos] if self.active else None
+
+    # -- building the queue --------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Predict the folder's images without saved labels (worker, model slot) and open the review queue,
+        most uncertain first. False when there is no folder, no model, nothing to review or the slot is busy."""
+        st = self.state
+        if st.predictor is None or not st.paths:
+            st.say("open a folder and load a model first")
+            return False
+        fits, why = st.model_fits()
+        if not fits:
+            st.say(why)
+            return False
+        st.autosave()  # a person's unsaved pixels are on disk before the run
+        todo = [p for p in st.paths if not label_path_for(p).is_file()]
+        if not todo:
+            st.say("every image has saved labels: nothing to review")
+            return False
+        predictor, model = st.predictor, st.model
+        images = {p: st.docs[p].image for p in todo if p in st.docs}
+
+        def work(job: Job):
+            for i, p in enumerate(todo):
+                job.cancel_token.check()
+                job.report(i, len(todo), f"predicting for review {p.name} ({i + 1}/{len(todo)})")
+                try:
+                    image = images.get(p)
+                    if image is None:
+                        image = read_image(p)
+                    proba = predictor.predict_proba(image)
+                except ImageReadError as exc:
+                    log.warning("%s", exc)
+                    continue
+                labels = np.argmax(proba, axis=0).astype(np.uint8)
+                job.emit_result(p, (labels, mean_uncertainty(uncertainty_map(proba, "entropy"))))
+            return len(todo)
+
+        scores: dict[Path, float] = {}
+
+        def on_result(p, out) -> None:
+            labels, score = out
+            if st.apply_prediction(p, labels, model):
+                scores[p] = score
+
+        def on_finished(_n) -> None:
+            self.open([p for p, _ in rank_by_uncertainty(scores)], scores)
+
+        job = Job("predict", work)
+        job.paths = todo
+        return st.start(job, MAIN, on_result=on_result, on_finished=on_finished)
+
+    def open(self, paths: list[Path], scores: dict[Path, float] | None = None) -> None:
+        """Open a queue of ``paths`` (already ordered) and show the first."""
+        self.queue = [p for p in paths if p in self.state.paths]
+        self.scores = dict(scores or {})
+        self.outcome = {}
+        self.pos = -1
+        if not self.queue:
+            self.state.say("nothing to review")
+            self.changed.emit()
+            return
+        self._show(0)
+
+    def close(self) -> None:
+        """Leave review mode (Esc, or another folder opened)."""
+        if self.queue:
+            self.queue, self.pos = [], -1
+            self.changed.emit()
+
+    # -- keys ------------------------------------------------------------------------------------------
+    def accept(self) -> bool:
+        """Enter: save the shown image's labels (every pixel) and mark it *reviewed*, or *corrected* when it was
+        edited; then the next image. False when the save failed (the image stays)."""
+        doc = self.state.current_doc()
+        if not self.active or doc is None or doc.path != self.current():
+            return False
+        edited = doc.edits > 0
+        if not self.state.save_doc(doc, accept=True, explicit=True):
+            return False
+        status = STATUS_CORRECTED if edited else STATUS_REVIEWED
+        self.win.project_ctl.set_image_status(doc.path, status)
+        self.outcome[doc.path] = status
+        self.state.documentChanged.emit(doc)
+        self._show(self.pos + 1)
+        return True
+
+    def skip(self) -> None:
+        """Space: the next image; nothing is saved for this one (unless a person edited it: autosave keeps
+        their pixels, as on any image change)."""
+        if self.active:
+            self.outcome.setdefault(self.current(), "skipped")
+            self._show(self.pos + 1)
+
+    def back(self) -> None:
+        """Backspace: the previous image of the queue."""
+        if self.active and self.pos > 0:
+            self._show(self.pos - 1)
+
+    def _show(self, pos: int) -> None:
+        if pos >= len(self.queue):
+            counts = {k: sum(v == k for v in self.outcome.values()) for k in ("reviewed", "corrected", "skipped")}
+            self.state.say("review done: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+            self.queue, self.pos = [], -1
+            self.changed.emit()
+            return
+        self.pos = pos
+        path = self.queue[pos]
+        self.win.files.setCurrentRow(self.state.paths.index(path))
+        self.win.canvas.setFocus()
+        score = self.scores.get(path)
+        self.state.say(
+            f"review {pos + 1}/{len(self.queue)}: {path.name}"
+            + (f" (uncertainty {score:.3f})" if score is not None else "")
+            + " — Enter accept · Space skip · Backspace back · Esc stop"
+        )
+        self.changed.emit()
+
+    def eventFilter(self, obj, event) -> bool:
+        t = event.type()
+        if not self.active or t not in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
+            return False
+        key = event.key()
+        if key not in self._KEYS or event.modifiers() not in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.KeypadModifier):
+            return False
+        if key != Qt.Key.Key_Space and self.win.canvas.shape_points:
+            return False  # Enter / Backspace / Esc finish or edit the polygon in progress
+        if t == QEvent.Type.ShortcutOverride:
+            event.accept()  # the key comes to us as a KeyPress, not to the Enter/Esc shortcuts
+            return True
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.accept()
+        elif key == Qt.Key.Key_Space:
+            self.skip()
+        elif key == Qt.Key.Key_Backspace:
+            self.back()
+        else:
+            self.close()
+            self.state.say("review stopped")
+        return True

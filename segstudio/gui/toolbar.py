@@ -1,0 +1,278 @@
+"""The window's tool bar (tools with icons, brush size, opacity, overlay / outline toggles, inference scale) and
+its status-bar read-out (x, y, class under the cursor, zoom %, the image's status).
+
+The tools shown are :data:`TOOL_ACTIONS`, one ``(tool id, name, shortcut)`` row per tool: adding a tool to the
+tool bar, the Tools menu and the shortcuts is one line there (its icon is drawn by :func:`tool_icon`; a tool
+without a drawing gets its initial). Icons are painted with ``QPainter``, nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QAction, QActionGroup, QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
+from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QSlider, QSpinBox, QToolBar
+
+from segstudio.core import IGNORE_INDEX
+from segstudio.gui.tools import (
+    TOOL_BRUSH,
+    TOOL_ERASER,
+    TOOL_FILL,
+    TOOL_GRABCUT,
+    TOOL_LASSO,
+    TOOL_POLYGON,
+    TOOL_SUPERPIXEL,
+)
+
+TOOL_ACTIONS: list[tuple[str, str, str]] = [
+    (TOOL_BRUSH, "Brush", "B"),
+    (TOOL_ERASER, "Eraser", "E"),
+    (TOOL_FILL, "Flood fill", "F"),
+    (TOOL_POLYGON, "Polygon", "P"),
+    (TOOL_LASSO, "Lasso", "L"),
+    (TOOL_SUPERPIXEL, "Superpixel brush", "S"),
+    (TOOL_GRABCUT, "GrabCut rectangle", "G"),
+    # the click-to-segment tool goes here: (TOOL_CLICK, "Click to segment", "C"),
+]
+"""Tools of the tool bar and the Tools menu, in order: ``(tool id, name, shortcut)``."""
+
+SCALES = ("auto", "1", "0.5", "0.25", "0.125")
+"""Choices of the tool bar's inference-scale box (see :meth:`segstudio.engine.Predictor.scale_for`)."""
+
+_INK = QColor(40, 40, 40)
+_ACCENT = QColor(30, 136, 229)
+
+
+def tool_icon(tool: str, size: int = 24) -> QIcon:
+    """A simple ``size``×``size`` icon for ``tool`` drawn with ``QPainter`` (unknown tools: their initial)."""
+    pm = QPixmap(size, size)
+    pm.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pm)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.scale(size / 24.0, size / 24.0)
+    p.setPen(QPen(_INK, 1.6))
+    if tool == TOOL_BRUSH:
+        p.setBrush(QBrush(_ACCENT))
+        p.drawEllipse(QPointF(12, 12), 7.5, 7.5)
+    elif tool == TOOL_ERASER:
+        p.translate(12, 12)
+        p.rotate(-35)
+        p.setBrush(QBrush(QColor(240, 240, 240)))
+        p.drawRect(QRectF(-8, -4.5, 16, 9))
+        p.setBrush(QBrush(QColor(229, 57, 53)))
+        p.drawRect(QRectF(-8, -4.5, 6, 9))
+    elif tool == TOOL_FILL:
+        path = QPainterPath(QPointF(12, 3))
+        path.cubicTo(QPointF(20, 12), QPointF(19, 21), QPointF(12, 21))
+        path.cubicTo(QPointF(5, 21), QPointF(4, 12), QPointF(12, 3))
+        p.setBrush(QBrush(_ACCENT))
+        p.drawPath(path)
+    elif tool in (TOOL_POLYGON, TOOL_LASSO):
+        if tool == TOOL_POLYGON:
+            pts = [QPointF(4, 18), QPointF(7, 5), QPointF(19, 4), QPointF(20, 16), QPointF(11, 20)]
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawPolygon(QPolygonF(pts))
+            p.setBrush(QBrush(_ACCENT))
+            for q in pts:
+                p.drawEllipse(q, 1.8, 1.8)
+        else:
+            p.setPen(QPen(_INK, 1.6, Qt.PenStyle.DashLine))
+            p.drawEllipse(QRectF(3, 5, 18, 12))
+            p.setPen(QPen(_INK, 1.6))
+            p.drawLine(QPointF(7, 16), QPointF(5, 22))
+    elif tool == TOOL_SUPERPIXEL:
+        p.setBrush(QBrush(_ACCENT))
+        for i in range(3):
+            for j in range(3):
+                if (i + j) % 2 == 0:
+                    p.drawRect(QRectF(3 + 6 * j, 3 + 6 * i, 6, 6))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(QRectF(3, 3, 18, 18))
+    elif tool == TOOL_GRABCUT:
+        p.setPen(QPen(_INK, 1.4, Qt.PenStyle.DashLine))
+        p.drawRect(QRectF(3, 3, 18, 18))
+        p.setPen(QPen(_INK, 1.2))
+        p.setBrush(QBrush(_ACCENT))
+        p.drawEllipse(QRectF(7, 7, 10, 10))
+    elif tool == "show":  # an eye
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        path = QPainterPath(QPointF(2, 12))
+        path.quadTo(QPointF(12, 1), QPointF(22, 12))
+        path.quadTo(QPointF(12, 23), QPointF(2, 12))
+        p.drawPath(path)
+        p.setBrush(QBrush(_ACCENT))
+        p.drawEllipse(QPointF(12, 12), 3.5, 3.5)
+    elif tool == "outline":
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.setPen(QPen(_ACCENT, 2.2))
+        p.drawRoundedRect(QRectF(4, 4, 16, 16), 4, 4)
+    elif tool == "clear":
+        p.setPen(QPen(QColor(229, 57, 53), 2.4))
+        p.drawLine(QPointF(5, 5), QPointF(19, 19))
+        p.drawLine(QPointF(19, 5), QPointF(5, 19))
+    elif tool == "fill_unlabelled":
+        p.setBrush(QBrush(_ACCENT))
+        p.drawRect(QRectF(3, 3, 18, 18))
+        p.setBrush(QBrush(QColor(240, 240, 240)))
+        p.drawEllipse(QPointF(12, 12), 4.5, 4.5)
+    else:
+        p.setPen(QPen(_INK))
+        f = p.font()
+        f.setBold(True)
+        f.setPixelSize(15)
+        p.setFont(f)
+        p.drawText(QRectF(0, 0, 24, 24), Qt.AlignmentFlag.AlignCenter, tool[:1].upper())
+    p.end()
+    return QIcon(pm)
+
+
+def build_tool_bar(win) -> QToolBar:
+    """The main tool bar of ``win`` (a :class:`~segstudio.gui.main_window.MainWindow` whose tool actions,
+    ``act_outline``, ``act_fill_unlabelled``, ``act_clear``, canvas and class panel exist).
+
+    Sets ``win.tool_bar``, ``win.tool_group`` (exclusive), ``win.brush_spin``, ``win.opacity_slider``,
+    ``win.act_show_overlay`` and ``win.scale_box``; each widget follows its counterpart both ways.
+    """
+    tb = QToolBar("Tools", win)
+    tb.setObjectName("Tools")  # saved layouts find it by name
+    win.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
+    win.tool_bar = tb
+    for act in win.tool_actions.values():
+        tb.addAction(act)
+    tb.addSeparator()
+    cv, cp = win.canvas, win.class_panel
+
+    tb.addWidget(QLabel(" Brush "))
+    spin = win.brush_spin = QSpinBox()
+    spin.setRange(1, 256)
+    spin.setSuffix(" px")
+    spin.setValue(cv.brush_radius)
+    spin.setToolTip("Brush radius in image pixels ([ smaller, ] bigger, ×1.25 a step; Ctrl+drag on the image)")
+    spin.valueChanged.connect(lambda v: v != cv.brush_radius and cv.set_brush_radius(v))
+    cv.brushSizeChanged.connect(spin.setValue)
+    tb.addWidget(spin)
+
+    tb.addWidget(QLabel(" Opacity "))
+    sl = win.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+    sl.setRange(0, 100)
+    sl.setFixedWidth(110)
+    sl.setValue(cp.opacity.value())
+    sl.setToolTip("Overlay opacity")
+    sl.valueChanged.connect(cp.opacity.setValue)
+    cp.opacity.valueChanged.connect(sl.setValue)
+    tb.addWidget(sl)
+
+    show = win.act_show_overlay = QAction(tool_icon("show"), "Show overlay", win)
+    show.setCheckable(True)
+    show.setChecked(cp.show_overlay.isChecked())
+    show.setToolTip("Show the label overlay (O); hold V to peek under it")
+    show.toggled.connect(cp.show_overlay.setChecked)
+    cp.show_overlay.toggled.connect(show.setChecked)
+    tb.addAction(show)
+    win.act_outline.setIcon(tool_icon("outline"))
+    tb.addAction(win.act_outline)
+    tb.addSeparator()
+    for act, name in ((win.act_fill_unlabelled, "fill_unlabelled"), (win.act_clear, "clear")):
+        act.setIcon(tool_icon(name))
+        tb.addAction(act)
+    tb.addSeparator()
+
+    tb.addWidget(QLabel(" Scale "))
+    box = win.scale_box = QComboBox()
+    box.addItems(SCALES)
+    box.setCurrentText(str(win.state.inference_scale))
+    box.setToolTip(
+        "Inference scale: photos are resized by this factor before predicting (auto: from the model's training "
+        "image size, for photos much larger than those)"
+    )
+    box.currentTextChanged.connect(win.state.set_inference_scale)
+    tb.addWidget(box)
+    for w in (spin, sl, box):  # the canvas keeps the keyboard (tool keys) unless one of these is clicked
+        w.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+    spin.editingFinished.connect(cv.setFocus)
+    box.activated.connect(lambda _i: cv.setFocus())
+    for act in tb.actions():
+        _shortcut_in_tooltip(act)
+    cv.setFocus()
+    return tb
+
+
+def build_status_bar(win) -> None:
+    """``win``'s status bar: the message (``win.status_text``), then the permanent :class:`CursorStatus`
+    (``win.cursor_status``), the stale-overlay banner (``win.stale_label``), the job's progress bar
+    (``win.progress``) and its Cancel button (``win.cancel_button``)."""
+    win.status_text = QLabel()
+    win.stale_label = QLabel()
+    win.stale_label.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; padding: 1px 6px; }")
+    win.stale_label.hide()
+    win.progress = QProgressBar()
+    win.progress.setMaximumWidth(260)
+    win.progress.hide()
+    win.cancel_button = QPushButton("Cancel")
+    win.cancel_button.hide()
+    win.cancel_button.clicked.connect(win.cancel_job)
+    win.cursor_status = CursorStatus(win)
+    sb = win.statusBar()
+    sb.addWidget(win.status_text, 1)
+    for w in (win.cursor_status, win.stale_label, win.progress, win.cancel_button):
+        sb.addPermanentWidget(w)
+
+
+def _shortcut_in_tooltip(act: QAction) -> None:
+    keys = [s.toString() for s in act.shortcuts()]
+    tip = act.toolTip() or act.text()
+    if keys and keys[0] not in tip:
+        act.setToolTip(f"{tip} ({keys[0]})")
+
+
+def make_tool_actions(win, menu) -> dict[str, QAction]:
+    """One checkable action per :data:`TOOL_ACTIONS` row (exclusive group, in ``menu``), keyed by tool id."""
+    win.tool_group = QActionGroup(win)
+    acts = {}
+    for tool, name, key in TOOL_ACTIONS:
+        act = win._action(name, lambda checked=False, t=tool: win.set_tool(t), [key], menu)
+        act.setIcon(tool_icon(tool))
+        act.setCheckable(True)
+        act.setToolTip(f"{name} ({key})")
+        win.tool_group.addAction(act)
+        acts[tool] = act
+    acts[TOOL_BRUSH].setChecked(True)
+    return acts
+
+
+class CursorStatus(QLabel):
+    """Status-bar read-out: ``x, y`` (image pixels), the class under the cursor, zoom %, the image's status.
+
+    Args:
+        win: the main window (its ``state`` and ``canvas`` are read; ``image_status(doc)`` gives the status).
+    """
+
+    def __init__(self, win) -> None:
+        super().__init__()
+        self.win = win
+        self.xy: tuple[int, int] | None = None
+        self.setMinimumWidth(360)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+
+    def on_hover(self, x: int, y: int) -> None:
+        self.xy = (x, y)
+        self.refresh()
+
+    def refresh(self, *_args) -> None:
+        """Recompute the text from the cursor position, the shown document and the canvas's zoom."""
+        doc = self.win.state.current_doc()
+        zoom = f"{self.win.controls.zoom * 100:.0f} %"
+        if doc is None:
+            self.setText(zoom)
+            return
+        parts = []
+        h, w = doc.shape
+        if self.xy is not None and 0 <= self.xy[0] < w and 0 <= self.xy[1] < h:
+            x, y = self.xy
+            v = int(doc.labels[y, x])
+            name = "unlabelled" if v == IGNORE_INDEX or v >= doc.classes.num_classes else doc.classes.names[v]
+            parts += [f"x {x}, y {y}", name]
+        parts += [zoom, self.win.image_status(doc)]
+        self.setText("  ·  ".join(parts))
+
+
+__all__ = ["TOOL_ACTIONS", "SCALES", "tool_icon", "build_tool_bar", "make_tool_actions", "build_status_bar", "CursorStatus"]

@@ -1,0 +1,79 @@
+"""The window's size and dock layout: sized from the screen on a first start, restored from ``QSettings`` after.
+
+The settings are an INI file in the user's config folder (``SegStudio/SegStudio.ini``); tests redirect it with
+``QSettings.setPath`` (see ``tests/conftest.py``), so they never touch the user's settings.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRect, QSettings, Qt
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow
+
+LAYOUT_VERSION = 1
+"""``saveState`` version: bump it when the docks change so an old layout is ignored, not half-applied."""
+
+FIRST_START_FRACTION = 0.9
+"""A first start opens the window at this fraction of the screen's available width and height."""
+
+
+def window_settings() -> QSettings:
+    """The window's settings (geometry and dock layout)."""
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "SegStudio", "SegStudio")
+
+
+def default_geometry(available: QRect, fraction: float = FIRST_START_FRACTION) -> tuple[int, int, int, int]:
+    """``(x, y, w, h)``: ``fraction`` of the screen's available geometry, centred."""
+    w, h = int(available.width() * fraction), int(available.height() * fraction)
+    return available.x() + (available.width() - w) // 2, available.y() + (available.height() - h) // 2, w, h
+
+
+def _docks(win: QMainWindow) -> dict[str, QDockWidget]:
+    return {d.objectName(): d for d in win.findChildren(QDockWidget)}
+
+
+def first_start_layout(win: QMainWindow) -> None:
+    """The canvas first: 90 % of the screen; on the right the class palette above the Model | Versions tabs; at
+    the bottom only the Project table, a fifth of the height (Training and Metrics show themselves when used)."""
+    docks = _docks(win)
+    if "Model" in docks and "Versions" in docks:
+        win.tabifyDockWidget(docks["Model"], docks["Versions"])
+        docks["Model"].raise_()
+    for name in ("Training", "Metrics"):
+        if name in docks:
+            docks[name].hide()
+    win.layout().invalidate()
+    win.layout().activate()  # the minimum size without the hidden docks, before sizing the window
+    screen = QApplication.primaryScreen()
+    if screen is not None:
+        win.setGeometry(*default_geometry(screen.availableGeometry()))
+    if "Project" in docks:
+        docks["Project"].raise_()
+        win.resizeDocks([docks["Project"]], [max(win.height() // 5, 120)], Qt.Orientation.Vertical)
+
+
+def restore_layout(win: QMainWindow) -> bool:
+    """Restore the last session's geometry and dock layout; a first start gets :func:`first_start_layout`.
+    Returns True when a saved layout was restored."""
+    first_start_layout(win)
+    s = window_settings()
+    geo, state = s.value("window/geometry"), s.value("window/state")
+    if geo is None or state is None:
+        return False
+    return bool(win.restoreGeometry(geo)) and bool(win.restoreState(state, LAYOUT_VERSION))
+
+
+def save_layout(win: QMainWindow) -> None:
+    """Remember ``win``'s geometry and dock layout for the next start."""
+    s = window_settings()
+    s.setValue("window/geometry", win.saveGeometry())
+    s.setValue("window/state", win.saveState(LAYOUT_VERSION))
+    s.sync()
+
+
+def add_view_menu(win: QMainWindow) -> None:
+    """View menu: show or hide each dock and the tool bar (their toggle actions)."""
+    menu = win.menuBar().addMenu("&View")
+    for name, dock in sorted(_docks(win).items()):
+        menu.addAction(dock.toggleViewAction())
+    if getattr(win, "tool_bar", None) is not None:
+        menu.addAction(win.tool_bar.toggleViewAction())
