@@ -129,6 +129,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_convert(args) -> int:
     from segstudio.io.formats import convert
+    from segstudio.io.layout import CLASSES_FILENAME
 
     try:
         written = convert(args.src, args.dst, args.to, classes=args.classes, from_format=args.from_format,
@@ -136,7 +137,7 @@ def cmd_convert(args) -> int:
     except FileExistsError as exc:
         print(f"segstudio convert: error: {exc}", file=sys.stderr)
         return 2
-    n = sum(1 for p in written if p.name != "classes.json")
+    n = sum(1 for p in written if p.name != CLASSES_FILENAME)
     print(f"wrote {n} {args.to} file(s)" + (f" ({written[0]})" if n == 1 else f" to {Path(args.dst)}")
           + f" from {Path(args.src)}")
     return 0

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save
 from segstudio.core.labels import ClassSpec
 from segstudio.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from segstudio.io.atomic import atomic_write_bytes
+from segstudio.io.layout import WEIGHTS_FILENAME
 from segstudio.models import get_model
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        path = path / "model.safetensors"
+        path = path / WEIGHTS_FILENAME
     if not path.is_file():
         raise CheckpointError(
             f"{path}: no such checkpoint (expected a .safetensors/.pt/.pth file or a run folder with model.safetensors)"

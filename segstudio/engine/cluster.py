@@ -25,7 +25,8 @@ from segstudio.engine.trainer import TrainConfig, holdout_split
 from segstudio.engine.versions import next_version_dir
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.datasets import MANIFEST_FORMAT, DatasetSample, find_samples
-from segstudio.io.labels import LABELS_DIRNAME, load_classes
+from segstudio.io.labels import load_classes
+from segstudio.io.layout import CARD_FILENAME, HISTORY_FILENAME, WEIGHTS_FILENAME, ProjectLayout
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def import_checkpoint(src: str | Path, folder: str | Path, name: str | None = No
     folder = Path(folder)
     weights = resolve_checkpoint(src)
     loaded = load_checkpoint(weights)
-    saved = folder / LABELS_DIRNAME / "classes.json"
+    saved = ProjectLayout(folder).classes_file
     if saved.is_file():
         mine = load_classes(saved)
         if mine.names != loaded.classes.names:
@@ -237,10 +238,10 @@ def import_checkpoint(src: str | Path, folder: str | Path, name: str | None = No
     card["name"] = name or f"{folder.name}/{dst.name}"
     card["imported_from"] = str(weights.resolve())
     # Card first: a version counts (list_versions) only once its weights exist, i.e. when both are written.
-    atomic_write_bytes(dst / "model.json", (json.dumps(card, indent=1) + "\n").encode("utf-8"))
-    for extra in ("history.json",):
+    atomic_write_bytes(dst / CARD_FILENAME, (json.dumps(card, indent=1) + "\n").encode("utf-8"))
+    for extra in (HISTORY_FILENAME,):
         if (weights.parent / extra).is_file():
             atomic_write_bytes(dst / extra, (weights.parent / extra).read_bytes())
-    atomic_write_bytes(dst / "model.safetensors", weights.read_bytes())
+    atomic_write_bytes(dst / WEIGHTS_FILENAME, weights.read_bytes())
     log.info("imported %s as %s", weights, dst)
-    return dst / "model.safetensors"
+    return dst / WEIGHTS_FILENAME

@@ -55,6 +55,7 @@ from segstudio.engine.distributed import (
 )
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.datasets import find_samples
+from segstudio.io.layout import HISTORY_FILENAME, WEIGHTS_FILENAME
 from segstudio.losses import CLASS_WEIGHT_METHODS, class_pixel_counts, compute_class_weights, get_loss
 from segstudio.metrics import ConfusionMatrix
 from segstudio.models import get_model
@@ -627,7 +628,7 @@ class Trainer:
         np.random.seed(self.config.seed + self.state.epoch + 7919 * self.dist.rank)
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        final = self.out_dir / "model.safetensors"
+        final = self.out_dir / WEIGHTS_FILENAME
         budget = self.config.budget_s
         if budget is not None and self.state.step == 0:
             self.total_steps = self.step_cap  # until the step time is measured
@@ -724,7 +725,7 @@ class Trainer:
                 stale += 1
             self.schedule["save_s"] = time.perf_counter() - ts
             if main:
-                atomic_write_bytes(self.out_dir / "history.json", json.dumps(self.state.history, indent=1).encode())
+                atomic_write_bytes(self.out_dir / HISTORY_FILENAME, json.dumps(self.state.history, indent=1).encode())
             self._emit("epoch", **info)
             if (
                 budget is not None

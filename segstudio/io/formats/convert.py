@@ -13,6 +13,7 @@ from segstudio.io.formats.dispatch import read_labels, write_labels
 from segstudio.io.formats.registry import format_names, get_format
 from segstudio.io.images import IMAGE_EXTENSIONS
 from segstudio.io.labels import load_classes, save_classes
+from segstudio.io.layout import CLASSES_FILENAME
 
 log = logging.getLogger("segstudio.io.formats")
 
@@ -22,7 +23,7 @@ def find_classes_for(src: str | Path) -> Path | None:
     (dataset layout ``masks/`` → ``classes.json``); ``None`` if there is none."""
     src = Path(src)
     folder = src if src.is_dir() else src.parent
-    for cand in (folder / "classes.json", folder.parent / "classes.json"):
+    for cand in (folder / CLASSES_FILENAME, folder.parent / CLASSES_FILENAME):
         if cand.is_file():
             return cand
     return None
@@ -60,7 +61,7 @@ def _source_files(src: Path, fmt: str | None) -> list[Path]:
         raise FileNotFoundError(f"{src}: no such file or folder")
     suffixes = {get_format(fmt).suffix} if fmt else {get_format(n).suffix for n in format_names()}
     files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in suffixes
-                   and p.name != "classes.json" and not p.name.startswith("."))
+                   and p.name != CLASSES_FILENAME and not p.name.startswith("."))
     if not files:
         raise FileNotFoundError(f"{src}: no label files ({', '.join(sorted(suffixes))}) in this folder")
     return files
@@ -141,7 +142,7 @@ def convert(
     else:
         out_dir = dst.parent if single_file else dst
         outputs = [dst] if single_file else [dst / f"{it.stem}{suffix}" for it, _ in items]
-    classes_out = None if single_file else out_dir / "classes.json"
+    classes_out = None if single_file else out_dir / CLASSES_FILENAME
     inputs = {f.resolve() for f in files}
     for out in outputs + ([classes_out] if classes_out else []):
         if out.resolve() in inputs:
