@@ -8,6 +8,9 @@ is ``None`` when its flag is not given, so the recipe (with ``--init``) or :func
 chooses it; every other field takes its TrainConfig default. Booleans: a field whose command-line default is
 ``None`` gets ``--x`` / ``--no-x``; one defaulting to ``False`` a switch ``--x``; one defaulting to ``True`` a
 switch ``--no-x``.
+
+Also here, so that ``segstudio/cli.py`` stays a short list of commands: the parsers of ``train``, ``evaluate``,
+``convert``, ``synth`` and ``export`` and the post-processing options shared by ``predict`` and ``evaluate``.
 """
 
 from __future__ import annotations
