@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import gc
+import inspect
+import io
 import os
+import re
 import shutil
+import textwrap
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -30,6 +35,75 @@ def _seed_torch_home(root: Path) -> None:
 _TORCH_HOME = Path(os.environ.get("SEGSTUDIO_TEST_TORCH_HOME", REPO / ".torch"))
 _seed_torch_home(_TORCH_HOME)
 os.environ["TORCH_HOME"] = str(_TORCH_HOME)
+
+
+# -- the `data` marker: tests that read ../shared --------------------------------------------------------------
+# `pytest -m "not data"` runs without ../shared. A test is marked `data` when its code, or the code of a fixture it
+# uses (directly or through other fixtures), names one of the data roots below or a module-level helper that does
+# (to a fixed point), or asks for ImageNet weights (_WEIGHTS). Comments and strings do not count. A test that needs
+# ../shared in another way can carry @pytest.mark.data itself.
+_DATA_NAMES = {"SHARED", "CAMVID", "ISBI", "DRIVE", "camvid"}
+_WEIGHTS = re.compile(r"pretrained=True|\"pretrained\": True|imagenet_weights_on_disk\(\"mobilenet_v2\"\)")
+"""ImageNet weights: offline, only ../shared/weights (seeded into $TORCH_HOME below) provides them."""
+
+
+def _source(obj) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
+def _names(source: str) -> set[str]:
+    """The identifiers in ``source`` (code only: comments and strings do not count)."""
+    try:
+        toks = tokenize.generate_tokens(io.StringIO(textwrap.dedent(source)).readline)
+        return {t.string for t in toks if t.type == tokenize.NAME}
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", source))
+
+
+def _module_data_names(module, cache: dict) -> set[str]:
+    """``_DATA_NAMES`` plus the module's functions whose code refers to one of them (transitively)."""
+    if module in cache:
+        return cache[module]
+    funcs = {}
+    for name, obj in vars(module).items():
+        fn = getattr(obj, "__wrapped__", obj)  # fixtures wrap their function
+        if inspect.isfunction(fn) and fn.__module__ == module.__name__:
+            funcs[name] = _names(_source(fn))
+    names = set(_DATA_NAMES)
+    if getattr(module, "ISBI", None) is not None and not str(getattr(module, "ISBI")).startswith(str(SHARED)):
+        names.discard("ISBI")  # a module may reuse the name for something else (a bundled checkpoint)
+    changed = True
+    while changed:
+        changed = False
+        for name, words in funcs.items():
+            if name not in names and words & names:
+                names.add(name)
+                changed = True
+    cache[module] = names
+    return names
+
+
+def pytest_collection_modifyitems(config, items):
+    cache: dict = {}
+    for item in items:
+        fn = getattr(item, "function", None)
+        if fn is None or item.get_closest_marker("data"):
+            continue
+        names = _module_data_names(item.module, cache)
+        text = _source(fn)
+        words = _names(text) | set(item.fixturenames)
+        if _WEIGHTS.search(text):
+            item.add_marker(pytest.mark.data)
+            continue
+        fixture_defs = item._fixtureinfo.name2fixturedefs.values() if hasattr(item, "_fixtureinfo") else ()
+        for defs in fixture_defs:
+            for d in defs:
+                words |= _names(_source(d.func))
+        if words & names:
+            item.add_marker(pytest.mark.data)
 
 
 @pytest.fixture(scope="session")

@@ -278,3 +278,74 @@ def test_segstudio_folder_opens_the_gui_on_that_folder(tmp_path, monkeypatch):
     assert cli.main([]) == 0
     assert seen == [("gui", str(tmp_path), None), ("gui", str(tmp_path), "c.safetensors"), ("gui", None, None)]
     assert cli.main(["models"]) == 0 and len(seen) == 3  # a command name is still that command
+
+
+# --------------------------------------------------------------------------------------------
+# one schema for the training options (TrainConfig field metadata -> parser, config, cluster flags)
+
+# A non-default value for every TrainConfig field; the round-trip test fails when a new field is not listed.
+_CHANGED = {
+    "epochs": 7, "batch_size": 12, "lr": 3e-4, "weight_decay": 0.01, "crop_size": (128, 96),
+    "scale_range": (0.75, 1.5), "loss": "ce+0.5*dice", "class_weights": "median", "freeze_bn": True,
+    "freeze_encoder": True, "holdout_fraction": 0.3, "num_workers": 3, "device": "cuda", "seed": 11, "val_every": 2,
+    "max_steps": 90, "sync_bn": True, "dist_timeout_s": 120.0, "hflip": False, "vflip": True, "rotate": 10.0,
+    "translate": 0.1, "elastic": 4.0, "color_jitter": 0.0, "recipe": True, "budget_s": 90.0, "lr_head": 0.01,
+    "warmup_fraction": 0.05, "adapt_bn": False, "class_weight_max": 5.0, "val_interval_s": 12.5, "patience": 4,
+}
+
+
+def _round_trip(config, init: bool):
+    from segstudio.cli import build_parser
+    from segstudio.engine.options import config_from_args, config_to_args
+
+    start = ["--init", "default"] if init else ["--model", "unet"]
+    args = build_parser().parse_args(["train", "--data", "d", "-o", "o", *start, *config_to_args(config)])
+    recipe = init if args.recipe is None else args.recipe
+    return config_from_args(args, recipe=recipe, holdout_fraction=0.2 if recipe else 0.0)
+
+
+def test_every_train_config_field_round_trips_through_its_flag():
+    """config -> flags -> parse -> config is the identity, one field at a time and all at once."""
+    import dataclasses
+
+    from segstudio.engine import TrainConfig
+    from segstudio.engine.options import cli_fields
+
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    assert sorted(names) == sorted(_CHANGED)
+    assert len({opt.flag for _, opt, _ in cli_fields()}) == len(names)  # one distinct flag per field
+    base = TrainConfig()
+    for name in names:
+        config = dataclasses.replace(base, **{name: _CHANGED[name]})
+        assert getattr(config, name) != getattr(base, name)
+        assert _round_trip(config, init=False) == config, name
+    everything = TrainConfig(**_CHANGED)
+    assert _round_trip(everything, init=False) == everything
+    assert _round_trip(everything, init=True) == everything
+    # tri-state booleans: an explicit False survives (the recipe must not override it)
+    off = dataclasses.replace(base, recipe=True, holdout_fraction=0.2, freeze_bn=False, adapt_bn=False)
+    assert _round_trip(off, init=True) == off
+
+
+def test_unset_train_flags_stay_none_for_the_recipe():
+    """No flag: every recipe field is None (the recipe fills it with --init); recipe follows --init."""
+    from segstudio.cli import build_parser
+    from segstudio.engine.options import config_from_args
+    from segstudio.engine.trainer import RECIPE_FIELDS
+
+    args = build_parser().parse_args(["train", "--data", "d", "-o", "o", "--init", "default"])
+    cfg = config_from_args(args, recipe=True, holdout_fraction=0.2)
+    assert all(getattr(cfg, f) is None for f in RECIPE_FIELDS)
+    assert cfg.weight_decay == 1e-4 and cfg.hflip is True and cfg.color_jitter == 0.2 and cfg.num_workers == 0
+    args = build_parser().parse_args(["train", "--data", "d", "-o", "o", "--init", "default", "--no-recipe"])
+    assert args.recipe is False
+
+
+def test_a_train_config_field_without_a_flag_is_refused():
+    import dataclasses
+
+    from segstudio.engine.options import cli_fields
+
+    Bad = dataclasses.make_dataclass("Bad", [("x", int, dataclasses.field(default=1))])
+    with pytest.raises(TypeError, match="Bad.x has no command-line option|x has no command-line option"):
+        cli_fields(Bad)

@@ -389,3 +389,21 @@ def test_read_image_bad_files_raise_image_read_error(tmp_path, kind):
         read_image(path)
     assert path.name in str(ei.value)
     assert isinstance(ei.value, ValueError)
+
+
+def test_project_layout_is_the_one_spelling_of_the_on_disk_names(tmp_path):
+    """label, provenance, journal, classes, versions and project-file paths all come from ProjectLayout."""
+    from segstudio.engine.versions import versions_dir
+    from segstudio.io import ProjectLayout, label_path_for
+    from segstudio.io.journal import journal_path_for
+    from segstudio.io.project import Project, provenance_path_for
+
+    image = tmp_path / "a b.png"
+    lay = ProjectLayout.of_image(image)
+    assert lay.folder == tmp_path
+    assert label_path_for(image) == lay.label_path(image) == tmp_path / "labels" / "a b.png"
+    assert provenance_path_for(image) == lay.provenance_path(image) == tmp_path / "labels" / "provenance" / "a b.png"
+    assert journal_path_for(image).parent == lay.journal_dir == tmp_path / "labels" / ".journal"
+    assert versions_dir(tmp_path) == lay.models_dir == tmp_path / "labels" / "models"
+    assert lay.classes_file == tmp_path / "labels" / "classes.json"
+    assert Project(tmp_path).path == lay.project_file == tmp_path / "segstudio.json"

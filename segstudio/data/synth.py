@@ -28,6 +28,7 @@ import numpy as np
 from segstudio.core.labels import IGNORE_INDEX, ClassSpec
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.labels import save_classes, write_index_png
+from segstudio.io.layout import CLASSES_FILENAME
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ def generate_synth_dataset(
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     synth_sample(seed, 0, size, max_shapes, ignore_border)  # validate the arguments before touching the disk
-    existing = [p for p in (out / "images", out / "masks", out / "classes.json", out / "train.txt") if p.exists()]
+    existing = [p for p in (out / "images", out / "masks", out / CLASSES_FILENAME, out / "train.txt") if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(
             f"{out} already holds a dataset ({existing[0].name}); pass --overwrite or choose another folder"
@@ -198,7 +199,7 @@ def generate_synth_dataset(
         part = stems[start : start + counts[split]]
         start += counts[split]
         atomic_write_bytes(out / f"{split}.txt", "".join(f"{s}\n" for s in part).encode("utf-8"))
-    save_classes(out / "classes.json", SYNTH_CLASSES)
+    save_classes(out / CLASSES_FILENAME, SYNTH_CLASSES)
     atomic_write_bytes(
         out / "SOURCE.md",
         (f"Synthetic shapes written by `segstudio synth` (segstudio.data.synth): n={n}, size={size[0]}x{size[1]}, "

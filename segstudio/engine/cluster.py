@@ -16,16 +16,17 @@ import json
 import logging
 import os
 import shlex
-from dataclasses import fields
 from pathlib import Path
 
 from segstudio.core.labels import ClassSpec
 from segstudio.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from segstudio.engine.options import config_to_args
 from segstudio.engine.trainer import TrainConfig, holdout_split
 from segstudio.engine.versions import next_version_dir
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.datasets import MANIFEST_FORMAT, DatasetSample, find_samples
-from segstudio.io.labels import LABELS_DIRNAME, load_classes
+from segstudio.io.labels import load_classes
+from segstudio.io.layout import CARD_FILENAME, HISTORY_FILENAME, WEIGHTS_FILENAME, ProjectLayout
 
 log = logging.getLogger(__name__)
 
@@ -98,68 +99,16 @@ def manifest_for_folder(folder: str | Path, path: str | Path, holdout_fraction: 
     return write_manifest(path, {"train": samples, "val": val}, classes)
 
 
-# TrainConfig field -> train CLI flag. Booleans are switches (hflip is inverted: --no-hflip).
-_FLAGS = {
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "lr": "--lr",
-    "weight_decay": "--weight-decay",
-    "crop_size": "--crop-size",
-    "scale_range": "--scale-range",
-    "loss": "--loss",
-    "class_weights": "--class-weights",
-    "freeze_bn": "--freeze-bn",
-    "freeze_encoder": "--freeze-encoder",
-    "sync_bn": "--sync-bn",
-    "num_workers": "--workers",
-    "device": "--device",
-    "seed": "--seed",
-    "val_every": "--val-every",
-    "max_steps": "--max-steps",
-    "hflip": "--no-hflip",
-    "vflip": "--vflip",
-    "rotate": "--rotate",
-    "translate": "--translate",
-    "elastic": "--elastic",
-    "color_jitter": "--jitter",
-    "dist_timeout_s": "--dist-timeout",
-    "budget_s": "--budget",
-    "lr_head": "--lr-head",
-}
 # Resolved before the command is written: holdout_fraction becomes the manifest's val split; recipe is the CLI's
 # default with --init (torchrun_command adds --no-recipe when a fine-tune config does without it).
-_NOT_FLAGS = {"holdout_fraction", "recipe"}
+_NOT_FLAGS = ("holdout_fraction", "recipe")
 
 
 def train_args(config: TrainConfig) -> list[str]:
-    """The ``segstudio train`` flags that reproduce ``config`` (every option spelled out, defaults included).
-
-    Raises:
-        ValueError: a config field the command line cannot express (a newer TrainConfig field without a flag).
-    """
-    out: list[str] = []
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if f.name in _NOT_FLAGS:
-            continue
-        flag = _FLAGS.get(f.name)
-        if flag is None:
-            if value == f.default:
-                continue
-            raise ValueError(f"TrainConfig.{f.name}={value!r} has no `segstudio train` flag; it cannot run on a cluster")
-        if f.name == "hflip":
-            out += [] if value else [flag]
-        elif isinstance(value, bool):
-            out += [flag] if value else []
-        elif value is None:
-            continue
-        elif f.name == "budget_s":
-            out += [flag, f"{value / 60:g}"]  # the CLI takes minutes
-        elif isinstance(value, (tuple, list)):
-            out += [flag, ",".join(str(v) for v in value)]
-        else:
-            out += [flag, str(value)]
-    return out
+    """The ``segstudio train`` flags that reproduce ``config`` (every option spelled out, defaults included;
+    ``holdout_fraction`` and ``recipe`` excepted, see ``_NOT_FLAGS``). Generated from the flags TrainConfig's
+    fields carry (:func:`segstudio.engine.options.config_to_args`)."""
+    return config_to_args(config, skip=_NOT_FLAGS)
 
 
 def torchrun_command(
@@ -275,7 +224,7 @@ def import_checkpoint(src: str | Path, folder: str | Path, name: str | None = No
     folder = Path(folder)
     weights = resolve_checkpoint(src)
     loaded = load_checkpoint(weights)
-    saved = folder / LABELS_DIRNAME / "classes.json"
+    saved = ProjectLayout(folder).classes_file
     if saved.is_file():
         mine = load_classes(saved)
         if mine.names != loaded.classes.names:
@@ -289,10 +238,10 @@ def import_checkpoint(src: str | Path, folder: str | Path, name: str | None = No
     card["name"] = name or f"{folder.name}/{dst.name}"
     card["imported_from"] = str(weights.resolve())
     # Card first: a version counts (list_versions) only once its weights exist, i.e. when both are written.
-    atomic_write_bytes(dst / "model.json", (json.dumps(card, indent=1) + "\n").encode("utf-8"))
-    for extra in ("history.json",):
+    atomic_write_bytes(dst / CARD_FILENAME, (json.dumps(card, indent=1) + "\n").encode("utf-8"))
+    for extra in (HISTORY_FILENAME,):
         if (weights.parent / extra).is_file():
             atomic_write_bytes(dst / extra, (weights.parent / extra).read_bytes())
-    atomic_write_bytes(dst / "model.safetensors", weights.read_bytes())
+    atomic_write_bytes(dst / WEIGHTS_FILENAME, weights.read_bytes())
     log.info("imported %s as %s", weights, dst)
-    return dst / "model.safetensors"
+    return dst / WEIGHTS_FILENAME

@@ -33,6 +33,7 @@ from segstudio.core.labels import ClassSpec
 from segstudio.data.dataset import SegmentationDataset
 from segstudio.data.transforms import eval_transforms, train_transforms
 from segstudio.engine import recipe as recipe_mod
+from segstudio.engine.options import option, parse_floats, parse_pair
 from segstudio.engine.checkpoint import (
     build_model,
     load_checkpoint,
@@ -54,6 +55,7 @@ from segstudio.engine.distributed import (
 )
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.datasets import find_samples
+from segstudio.io.layout import HISTORY_FILENAME, WEIGHTS_FILENAME
 from segstudio.losses import CLASS_WEIGHT_METHODS, class_pixel_counts, compute_class_weights, get_loss
 from segstudio.metrics import ConfusionMatrix
 from segstudio.models import get_model
@@ -139,38 +141,83 @@ class TrainConfig:
             half the budget is spent (``None``: never early).
     """
 
-    epochs: int = 10
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    crop_size: tuple[int, int] = (256, 256)
-    scale_range: tuple[float, float] = (0.5, 2.0)
-    loss: str = "ce"
-    class_weights: str = "none"
-    freeze_bn: bool = False
-    freeze_encoder: bool = False
-    holdout_fraction: float = 0.0
-    num_workers: int = 0
-    device: str = "auto"
-    seed: int = 0
-    val_every: int = 1
-    max_steps: int | None = None
-    sync_bn: bool = False
-    dist_timeout_s: float = DEFAULT_TIMEOUT_S
-    hflip: bool = True
-    vflip: bool = False
-    rotate: float = 0.0
-    translate: float = 0.0
-    elastic: float = 0.0
-    color_jitter: float = 0.2
-    recipe: bool = False
-    budget_s: float | None = None
-    lr_head: float | None = None
-    warmup_fraction: float | None = None
-    adapt_bn: bool | None = None
-    class_weight_max: float | None = None
-    val_interval_s: float | None = None
-    patience: int | None = None
+    # Each field carries its `segstudio train` flag and help (segstudio.engine.options generates the parser, the
+    # config from parsed flags and the flags from a config for the cluster command). Fields the recipe fills
+    # (RECIPE_FIELDS) are unset (None) on the command line unless given.
+    epochs: int = field(default=10, metadata=option(
+        "--epochs", "passes over the training set (default 10; with --init: the budget decides)", type=int))
+    batch_size: int = field(default=8, metadata=option(
+        "--batch-size", "global batch: images per step over all processes (under torchrun each loads batch/nproc; "
+        "default 8, with --init: the recipe's)", type=int))
+    lr: float = field(default=1e-3, metadata=option(
+        "--lr", "AdamW peak learning rate (default 1e-3; with --init: the recipe's)", type=float))
+    weight_decay: float = field(default=1e-4, metadata=option(
+        "--weight-decay", "AdamW decoupled weight decay (default 1e-4)", type=float))
+    crop_size: tuple[int, int] = field(default=(256, 256), metadata=option(
+        "--crop-size", "H,W of random crops (default 256,256; with --init: the recipe's)", type=parse_pair, metavar="H,W"))
+    scale_range: tuple[float, float] = field(default=(0.5, 2.0), metadata=option(
+        "--scale-range", "random rescale LO,HI (default 0.5,2.0; with --init: the recipe's)", type=parse_floats,
+        metavar="LO,HI"))
+    loss: str = field(default="ce", metadata=option(
+        "--loss", "loss: ce, focal, dice, jaccard (alias iou), lovasz, or a weighted sum such as ce+dice or "
+        "ce+0.5*dice (default ce; with --init: the recipe's)", metavar="SPEC"))
+    class_weights: str = field(default="none", metadata=option(
+        "--class-weights", "weight the ce/focal terms per class, computed from the training masks: median-frequency "
+        "balancing (SegNet) or inverse frequency (default none; with --init: the recipe's)",
+        choices=CLASS_WEIGHT_METHODS))
+    freeze_bn: bool = field(default=False, metadata=option(
+        "--freeze-bn", "keep BatchNorm statistics fixed (default off; with --init: the recipe's)"))
+    freeze_encoder: bool = field(default=False, metadata=option(
+        "--freeze-encoder", "train only the decoder/head (encoder weights and BN fixed)"))
+    holdout_fraction: float = field(default=0.0, metadata=option(
+        "--holdout-fraction", "image folder with saved labels: hold out about this fraction of the labelled images "
+        "for validation (default 0.2 with the recipe, else 0)", type=float, metavar="FRAC", unset=True))
+    num_workers: int = field(default=0, metadata=option("--workers", "DataLoader worker processes", type=int))
+    device: str = field(default="auto", metadata=option("--device", "auto, cpu, cuda, cuda:1, mps (default auto)"))
+    seed: int = field(default=0, metadata=option(
+        "--seed", "RNG seed for weights, shuffling and augmentation", type=int))
+    val_every: int = field(default=1, metadata=option("--val-every", "validate every N epochs", type=int))
+    max_steps: int | None = field(default=None, metadata=option("--max-steps", "stop after this many steps", type=int))
+    sync_bn: bool = field(default=False, metadata=option(
+        "--sync-bn", "under torchrun on CUDA: SyncBatchNorm (BatchNorm statistics over the global batch)"))
+    dist_timeout_s: float = field(default=DEFAULT_TIMEOUT_S, metadata=option(
+        "--dist-timeout", "under torchrun: how long a rank waits for its peers before the job fails (default 600)",
+        type=float, metavar="SECONDS"))
+    hflip: bool = field(default=True, metadata=option("--no-hflip", "no random horizontal flips", group='augmentation (mask-aware, torchvision.transforms.v2)'))
+    vflip: bool = field(default=False, metadata=option(
+        "--vflip", "random vertical flips (microscopy, aerial)", group='augmentation (mask-aware, torchvision.transforms.v2)'))
+    rotate: float = field(default=0.0, metadata=option(
+        "--rotate", "random rotation up to +-DEG degrees", type=float, metavar="DEG", group='augmentation (mask-aware, torchvision.transforms.v2)'))
+    translate: float = field(default=0.0, metadata=option(
+        "--translate", "random shift up to FRAC of the size", type=float, metavar="FRAC", group='augmentation (mask-aware, torchvision.transforms.v2)'))
+    elastic: float = field(default=0.0, metadata=option(
+        "--elastic", "elastic deformation strength, pixels", type=float, metavar="ALPHA", group='augmentation (mask-aware, torchvision.transforms.v2)'))
+    color_jitter: float = field(default=0.2, metadata=option(
+        "--jitter", "colour jitter strength (0 disables, default 0.2)", type=float, group='augmentation (mask-aware, torchvision.transforms.v2)'))
+    recipe: bool = field(default=False, metadata=option(
+        "--recipe", "let the fine-tune recipe choose the unset options (default: on with --init; --no-recipe: "
+        "use the plain defaults)", unset=True))
+    budget_s: float | None = field(default=None, metadata=option(
+        "--budget", "time budget in minutes: the step time is measured and the schedule fills the budget (default "
+        "with --init: 3 on a CPU, 1 on a GPU, unless --epochs/--max-steps are given)", type=float, metavar="MIN",
+        scale=60.0))
+    lr_head: float | None = field(default=None, metadata=option(
+        "--lr-head", "learning rate of a newly initialised classifier (default: --lr or the recipe's)", type=float))
+    warmup_fraction: float | None = field(default=None, metadata=option(
+        "--warmup-fraction", "pretrained layers' learning rate ramps up over this share of the steps (default: "
+        "the recipe's, 0 without it)", type=float, metavar="FRAC"))
+    adapt_bn: bool | None = field(default=None, metadata=option(
+        "--adapt-bn", "re-estimate BatchNorm statistics on the training crops before training (AdaBN; default: "
+        "the recipe's)"))
+    class_weight_max: float | None = field(default=None, metadata=option(
+        "--class-weight-max", "clip class weights to this value (default: the recipe's, no clip without it)",
+        type=float, metavar="W"))
+    val_interval_s: float | None = field(default=None, metadata=option(
+        "--val-interval", "with a budget: validate / write checkpoints every this many seconds (default: budget/8)",
+        type=float, metavar="SECONDS"))
+    patience: int | None = field(default=None, metadata=option(
+        "--patience", "with a budget: stop after this many validations without a better mIoU once half the budget "
+        "is spent (default: the recipe's)", type=int))
 
 
 RECIPE_FIELDS = (
@@ -581,7 +628,7 @@ class Trainer:
         np.random.seed(self.config.seed + self.state.epoch + 7919 * self.dist.rank)
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        final = self.out_dir / "model.safetensors"
+        final = self.out_dir / WEIGHTS_FILENAME
         budget = self.config.budget_s
         if budget is not None and self.state.step == 0:
             self.total_steps = self.step_cap  # until the step time is measured
@@ -678,7 +725,7 @@ class Trainer:
                 stale += 1
             self.schedule["save_s"] = time.perf_counter() - ts
             if main:
-                atomic_write_bytes(self.out_dir / "history.json", json.dumps(self.state.history, indent=1).encode())
+                atomic_write_bytes(self.out_dir / HISTORY_FILENAME, json.dumps(self.state.history, indent=1).encode())
             self._emit("epoch", **info)
             if (
                 budget is not None

@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from segstudio.io.labels import LABELS_DIRNAME
+from segstudio.io.layout import WEIGHTS_FILENAME, ProjectLayout
 
 _VERSION = re.compile(r"^v(\d{3,})$")
 
 
 def versions_dir(folder: str | Path) -> Path:
     """``<folder>/labels/models``."""
-    return Path(folder) / LABELS_DIRNAME / "models"
+    return ProjectLayout(folder).models_dir
 
 
 def list_versions(folder: str | Path) -> list[Path]:
@@ -20,7 +20,7 @@ def list_versions(folder: str | Path) -> list[Path]:
     root = versions_dir(folder)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if _VERSION.match(p.name) and (p / "model.safetensors").is_file()]
+    found = [p for p in root.iterdir() if _VERSION.match(p.name) and (p / WEIGHTS_FILENAME).is_file()]
     return sorted(found, key=lambda p: int(_VERSION.match(p.name).group(1)))
 
 

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from segstudio.engine import TrainConfig
 from segstudio.engine.checkpoint import default_checkpoint
 from segstudio.engine.cluster import format_command, manifest_for_folder, torchrun_command
-from segstudio.io.labels import LABELS_DIRNAME
+from segstudio.io.layout import ProjectLayout
 
 
 def open_cluster_dialog(parent, state):
@@ -67,7 +67,7 @@ def import_trained_checkpoint(parent, state, path: str | Path | None = None) -> 
 
 def default_manifest_path(folder: Path) -> Path:
     """``<folder>/labels/cluster/manifest.json``."""
-    return Path(folder) / LABELS_DIRNAME / "cluster" / "manifest.json"
+    return ProjectLayout(folder).cluster_dir / "manifest.json"
 
 
 class ClusterDialog(QDialog):
@@ -209,7 +209,7 @@ class ClusterDialog(QDialog):
             raise ValueError("no manifest: save corrected labels for at least one image first")
         config = dataclasses.replace(self.config, batch_size=self.batch.value())
         init = self.init if self.init == "default" else self._on_cluster(Path(self.init))
-        output = self.output.text().strip() or self._on_cluster(self.folder / LABELS_DIRNAME / "cluster" / "run")
+        output = self.output.text().strip() or self._on_cluster(ProjectLayout(self.folder).cluster_dir / "run")
         return torchrun_command(
             self._on_cluster(self.manifest_path),
             output,

@@ -20,7 +20,6 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
@@ -43,7 +42,8 @@ from segstudio.gui.loop import _menu
 from segstudio.gui.relay import on_gui
 from segstudio.gui.workers import Job, start_job
 from segstudio.io import find_samples
-from segstudio.models import get_model, get_spec, list_models
+from segstudio.models import count_parameters, get_spec, list_models  # noqa: F401  (count_parameters re-exported)
+from segstudio.models.encoders import imagenet_weights_on_disk  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -87,33 +87,6 @@ def arch_title(name: str) -> str:
 def encoder_title(name: str) -> str:
     """Readable name of encoder ``name`` (e.g. ``"ResNet-50"``)."""
     return ENCODER_TITLES.get(name, name)
-
-
-def imagenet_weights_on_disk(encoder: str) -> bool:
-    """True when torchvision's ImageNet weights of ``encoder`` are in ``$TORCH_HOME/hub/checkpoints``.
-
-    That is where the encoders look first (:func:`segstudio.models.encoders.load_torchvision_weights`); without
-    the file and offline they fall back to random initialisation.
-    """
-    import torchvision
-
-    try:
-        weights = torchvision.models.get_model_weights(encoder).IMAGENET1K_V1
-    except (ValueError, AttributeError, KeyError):
-        return False
-    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name).is_file()
-
-
-def count_parameters(architecture: str, num_classes: int, model_kwargs: dict | None = None) -> int:
-    """Parameters of ``get_model(architecture, num_classes, **model_kwargs)``, built on the ``meta`` device.
-
-    No memory is allocated and no weights are read (``pretrained`` is forced off; the count does not depend
-    on it): 0.03-0.3 s even for a ResNet-101 net. Call it off the GUI thread all the same.
-    """
-    kwargs = {**(model_kwargs or {}), "pretrained": False}
-    with torch.device("meta"):
-        model = get_model(architecture, num_classes, **kwargs)
-    return sum(p.numel() for p in model.parameters())
 
 
 def format_count(n: int) -> str:

@@ -40,7 +40,8 @@ from segstudio.engine.versions import versions_dir
 from segstudio.gui.class_editor import ClassEditorDialog
 from segstudio.gui.qtutil import add_dock
 from segstudio.gui.versions_dock import ABCompareDialog, VersionsPanel, make_ab_job
-from segstudio.io import LABELS_DIRNAME, label_path_for, load_classes, save_classes
+from segstudio.io import label_path_for, load_classes, save_classes
+from segstudio.io.layout import CARD_FILENAME, WEIGHTS_FILENAME, ProjectLayout
 from segstudio.io.project import (
     PROJECT_FILENAME,
     STATUS_CORRECTED,
@@ -424,7 +425,7 @@ class ProjectController(QObject):
             if st.folder is not None and relabel:
                 relabel_label_files(st.folder, lut, new)
             elif st.folder is not None:  # the folder's classes from now on, even before any label is saved
-                save_classes(st.folder / LABELS_DIRNAME / "classes.json", new)
+                save_classes(ProjectLayout(st.folder).classes_file, new)
 
         try:
             note = st.apply_class_edit(classes, lut, relabel, write)
@@ -484,11 +485,11 @@ class ProjectController(QObject):
         found = []
         for v in list_versions(folder):
             try:
-                card = json.loads((v / "model.json").read_text(encoding="utf-8"))
+                card = json.loads((v / CARD_FILENAME).read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 log.warning("%s: unreadable model card (%s)", v, exc)
                 card = {}
-            mv = ModelVersion.from_card(v.name, v / "model.safetensors", card, folder)
+            mv = ModelVersion.from_card(v.name, v / WEIGHTS_FILENAME, card, folder)
             mv.status = version_status(v)
             found.append(mv)
         self.project.set_versions(found)

@@ -13,6 +13,7 @@ from segstudio.io.labels import (
     write_index_png,
 )
 from segstudio.io.datasets import DatasetSample, find_samples
+from segstudio.io.layout import ProjectLayout
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -20,6 +21,7 @@ __all__ = [
     "DatasetSample",
     "DiskFullError",
     "LabelReadError",
+    "ProjectLayout",
     "ImageReadError",
     "atomic_write_bytes",
     "find_samples",

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from segstudio.core.labels import ClassSpec
 from segstudio.io.images import IMAGE_EXTENSIONS, list_images
-from segstudio.io.labels import LABELS_DIRNAME, label_path_for, load_classes
+from segstudio.io.labels import label_path_for, load_classes
+from segstudio.io.layout import CLASSES_FILENAME, ProjectLayout
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def find_samples(root: str | Path, split: str | None = None) -> tuple[list[Datas
     if root.is_file() and root.suffix.lower() == ".json":
         return read_manifest(root, split)
     if (root / "images").is_dir() and (root / "masks").is_dir():
-        classes_file = root / "classes.json"
+        classes_file = root / CLASSES_FILENAME
         if not classes_file.is_file():
             raise FileNotFoundError(f"{root}: dataset folder has no classes.json")
         classes = load_classes(classes_file)
@@ -85,9 +86,10 @@ def find_samples(root: str | Path, split: str | None = None) -> tuple[list[Datas
                 raise FileNotFoundError(f"{root}: mask {mask} listed in {split_file.name} is missing")
             samples.append(DatasetSample(img, mask))
         return samples, classes
-    labels_dir = root / LABELS_DIRNAME
+    layout = ProjectLayout(root)
+    labels_dir = layout.labels_dir
     if labels_dir.is_dir():
-        classes_file = labels_dir / "classes.json"
+        classes_file = layout.classes_file
         if not classes_file.is_file():
             raise FileNotFoundError(f"{labels_dir}: no classes.json beside the saved labels")
         classes = load_classes(classes_file)

@@ -35,11 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.io.labels import LABELS_DIRNAME
+from segstudio.io.layout import JOURNAL_DIRNAME, ProjectLayout  # noqa: F401  (JOURNAL_DIRNAME re-exported)
 
 log = logging.getLogger(__name__)
 
-JOURNAL_DIRNAME = ".journal"
 FILE_MAGIC = b"SSJOURNAL1\n"
 REC_MAGIC = b"REC1"
 _REC_HEAD = struct.Struct("<4sII")  # magic, payload length, crc32
@@ -58,7 +57,7 @@ def journal_path_for(image_path: str | Path) -> Path:
     """``<folder>/labels/.journal/<sha1 of the file name>.ssj`` for ``image_path``."""
     image_path = Path(image_path)
     key = hashlib.sha1(os.fsencode(image_path.name)).hexdigest()[:20]
-    return image_path.parent / LABELS_DIRNAME / JOURNAL_DIRNAME / f"{key}.ssj"
+    return ProjectLayout.of_image(image_path).journal_dir / f"{key}.ssj"
 
 
 @dataclass

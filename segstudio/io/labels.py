@@ -13,14 +13,12 @@ from PIL import Image
 from segstudio.core.labels import ClassSpec, validate_label_map
 from segstudio.io.atomic import atomic_write_bytes
 
-LABELS_DIRNAME = "labels"
-"""Folder beside the images where the app saves corrected labels."""
+from segstudio.io.layout import CLASSES_FILENAME, LABELS_DIRNAME, ProjectLayout  # noqa: F401  (LABELS_DIRNAME re-exported)
 
 
 def label_path_for(image_path: str | Path) -> Path:
     """Where the app saves the labels of ``image_path``: ``<folder>/labels/<stem>.png``."""
-    image_path = Path(image_path)
-    return image_path.parent / LABELS_DIRNAME / f"{image_path.stem}.png"
+    return ProjectLayout.of_image(image_path).label_path(image_path)
 
 
 def write_index_png(path: str | Path, labels: np.ndarray, classes: ClassSpec | None = None) -> Path:
@@ -121,5 +119,5 @@ def save_labels(image_path: str | Path, labels: np.ndarray, classes: ClassSpec) 
     validate_label_map(labels, classes.num_classes)
     out = label_path_for(image_path)
     write_index_png(out, labels, classes)
-    save_classes(out.parent / "classes.json", classes)
+    save_classes(out.parent / CLASSES_FILENAME, classes)
     return out

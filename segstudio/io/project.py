@@ -33,16 +33,13 @@ from segstudio.core.labels import IGNORE_INDEX, ClassSpec, validate_label_map
 from segstudio.core.provenance import PROVENANCE_NAMES, validate_provenance
 from segstudio.io.atomic import STALE_TEMP_AGE_S, TEMP_SUFFIX, atomic_write_bytes, sweep_stale_temps, temp_prefix
 from segstudio.io.images import list_images
-from segstudio.io.labels import LABELS_DIRNAME, label_path_for, read_index_png, write_index_png
+from segstudio.io.labels import label_path_for, read_index_png, write_index_png
+from segstudio.io.layout import PROJECT_FILENAME, PROVENANCE_DIRNAME, ProjectLayout  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-PROJECT_FILENAME = "segstudio.json"
-"""Name of the project file inside the image folder."""
 SCHEMA_VERSION = 1
 """Version of the ``segstudio.json`` layout written by this code; newer files are refused, not misread."""
-PROVENANCE_DIRNAME = "provenance"
-"""Sub-folder of ``labels/`` holding the provenance maps."""
 
 STATUS_UNLABELLED = "unlabelled"
 STATUS_PREDICTED = "predicted"
@@ -196,7 +193,7 @@ class Project:
     @property
     def path(self) -> Path:
         """``<folder>/segstudio.json``."""
-        return Path(self.folder) / PROJECT_FILENAME
+        return ProjectLayout(self.folder).project_file
 
     @classmethod
     def load(cls, folder: str | Path) -> "Project":
@@ -405,7 +402,7 @@ def folder_writable(folder: str | Path) -> bool:
     Checked by creating (and removing) a temp file, which also catches read-only mounts that
     ``os.access`` reports as writable. Creates nothing that stays. Never raises.
     """
-    target = Path(folder) / LABELS_DIRNAME
+    target = ProjectLayout(folder).labels_dir
     if target.exists() and not target.is_dir():
         return False  # a file named labels: nothing can be saved under it
     target = target if target.is_dir() else Path(folder)
@@ -458,10 +455,11 @@ def sweep_project_temps(folder: str | Path, older_than_s: float = STALE_TEMP_AGE
     temp names, regular files, older than ``older_than_s``); returns the removed paths. Never raises.
     """
     folder = Path(folder)
-    labels = folder / LABELS_DIRNAME
-    dirs = [folder, labels, labels / PROVENANCE_DIRNAME, labels / "models"]
+    layout = ProjectLayout(folder)
+    labels = layout.labels_dir
+    dirs = [folder, labels, layout.provenance_dir, layout.models_dir]
     try:
-        dirs += sorted(e.path for e in os.scandir(labels / "models") if e.is_dir(follow_symlinks=False))
+        dirs += sorted(e.path for e in os.scandir(layout.models_dir) if e.is_dir(follow_symlinks=False))
     except OSError:
         pass
     removed: list[Path] = []
@@ -473,8 +471,7 @@ def sweep_project_temps(folder: str | Path, older_than_s: float = STALE_TEMP_AGE
 # -- provenance files -------------------------------------------------------------------------
 def provenance_path_for(image_path: str | Path) -> Path:
     """Where the provenance of ``image_path``'s labels is saved: ``<folder>/labels/provenance/<stem>.png``."""
-    image_path = Path(image_path)
-    return image_path.parent / LABELS_DIRNAME / PROVENANCE_DIRNAME / f"{image_path.stem}.png"
+    return ProjectLayout.of_image(image_path).provenance_path(image_path)
 
 
 def save_provenance(image_path: str | Path, prov: np.ndarray) -> Path:
@@ -594,7 +591,7 @@ def relabel_label_files(folder: str | Path, lut: np.ndarray, classes: ClassSpec)
             buf = _io.BytesIO()
             Image.fromarray(new, mode="L").save(buf, format="PNG")
             staged.append((_stage(f, buf.getvalue()), f))
-        classes_file = folder / LABELS_DIRNAME / "classes.json"
+        classes_file = ProjectLayout(folder).classes_file
         staged.append((_stage(classes_file, (json.dumps(classes.to_json(), indent=1) + "\n").encode("utf-8")), classes_file))
     except BaseException:
         for tmp, _ in staged:

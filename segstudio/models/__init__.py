@@ -5,7 +5,7 @@
 paper uses an auxiliary head), as torchvision's segmentation models do. Models never import Qt.
 """
 
-from segstudio.models.registry import ModelSpec, get_model, get_spec, list_models, register_model
+from segstudio.models.registry import ModelSpec, count_parameters, get_model, get_spec, list_models, register_model
 
 # Importing the architecture packages registers them.
 from segstudio.models import deeplabv1 as _deeplabv1  # noqa: F401
@@ -22,4 +22,4 @@ from segstudio.models import segnet as _segnet  # noqa: F401
 from segstudio.models import simple_cnn as _simple_cnn  # noqa: F401
 from segstudio.models import unet as _unet  # noqa: F401
 
-__all__ = ["ModelSpec", "get_model", "get_spec", "list_models", "register_model"]
+__all__ = ["ModelSpec", "count_parameters", "get_model", "get_spec", "list_models", "register_model"]

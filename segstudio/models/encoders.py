@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from pathlib import Path
 
 import torch
 import torchvision
@@ -265,3 +266,16 @@ def get_encoder(name: str, pretrained: bool = True, output_stride: int = 16) -> 
     if name in ("vgg16", "vgg16_bn"):
         return VGGEncoder(batch_norm=name == "vgg16_bn", pretrained=pretrained, output_stride=output_stride)
     raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
+
+
+def imagenet_weights_on_disk(encoder: str) -> bool:
+    """True when torchvision's ImageNet weights of ``encoder`` are in ``$TORCH_HOME/hub/checkpoints``.
+
+    That is where the encoders look first (:func:`segstudio.models.encoders.load_torchvision_weights`); without
+    the file and offline they fall back to random initialisation.
+    """
+    try:
+        weights = torchvision.models.get_model_weights(encoder).IMAGENET1K_V1
+    except (ValueError, AttributeError, KeyError):
+        return False
+    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name).is_file()

@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 
@@ -143,3 +144,15 @@ def get_model(name: str, num_classes: int, **kwargs) -> nn.Module:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     builder = _REGISTRY[name][1]
     return builder(num_classes=num_classes, **{**spec.defaults, **kwargs})
+
+
+def count_parameters(architecture: str, num_classes: int, model_kwargs: dict | None = None) -> int:
+    """Parameters of ``get_model(architecture, num_classes, **model_kwargs)``, built on the ``meta`` device.
+
+    No memory is allocated and no weights are read (``pretrained`` is forced off; the count does not depend
+    on it): 0.03-0.3 s even for a ResNet-101 net. Call it off the GUI thread all the same.
+    """
+    kwargs = {**(model_kwargs or {}), "pretrained": False}
+    with torch.device("meta"):
+        model = get_model(architecture, num_classes, **kwargs)
+    return sum(p.numel() for p in model.parameters())
