@@ -67,13 +67,18 @@ def test_open_predict_paint_undo_redo_save_reopen(qtbot, folder, default_model_p
     win = make_window(qtbot, default_model_path)
     assert not win.predictor.prepared, "building the predictor on the GUI thread defers its BN folding"
     threads = []
-    orig = win.predictor.predict
+    orig, orig_many = win.predictor.predict, win.predictor.predict_many
 
     def spy(image):
         threads.append(threading.current_thread())
         return orig(image)
 
-    win.predictor.predict = spy
+    def spy_many(*a, **k):  # the engine's folder pipeline (predict_images) the window uses
+        for res in orig_many(*a, **k):
+            threads.append(threading.current_thread())
+            yield res
+
+    win.predictor.predict, win.predictor.predict_many = spy, spy_many
     win.open_folder(folder)
     assert win.files.count() == 5
     wait_idle(qtbot, win)

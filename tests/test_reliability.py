@@ -626,6 +626,14 @@ def test_predict_and_finetune_run_on_worker_threads(tmp_path, qtbot, monkeypatch
     threads = {"predict": [], "train": []}
     real_predict, real_train = pred_mod.Predictor.predict, mw.train_on_folder
     monkeypatch.setattr(pred_mod.Predictor, "predict", lambda self, im: threads["predict"].append(threading.get_ident()) or real_predict(self, im))
+    real_many = pred_mod.Predictor.predict_many
+
+    def many(self, *a, **k):  # the engine's folder pipeline, which the window's predictions go through
+        for res in real_many(self, *a, **k):
+            threads["predict"].append(threading.get_ident())
+            yield res
+
+    monkeypatch.setattr(pred_mod.Predictor, "predict_many", many)
     monkeypatch.setattr(mw, "train_on_folder", lambda *a, **k: threads["train"].append(threading.get_ident()) or real_train(*a, **k))
     win = mw.MainWindow(load_checkpoint(ckpt))
     qtbot.addWidget(win)

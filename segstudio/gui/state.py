@@ -864,27 +864,31 @@ class ProjectState(QObject):
         paths = list(paths)
 
         def work(job: Job):
+            # The engine's folder pipeline (segstudio.engine.predict_folder, the same as `segstudio predict`):
+            # open documents' images are passed as arrays, the others decoded on its prefetch thread.
+            from segstudio.engine.predict_folder import predict_images
             from segstudio.gui.loop import tile_reporter
 
-            ok, failed = 0, 0
-            for i, p in enumerate(paths):
-                job.cancel_token.check()
-                job.report(i, len(paths), f"predicting {p.name} ({i + 1}/{len(paths)})")
-                try:
-                    image = images.get(p)
-                    if image is None:
-                        image = read_image(p)
-                    with predictor.tile_progress(tile_reporter(job, p.name, i, len(paths))):  # per-tile progress
-                        labels = predictor.predict(image)
-                except Cancelled:
-                    raise
-                except Exception as exc:  # one bad image never stops the others; it is counted and marked
-                    log.warning("predicting %s failed: %s", p, exc)
-                    failed += 1
-                    job.emit_result(p, PredictionFailure(str(exc)))
-                    continue
-                ok += 1
-                job.emit_result(p, labels)
+            ok, failed, current = 0, 0, 0
+
+            def on_tile(done: int, total: int) -> None:  # per-tile progress of the image being predicted
+                tile_reporter(job, paths[current].name, current, len(paths))(done, total)
+
+            job.report(0, len(paths), f"predicting {paths[0].name} (1/{len(paths)})")
+            with predictor.tile_progress(on_tile):
+                for res in predict_images(predictor, [images.get(p, p) for p in paths], cancel=job.cancel_token):
+                    p = paths[res.index]
+                    current = min(res.index + 1, len(paths) - 1)
+                    job.report(res.index + 1, len(paths), f"predicted {p.name} ({res.index + 1}/{len(paths)})")
+                    if res.error is not None:  # one bad image never stops the others; it is counted and marked
+                        if isinstance(res.error, Cancelled):
+                            raise res.error
+                        log.warning("predicting %s failed: %s", p, res.error)
+                        failed += 1
+                        job.emit_result(p, PredictionFailure(str(res.error)))
+                        continue
+                    ok += 1
+                    job.emit_result(p, res.labels)
             return ok, failed
 
         job = Job("predict", work)
