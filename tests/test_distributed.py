@@ -387,3 +387,19 @@ def test_cluster_dialog_writes_command_and_manifest_and_import_switches_model(qt
     assert list_versions(folder) == [folder / "labels" / "models" / "v001"]
     assert win.model_panel.model_combo.currentText() == "app/v001"
     assert win.model.card["imported_from"] == str(run.resolve())
+
+
+def test_a_time_budget_under_two_processes_ends_every_rank_together(tmp_path):
+    """With --budget each rank measures its own step times and clock; the plan, the validation epochs and the
+    stop are agreed over the ranks (min / max all-reduce), so no rank trains alone or waits forever for a peer."""
+    data = make_isbi_folder(tmp_path / "isbi")
+    args = cli_args(data, tmp_path / "two", extra=("--budget", "0.25"))
+    args[args.index("--epochs") + 1] = "100000"  # a cap far away: the 15-s budget ends the run
+    rc, out, err = finish(torchrun(args))
+    assert rc == 0, err[-3000:]
+    assert out.count("saved ") == 1, out  # rank 0 alone reports
+    card = json.loads((tmp_path / "two" / "model.json").read_text())
+    schedule = card["training"]["schedule"]
+    assert schedule["budget_s"] == 15.0 and schedule["stopped"] in ("budget", "planned steps", "early stop"), schedule
+    assert schedule["steps_done"] >= 3 and schedule["time_s"] <= 15.0 + 10.0, schedule
+    assert card["training"]["distributed"]["world_size"] == 2

@@ -237,6 +237,27 @@ def all_reduce_mean(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return out / ctx.world_size
 
 
+def all_reduce_agree(value: float, ctx: DistContext, op: str = "max", device: torch.device | None = None) -> float:
+    """The ``max`` or ``min`` of a number over ranks, so time-based decisions (a time budget, a validation
+    interval) come out the same on every rank: each rank has its own clock and step times, and a rank that stops
+    or validates alone would leave its peers waiting in the next collective.
+
+    Raises:
+        ValueError: ``op`` is not ``"max"`` or ``"min"``.
+        PeerFailure: a peer died or timed out.
+    """
+    if op not in ("max", "min"):
+        raise ValueError(f"op must be 'max' or 'min', got {op!r}")
+    if not ctx.enabled or ctx.world_size == 1:
+        return float(value)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    try:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.MIN)
+    except (RuntimeError, dist.DistError) as exc:
+        raise PeerFailure(peer_failure_message(ctx, exc)) from exc
+    return float(t.item())
+
+
 def barrier(ctx: DistContext) -> None:
     """Wait for every rank (no-op without a process group).
 

@@ -45,6 +45,7 @@ from segstudio.engine.distributed import (
     DEFAULT_TIMEOUT_S,
     DistContext,
     PeerFailure,  # noqa: F401  (re-exported: raised by Trainer.fit)
+    all_reduce_agree,
     all_reduce_confusion,
     all_reduce_mean,
     barrier,
@@ -607,7 +608,8 @@ class Trainer:
             self.config.budget_s, self._elapsed(), step_s, self.state.step, reserve_s=n_checks * per_check,
             min_steps=self.state.step + 1,
         )
-        self.total_steps = min(self.step_cap, planned)
+        # Every rank must run the same number of steps with the same poly schedule: the fewest planned wins.
+        self.total_steps = int(all_reduce_agree(min(self.step_cap, planned), self.dist, "min", self._agree_device))
         self.schedule.update(planned_steps=self.total_steps, step_s=round(step_s, 4))
 
     def _interval(self) -> float | None:
@@ -621,7 +623,13 @@ class Trainer:
             return False
         step_s = float(np.median(self._step_times[-2 * recipe_mod.REPLAN_EVERY :]))
         final = self.schedule.get("val_s", 0.0) + self.schedule.get("save_s", 0.3)
-        return self._elapsed() + step_s + final > self.config.budget_s
+        over = self._elapsed() + step_s + final > self.config.budget_s
+        return bool(all_reduce_agree(float(over), self.dist, "max", self._agree_device))  # any rank out: all stop
+
+    @property
+    def _agree_device(self) -> torch.device | None:
+        """Where :func:`all_reduce_agree` puts its number (NCCL needs CUDA tensors)."""
+        return self.device if self.dist.backend == "nccl" else None
 
     def _fit(self) -> Path:
         torch.manual_seed(self.config.seed + self.state.epoch + 7919 * self.dist.rank)
@@ -695,7 +703,10 @@ class Trainer:
             if losses:
                 self.state.epoch += 1
             last_epoch = self.state.epoch >= self.config.epochs or self.state.step >= self.total_steps or stop is not None
-            if budget is not None and (self.state.step == checked_at or (not last_epoch and time.perf_counter() - last_check < self._interval())):
+            early = budget is not None and not last_epoch and time.perf_counter() - last_check < self._interval()
+            if budget is not None:  # every rank validates (a collective) at the same epochs
+                early = bool(all_reduce_agree(float(early), self.dist, "min", self._agree_device))
+            if budget is not None and (self.state.step == checked_at or early):
                 continue  # with a budget, validate and write checkpoints on time, not every epoch
             last_check, checked_at = time.perf_counter(), self.state.step
             info = {"epoch": self.state.epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
@@ -731,7 +742,7 @@ class Trainer:
                 budget is not None
                 and self.config.patience
                 and stale >= self.config.patience
-                and self._elapsed() > budget / 2
+                and all_reduce_agree(self._elapsed(), self.dist, "max", self._agree_device) > budget / 2
                 and stop is None
             ):
                 stop = "early stop"
