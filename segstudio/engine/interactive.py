@@ -204,8 +204,9 @@ def evaluate_object(predict, gt: np.ndarray, max_clicks: int = 20, ignore: np.nd
     ious = []
     for _ in range(max_clicks):
         c = next_click(gt, pred, ignore)
-        if c is None:
-            ious.append(1.0)
+        if c is None:  # no error left: the last IoU stands (1.0 with nothing to click at all)
+            if not ious:
+                ious.append(1.0)
             break
         clicks.append(c)
         pred = predict(clicks, prev)
@@ -224,7 +225,7 @@ def grabcut_from_clicks(image: np.ndarray, clicks: list[Click], prev_mask: np.nd
     """GrabCut (Rother et al., SIGGRAPH 2004; :func:`cv2.grabCut`) seeded by clicks.
 
     Trimap: outside a box around the positive clicks and ``prev_mask`` (padded by half its size, at least
-    10 % of the image's longer side) is sure background; inside, ``prev_mask`` is probable foreground and
+    20 % of the image's longer side) is sure background; inside, ``prev_mask`` is probable foreground and
     the rest probable background — or, with no previous mask, everything inside is probable foreground
     (rectangle initialisation); positive / negative click disks are sure foreground / background.
 
@@ -247,8 +248,8 @@ def grabcut_from_clicks(image: np.ndarray, clicks: list[Click], prev_mask: np.nd
         ys += [int(py.min()), int(py.max())]
         xs += [int(px.min()), int(px.max())]
     y0, y1, x0, x1 = min(ys), max(ys), min(xs), max(xs)
-    pad_y = max((y1 - y0) // 2, int(0.1 * max(h, w)))
-    pad_x = max((x1 - x0) // 2, int(0.1 * max(h, w)))
+    pad_y = max((y1 - y0) // 2, int(0.2 * max(h, w)))
+    pad_x = max((x1 - x0) // 2, int(0.2 * max(h, w)))
     y0, y1, x0, x1 = max(y0 - pad_y, 0), min(y1 + pad_y + 1, h), max(x0 - pad_x, 0), min(x1 + pad_x + 1, w)
     trimap = np.full((h, w), cv2.GC_BGD, np.uint8)
     if prev_mask is not None and prev_mask.any():
