@@ -27,6 +27,7 @@ from segstudio.gui.canvas import (
     TOOL_SUPERPIXEL,
     Canvas,
 )
+from segstudio.gui.tools import TOOL_CLICK
 from segstudio.gui.cluster_dialog import import_trained_checkpoint, open_cluster_dialog
 from segstudio.gui.docks import ClassPanel, FileList, ModelPanel
 from segstudio.gui.loop import LabellingLoop
@@ -136,7 +137,7 @@ class MainWindow(QMainWindow):
         for text, tool, key in (
             ("Brush", TOOL_BRUSH, "B"), ("Eraser", TOOL_ERASER, "E"), ("Flood fill", TOOL_FILL, "F"),
             ("Polygon", TOOL_POLYGON, "P"), ("Lasso", TOOL_LASSO, "L"), ("Superpixel brush", TOOL_SUPERPIXEL, "S"),
-            ("GrabCut rectangle", TOOL_GRABCUT, "G"),
+            ("GrabCut rectangle", TOOL_GRABCUT, "G"), ("Click to segment (right click: not object)", TOOL_CLICK, "C"),
         ):
             self._action(text, lambda checked=False, t=tool: self.set_tool(t), [key], m_tools)
         for act in (
