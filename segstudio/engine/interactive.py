@@ -496,8 +496,9 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
     """Train ClickNet by RITM-style iterative click simulation; writes ``cfg.out/model.{safetensors,json}``.
 
     Each step: a batch of object crops (:class:`ObjectCrops`); first click at each object's most interior
-    point (:func:`next_click` on an empty prediction), with probability 0.3 one more negative click in the
-    background; then 0..``max_iter_clicks`` clicks from the model's own errors with its previous mask fed
+    point (:func:`next_click` on an empty prediction) or, half of the time, at a random object pixel at least
+    0.3 × the maximum distance from its border (RITM samples initial clicks at random too); with
+    probability 0.3 one more negative click in the background; then 0..``max_iter_clicks`` clicks from the model's own errors with its previous mask fed
     back (no gradient; RITM Alg. 1); then one gradient step of :func:`click_loss` on the last click set.
 
     Args:
@@ -563,6 +564,12 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
         model.encoder.eval()  # frozen BN statistics
         clicks: list[list[Click]] = [[] for _ in batch]
         _simulate_clicks(gts, np.zeros_like(gts), igns, clicks)
+        for i in range(len(batch)):  # users do not hit the exact centre: half the first clicks are jittered
+            if clicks[i] and rng.random() < 0.5:
+                d = _inner_distance(gts[i] & ~igns[i])
+                ys, xs = np.nonzero(d >= 0.3 * d.max())
+                j = rng.randrange(len(ys))
+                clicks[i][0] = Click(int(ys[j]), int(xs[j]), True)
         for i in range(len(batch)):
             if rng.random() < 0.3:  # an extra negative click in the background
                 bg = ~gts[i] & ~igns[i]
