@@ -153,3 +153,21 @@ def test_a_click_on_a_real_camvid_car_gives_its_mask(qtbot, car):
         assert session.encoder_runs == 1
     finally:
         _close(qtbot, cv)
+
+
+def test_every_tool_ignores_a_stray_key(qtbot):
+    """A key no tool uses reaches Tool.key of each tool without error (the superpixel tool's cache-key
+    helper used to shadow Tool.key and raised AttributeError on any key press)."""
+    from segstudio.gui.tools import TOOLS
+
+    rng = np.random.default_rng(0)
+    doc = Document("noise.png", rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), ClassSpec(("a", "b")))
+    cv = _canvas(qtbot, doc, 4.0)
+    try:
+        for name in TOOLS:
+            cv.set_tool(name)
+            assert cv.active_tool.key(int(Qt.Key.Key_A)) is False
+            qtbot.keyClick(cv, Qt.Key.Key_A)
+        assert (doc.labels == IGNORE_INDEX).all()
+    finally:
+        _close(qtbot, cv)

@@ -310,19 +310,19 @@ class SuperpixelTool(StrokeTool):
         self._preview: dict[tuple, QPixmap] = {}
 
     @staticmethod
-    def key(doc: Document | None) -> tuple | None:
+    def cache_key(doc: Document | None) -> tuple | None:
         """Cache key of a document's image (path, shape and the image array's identity)."""
         return None if doc is None else (str(doc.path), doc.shape, id(doc.image))
 
     def superpixels(self, doc: Document | None = None) -> Superpixels | None:
         """Superpixels of ``doc`` (default: the shown one), or ``None`` while not computed."""
-        key = self.key(doc or self.canvas.doc)
+        key = self.cache_key(doc or self.canvas.doc)
         return self._cache.get(key) if key is not None else None
 
     def ensure(self) -> None:
         """Start computing the shown image's superpixels in a worker, unless cached or already running."""
         doc = self.canvas.doc
-        key = self.key(doc)
+        key = self.cache_key(doc)
         name = f"superpixels:{key}"
         if key is None or key in self._cache or self.canvas.jobs.running(name):
             return
@@ -352,7 +352,7 @@ class SuperpixelTool(StrokeTool):
         if rgba is not None:
             h, w = rgba.shape[:2]
             self._preview[key] = QPixmap.fromImage(QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy())
-        if key == self.key(self.canvas.doc):
+        if key == self.cache_key(self.canvas.doc):
             self.sync_view()
             self.canvas.status.emit(f"superpixels ready: {sp.count} segments")
             self.canvas.superpixelsReady.emit()
@@ -360,7 +360,7 @@ class SuperpixelTool(StrokeTool):
     def sync_view(self) -> None:
         """Show the shown image's superpixel boundaries while this tool is on; hide them otherwise."""
         item = self.canvas.sp_item
-        pm = self._preview.get(self.key(self.canvas.doc))
+        pm = self._preview.get(self.cache_key(self.canvas.doc))
         on = self.canvas.tool == self.name and pm is not None
         if on:
             item.setPixmap(pm)
@@ -710,7 +710,7 @@ class ClickTool(Tool):
         canvas.installEventFilter(self._filter)
 
     # -- sessions ---------------------------------------------------------------------------
-    cache_key = staticmethod(SuperpixelTool.key)
+    cache_key = staticmethod(SuperpixelTool.cache_key)
 
     def session(self, doc: Document | None = None):
         """The encoded :class:`~segstudio.engine.interactive.ClickSession` of ``doc`` (default: the shown
