@@ -125,11 +125,11 @@ def run(args) -> dict:
     for m, r in res.items():
         ious = r["ious"]
         out = {
-            "NoC@85": statistics.fmean(noc(v, 0.85, a.max_clicks) for v in ious) if ious else None,
-            "NoC@90": statistics.fmean(noc(v, 0.90, a.max_clicks) for v in ious) if ious else None,
-            "fail@90": sum(max(v) < 0.90 for v in ious),
-            "IoU@1": statistics.fmean(v[0] for v in ious) if ious else None,
-            "ms_per_click_median": statistics.median(r["ms"]) if r["ms"] else None,
+            "NoC@85": float(statistics.fmean(noc(v, 0.85, a.max_clicks) for v in ious)) if ious else None,
+            "NoC@90": float(statistics.fmean(noc(v, 0.90, a.max_clicks) for v in ious)) if ious else None,
+            "fail@90": int(sum(max(v) < 0.90 for v in ious)),
+            "IoU@1": float(statistics.fmean(v[0] for v in ious)) if ious else None,
+            "ms_per_click_median": float(statistics.median(r["ms"])) if r["ms"] else None,
             "clicks": len(r["ms"]),
         }
         if r["encode_ms"]:
