@@ -19,9 +19,10 @@ from segstudio.io.labels import read_index_png
 
 #: CamVid val frame with a mid-sized car (9051 px, the 9th largest car component of val).
 CAR_FRAME = "0016E5_07965"
-#: IoU floors, measured with the shipped model (see the values in the comments at the asserts).
-CAR_IOU_FLOOR_1_CLICK = 0.60
-CAR_IOU_FLOOR_3_CLICKS = 0.75
+#: IoU floors with margin under what the shipped model measured on this car (CPU, 2026-12-04): 0.785 after the
+#: first click, 0.935 best of the first 3 protocol clicks (0.781 / 0.930 / 0.935).
+CAR_IOU_FLOOR_1_CLICK = 0.70
+CAR_IOU_FLOOR_3_CLICKS = 0.88
 
 
 def _canvas(qtbot, doc: Document, zoom: float) -> Canvas:
