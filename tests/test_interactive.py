@@ -19,7 +19,7 @@ from segstudio.engine.interactive import (
     noc,
     object_masks,
 )
-from segstudio.models import get_model
+from segstudio.models.clicknet import ClickNet
 
 
 def _rect(shape, y0, y1, x0, x1):
@@ -116,20 +116,20 @@ def test_guidance_maps_are_disks_and_the_previous_mask():
 
 
 def test_clicknet_shapes_and_errors():
-    net = get_model("clicknet", num_classes=1, pretrained=False).eval()
+    net = ClickNet(num_classes=1, pretrained=False).eval()
     with torch.no_grad():
         assert net(torch.randn(2, 6, 50, 70))["out"].shape == (2, 1, 50, 70)
     with pytest.raises(ValueError, match="6"):
         net(torch.randn(1, 3, 32, 32))
     with pytest.raises(ValueError, match="num_classes"):
-        get_model("clicknet", num_classes=3, pretrained=False)
+        ClickNet(num_classes=3, pretrained=False)
     size_mb = sum(p.numel() for p in net.parameters()) * 4 / 1e6
     assert size_mb < 10
 
 
 def test_session_encodes_once_and_split_equals_forward():
     torch.manual_seed(0)
-    net = get_model("clicknet", num_classes=1, pretrained=False).eval()
+    net = ClickNet(num_classes=1, pretrained=False).eval()
     calls = []
     net.encoder.register_forward_hook(lambda *_: calls.append(1))
     rng = np.random.default_rng(0)
@@ -154,7 +154,7 @@ def test_session_encodes_once_and_split_equals_forward():
 
 
 def test_session_downscales_large_images():
-    net = get_model("clicknet", num_classes=1, pretrained=False).eval()
+    net = ClickNet(num_classes=1, pretrained=False).eval()
     image = np.zeros((100, 300, 3), np.uint8)
     s = ClickSession(net, image, max_side=150)
     assert s.work_shape == (50, 150)

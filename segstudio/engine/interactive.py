@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from segstudio.core.labels import IGNORE_INDEX
 from segstudio.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR, CheckpointError, save_checkpoint
-from segstudio.models import get_model
+from segstudio.models.clicknet import ClickNet
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ def load_click_model(path: str | Path | None = None, map_location: str = "cpu") 
     card = json.loads(card_path.read_text(encoding="utf-8"))
     if card.get("architecture") != "clicknet":
         raise CheckpointError(f"{path}: not a click model (architecture {card.get('architecture')!r})")
-    model = get_model("clicknet", num_classes=1, **{**card.get("model_kwargs", {}), "pretrained": False})
+    model = ClickNet(num_classes=1, **{**card.get("model_kwargs", {}), "pretrained": False})
     state = {k: v.float() for k, v in load_file(str(path), device=map_location).items()}
     try:
         model.load_state_dict(state)
@@ -511,7 +511,7 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     data = ObjectCrops(cfg.datasets, cfg.split, cfg.crop, rng)
-    model = get_model("clicknet", num_classes=1, pretrained=True, width=cfg.width)
+    model = ClickNet(num_classes=1, pretrained=True, width=cfg.width)
     encoder_pretrained = bool(model.encoder.pretrained)
     enc_params = list(model.encoder.parameters())
     for p in enc_params:

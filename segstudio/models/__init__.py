@@ -8,7 +8,6 @@ paper uses an auxiliary head), as torchvision's segmentation models do. Models n
 from segstudio.models.registry import ModelSpec, get_model, get_spec, list_models, register_model
 
 # Importing the architecture packages registers them.
-from segstudio.models import clicknet as _clicknet  # noqa: F401  (interactive, 1 output)
 from segstudio.models import deeplabv1 as _deeplabv1  # noqa: F401
 from segstudio.models import deeplabv2 as _deeplabv2  # noqa: F401
 from segstudio.models import deeplabv3 as _deeplabv3  # noqa: F401

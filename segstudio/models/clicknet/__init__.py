@@ -14,6 +14,10 @@ split, the ImageNet MobileNetV2 encoder (Sandler et al., CVPR 2018) sees the ima
 maps are encoded by a small conv pyramid (strides 4, 8, 16) and fused into a light U-shaped decoder at each
 of those strides. :meth:`ClickNet.encode_image` runs once per image; :meth:`ClickNet.decode_clicks`
 answers each click from the cached features.
+
+Not in the semantic-model registry (``list_models()``): its input (6 channels) and output (one object) break the
+registry's contract (RGB in, K class logits out), so the model picker and the per-architecture tests do not
+offer or build it; :mod:`segstudio.engine.interactive` builds it directly.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from torch import nn
 from segstudio.models.blocks import ConvBNReLU
 from segstudio.models.common import pad_to_multiple, resize
 from segstudio.models.encoders import MobileNetV2Encoder
-from segstudio.models.registry import register_model
 
 #: Guidance channels: positive-click disks, negative-click disks, previous mask (each float32 in [0, 1]).
 GUIDANCE_CHANNELS = 3
@@ -52,17 +55,6 @@ class GuidanceEncoder(nn.Module):
         return [x4, x8, x16]
 
 
-@register_model(
-    "clicknet",
-    paper=(
-        "Sofiiuk et al., Reviving Iterative Training with Mask Guidance for Interactive Segmentation, ICIP 2022 "
-        "(task, clicks + previous mask); Chen et al., FocalClick, CVPR 2022 (light click-dependent refiner)"
-    ),
-    encoders=("mobilenet_v2",),
-    output_stride=16,
-    input_multiple=16,
-    default_loss="bce",
-)
 class ClickNet(nn.Module):
     """Interactive segmentation net: image + clicks + previous mask → object logits.
 
@@ -82,8 +74,8 @@ class ClickNet(nn.Module):
 
     Example:
         >>> import torch
-        >>> from segstudio.models import get_model
-        >>> net = get_model("clicknet", num_classes=1, pretrained=False).eval()
+        >>> from segstudio.models.clicknet import ClickNet
+        >>> net = ClickNet(pretrained=False).eval()
         >>> net(torch.randn(1, 6, 64, 96))["out"].shape
         torch.Size([1, 1, 64, 96])
     """
