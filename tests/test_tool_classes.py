@@ -14,6 +14,7 @@ from segstudio.core import IGNORE_INDEX, ClassSpec, Document
 from segstudio.gui.canvas import TOOLS, Canvas
 from segstudio.gui.tools import (
     BrushTool,
+    ClickTool,
     EraserTool,
     FillTool,
     GrabCutTool,
@@ -97,7 +98,7 @@ def capsule(y0, x0, y1, x1, r) -> np.ndarray:
 
 def test_every_tool_name_has_its_class(canvas):
     kinds = {"brush": BrushTool, "eraser": EraserTool, "fill": FillTool, "polygon": PolygonTool,
-             "lasso": LassoTool, "superpixel": SuperpixelTool, "grabcut": GrabCutTool}
+             "lasso": LassoTool, "superpixel": SuperpixelTool, "grabcut": GrabCutTool, "click": ClickTool}
     assert tuple(canvas.tools) == TOOLS
     for name in TOOLS:
         canvas.set_tool(name)

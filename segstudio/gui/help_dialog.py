@@ -14,7 +14,9 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QLabel, QT
 MOUSE_HELP = (
     "Mouse: left button uses the tool · middle or right drag pans · wheel zooms at the cursor · "
     "polygon: click vertices, double-click / Enter / click the first vertex closes, Backspace removes "
-    "the last vertex · lasso: drag a loop · GrabCut: drag a rectangle around the object"
+    "the last vertex · lasso: drag a loop · GrabCut: drag a rectangle around the object · click to segment: "
+    "left click on the object, right click (or Shift + left) where it is not, Enter applies, Backspace "
+    "removes the last click"
 )
 
 

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QSli
 from segstudio.core import IGNORE_INDEX
 from segstudio.gui.tools import (
     TOOL_BRUSH,
+    TOOL_CLICK,
     TOOL_ERASER,
     TOOL_FILL,
     TOOL_GRABCUT,
@@ -31,7 +32,7 @@ TOOL_ACTIONS: list[tuple[str, str, str]] = [
     (TOOL_LASSO, "Lasso", "L"),
     (TOOL_SUPERPIXEL, "Superpixel brush", "S"),
     (TOOL_GRABCUT, "GrabCut rectangle", "G"),
-    # the click-to-segment tool goes here: (TOOL_CLICK, "Click to segment", "C"),
+    (TOOL_CLICK, "Click to segment (left: object, right / Shift+left: not object, Enter: apply)", "C"),
 ]
 """Tools of the tool bar and the Tools menu, in order: ``(tool id, name, shortcut)``."""
 

@@ -7,8 +7,8 @@ current one. A tool reaches the canvas only through its public members: ``doc``,
 ``brush_radius``, ``polygon_rule``, ``refresh_patch``, ``show_edit``, ``status``, the scene items
 ``shape_item`` / ``rect_item`` / ``sp_item``, ``jobs`` (:class:`ToolJobs`) and ``mapFromScene``.
 
-Heavy work (SLIC superpixels, GrabCut) runs in a worker through :class:`ToolJobs`; its result is applied
-on the GUI thread.
+Heavy work (SLIC superpixels, GrabCut, the click model's image encoding and its answers to clicks) runs in a
+worker through :class:`ToolJobs`; its result is applied on the GUI thread.
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QObject, QPointF, QRectF, Qt, Signal, Slot
-from PySide6.QtGui import QImage, QPainterPath, QPixmap
+
+import threading
+
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPointF, QRectF, Qt, Signal, Slot
+from PySide6.QtGui import QGuiApplication, QImage, QPainterPath, QPixmap
+from PySide6.QtWidgets import QGraphicsPixmapItem
 
 from segstudio.core import IGNORE_INDEX, Document, Patch, merge_patches
 from segstudio.core import paint as core_paint
@@ -42,7 +46,8 @@ TOOL_POLYGON = "polygon"
 TOOL_LASSO = "lasso"
 TOOL_SUPERPIXEL = "superpixel"
 TOOL_GRABCUT = "grabcut"
-TOOLS = (TOOL_BRUSH, TOOL_ERASER, TOOL_FILL, TOOL_POLYGON, TOOL_LASSO, TOOL_SUPERPIXEL, TOOL_GRABCUT)
+TOOL_CLICK = "click"
+TOOLS = (TOOL_BRUSH, TOOL_ERASER, TOOL_FILL, TOOL_POLYGON, TOOL_LASSO, TOOL_SUPERPIXEL, TOOL_GRABCUT, TOOL_CLICK)
 
 #: Superpixel boundaries are drawn as a full-size RGBA image only up to this many pixels (memory).
 SUPERPIXEL_PREVIEW_MAX_PIXELS = 4096 * 4096
@@ -305,19 +310,19 @@ class SuperpixelTool(StrokeTool):
         self._preview: dict[tuple, QPixmap] = {}
 
     @staticmethod
-    def key(doc: Document | None) -> tuple | None:
+    def cache_key(doc: Document | None) -> tuple | None:
         """Cache key of a document's image (path, shape and the image array's identity)."""
         return None if doc is None else (str(doc.path), doc.shape, id(doc.image))
 
     def superpixels(self, doc: Document | None = None) -> Superpixels | None:
         """Superpixels of ``doc`` (default: the shown one), or ``None`` while not computed."""
-        key = self.key(doc or self.canvas.doc)
+        key = self.cache_key(doc or self.canvas.doc)
         return self._cache.get(key) if key is not None else None
 
     def ensure(self) -> None:
         """Start computing the shown image's superpixels in a worker, unless cached or already running."""
         doc = self.canvas.doc
-        key = self.key(doc)
+        key = self.cache_key(doc)
         name = f"superpixels:{key}"
         if key is None or key in self._cache or self.canvas.jobs.running(name):
             return
@@ -347,7 +352,7 @@ class SuperpixelTool(StrokeTool):
         if rgba is not None:
             h, w = rgba.shape[:2]
             self._preview[key] = QPixmap.fromImage(QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy())
-        if key == self.key(self.canvas.doc):
+        if key == self.cache_key(self.canvas.doc):
             self.sync_view()
             self.canvas.status.emit(f"superpixels ready: {sp.count} segments")
             self.canvas.superpixelsReady.emit()
@@ -355,7 +360,7 @@ class SuperpixelTool(StrokeTool):
     def sync_view(self) -> None:
         """Show the shown image's superpixel boundaries while this tool is on; hide them otherwise."""
         item = self.canvas.sp_item
-        pm = self._preview.get(self.key(self.canvas.doc))
+        pm = self._preview.get(self.cache_key(self.canvas.doc))
         on = self.canvas.tool == self.name and pm is not None
         if on:
             item.setPixmap(pm)
@@ -624,7 +629,286 @@ class GrabCutTool(Tool):
         self.canvas.grabcutDone.emit(applied)
 
 
+class _ClickToolFilter(QObject):
+    """Routes to a :class:`ClickTool`, while it is the canvas's tool, what the canvas does not forward to tools:
+    right-button presses on the viewport (negative clicks; the canvas would pan) and Enter / Backspace while
+    clicks are pending (the window's "Close polygon" shortcut would take Enter first)."""
+
+    _KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Backspace)
+
+    def __init__(self, tool: ClickTool) -> None:
+        super().__init__(tool.canvas)
+        self.tool = tool
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
+        tool, cv = self.tool, self.tool.canvas
+        if cv.active_tool is not tool or cv.doc is None:
+            return False
+        t = event.type()
+        if t in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease, QEvent.Type.MouseButtonDblClick) \
+                and event.button() == Qt.MouseButton.RightButton:
+            if t != QEvent.Type.MouseButtonRelease:
+                p = cv.mapToScene(event.position().toPoint())
+                tool.add_click(p.y() - 0.5, p.x() - 0.5, positive=False)
+            return True
+        if t == QEvent.Type.ShortcutOverride and event.key() in self._KEYS and tool.clicks:
+            event.accept()  # deliver it as a key press to the canvas (→ ClickTool.key), not to a shortcut
+            return True
+        return False
+
+
+_CLICK_MODEL_LOCK = threading.Lock()
+_CLICK_MODEL: dict[str, object] = {}
+
+
+def shared_click_model(path=None):
+    """The click model (:func:`segstudio.engine.interactive.load_click_model`, default: the shipped one),
+    loaded once per process and shared by every canvas; thread-safe (called from workers)."""
+    from segstudio.engine.interactive import default_click_model_path, load_click_model
+
+    key = str(path or default_click_model_path())
+    with _CLICK_MODEL_LOCK:
+        if key not in _CLICK_MODEL:
+            _CLICK_MODEL[key] = load_click_model(key)[0]
+        return _CLICK_MODEL[key]
+
+
+class ClickTool(Tool):
+    """Click to segment: left click adds a positive click (on the object), right click (or Shift + left
+    click) a negative one; the class-agnostic click model (:mod:`segstudio.models.clicknet`, trained as in
+    RITM, Sofiiuk et al., ICIP 2022) shows the object mask after each click; Enter writes it into the
+    current class as one undo step; Backspace removes the last click; Esc drops them all.
+
+    The image is encoded once, in a worker, when the tool is switched on or an image is shown while it is
+    on (:class:`segstudio.engine.interactive.ClickSession`; the last :attr:`CACHE` images are kept); each click
+    then only runs the light decoder, also in a worker. The previous mask is fed back with every click. When
+    the first click falls on pixels already of the current class (e.g. a prediction), that region is the
+    starting mask, so clicks correct it; its pixels the final mask drops become unlabelled on Enter.
+
+    Attributes:
+        clicks: the clicks of the object in progress.
+        mask: bool (H, W) current object mask, or ``None`` before the first answer.
+        model_path: weights to load (``None``: the shipped model).
+    """
+
+    name = TOOL_CLICK
+    CACHE = 2
+    JOB_PREDICT = "click:predict"
+
+    def __init__(self, canvas: Canvas) -> None:
+        super().__init__(canvas)
+        self.clicks: list = []
+        self.mask: np.ndarray | None = None
+        self.model_path = None
+        self._doc: Document | None = None
+        self._base: np.ndarray | None = None  # the existing region the clicks correct
+        self._sessions: OrderedDict[tuple, object] = OrderedDict()
+        self._dirty = False
+        self._item: QGraphicsPixmapItem | None = None
+        self._filter = _ClickToolFilter(self)
+        canvas.viewport().installEventFilter(self._filter)
+        canvas.installEventFilter(self._filter)
+
+    # -- sessions ---------------------------------------------------------------------------
+    cache_key = staticmethod(SuperpixelTool.cache_key)
+
+    def session(self, doc: Document | None = None):
+        """The encoded :class:`~segstudio.engine.interactive.ClickSession` of ``doc`` (default: the shown
+        one), or ``None`` while it is being computed."""
+        k = self.cache_key(doc or self.canvas.doc)
+        return self._sessions.get(k) if k is not None else None
+
+    def ensure(self) -> None:
+        """Start encoding the shown image in a worker, unless cached or already running."""
+        doc = self.canvas.doc
+        k = self.cache_key(doc)
+        name = f"click:encode:{k}"
+        if k is None or k in self._sessions or self.canvas.jobs.running(name):
+            return
+        image, path = doc.image, self.model_path
+
+        def work(job: Job):
+            from segstudio.engine.interactive import ClickSession
+
+            job.report(0, 1, "encoding the image for click-to-segment")
+            return k, ClickSession(shared_click_model(path), image)
+
+        self.canvas.jobs.start(name, work, lambda payload: self._on_session(*payload))
+        self.canvas.status.emit("click-to-segment: encoding the image…")
+
+    def _on_session(self, k: tuple, session) -> None:
+        self._sessions[k] = session
+        while len(self._sessions) > self.CACHE:
+            self._sessions.popitem(last=False)
+        if k == self.cache_key(self.canvas.doc):
+            self.canvas.status.emit("click-to-segment ready: left click = object, right click = not object, Enter = apply")
+            if self.clicks:
+                self._request()
+
+    # -- clicks -----------------------------------------------------------------------------
+    def press(self, y: float, x: float) -> None:
+        shift = bool(QGuiApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier)
+        self.add_click(y, x, positive=not shift)
+
+    def add_click(self, y: float, x: float, positive: bool = True) -> bool:
+        """Add a click at image position ``(y, x)`` (float px, pixel centres at integers) and ask the model.
+
+        Returns False (with a status message) outside the image or with no image shown.
+        """
+        from segstudio.engine.interactive import Click
+
+        doc = self.canvas.doc
+        if doc is None:
+            return False
+        iy, ix = int(round(y)), int(round(x))
+        h, w = doc.shape
+        if not (0 <= iy < h and 0 <= ix < w):
+            return False
+        if doc is not self._doc:
+            self.cancel()
+            self._doc = doc
+        if not self.clicks and positive:
+            value = self.value()
+            if 0 <= value < doc.classes.num_classes and doc.labels[iy, ix] == value:
+                import cv2
+
+                _, comp = cv2.connectedComponents((doc.labels == value).astype(np.uint8), connectivity=8)
+                self._base = comp == comp[iy, ix]
+                self.mask = self._base.copy()
+        self.clicks.append(Click(iy, ix, bool(positive)))
+        self._request()
+        self._show()
+        return True
+
+    def _request(self) -> None:
+        """Run the decoder for the current clicks in a worker (once the image is encoded); a click that
+        arrives while it runs is answered right after."""
+        doc = self._doc
+        session = self.session(doc)
+        if session is None:
+            self.ensure()
+            return
+        if self.canvas.jobs.running(self.JOB_PREDICT):
+            self._dirty = True
+            return
+        clicks, prev = list(self.clicks), (None if self.mask is None else self.mask.copy())
+        self._dirty = False
+
+        def work(job: Job):
+            return session.predict(clicks, prev)
+
+        self.canvas.jobs.start(self.JOB_PREDICT, work, lambda m: self._on_mask(doc, clicks, m), self._on_done)
+
+    def _on_mask(self, doc: Document, clicks: list, mask: np.ndarray) -> None:
+        if doc is not self._doc or clicks != self.clicks[: len(clicks)]:
+            return  # the clicks were dropped or belong to another image
+        self.mask = mask
+        self._show()
+        self.canvas.status.emit(f"click-to-segment: {int(mask.sum())} px from {len(clicks)} click(s); Enter applies")
+
+    def _on_done(self) -> None:
+        if self._dirty and self.clicks:
+            self._request()
+
+    @property
+    def busy(self) -> bool:
+        """True while the answer to the last click is not shown yet."""
+        return bool(self.clicks) and (self._dirty or self.canvas.jobs.running(self.JOB_PREDICT) or self.session(self._doc) is None)
+
+    def commit(self) -> Patch | None:
+        """Write the mask into the current class as one undo step (pixels of the corrected starting region
+        it drops become unlabelled) and end the object. Returns the patch, or ``None``."""
+        doc, mask, base = self._doc, self.mask, self._base
+        if doc is None or mask is None or doc is not self.canvas.doc:
+            self.canvas.status.emit("click on the object first (and wait for its mask)")
+            return None
+        value = self.value()
+        if not self.check_value(doc, value):
+            return None
+        from segstudio.core.history import make_patch
+
+        region = mask if base is None else (mask | base)
+        self.cancel()
+        if not region.any():
+            return None
+        r0, r1 = np.flatnonzero(region.any(1))[[0, -1]]
+        c0, c1 = np.flatnonzero(region.any(0))[[0, -1]]
+        after = doc.labels[r0 : r1 + 1, c0 : c1 + 1].copy()
+        if base is not None:
+            after[base[r0 : r1 + 1, c0 : c1 + 1] & ~mask[r0 : r1 + 1, c0 : c1 + 1]] = IGNORE_INDEX
+        after[mask[r0 : r1 + 1, c0 : c1 + 1]] = value
+        patch = doc.apply_patch(make_patch(doc.labels, int(r0), int(c0), after))
+        self.canvas.show_edit(patch, doc)
+        return patch
+
+    def undo_click(self) -> None:
+        """Remove the last click (the mask is recomputed; with no click left everything is dropped)."""
+        if not self.clicks:
+            return
+        self.clicks.pop()
+        if not self.clicks:
+            self.cancel()
+            return
+        self.mask = None if self._base is None else self._base.copy()
+        self._request()
+        self._show()
+
+    def key(self, key: int) -> bool:  # type: ignore[override]
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.clicks:
+            self.commit()
+            return True
+        if key == Qt.Key.Key_Backspace and self.clicks:
+            self.undo_click()
+            return True
+        return False
+
+    # -- view -------------------------------------------------------------------------------
+    def _show(self) -> None:
+        """Draw the mask (current class colour, half transparent) and the clicks (green +, red −)."""
+        if self._item is None:
+            self._item = QGraphicsPixmapItem()
+            self._item.setZValue(50)
+            self.canvas.scene().addItem(self._item)
+        doc = self._doc
+        if doc is None or not self.clicks or doc is not self.canvas.doc:
+            self._item.hide()
+            return
+        h, w = doc.shape
+        rgba = np.zeros((h, w, 4), np.uint8)
+        if self.mask is not None:
+            v = self.value()
+            color = doc.classes.colors[v] if 0 <= v < doc.classes.num_classes else (255, 255, 0)
+            rgba[self.mask] = (*color, 140)
+        r = max(2, int(round(3 / max(self.canvas.transform().m11(), 1e-3))))
+        for c in self.clicks:
+            rgba[max(c.y - r, 0) : c.y + r + 1, max(c.x - r, 0) : c.x + r + 1] = (0, 220, 0, 255) if c.positive else (230, 0, 0, 255)
+        self._item.setPixmap(QPixmap.fromImage(QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()))
+        self._item.show()
+
+    # -- life cycle -------------------------------------------------------------------------
+    @property
+    def pending(self) -> bool:
+        return False  # a pending object is not painted yet: undo of earlier edits may go ahead
+
+    def activate(self) -> None:
+        if self._doc is not self.canvas.doc:
+            self.cancel()
+        self.ensure()
+
+    def cancel(self) -> None:
+        self.clicks, self.mask, self._base, self._doc, self._dirty = [], None, None, None, False
+        if self._item is not None:
+            self._item.hide()
+
+    def finish(self) -> None:
+        if self._doc is not self.canvas.doc:
+            self.cancel()
+
+    def deactivate(self) -> None:
+        self.cancel()
+
+
 def make_tools(canvas: Canvas) -> dict[str, Tool]:
     """One instance of every tool for ``canvas``, keyed by :data:`TOOLS` name."""
-    classes = (BrushTool, EraserTool, FillTool, PolygonTool, LassoTool, SuperpixelTool, GrabCutTool)
+    classes = (BrushTool, EraserTool, FillTool, PolygonTool, LassoTool, SuperpixelTool, GrabCutTool, ClickTool)
     return {cls.name: cls(canvas) for cls in classes}

@@ -1,0 +1,59 @@
+"""Train the click-to-segment model (ClickNet) and optionally install it as the shipped model.
+
+    python scripts/train_click_model.py --data ../shared/datasets/camvid ../shared/datasets/isbi2012_membrane \
+        ../shared/datasets/drive --minutes 20 --out runs/clicknet [--install]
+
+RITM-style iterative click simulation on object crops (see segstudio.engine.interactive.train_click_model).
+``--install`` copies the result to segstudio/resources/models/interactive/clicknet_mobilenetv2.{safetensors,json}
+(float16 weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from segstudio.engine.checkpoint import save_checkpoint
+from segstudio.engine.interactive import CLICK_MODEL_DIR, CLICK_MODEL_NAME, ClickTrainConfig, load_click_model, train_click_model
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", nargs="+", required=True, help="dataset folders (images/, masks/, train.txt, classes.json)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget")
+    p.add_argument("--max-steps", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, default=224, help="crop side, a multiple of 16")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--train-encoder", action="store_true", help="also train the encoder's last two stages")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--out", default="runs/clicknet")
+    p.add_argument("--install", action="store_true", help="write the result into segstudio/resources/models/interactive/")
+    args = p.parse_args(argv)
+    if args.crop % 16:
+        p.error(f"--crop must be a multiple of 16, got {args.crop}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = ClickTrainConfig(datasets=args.data, split=args.split, crop=args.crop, batch_size=args.batch_size,
+                           minutes=args.minutes, max_steps=args.max_steps, lr=args.lr,
+                           train_encoder=args.train_encoder, out=args.out)
+    summary = train_click_model(cfg)
+    logging.info("done: %s", json.dumps(summary))
+    if args.install:
+        model, card = load_click_model(Path(args.out) / "model.safetensors")
+        card["training_command"] = "python scripts/train_click_model.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        CLICK_MODEL_DIR.mkdir(parents=True, exist_ok=True)
+        w = save_checkpoint(CLICK_MODEL_DIR, model, card, half=True, stem=CLICK_MODEL_NAME)
+        logging.info("installed %s (%.1f MB)", w, w.stat().st_size / 1e6)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
