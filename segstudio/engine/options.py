@@ -304,7 +304,8 @@ def add_convert_parser(sub) -> argparse.ArgumentParser:
         help="output folder (gets <stem>.png/.json per label map and classes.json), or an output file when SRC is "
         "one file (for --to coco: a .json file, or a folder that gets annotations.json)",
     )
-    formats = ("index", "voc", "color", "coco", "labelme")
+    from segstudio.io.formats import FORMATS as formats  # the label-format registry names them once
+
     cv.add_argument("--to", required=True, choices=formats, help="output format")
     cv.add_argument("--from", dest="from_format", choices=formats, help="input format (default: detected per file)")
     cv.add_argument(
