@@ -147,7 +147,7 @@ def run(args) -> dict:
 
     for v in a.variant:
         name, _, spec = v.partition("=")
-        one(name, {**json.loads(spec), "budget_s": budgets[0] * 60})
+        one(name, {**json.loads(spec), "budget_s": (budgets[0] if budgets else 3.0) * 60})
     if not a.variants_only:
         for b in budgets:
             one(f"budget_{b:g}min", {"budget_s": b * 60})
@@ -155,8 +155,12 @@ def run(args) -> dict:
             one(f"long_{a.long_minutes:g}min", {"budget_s": a.long_minutes * 60, "patience": 0})
         long = res["runs"].get(f"long_{a.long_minutes:g}min")
         if long:
-            for b in budgets:
-                r = res["runs"][f"budget_{b:g}min"]
+            # every budget run of this dataset, also those kept from an earlier invocation (``--budgets ""``
+            # adds only the long reference to an existing curve)
+            done = sorted((float(k[len("budget_"):-len("min")]), k) for k in res["runs"]
+                          if k.startswith("budget_") and k.endswith("min"))
+            for b, key in done:
+                r = res["runs"][key]
                 r["ratio_to_long"] = round(r["miou"] / long["miou"], 3) if long["miou"] else None
                 print(f"budget {b:g} min: {r['miou']:.2f} / long {long['miou']:.2f} = {r['ratio_to_long']:.3f}")
     save()
