@@ -15,6 +15,7 @@ and one DRIVE test image without labels. The bundled CamVid model cannot predict
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import sys
@@ -31,6 +32,10 @@ from PySide6.QtWidgets import QApplication, QDockWidget  # noqa: E402
 
 from segstudio.engine import TrainConfig, default_checkpoint, finetune_config, load_checkpoint  # noqa: E402
 from segstudio.gui.main_window import MainWindow  # noqa: E402
+import _qtshots  # noqa: E402
+
+pump = functools.partial(_qtshots.pump, timeout=1800)  # a fine-tune runs inside: allow 30 min
+
 
 OLD_ONE_CLICK = TrainConfig(
     epochs=1000, batch_size=4, lr=2e-4, crop_size=(256, 256), scale_range=(0.75, 1.5), freeze_bn=True, max_steps=40,
@@ -38,14 +43,6 @@ OLD_ONE_CLICK = TrainConfig(
 )
 """``finetune_config()`` before issue 16."""
 
-
-def pump(app, cond, timeout=1800):
-    t = time.time()
-    while not cond() and time.time() - t < timeout:
-        app.processEvents()
-        time.sleep(0.02)
-    for _ in range(10):
-        app.processEvents()
 
 
 def main() -> int:

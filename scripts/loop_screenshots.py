@@ -14,7 +14,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -27,15 +26,8 @@ from PySide6.QtWidgets import QApplication, QDockWidget  # noqa: E402
 from segstudio.engine import finetune_config, load_checkpoint  # noqa: E402
 from segstudio.gui.main_window import MainWindow  # noqa: E402
 from segstudio.io import load_classes, read_index_png, save_labels  # noqa: E402
+from _qtshots import pump  # noqa: E402
 
-
-def pump(app, cond, timeout=900):
-    t = time.time()
-    while not cond() and time.time() - t < timeout:
-        app.processEvents()
-        time.sleep(0.02)
-    for _ in range(10):
-        app.processEvents()
 
 
 def main() -> int:

@@ -13,7 +13,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -27,15 +26,8 @@ from segstudio.engine import finetune_config, load_checkpoint  # noqa: E402
 from segstudio.gui.class_editor import ClassEditorDialog  # noqa: E402
 from segstudio.gui.main_window import MainWindow  # noqa: E402
 from segstudio.io.project import ActivityClock  # noqa: E402
+from _qtshots import pump  # noqa: E402
 
-
-def pump(app, cond, timeout=900):
-    t = time.time()
-    while not cond() and time.time() - t < timeout:
-        app.processEvents()
-        time.sleep(0.02)
-    for _ in range(10):
-        app.processEvents()
 
 
 def side_by_side(a: QImage, b: QImage) -> QImage:

@@ -13,12 +13,12 @@ of the root window, cropped to the window frame).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,26 +29,13 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from segstudio.engine import load_checkpoint  # noqa: E402
 from segstudio.gui.main_window import MainWindow  # noqa: E402
+import _qtshots  # noqa: E402
+from _qtshots import grab  # noqa: E402
+
+pump = functools.partial(_qtshots.pump, settle=0.5)
 
 SAMPLES = REPO / "segstudio" / "resources" / "samples"
 
-
-def pump(app, cond=lambda: True, timeout=300.0, settle=0.5):
-    t = time.time()
-    while not cond() and time.time() - t < timeout:
-        app.processEvents()
-        time.sleep(0.02)
-    t = time.time()
-    while time.time() - t < settle:
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def grab(app, win, path: Path) -> None:
-    g = win.frameGeometry()
-    shot = app.primaryScreen().grabWindow(0, g.x(), g.y(), g.width(), g.height())
-    shot.save(str(path))
-    print("wrote", path, shot.width(), "x", shot.height())
 
 
 def main() -> int:

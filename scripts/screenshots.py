@@ -9,7 +9,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -20,15 +19,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from segstudio.engine import finetune_config, load_checkpoint  # noqa: E402
 from segstudio.gui.main_window import MainWindow  # noqa: E402
+from _qtshots import pump  # noqa: E402
 
-
-def pump(app, win, cond, timeout=600):
-    t = time.time()
-    while not cond() and time.time() - t < timeout:
-        app.processEvents()
-        time.sleep(0.02)
-    for _ in range(10):
-        app.processEvents()
 
 
 def main() -> int:
@@ -43,7 +35,7 @@ def main() -> int:
     win.show()
     win.open_folder(work)
     win.files.setCurrentRow(2)
-    pump(app, win, lambda: win.job is None and win.current_doc().source == "predicted")
+    pump(app, lambda: win.job is None and win.current_doc().source == "predicted")
     win.class_panel.opacity.setValue(55)
     win.grab().save(str(out / "main-overlay.png"))
 
@@ -65,17 +57,17 @@ def main() -> int:
     win.canvas._update_cursor((218, 373))
     win.canvas.cursor_item.show()
     win.message(f"brush · class Pole · radius 3 px · {len(doc.history)} edit(s) — Ctrl+Z to undo")
-    pump(app, win, lambda: True, 0)
+    pump(app, lambda: True, 0)
     win.grab().save(str(out / "mid-correction.png"))
     win.save_current()
 
     # During fine-tune.
     win.finetune_config = finetune_config(max_steps=30, batch_size=2)
     win.finetune()
-    pump(app, win, lambda: win.progress.value() >= 3 or win.job is None)
+    pump(app, lambda: win.progress.value() >= 3 or win.job is None)
     win.grab().save(str(out / "fine-tune.png"))
     win.cancel_job()
-    pump(app, win, lambda: win.job is None)
+    pump(app, lambda: win.job is None)
     win.close()
     shutil.rmtree(work, ignore_errors=True)
     print(f"wrote screenshots to {out}")

@@ -13,7 +13,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -30,18 +29,11 @@ from segstudio.engine import load_checkpoint  # noqa: E402
 from segstudio.gui.canvas import Canvas  # noqa: E402
 from segstudio.gui.help_dialog import ShortcutsDialog  # noqa: E402
 from segstudio.gui.main_window import MainWindow  # noqa: E402
+from _qtshots import pump  # noqa: E402
 
 SAMPLE = "0016E5_08079.png"
 BUILDING, POLE, ROAD, PAVEMENT = 1, 2, 3, 4
 
-
-def pump(app, cond=lambda: True, timeout=600.0):
-    t = time.time()
-    while not cond() and time.time() - t < timeout:
-        app.processEvents()
-        time.sleep(0.02)
-    for _ in range(10):
-        app.processEvents()
 
 
 def mouse(canvas, kind, x, y, buttons=Qt.MouseButton.LeftButton):

@@ -13,12 +13,12 @@ Ctrl+P (sent with ``xdotool`` to the X window). Each picture is the window as th
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,26 +30,13 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from segstudio.core import IGNORE_INDEX, ClassSpec  # noqa: E402
 from segstudio.engine import load_checkpoint  # noqa: E402
 from segstudio.gui.main_window import MainWindow  # noqa: E402
+import _qtshots  # noqa: E402
+from _qtshots import grab  # noqa: E402
+
+pump = functools.partial(_qtshots.pump, settle=0.3)
 
 ISBI = REPO.parent / "shared" / "datasets" / "isbi2012_membrane" / "images"
 
-
-def pump(app, cond=lambda: True, timeout=300.0, settle=0.3):
-    t = time.time()
-    while not cond() and time.time() - t < timeout:
-        app.processEvents()
-        time.sleep(0.02)
-    t = time.time()
-    while time.time() - t < settle:
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def grab(app, win, path: Path) -> None:
-    g = win.frameGeometry()
-    shot = app.primaryScreen().grabWindow(0, g.x(), g.y(), g.width(), g.height())  # the X server's pixels
-    shot.save(str(path))
-    print("wrote", path, shot.width(), "x", shot.height())
 
 
 def main() -> int:
