@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDialog, QDockWidget, QMenu
 
 from segstudio.engine.uncertainty import mean_uncertainty, rank_by_uncertainty
 from segstudio.gui.device_dialog import DeviceDialog
 from segstudio.gui.metrics_dock import MetricsDock, evaluate_corrected
 from segstudio.gui.postprocess_preview import PostprocessPanel, PostprocessPreview
-from segstudio.gui.qtutil import add_dock
+from segstudio.gui.qtutil import add_dock, window_action
 from segstudio.gui.relay import on_gui
 from segstudio.gui.training_dialog import TrainingDialog
 from segstudio.gui.training_panel import TrainingPanel
@@ -126,13 +126,7 @@ class LabellingLoop(QObject):
         win.installEventFilter(self)
 
     def _action(self, text: str, slot, shortcuts, menu) -> QAction:
-        act = QAction(text, self.win)
-        act.setShortcuts([QKeySequence(s) for s in shortcuts])
-        act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        act.triggered.connect(slot)
-        self.win.addAction(act)
-        menu.addAction(act)
-        return act
+        return window_action(self.win, text, slot, shortcuts, menu)
 
     # -- jobs ----------------------------------------------------------------------------------
     @property

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QThread, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox
 
 from segstudio.core import Document
@@ -25,7 +25,7 @@ from segstudio.gui.loop import LabellingLoop
 from segstudio.gui.new_model_dialog import NewModelController
 from segstudio.gui.project_view import ProjectController
 from segstudio.gui.prompts import Prompts
-from segstudio.gui.qtutil import add_dock, collect_garbage_on_gui_thread
+from segstudio.gui.qtutil import add_dock, collect_garbage_on_gui_thread, window_action
 from segstudio.gui.review import ReviewQueue
 from segstudio.gui.state import MAIN, ProjectState
 from segstudio.gui.toolbar import build_status_bar, build_tool_bar, make_tool_actions
@@ -101,14 +101,7 @@ class MainWindow(QMainWindow):
 
     # -- building ------------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcuts=(), menu=None) -> QAction:
-        act = QAction(text, self)
-        act.setShortcuts([QKeySequence(s) for s in shortcuts])
-        act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        act.triggered.connect(slot)
-        self.addAction(act)
-        if menu is not None:
-            menu.addAction(act)
-        return act
+        return window_action(self, text, slot, shortcuts, menu)
 
     def _build_actions(self) -> None:
         mb, st, cv = self.menuBar(), self.state, self.canvas

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QColor, QKeySequence
+from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
@@ -38,7 +38,7 @@ from segstudio.core.document import SOURCE_SAVED
 from segstudio.engine import LoadedModel, list_versions
 from segstudio.engine.versions import versions_dir
 from segstudio.gui.class_editor import ClassEditorDialog
-from segstudio.gui.qtutil import add_dock
+from segstudio.gui.qtutil import add_dock, window_action
 from segstudio.gui.versions_dock import ABCompareDialog, VersionsPanel, make_ab_job
 from segstudio.io import label_path_for, load_classes, save_classes
 from segstudio.io.layout import CARD_FILENAME, WEIGHTS_FILENAME, ProjectLayout
@@ -233,13 +233,7 @@ class ProjectController(QObject):
         self.state.versionCancelled.connect(lambda _d: self._sync_versions() or self.refresh_versions())
 
     def _action(self, text: str, slot, shortcuts, menu) -> QAction:
-        act = QAction(text, self.win)
-        act.setShortcuts([QKeySequence(s) for s in shortcuts])
-        act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        act.triggered.connect(slot)
-        self.win.addAction(act)
-        menu.addAction(act)
-        return act
+        return window_action(self.win, text, slot, shortcuts, menu)
 
     # -- hooks called by MainWindow ----------------------------------------------------------------
     def open(self, folder: Path, paths: list[Path]) -> int:

@@ -6,7 +6,7 @@ import gc
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtGui import QAction, QColor, QIcon, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 
@@ -55,3 +55,21 @@ def collect_garbage_on_gui_thread() -> None:
         # collections of 60-200 ms during a fine-tune stalled the GUI; gc.freeze, Python >= 3.7).
         gc.collect()
         gc.freeze()
+
+
+def window_action(win: QMainWindow, text: str, slot, shortcuts=(), menu=None) -> QAction:
+    """A ``QAction`` of ``win`` with window-wide shortcuts (``Qt.WindowShortcut``: they work whichever child has
+    the focus), ``slot`` connected to ``triggered``, added to the window (so the shortcuts work with the menu
+    bar hidden) and to ``menu`` if given.
+
+    Args:
+        shortcuts: key sequences as strings (``"Ctrl+Shift+R"``) or ``QKeySequence.StandardKey`` values.
+    """
+    act = QAction(text, win)
+    act.setShortcuts([QKeySequence(s) for s in shortcuts])
+    act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    act.triggered.connect(slot)
+    win.addAction(act)
+    if menu is not None:
+        menu.addAction(act)
+    return act
