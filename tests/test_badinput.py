@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import resource
-import shutil
 import stat
 import sys
 import time

@@ -17,6 +17,7 @@ from segstudio.engine import finetune_config, list_versions, load_checkpoint
 from segstudio.engine.checkpoint import default_checkpoint
 from segstudio.gui.main_window import MainWindow
 from segstudio.io import label_path_for, read_index_png
+from qt_helpers import show_window, wait_idle
 
 CAR = 8
 
@@ -36,16 +37,9 @@ def default_model_path():
 
 
 def make_window(qtbot, model_path):
-    win = MainWindow(load_checkpoint(model_path))
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    win.activateWindow()
-    return win
+    return show_window(qtbot, load_checkpoint(model_path))
 
 
-def wait_idle(qtbot, win, timeout=120_000):
-    qtbot.waitUntil(lambda: win.job is None, timeout=timeout)
 
 
 def drag(canvas, points):

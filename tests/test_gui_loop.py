@@ -17,14 +17,14 @@ from segstudio.core import IGNORE_INDEX
 from segstudio.engine import Predictor, finetune_config, list_versions, load_checkpoint
 from segstudio.engine.checkpoint import default_checkpoint
 from segstudio.engine.uncertainty import entropy_map, margin_map, mean_uncertainty
-from segstudio.gui.main_window import MainWindow
 from segstudio.gui.metrics_dock import ROLE_HELD_OUT, ROLE_TRAIN, ROLE_VAL
 from segstudio.gui.postprocess_preview import SOURCE_LABELS, SOURCE_PREDICTION
 from segstudio.gui.training_panel import StepTimer, format_eta
 from segstudio.gui.uncertainty import quantize
-from segstudio.io import label_path_for, load_classes, read_image, read_index_png, save_labels
+from segstudio.io import load_classes, read_image, read_index_png, save_labels
 from segstudio.metrics import ConfusionMatrix
 from segstudio.postprocess import CRFParams, MorphParams, refine
+from qt_helpers import show_window, wait_idle
 
 CAR = 8
 
@@ -44,17 +44,9 @@ def save_ground_truth(folder, samples_dir, names):
 
 
 def make_window(qtbot):
-    win = MainWindow(load_checkpoint(default_checkpoint()))
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    win.activateWindow()
-    qtbot.waitUntil(win.isActiveWindow, timeout=5000)  # window shortcuts need the active window
-    return win
+    return show_window(qtbot, load_checkpoint(default_checkpoint()))
 
 
-def wait_idle(qtbot, win, timeout=120_000):
-    qtbot.waitUntil(lambda: win.job is None and not win.loop.busy(), timeout=timeout)
 
 
 # -- training dock ---------------------------------------------------------------------------------

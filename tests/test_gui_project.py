@@ -21,9 +21,9 @@ from segstudio.engine import finetune_config, list_versions, load_checkpoint, sa
 from segstudio.engine.checkpoint import default_checkpoint
 from segstudio.gui import versions_dock
 from segstudio.gui.class_editor import ClassEditorDialog
-from segstudio.gui.main_window import MainWindow
 from segstudio.io import label_path_for, load_classes, read_index_png, save_classes
 from segstudio.io.project import PROJECT_FILENAME, ActivityClock, Project, provenance_path_for
+from qt_helpers import show_window, wait_idle
 
 from test_gui import drag  # real mouse events on the canvas viewport
 
@@ -38,16 +38,9 @@ def folder(tmp_path, samples_dir):
 
 
 def make_window(qtbot):
-    win = MainWindow(load_checkpoint(None))
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    win.activateWindow()
-    return win
+    return show_window(qtbot, load_checkpoint(None))
 
 
-def wait_idle(qtbot, win, timeout=120_000):
-    qtbot.waitUntil(lambda: win.job is None, timeout=timeout)
 
 
 def make_version(folder, name="v001", car_bias=0.0):

@@ -15,7 +15,6 @@ from segstudio.core import IGNORE_INDEX
 from segstudio.data.synth import SYNTH_CLASSES, synth_sample
 from segstudio.engine import finetune_config, list_versions, load_checkpoint
 from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR, default_checkpoint
-from segstudio.gui.main_window import MainWindow
 from segstudio.gui.new_model_dialog import (
     NewModelDialog,
     bundled_label,
@@ -25,20 +24,15 @@ from segstudio.gui.new_model_dialog import (
 )
 from segstudio.io import save_labels
 from segstudio.models import get_model, get_spec, list_models
+from qt_helpers import show_window, wait_idle
 
 ISBI = DEFAULT_MODEL_DIR / "isbi2012_unet.safetensors"
 
 
 def make_window(qtbot, model=None):
-    win = MainWindow(model)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    return show_window(qtbot, model, active=False)
 
 
-def wait_idle(qtbot, win, timeout=120_000):
-    qtbot.waitUntil(lambda: win.job is None and not win.loop.busy(), timeout=timeout)
 
 
 @pytest.fixture()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from segstudio.engine import finetune_config, load_checkpoint, train_on_folder
 from segstudio.engine import recipe as R
 from segstudio.engine.heldout import ROLE_HELD_OUT, ROLE_TRAIN, ROLE_VAL, card_lineage, held_out_images, image_roles
 from segstudio.engine.predictor import Predictor
-from segstudio.engine.trainer import RECIPE_FIELDS, TrainConfig, apply_recipe, file_sha1
+from segstudio.engine.trainer import RECIPE_FIELDS, apply_recipe, file_sha1
 from segstudio.io import read_image, read_index_png
 from segstudio.metrics import ConfusionMatrix
 

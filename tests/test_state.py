@@ -23,10 +23,10 @@ from segstudio.core import IGNORE_INDEX, ClassSpec
 from segstudio.core.provenance import PROV_CRF, PROV_HUMAN
 from segstudio.engine import finetune_config, load_checkpoint
 from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR, new_card, save_checkpoint
-from segstudio.gui.main_window import MainWindow
 from segstudio.io import label_path_for, load_classes, read_index_png, save_classes
 from segstudio.io.project import ModelVersion, Project, provenance_path_for
 from segstudio.models import get_model
+from qt_helpers import show_window
 
 from test_gui import drag  # real mouse events on the canvas viewport
 
@@ -89,11 +89,7 @@ def answer(win, **answers):
 
 
 def make_window(qtbot, model_path=None):
-    win = MainWindow(load_checkpoint(model_path) if model_path is not None else None)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    return show_window(qtbot, load_checkpoint(model_path) if model_path is not None else None, active=False)
 
 
 def idle(qtbot, win, timeout=60_000):

@@ -13,8 +13,6 @@ from segstudio.data.synth import SYNTH_CLASSES, generate_synth_dataset
 from segstudio.engine.evaluate import CONFUSION_PNG, evaluate
 from segstudio.io import find_samples, read_image, read_index_png
 from segstudio.io.visualize import (
-    CORRECT_COLOR,
-    WRONG_COLOR,
     comparison_panel,
     confusion_matrix_image,
     error_map,

@@ -15,10 +15,10 @@ from PySide6.QtWidgets import QApplication
 from segstudio.core import IGNORE_INDEX
 from segstudio.engine import load_checkpoint
 from segstudio.gui.canvas_controls import step_radius
-from segstudio.gui.main_window import MainWindow
 from segstudio.gui.toolbar import TOOL_ACTIONS
 from segstudio.gui.window_layout import window_settings
 from segstudio.io import label_path_for, read_index_png
+from qt_helpers import show_window
 
 N = 3  # sample images per folder (keeps the predictions short)
 
@@ -36,11 +36,7 @@ def folder(tmp_path, samples_dir):
 
 
 def make_window(qtbot, model, folder=None):
-    win = MainWindow(model)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    win.activateWindow()
+    win = show_window(qtbot, model)
     if folder is not None:
         win.open_folder(folder)
         qtbot.waitUntil(lambda: win.job is None and win.current_doc() is not None and win.current_doc().source != "none", timeout=120_000)
