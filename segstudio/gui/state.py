@@ -70,6 +70,7 @@ from segstudio.io import (
 )
 from segstudio.io.labels import write_index_png
 from segstudio.io.journal import Journal, JournalError, replay
+from segstudio.io.layout import CARD_FILENAME, ProjectLayout
 from segstudio.io.project import (
     PROJECT_FILENAME,
     Project,
@@ -121,7 +122,7 @@ def _journal_provenance(journal: Journal) -> Path:
 
 
 def _card_classes(weights: Path) -> ClassSpec | None:
-    for card_path in (weights.with_suffix(".json"), weights.parent / "model.json"):
+    for card_path in (weights.with_suffix(".json"), weights.parent / CARD_FILENAME):
         try:
             return ClassSpec.from_json(json.loads(card_path.read_text(encoding="utf-8"))["classes"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -600,7 +601,7 @@ class ProjectState(QObject):
         return set(classes.names) <= set(model_classes.names)
 
     def _folder_classes(self, folder: Path, project: Project | None) -> ClassSpec | None:
-        saved = folder / "labels" / "classes.json"
+        saved = ProjectLayout(folder).classes_file
         if saved.is_file():
             try:
                 return load_classes(saved)
