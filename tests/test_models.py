@@ -29,8 +29,8 @@ from segstudio.models.ksac import KSAC
 from segstudio.models.parsenet import L2Norm
 
 ZOO = (
-    "simple_cnn", "fcn32s", "fcn16s", "fcn8s", "unet", "segnet", "pspnet", "deeplabv1", "deeplabv2",
-    "deeplabv3", "deeplabv3plus", "parsenet", "gcn", "ksac", "lraspp",
+    "simple_cnn", "fcn32s", "fcn16s", "fcn8s", "unet", "segnet", "segnet_basic", "pspnet", "deeplabv1",
+    "deeplabv2", "deeplabv3", "deeplabv3plus", "parsenet", "gcn", "ksac", "lraspp",
 )  # fmt: skip
 WITH_AUX = {"pspnet"}
 MODELS = list_models()
@@ -179,6 +179,8 @@ def test_models_accept_the_common_encoders(name, encoder):
         ("fcn8s", {"output_stride": 8}),
         ("gcn", {"output_stride": 16}),
         ("segnet", {"encoder": "resnet50"}),
+        ("segnet_basic", {"encoder": "vgg16_bn"}),
+        ("segnet_basic", {"output_stride": 32}),
         ("simple_cnn", {"encoder": "resnet18"}),
         ("pspnet", {"encoder": "nope"}),
         ("pspnet", {"output_stride": 32}),
@@ -259,6 +261,23 @@ def test_parameter_counts_of_small_heads_are_exact():
     assert _nparams(m) - _nparams(m.encoder) == 4 * (2048 * 9 * k + k)
     # parsenet = deeplabv1 + two L2Norm scales (1024 each) + K×1024 more classifier inputs
     assert _nparams(_meta("parsenet", k)) == _nparams(_meta("deeplabv1", k)) + 2 * 1024 + 1024 * k
+
+
+@pytest.mark.parametrize("k", [11, 12, 2])
+def test_segnet_basic_parameter_count_is_the_papers_configuration(k):
+    """SegNet paper Sec. 4.1: 4 encoder + 4 decoder layers, each a 7×7 conv with 64 feature maps and no bias,
+    followed by BatchNorm (a scale and a shift per map); a 1×1 classifier with bias to K classes. Computed here
+    from that layer formula, layer by layer, not read back from the model."""
+    kernel, width, stages = 7, 64, 4
+    conv = lambda cin, cout: kernel * kernel * cin * cout  # noqa: E731  (no bias)
+    bn = 2 * width
+    encoder = conv(3, width) + bn + (stages - 1) * (conv(width, width) + bn)
+    decoder = stages * (conv(width, width) + bn)
+    classifier = width * k + k
+    expected = encoder + decoder + classifier
+    assert _nparams(_meta("segnet_basic", k)) == expected
+    # a ReLU in the decoder adds no parameters
+    assert _nparams(_meta("segnet_basic", k, decoder_relu=True)) == expected
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,6 +438,83 @@ def test_segnet_unpools_with_the_matching_pool_indices():
     # decoder inputs are concatenation-free: each decoder block takes exactly the unpooled channels
     for level, block in zip(reversed(range(5)), model.decoder):
         assert block[0][0].in_channels == model.encoder.out_channels[level]
+
+
+def test_segnet_basic_layers_follow_the_paper():
+    """Sec. 4.1: 7×7 convs with 64 maps, no biases, BN after each; ReLU in the encoder only; 2×2 stride-2
+    (non-overlapping) max-pools storing indices; a 1×1 classifier."""
+    model = _meta("segnet_basic", 11)
+    convs = [m for m in [*model.encoder.modules(), *model.decoder.modules()] if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 8
+    assert all(c.kernel_size == (7, 7) and c.padding == (3, 3) and c.out_channels == 64 and c.bias is None for c in convs)
+    assert all(isinstance(block[1], nn.BatchNorm2d) for block in [*model.encoder.blocks, *model.decoder])
+    assert sum(isinstance(m, nn.ReLU) for m in model.encoder.modules()) == 4
+    assert not any(isinstance(m, nn.ReLU) for m in model.decoder.modules()), "the paper's decoder has no ReLU"
+    assert sum(isinstance(m, nn.ReLU) for m in _meta("segnet_basic", 11, decoder_relu=True).decoder.modules()) == 4
+    for pool in model.encoder.pools:
+        assert pool.kernel_size == 2 and pool.stride == 2 and pool.return_indices
+    assert model.classifier.kernel_size == (1, 1) and model.classifier.bias is not None
+    assert get_spec("segnet_basic").default_encoder is None and get_spec("segnet_basic").input_multiple == 16
+
+
+def test_segnet_basic_unpools_with_the_matching_pool_indices():
+    """Decoder stage i (deepest first) unpools with the indices of encoder stage 4-i (1-based: decoder 4
+    with pool 4, ..., decoder 1 with pool 1), at an odd input size."""
+    model = _model("segnet_basic")
+    pools, unpools = model.encoder.pools, model.unpools
+    assert len(pools) == len(unpools) == len(model.decoder) == 4
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in model.modules())
+    produced, consumed, order = {}, {}, []
+
+    def record(j):
+        def hook(module, args):  # returns None: the arguments pass unchanged
+            consumed[j] = args[1]
+            order.append(j)
+
+        return hook
+
+    hooks = [p.register_forward_hook(lambda m, i, o, j=j: produced.__setitem__(j, o[1])) for j, p in enumerate(pools)]
+    hooks += [u.register_forward_pre_hook(record(j)) for j, u in enumerate(unpools)]
+    with torch.no_grad():
+        y = model(torch.randn(1, 3, 45, 61))["out"]
+    for h in hooks:
+        h.remove()
+    assert y.shape == (1, 11, 45, 61)
+    assert order == [3, 2, 1, 0], "the decoder runs deepest level first"
+    for j in range(4):
+        assert consumed[j] is produced[j], f"unpool {j} must use pool {j}'s indices"
+        assert consumed[j].dtype == torch.int64
+    # 45×61 is padded to 48×64: pool j's indices are at (48, 64) / 2^(j+1)
+    assert [tuple(produced[j].shape[-2:]) for j in range(4)] == [(24, 32), (12, 16), (6, 8), (3, 4)]
+
+
+def test_segnet_basic_spikes_return_to_their_pixels():
+    """With identity layers (centre tap 1 on channel 0, BN at mean 0 / var 1) the net is max-pool ×4 then
+    unpool ×4: each positive spike (one per 16×16 cell) comes back at exactly its input pixel, wherever it
+    sits in its 2×2 windows; bilinear or nearest up-sampling would smear or shift it."""
+    torch.manual_seed(0)
+    model = get_model("segnet_basic", 3, pretrained=False).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.zero_()
+                c = m.kernel_size[0] // 2
+                m.weight[0, 0, c, c] = 1.0
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.BatchNorm2d):
+                m.reset_parameters()  # running mean 0, var 1, weight 1, bias 0
+    spikes = [(3, 5), (18, 29), (9, 46), (33, 13), (40, 55), (30, 2)]  # odd/even rows and cols, one per cell
+    x = torch.zeros(1, 3, 45, 61)
+    for value, (r, c) in enumerate(spikes, start=1):
+        x[0, 0, r, c] = float(value)
+    with torch.no_grad():
+        y = model(x)["out"][0, 0]
+    scale = (1 + 1e-5) ** -4  # eight BN layers, each x / sqrt(var + eps)
+    expected = torch.zeros(45, 61)
+    for value, (r, c) in enumerate(spikes, start=1):
+        expected[r, c] = value * scale
+    assert torch.allclose(y, expected, atol=1e-5), [tuple(p) for p in (y > 0.5).nonzero().tolist()]
 
 
 def test_pspnet_pyramid_bins_and_aux_on_stage3():

@@ -54,3 +54,31 @@ def test_segnet_sentence_reports_the_median_frequency_row_once_trained():
     text = zoo._segnet_advice(long, 0.205, {"miou": 0.231})
     assert "segnet_median" in text and "23.1" in text and "--class-weights median" not in text
     assert "--class-weights median" in zoo._segnet_advice(long, 0.205, None)
+
+
+def test_segnet_basic_row_trains_from_scratch_with_median_frequency_weights():
+    zoo = _zoo()
+    assert "segnet_basic" in zoo.MODELS and zoo.architecture("segnet_basic") == ("segnet_basic", None)
+    cmd = zoo.command("segnet_basic")
+    assert cmd[cmd.index("--model") + 1] == "segnet_basic" and "--encoder" not in cmd
+    assert cmd[cmd.index("--class-weights") + 1] == "median"
+    # the long run's learning curve: one validation per epoch when asked
+    long = zoo.command("segnet_basic", 30, zoo.LONG_RUNS, val_every=1)
+    assert long[long.index("--epochs") + 1] == "30" and long[long.index("--val-every") + 1] == "1"
+    assert long[-1] == "runs/zoo-long/segnet_basic"
+
+
+def test_baseline_note_separates_random_init_rows_clear_of_the_baseline():
+    zoo = _zoo()
+    stored = {
+        "simple_cnn": {"miou": 0.205},
+        "fcn8s": {"miou": 0.497, "encoder_pretrained": True},
+        "unet": {"miou": 0.221, "encoder_pretrained": False},
+        "segnet_basic": {"miou": 0.301, "encoder_pretrained": False},
+    }
+    text = "\n".join(zoo._baseline_notes(stored))
+    assert "clear of it (≥ 5 points): `segnet_basic` 30.1 (+9.6)" in text
+    assert "The other random-init rows (`unet` 22.1) are not" in text
+    stored["segnet_basic"]["miou"] = 0.24  # 3.5 points: not clear
+    text = "\n".join(zoo._baseline_notes(stored))
+    assert "clear of it" not in text and "The random-init rows (`unet` 22.1, `segnet_basic` 24.0) are not" in text

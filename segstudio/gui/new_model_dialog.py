@@ -61,6 +61,7 @@ ARCH_TITLES = {
     "parsenet": "ParseNet",
     "pspnet": "PSPNet",
     "segnet": "SegNet",
+    "segnet_basic": "SegNet-Basic (from scratch)",
     "simple_cnn": "Simple CNN (baseline)",
     "unet": "U-Net",
 }

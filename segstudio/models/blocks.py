@@ -1,6 +1,7 @@
 """Building blocks shared by the architectures, each written once (no architecture imports another's blocks).
 
-* :class:`ConvBNReLU`, :class:`SeparableConvBNReLU`, :class:`DoubleConv` (U-Net's (3×3 conv → BN → ReLU) × 2).
+* :class:`ConvBNReLU`, :class:`ConvBN` (the same without the ReLU), :class:`SeparableConvBNReLU`,
+  :class:`DoubleConv` (U-Net's (3×3 conv → BN → ReLU) × 2).
 * :class:`ASPP`: Atrous Spatial Pyramid Pooling with image-level features (DeepLab v3, arXiv:1706.05587
   Sec. 3.3; separable branches as in DeepLab v3+, arXiv:1802.02611 Sec. 3.2).
 * :class:`PyramidPoolingModule` (PSPNet, arXiv:1612.01105 Sec. 3.2).
@@ -22,6 +23,7 @@ from segstudio.models.encoders import vgg_imagenet_fc
 
 __all__ = [
     "ASPP",
+    "ConvBN",
     "ConvBNReLU",
     "DoubleConv",
     "FCNHead",
@@ -42,6 +44,17 @@ class ConvBNReLU(nn.Sequential):
             nn.Conv2d(cin, cout, kernel_size, padding=pad, dilation=dilation, bias=False),
             nn.BatchNorm2d(cout),
             nn.ReLU(inplace=True),
+        )
+
+
+class ConvBN(nn.Sequential):
+    """k×k conv (no bias, 'same' padding for odd k) → BN, no non-linearity (SegNet-Basic's decoder layer,
+    arXiv:1511.00561 Sec. 4.1). Same state_dict layout as :class:`ConvBNReLU` (``0.weight``, ``1.*``)."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int = 3) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel_size, padding=(kernel_size - 1) // 2, bias=False),
+            nn.BatchNorm2d(cout),
         )
 
 
