@@ -101,6 +101,7 @@ CASES = [  # (architecture, builder kwargs, format, dynamic shapes)
     ("unet", dict(TINY_UNET), "torchscript", True),
     ("segnet", {}, "onnx", False),  # dynamic works too (checked by hand: 2x83x181 agrees), 3x slower to export
     ("segnet", {}, "torchscript", False),  # traced max_unpool bakes its output size: fixed size only
+    ("segnet_basic", {}, "onnx", False),  # the same index-unpooling decoder, 7x7 kernels, no ReLU after unpooling
 ]
 
 
