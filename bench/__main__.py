@@ -1,5 +1,5 @@
 """Run benchmarks: ``python -m bench [NAME ...] [--json FILE] [--quick]``; ``python -m bench hitl --help`` and
-``python -m bench clicks --help`` for their own options."""
+``python -m bench clicks --help`` for their own options (``python -m bench tta`` takes ``--images N``)."""
 
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smaller sizes / fewer repeats (a smoke run)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     args, extra = p.parse_known_args(argv)
-    own_options = (["hitl"], ["clicks"])  # benchmarks that parse args.extra themselves
+    own_options = (["hitl"], ["clicks"], ["tta"])  # benchmarks that parse args.extra themselves
     if extra and args.names not in own_options:
-        p.error(f"unrecognized arguments: {' '.join(extra)} (only `python -m bench hitl` / `clicks` take their own options)")
+        p.error(f"unrecognized arguments: {' '.join(extra)} (only `python -m bench hitl` / `clicks` / `tta` take their own options)")
     args.extra = extra
     unknown = [n for n in args.names if n not in names]
     if unknown:

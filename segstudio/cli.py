@@ -100,7 +100,7 @@ def cmd_predict(args) -> int:
     from segstudio.engine.options import crf_from_args
     from segstudio.engine.predict_folder import predict_folder
 
-    predictor = Predictor(_load(args), device=args.device, tile_size=args.tile_size, scale=args.scale)
+    predictor = Predictor(_load(args), device=args.device, tile_size=args.tile_size, scale=args.scale, tta=args.tta)
     progress, close = count_progress()
     res = predict_folder(predictor, args.inputs, args.output, opacity=args.opacity, batch_size=args.batch_size,
                          crf=crf_from_args(args), morph=args.morph, progress=progress)
@@ -116,9 +116,10 @@ def cmd_evaluate(args) -> int:
     from segstudio.engine.options import crf_from_args
     from segstudio.io import atomic_write_bytes
 
-    predictor = Predictor(_load(args), device=args.device)
+    predictor = Predictor(_load(args), device=args.device, tta=args.tta)
     progress, close = count_progress()
-    res = evaluate(predictor, args.data, args.split, progress, save_vis=args.save_vis, crf=crf_from_args(args), morph=args.morph)
+    res = evaluate(predictor, args.data, args.split, progress, save_vis=args.save_vis, crf=crf_from_args(args),
+                   morph=args.morph, limit=args.limit)
     close()
     print("\n".join(metrics_table(res)))
     out = Path(args.output) if args.output else Path("metrics.json")
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_postprocess_arguments,
         add_synth_parser,
         add_train_parser,
+        add_tta_argument,
     )
 
     p = argparse.ArgumentParser(prog="segstudio", description="SegStudio: predict, correct, retrain semantic segmentation.")
@@ -210,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. 0.25 for a 4000x3000 photo and a model trained on 480x360; 'auto' derives it from the model card's "
         "training image size (default 1)",
     )
-
+    add_tta_argument(pr)
     add_postprocess_arguments(pr)
     pr.set_defaults(func=cmd_predict)
 

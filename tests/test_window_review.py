@@ -69,6 +69,11 @@ def test_tool_bar_actions_follow_tools_and_widgets(qtbot, model):
     assert not cv.overlay.isVisible() and not win.class_panel.show_overlay.isChecked()
     win.scale_box.setCurrentText("0.5")
     assert win.state.inference_scale == 0.5 and win.predictor.scale == 0.5
+    assert not win.predictor.tta and not win.act_tta.isChecked()
+    win.act_tta.trigger()
+    assert win.state.inference_tta and win.predictor.tta and win.predictor.scale == 0.5
+    win.act_tta.trigger()
+    assert not win.state.inference_tta and not win.predictor.tta
     win.act_outline.trigger()
     assert win.act_outline.isChecked() and "outline mode on" in win.status_text.text()
 

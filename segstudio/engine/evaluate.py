@@ -26,6 +26,7 @@ def evaluate(
     save_vis: str | Path | None = None,
     crf=None,
     morph=None,
+    limit: int | None = None,
 ) -> dict:
     """Predict every image of ``split`` and compare with its mask.
 
@@ -41,16 +42,22 @@ def evaluate(
         crf: :class:`segstudio.postprocess.CRFParams` to refine every prediction with a dense CRF before scoring
             (DeepLab v1/v2's post-processing; Krähenbühl & Koltun 2011), or ``None``.
         morph: :class:`segstudio.postprocess.MorphParams` applied after the argmax, or ``None``.
+        limit: evaluate only the first ``limit`` images of the split, in the split list's order (e.g. the first
+            20 lines of ``val.txt``), ``>= 1``; ``None`` (default): all of them. Recorded as ``"limit"``.
 
     Returns:
         :meth:`ConfusionMatrix.summary` plus ``"confusion_matrix"`` (K×K list) and ``"images"``
         (and ``"vis_dir"`` when ``save_vis`` is given).
 
     Raises:
-        ValueError: when the dataset's classes differ from the model's in number.
+        ValueError: when the dataset's classes differ from the model's in number, or ``limit < 1``.
         FileNotFoundError: missing dataset or split.
     """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 image, got {limit}")
     samples, classes = find_samples(data_dir, split)
+    if limit is not None:
+        samples = samples[:limit]
     if classes.num_classes != predictor.classes.num_classes:
         raise ValueError(
             f"{data_dir} has {classes.num_classes} classes but the model predicts {predictor.classes.num_classes}"
@@ -80,6 +87,9 @@ def evaluate(
     out["confusion_matrix"] = cm.mat.tolist()
     out["images"] = len(samples)
     out["split"] = split
+    if limit is not None:
+        out["limit"] = limit
+    out["tta"] = bool(getattr(predictor, "tta", False))
     for key, params in (("crf", crf), ("morph", morph)):  # recorded with the metrics they produced
         if params is not None:
             out[key] = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else str(params)

@@ -234,6 +234,17 @@ def _postprocess_spec(name: str):
     return convert
 
 
+TTA_HELP = (
+    "horizontal-flip test-time augmentation: also predict each image mirrored and average the two logit maps "
+    "(about 2x the model time; CamVid figures in docs/benchmarks.md, `python -m bench tta`)"
+)
+
+
+def add_tta_argument(parser: argparse.ArgumentParser) -> None:
+    """``--tta`` (shared by ``predict`` and ``evaluate``): :class:`segstudio.engine.Predictor` ``tta=True``."""
+    parser.add_argument("--tta", action="store_true", help=TTA_HELP)
+
+
 def add_postprocess_arguments(parser: argparse.ArgumentParser) -> None:
     """``--crf``, ``--crf-params``, ``--morph`` (shared by ``predict`` and ``evaluate``; see :func:`crf_from_args`)."""
     post = parser.add_argument_group("post-processing (segstudio.postprocess)")
@@ -283,6 +294,13 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
         help="write one picture per image into DIR (image | ground truth | prediction | error map: correct, "
         "wrong, ignore) and DIR/confusion_matrix.png (row-normalised, class names on the axes)",
     )
+    ev.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="evaluate only the first N images of the split, in the split list's order (default: all)",
+    )
+    add_tta_argument(ev)
     add_postprocess_arguments(ev)
     return ev
 

@@ -9,6 +9,12 @@ Three ways in:
 * sliding-window inference (:meth:`Predictor.predict_tiled`), chosen automatically for images above
   ``max_pixels`` and as the first fallback when the device runs out of memory.
 
+Optional horizontal-flip test-time augmentation (``tta=True``, ``segstudio predict/evaluate --tta``): every
+forward pass also runs on the mirrored input and the two logit maps are averaged (:meth:`Predictor._run_model`),
+so it composes with tiling, ``scale``, the out-of-memory fallbacks and every output (labels, probabilities,
+logits, the uncertainty maps and CRF / morphology computed from them). Cost and gain: ``docs/benchmarks.md``
+(``python -m bench tta``).
+
 What makes it faster than a plain ``model(x)`` loop (figures in ``docs/benchmarks.md``, ``python -m bench
 predict_folder``): ``torch.inference_mode``; convolution + batch-norm folding (``torch.nn.utils.fusion``);
 channels_last memory format (on CPU this routes depthwise/1×1 convolutions to oneDNN instead of the slow
@@ -222,6 +228,10 @@ class Predictor:
             anti-aliasing) before the model runs, and the logits are resized back (bilinear) to the image's
             size, so every output keeps the input's (H, W). ``1.0`` (default) = as is; ``"auto"`` = see
             :meth:`scale_for` (shrinks photos much larger than the model's training images).
+        tta: horizontal-flip test-time augmentation (default off): each model input (whole image, tile or
+            rescaled image) is also predicted mirrored left-right, the mirrored logits are flipped back and the
+            two are averaged before anything else (tile blending, resizing back, softmax, argmax). About 2×
+            the model time; see :meth:`_run_model` for why logits, not probabilities, are averaged.
 
     Raises:
         ValueError: unavailable device, bad tiling options or a bad ``scale``.
@@ -244,9 +254,11 @@ class Predictor:
         on_notice: Callable[[str], None] | None = None,
         lazy: bool = False,
         scale: float | str = 1.0,
+        tta: bool = False,
     ) -> None:
         self.loaded = loaded
         self.scale = parse_scale(scale)
+        self.tta = bool(tta)
         self.device = resolve_device(device)
         self.classes = loaded.classes
         self.channels_last = bool(channels_last)
@@ -322,13 +334,32 @@ class Predictor:
         """The forward boundary: normalised float32 (N, 3, H, W) on CPU → float32 logits (N, K, H, W) on ``device``.
 
         Every model call goes through here (tests inject out-of-memory errors at this point).
+
+        With ``tta`` (horizontal-flip test-time augmentation: the "Flip" inference strategy of DeepLab v3,
+        Chen et al. 2017, and v3+, ECCV 2018; ``ttach``'s ``HorizontalFlip``):
+        ``z = (f(x) + flip(f(flip(x)))) / 2`` with ``flip`` mirroring the width axis. The two passes run one
+        after the other, so peak activation memory is that of one pass. Logits are averaged, not
+        probabilities, because everything downstream of this boundary is defined on logits (tile blending,
+        resizing back from ``scale``, :meth:`predict_logits`): averaging here keeps one linear pipeline, so
+        TTA of a tiled or rescaled prediction is exactly the mean of the plain pipeline and the same pipeline
+        run with the mirrored model ``flip ∘ f ∘ flip``, and ``predict_proba`` stays the softmax of
+        ``predict_logits``. The softmax of the logit mean is the normalised geometric mean of the two
+        probability maps (mmsegmentation averages the probabilities instead, ``ttach`` the raw outputs);
+        ``python -m bench tta`` measures both merges (``docs/benchmarks.md``).
         """
         x = x.to(device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         amp = self.amp and device.type == "cuda"
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            return self._runner(x)["out"].float()
+            out = self._runner(x)["out"].float()
+            if not self.tta:
+                return out
+            xf = torch.flip(x, dims=(3,))
+            if self.channels_last:
+                xf = xf.contiguous(memory_format=torch.channels_last)
+            mirrored = torch.flip(self._runner(xf)["out"].float(), dims=(3,))
+            return (out + mirrored) * 0.5
 
     @staticmethod
     def _reduce(logits: torch.Tensor, output: str) -> torch.Tensor:

@@ -225,6 +225,7 @@ class ProjectState(QObject):
         self.predictor: Predictor | None = None
         self.device = "auto"
         self.inference_scale: float | str = "auto"  # Predictor(scale=...): shrink photos much larger than the training images
+        self.inference_tta = False  # Predictor(tta=...): horizontal-flip test-time augmentation (about 2x slower)
         self.on_notice = None  # the Predictor's fallback notices (thread-safe signal emit)
         self.finetune_config: TrainConfig = finetune_config()
         self.read_only = False
@@ -497,7 +498,8 @@ class ProjectState(QObject):
         if self.model is not None:
             # lazy: BN folding and the device move (~0.2 s) happen on the worker's first prediction, not here
             self.predictor = Predictor(
-                self.model, device=self.device, on_notice=self.on_notice, lazy=True, scale=self.inference_scale
+                self.model, device=self.device, on_notice=self.on_notice, lazy=True, scale=self.inference_scale,
+                tta=self.inference_tta,
             )
 
     def set_inference_scale(self, scale: float | str) -> None:
@@ -512,6 +514,14 @@ class ProjectState(QObject):
         self.inference_scale = parse_scale(scale)
         self.make_predictor()
         self.say(f"inference scale {self.inference_scale}: press Ctrl+P to predict again")
+
+    def set_inference_tta(self, on: bool) -> None:
+        """Turn horizontal-flip test-time augmentation on or off for later predictions (each image is also
+        predicted mirrored and the two logit maps averaged, about 2× the model time; see
+        :meth:`segstudio.engine.Predictor._run_model`)."""
+        self.inference_tta = bool(on)
+        self.make_predictor()
+        self.say(f"flip test-time augmentation {'on' if self.inference_tta else 'off'}: press Ctrl+P to predict again")
 
     def model_fits(self, model: LoadedModel | None = None) -> tuple[bool, str]:
         """Whether ``model``'s (default: the model in use) classes map onto the project's by name, and why not."""
