@@ -74,7 +74,7 @@ class MainWindow(QMainWindow):
         st.is_editing = lambda: bool(QApplication.mouseButtons() & Qt.MouseButton.LeftButton) and self.canvas.underMouse()
         self.predictorNotice.connect(self.message)  # queued onto the GUI thread when emitted by a worker
 
-        self.canvas = Canvas(self)
+        self.canvas = Canvas(self, state=st)
         self.setCentralWidget(self.canvas)
         self.canvas.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.controls = CanvasControls(self.canvas)  # zoom about the cursor, 1:1, peek (hold V), Ctrl+drag brush

@@ -719,6 +719,14 @@ class ProjectState(QObject):
         if doc is not None and self.needs_prediction(doc) and self.job is None:
             self.predict_paths([doc.path])
 
+    def next_path(self) -> Path | None:
+        """The image Next (Right, PgDown) would show: the one after :attr:`index` in the list, or ``None``
+        at the end, before an image is shown, or when that image could not be read."""
+        i = self.index + 1
+        if self.index < 0 or i >= len(self.paths) or self.paths[i] in self.failed:
+            return None
+        return self.paths[i]
+
     def needs_prediction(self, doc: Document) -> bool:
         """Never predicted, or a stale prediction, or edited but with pixels nobody decided — and a model whose
         classes fit. (A prediction only fills pixels no person decided, so edits are never at risk.)"""

@@ -14,7 +14,9 @@ worker through :class:`ToolJobs`; its result is applied on the GUI thread.
 from __future__ import annotations
 
 import logging
+import hashlib
 import math
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -189,6 +191,9 @@ class Tool:
 
     def activate(self) -> None:
         """The tool became the current one (or the shown document changed while it is)."""
+
+    def document_shown(self) -> None:
+        """The shown document changed while another tool is the current one (background work may start)."""
 
     def finish(self) -> None:
         """End any gesture in progress: painted pixels become one undo step, an unclosed shape is dropped.
@@ -673,6 +678,21 @@ def shared_click_model(path=None):
         return _CLICK_MODEL[key]
 
 
+def image_key(path, image: np.ndarray) -> tuple:
+    """Cache key of an image's click-model encoding: ``(str(path), shape, SHA-1 of the pixels)``.
+
+    Keyed by content, not by file name or array identity: an image prefetched from disk and the same file
+    later opened as a :class:`~segstudio.core.Document` share the key, while a file edited or replaced in
+    between gets a new one (its old encoding is never served). Hashing costs about 2 ms per megapixel.
+
+    Args:
+        path: the image's path (any ``os.PathLike`` or str).
+        image: uint8 (H, W, 3) RGB.
+    """
+    data = memoryview(np.ascontiguousarray(image)).cast("B")
+    return str(path), tuple(image.shape), hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
 class ClickTool(Tool):
     """Click to segment: left click adds a positive click (on the object), right click (or Shift + left
     click) a negative one; the class-agnostic click model (:mod:`segstudio.models.clicknet`, trained as in
@@ -680,29 +700,48 @@ class ClickTool(Tool):
     current class as one undo step; Backspace removes the last click; Esc drops them all.
 
     The image is encoded once, in a worker, when the tool is switched on or an image is shown while it is
-    on (:class:`segstudio.engine.interactive.ClickSession`; the last :attr:`CACHE` images are kept); each click
-    then only runs the light decoder, also in a worker. The previous mask is fed back with every click. When
-    the first click falls on pixels already of the current class (e.g. a prediction), that region is the
-    starting mask, so clicks correct it; its pixels the final mask drops become unlabelled on Enter.
+    on (:class:`segstudio.engine.interactive.ClickSession`); each click then only runs the light decoder,
+    also in a worker. The previous mask is fed back with every click. When the first click falls on pixels
+    already of the current class (e.g. a prediction), that region is the starting mask, so clicks correct it;
+    its pixels the final mask drops become unlabelled on Enter.
+
+    **Prefetch.** Once the tool has been switched on in this canvas (:attr:`used`), every image shown is
+    encoded in a worker even while another tool is on, and once the shown image's encoding is ready the
+    *next* image — the one Next / Right would open (:meth:`Canvas.next_image_path`, i.e. the project state's
+    :meth:`~segstudio.gui.state.ProjectState.next_path`) — is read and encoded in a worker too, so opening
+    it needs no new encode. A canvas on which the tool was never switched on encodes nothing. Encodings are
+    kept in an LRU cache of :attr:`CACHE` images (previous, current, next) keyed by :func:`image_key` (path,
+    shape and pixel hash: an edited or replaced file is encoded anew, never served stale).
 
     Attributes:
         clicks: the clicks of the object in progress.
         mask: bool (H, W) current object mask, or ``None`` before the first answer.
         model_path: weights to load (``None``: the shipped model).
+        used: the tool has been switched on (with an image shown) on this canvas.
+        encodes: how many images this tool has encoded (shown + prefetched).
+        hits: how many times a shown image's encoding was found in the cache (prefetched or kept).
     """
 
     name = TOOL_CLICK
-    CACHE = 2
+    CACHE = 3
     JOB_PREDICT = "click:predict"
+    JOB_PREFETCH = "click:prefetch"
 
     def __init__(self, canvas: Canvas) -> None:
         super().__init__(canvas)
         self.clicks: list = []
         self.mask: np.ndarray | None = None
         self.model_path = None
+        self.used = False
+        self.encodes = 0
+        self.hits = 0
         self._doc: Document | None = None
         self._base: np.ndarray | None = None  # the existing region the clicks correct
         self._sessions: OrderedDict[tuple, object] = OrderedDict()
+        self._keys: dict[int, tuple[weakref.ref, tuple]] = {}  # id(image) -> (weak image, image_key)
+        self._prefetched: dict[str, tuple[tuple, tuple]] = {}  # path -> (file stat, image_key) of prefetches
+        self._prefetch_again = False
+        self._hit_doc: Document | None = None
         self._dirty = False
         self._item: QGraphicsPixmapItem | None = None
         self._filter = _ClickToolFilter(self)
@@ -710,7 +749,18 @@ class ClickTool(Tool):
         canvas.installEventFilter(self._filter)
 
     # -- sessions ---------------------------------------------------------------------------
-    cache_key = staticmethod(SuperpixelTool.cache_key)
+    def cache_key(self, doc: Document | None) -> tuple | None:
+        """:func:`image_key` of ``doc``'s image (hashed once per image array), or ``None`` for no document."""
+        if doc is None:
+            return None
+        image = doc.image
+        entry = self._keys.get(id(image))
+        if entry is not None and entry[0]() is image:
+            return entry[1]
+        key = image_key(doc.path, image)
+        self._keys = {i: e for i, e in self._keys.items() if e[0]() is not None}  # drop entries of freed images
+        self._keys[id(image)] = (weakref.ref(image), key)
+        return key
 
     def session(self, doc: Document | None = None):
         """The encoded :class:`~segstudio.engine.interactive.ClickSession` of ``doc`` (default: the shown
@@ -718,12 +768,28 @@ class ClickTool(Tool):
         k = self.cache_key(doc or self.canvas.doc)
         return self._sessions.get(k) if k is not None else None
 
-    def ensure(self) -> None:
-        """Start encoding the shown image in a worker, unless cached or already running."""
+    def _store(self, k: tuple, session) -> None:
+        self._sessions[k] = session
+        self._sessions.move_to_end(k)
+        while len(self._sessions) > self.CACHE:
+            self._sessions.popitem(last=False)
+
+    def ensure(self, quiet: bool = False) -> None:
+        """Start encoding the shown image in a worker, unless cached or already running; once it is encoded,
+        prefetch the next image (:meth:`prefetch`). ``quiet``: no status-bar message (tool not on)."""
         doc = self.canvas.doc
         k = self.cache_key(doc)
+        if k is None:
+            return
+        if k in self._sessions:
+            self._sessions.move_to_end(k)  # the shown image's encoding is the last to be evicted
+            if doc is not self._hit_doc:
+                self._hit_doc = doc
+                self.hits += 1
+            self.prefetch()
+            return
         name = f"click:encode:{k}"
-        if k is None or k in self._sessions or self.canvas.jobs.running(name):
+        if self.canvas.jobs.running(name):
             return
         image, path = doc.image, self.model_path
 
@@ -734,16 +800,77 @@ class ClickTool(Tool):
             return k, ClickSession(shared_click_model(path), image)
 
         self.canvas.jobs.start(name, work, lambda payload: self._on_session(*payload))
-        self.canvas.status.emit("click-to-segment: encoding the image…")
+        if not quiet:
+            self.canvas.status.emit("click-to-segment: encoding the image…")
 
     def _on_session(self, k: tuple, session) -> None:
-        self._sessions[k] = session
-        while len(self._sessions) > self.CACHE:
-            self._sessions.popitem(last=False)
+        self.encodes += 1
+        self._store(k, session)
         if k == self.cache_key(self.canvas.doc):
-            self.canvas.status.emit("click-to-segment ready: left click = object, right click = not object, Enter = apply")
+            self._hit_doc = self.canvas.doc
+            if self.canvas.active_tool is self:
+                self.canvas.status.emit("click-to-segment ready: left click = object, right click = not object, Enter = apply")
             if self.clicks:
                 self._request()
+            self.prefetch()
+
+    def prefetch(self) -> None:
+        """Encode the next image (:meth:`Canvas.next_image_path`) in a worker, once the tool has been
+        used and the shown image is encoded; nothing when there is no next image, its encoding is cached,
+        or a prefetch runs (that one checks again when it ends). The file is read in the worker (or the
+        project's already open document is used) and hashed there (:func:`image_key`)."""
+        if not self.used:
+            return
+        if self.canvas.jobs.running(self.JOB_PREFETCH):
+            self._prefetch_again = True
+            return
+        path = self.canvas.next_image_path()
+        current = self.cache_key(self.canvas.doc)
+        if path is None or current is None or current not in self._sessions:
+            return
+        doc = self.canvas.loaded_document(path)
+        if doc is not None:
+            stat, key, image = None, self.cache_key(doc), doc.image
+            if key in self._sessions:
+                return
+        else:
+            try:
+                st = path.stat()
+            except OSError:
+                return  # gone: opening it will say why
+            stat, key, image = (st.st_mtime_ns, st.st_size), None, None
+            seen = self._prefetched.get(str(path))
+            if seen is not None and seen[0] == stat and seen[1] in self._sessions:
+                return
+        known, model_path = set(self._sessions), self.model_path
+
+        def work(job: Job):
+            from segstudio.engine.interactive import ClickSession
+            from segstudio.io import read_image
+
+            job.report(0, 1, f"click-to-segment: prefetching {path.name}")
+            img = image if image is not None else read_image(path)
+            k = key if key is not None else image_key(path, img)
+            if k in known:
+                return k, None
+            return k, ClickSession(shared_click_model(model_path), img)
+
+        def on_result(payload) -> None:
+            k, session = payload
+            if stat is not None:
+                self._prefetched = {str(path): (stat, k)}
+            if session is not None:
+                self.encodes += 1
+                self._store(k, session)
+                log.debug("click-to-segment: prefetched %s", path)
+
+        def on_done() -> None:
+            if self._prefetch_again:
+                self._prefetch_again = False
+                self.prefetch()
+
+        self._prefetch_again = False
+        self.canvas.jobs.start(self.JOB_PREFETCH, work, on_result, on_done)
 
     # -- clicks -----------------------------------------------------------------------------
     def press(self, y: float, x: float) -> None:
@@ -891,9 +1018,14 @@ class ClickTool(Tool):
         return False  # a pending object is not painted yet: undo of earlier edits may go ahead
 
     def activate(self) -> None:
+        self.used = True
         if self._doc is not self.canvas.doc:
             self.cancel()
         self.ensure()
+
+    def document_shown(self) -> None:
+        if self.used:  # used in this session: keep the shown (and next) image encoded for a switch back
+            self.ensure(quiet=True)
 
     def cancel(self) -> None:
         self.clicks, self.mask, self._base, self._doc, self._dirty = [], None, None, None, False
