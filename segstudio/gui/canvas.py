@@ -129,8 +129,9 @@ class Canvas(QGraphicsView):
         self.polygon_rule = "nonzero"
         self._pan_from = None
         self._auto_fit = True  # keep the image fitted to the view until the user zooms
-        self.jobs = ToolJobs(self)
-        self.jobs.failed.connect(self.status)
+        self.jobs = ToolJobs(self, state)
+        if state is None:  # with a state, its job runner reports failures (status bar, log, jobFailed)
+            self.jobs.failed.connect(self.status)
         self.tools: dict[str, Tool] = make_tools(self)
         self.active_tool: Tool = self.tools[TOOL_BRUSH]
 

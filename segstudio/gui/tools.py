@@ -58,22 +58,34 @@ SUPERPIXEL_PREVIEW_MAX_PIXELS = 4096 * 4096
 class ToolJobs(QObject):
     """Runs the tools' background work off the GUI thread, at most one job per name.
 
-    :meth:`start` runs ``work(job)`` in a worker (:func:`segstudio.gui.workers.start_job`); its return value
-    is handed to ``on_result`` on the GUI thread (``job.result`` is connected to a bound slot of this
-    GUI-thread object, so the call is queued), then ``on_done`` runs whether the work succeeded or not.
-    Starting a job turns Python's cyclic GC over to the GUI thread
-    (:func:`~segstudio.gui.qtutil.collect_garbage_on_gui_thread`), as the main window does, so the canvas
-    is safe on its own too.
+    :meth:`start` runs ``work(job)`` in a worker; its return value is handed to ``on_result`` on the GUI
+    thread (``job.result`` is connected to a bound slot of this GUI-thread object, so the call is queued),
+    then ``on_done`` runs whether the work succeeded or not.
+
+    With a project state (the window's canvas) every job goes through the state's one job runner,
+    :meth:`ProjectState.start <segstudio.gui.state.ProjectState.start>`, in slot ``"tool:<name>"``
+    (:data:`~segstudio.gui.state.TOOL_SLOT`): the state tracks it, and a failure — in the worker, or in
+    applying its result on the GUI thread (:meth:`~segstudio.gui.state.ProjectState.report_failure`) —
+    reaches the status bar, the log and ``jobFailed`` like any job's. Without one (a canvas on its own, e.g.
+    in tests or benchmarks) the job runs on :func:`segstudio.gui.workers.start_job` with its thread owned by
+    the application, and :attr:`failed` is the report. Starting a job turns Python's cyclic GC over to the
+    GUI thread (:func:`~segstudio.gui.qtutil.collect_garbage_on_gui_thread`), as the main window does, so
+    the canvas is safe on its own too.
+
+    Args:
+        parent: the canvas.
+        state: the :class:`~segstudio.gui.state.ProjectState` whose runner starts the jobs, or ``None``.
 
     Signals:
         failed(str): a job, or the GUI-thread handling of its result, raised; the message names the job
-            and the error (the traceback is logged).
+            and the error (the traceback is logged). Emitted with or without a state.
     """
 
     failed = Signal(str)
 
-    def __init__(self, parent: QObject) -> None:
+    def __init__(self, parent: QObject, state=None) -> None:
         super().__init__(parent)
+        self.state = state
         self._jobs: dict[str, tuple[Job, Callable | None, Callable | None]] = {}
 
     def running(self, name: str) -> bool:
@@ -106,10 +118,15 @@ class ToolJobs(QObject):
         job.result.connect(self._on_result)
         job.failed.connect(self.failed)
         self._jobs[name] = (job, on_result, on_done)
-        # The thread belongs to the application, not to the canvas: closing the canvas (or the window) while
-        # SLIC or GrabCut runs must not destroy a running QThread (Qt aborts the process); the result of a
-        # job whose canvas is gone is simply not delivered (the connection dies with this object).
-        start_job(job, QCoreApplication.instance())
+        if self.state is not None:
+            from segstudio.gui.state import TOOL_SLOT
+
+            self.state.start(job, TOOL_SLOT + name)  # tracked, and its failure reported, by the one runner
+        else:
+            # The thread belongs to the application, not to the canvas: closing the canvas while SLIC or
+            # GrabCut runs must not destroy a running QThread (Qt aborts the process); the result of a job
+            # whose canvas is gone is simply not delivered (the connection dies with this object).
+            start_job(job, QCoreApplication.instance())
         return job
 
     @Slot(object, object)
@@ -128,7 +145,10 @@ class ToolJobs(QObject):
             callback(payload) if what == "result" else callback()
         except Exception as exc:  # applying a result must never fail silently
             log.exception("%s: handling its %s failed", name, what)
-            self.failed.emit(f"{name} failed: {exc}")
+            msg = f"{name} failed: {exc}"
+            if self.state is not None:
+                self.state.report_failure(name, msg)
+            self.failed.emit(msg)
 
 
 class Tool:
