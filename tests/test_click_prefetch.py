@@ -85,3 +85,47 @@ def test_next_image_is_prefetched_and_served_from_the_cache(qtbot, folder):
         assert len(tool._sessions) <= ClickTool.CACHE
     finally:
         qtbot.waitUntil(lambda: not cv.busy, timeout=120_000)
+
+
+def test_moving_to_the_image_being_prefetched_waits_for_it(qtbot, folder, monkeypatch):
+    """Next pressed while the next image's prefetch still runs: no second encode of the same image starts;
+    the prefetch's result becomes the shown image's encoding, and a click made meanwhile is answered."""
+    import threading
+
+    from PySide6.QtCore import QThread
+
+    from segstudio.gui import tools
+
+    gate = threading.Event()
+    shared = tools.shared_click_model
+
+    def gated(path=None):  # holds the prefetch worker until the test opens the gate
+        if QThread.currentThread().objectName() == f"segstudio-{ClickTool.JOB_PREFETCH}":
+            assert gate.wait(120)
+        return shared(path)
+
+    monkeypatch.setattr(tools, "shared_click_model", gated)
+    win = MainWindow(None)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.open_folder(folder)
+    cv = win.canvas
+    tool = cv.tools[TOOL_CLICK]
+    try:
+        win.set_tool(TOOL_CLICK)
+        qtbot.waitUntil(lambda: tool.encodes == 1 and cv.jobs.running(ClickTool.JOB_PREFETCH), timeout=120_000)
+        win.step(1)
+        doc1 = win.current_doc()
+        assert tool.session(doc1) is None and not any(n.startswith("click:encode") for n in cv.jobs._jobs)
+        h, w = doc1.shape
+        _click(cv, w // 2, h // 2)  # before the encoding is there
+        assert len(tool.clicks) == 1 and tool.mask is None
+        gate.set()
+        qtbot.waitUntil(lambda: tool.mask is not None and not tool.busy, timeout=120_000)
+        assert tool.session(doc1) is not None and tool.mask.shape == doc1.shape
+        qtbot.waitUntil(lambda: not cv.busy, timeout=120_000)
+        assert tool.encodes == 3  # f0, f1 (the prefetch, once), then f2 prefetched
+    finally:
+        gate.set()
+        qtbot.waitUntil(lambda: not cv.busy, timeout=120_000)

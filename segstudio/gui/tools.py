@@ -761,6 +761,7 @@ class ClickTool(Tool):
         self._keys: dict[int, tuple[weakref.ref, tuple]] = {}  # id(image) -> (weak image, image_key)
         self._prefetched: dict[str, tuple[tuple, tuple]] = {}  # path -> (file stat, image_key) of prefetches
         self._prefetch_again = False
+        self._prefetch_path = None
         self._hit_doc: Document | None = None
         self._dirty = False
         self._item: QGraphicsPixmapItem | None = None
@@ -811,6 +812,10 @@ class ClickTool(Tool):
         name = f"click:encode:{k}"
         if self.canvas.jobs.running(name):
             return
+        if self.canvas.jobs.running(self.JOB_PREFETCH) and self._prefetch_path == doc.path:
+            if not quiet:  # being prefetched: its end hands the encoding over (or encodes anew if the file changed)
+                self.canvas.status.emit("click-to-segment: encoding the image…")
+            return
         image, path = doc.image, self.model_path
 
         def work(job: Job):
@@ -826,19 +831,26 @@ class ClickTool(Tool):
     def _on_session(self, k: tuple, session) -> None:
         self.encodes += 1
         self._store(k, session)
-        if k == self.cache_key(self.canvas.doc):
-            self._hit_doc = self.canvas.doc
-            if self.canvas.active_tool is self:
-                self.canvas.status.emit("click-to-segment ready: left click = object, right click = not object, Enter = apply")
-            if self.clicks:
-                self._request()
+        if self._ready(k):
             self.prefetch()
+
+    def _ready(self, k: tuple) -> bool:
+        """An encoding ``k`` arrived: when it is the shown image's, say so and answer pending clicks (True)."""
+        if k != self.cache_key(self.canvas.doc):
+            return False
+        self._hit_doc = self.canvas.doc
+        if self.canvas.active_tool is self:
+            self.canvas.status.emit("click-to-segment ready: left click = object, right click = not object, Enter = apply")
+        if self.clicks:
+            self._request()
+        return True
 
     def prefetch(self) -> None:
         """Encode the next image (:meth:`Canvas.next_image_path`) in a worker, once the tool has been
         used and the shown image is encoded; nothing when there is no next image, its encoding is cached,
-        or a prefetch runs (that one checks again when it ends). The file is read in the worker (or the
-        project's already open document is used) and hashed there (:func:`image_key`)."""
+        or a prefetch runs (that one checks again when it ends). The file is read and hashed
+        (:func:`image_key`) in the worker; an image the project already has open is used as it is. An
+        unreadable file is skipped quietly (opening it reports why)."""
         if not self.used:
             return
         if self.canvas.jobs.running(self.JOB_PREFETCH):
@@ -866,10 +878,14 @@ class ClickTool(Tool):
 
         def work(job: Job):
             from segstudio.engine.interactive import ClickSession
-            from segstudio.io import read_image
+            from segstudio.io import ImageReadError, read_image
 
             job.report(0, 1, f"click-to-segment: prefetching {path.name}")
-            img = image if image is not None else read_image(path)
+            try:
+                img = image if image is not None else read_image(path)
+            except ImageReadError as exc:  # opening that image will say so; a prefetch stays quiet
+                log.info("click-to-segment: not prefetching %s: %s", path, exc)
+                return None, None
             k = key if key is not None else image_key(path, img)
             if k in known:
                 return k, None
@@ -877,19 +893,28 @@ class ClickTool(Tool):
 
         def on_result(payload) -> None:
             k, session = payload
+            if k is None:
+                return
             if stat is not None:
                 self._prefetched = {str(path): (stat, k)}
             if session is not None:
                 self.encodes += 1
                 self._store(k, session)
                 log.debug("click-to-segment: prefetched %s", path)
+                if self._ready(k):  # the user already moved to it: now prefetch the one after it
+                    self._prefetch_again = True
 
         def on_done() -> None:
-            if self._prefetch_again:
+            self._prefetch_path = None
+            doc = self.canvas.doc
+            if doc is not None and self.cache_key(doc) not in self._sessions:
+                self.ensure(quiet=self.canvas.active_tool is not self)  # moved on to an image it did not cover
+            elif self._prefetch_again:
                 self._prefetch_again = False
                 self.prefetch()
 
         self._prefetch_again = False
+        self._prefetch_path = path
         self.canvas.jobs.start(self.JOB_PREFETCH, work, on_result, on_done)
 
     # -- clicks -----------------------------------------------------------------------------
