@@ -412,3 +412,50 @@ def test_tool_jobs_report_a_failing_worker_or_result_handler(qtbot):
     qtbot.waitUntil(lambda: not jobs.busy, timeout=10_000)
     assert isinstance(jobs, ToolJobs)
     cv.deleteLater()
+
+
+def test_tool_jobs_in_the_window_run_and_fail_through_the_project_state(qtbot, tmp_path, monkeypatch):
+    """In the window the canvas's jobs go through ProjectState's one runner (slot "tool:<name>"): a GrabCut
+    that raises in its worker, and a result handler that raises on the GUI thread, both reach the state's
+    jobFailed signal and the status bar; the GrabCut's undo history is untouched."""
+    from PIL import Image
+
+    from segstudio.gui import tools
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.state import TOOL_SLOT
+
+    Image.fromarray(make_image()[0]).save(tmp_path / "a.png")
+    win = MainWindow(None)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.open_folder(tmp_path)
+    st, cv = win.state, win.canvas
+    assert cv.jobs.state is st
+    started, failed, canvas_status = [], [], []
+    st.jobStarted.connect(lambda slot, name: started.append((slot, name)))
+    st.jobFailed.connect(lambda name, msg: failed.append((name, msg)))
+    cv.status.connect(canvas_status.append)
+
+    def broken(*a, **k):
+        raise MemoryError("GrabCut ran out of memory")
+
+    monkeypatch.setattr(tools, "grabcut_region", broken)
+    with qtbot.waitSignal(st.jobFailed, timeout=30_000):
+        assert cv.grabcut((20, 20, 80, 70))
+    assert (TOOL_SLOT + GrabCutTool.JOB, GrabCutTool.JOB) in started
+    msg = f"{GrabCutTool.JOB} failed: GrabCut ran out of memory"
+    assert failed == [(GrabCutTool.JOB, msg)]
+    assert win.status_text.text() == msg
+    assert msg not in canvas_status  # reported once, by the state (the canvas does not say it again)
+    qtbot.waitUntil(lambda: not cv.busy and not any(s.startswith(TOOL_SLOT) for s in st.jobs), timeout=30_000)
+    assert len(cv.doc.history) == 0
+
+    def bad_result(r):
+        raise ValueError(f"class id {r} is not valid")
+
+    with qtbot.waitSignal(st.jobFailed, timeout=30_000) as sig:
+        cv.jobs.start("apply", lambda job: 9, bad_result)
+    assert sig.args == ["apply", "apply failed: class id 9 is not valid"]
+    assert win.status_text.text() == "apply failed: class id 9 is not valid"
+    qtbot.waitUntil(lambda: not cv.busy and not any(s.startswith(TOOL_SLOT) for s in st.jobs), timeout=30_000)

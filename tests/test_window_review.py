@@ -208,3 +208,40 @@ def test_review_never_overwrites_a_persons_pixels(qtbot, model, folder):
     saved = read_index_png(label_path_for(first.path))
     assert saved[300, 80] == 8 and first.labels[300, 80] == 8
     assert (saved == IGNORE_INDEX).mean() > 0.9  # only the stroke: the unreviewed prediction is not training data
+
+
+def test_keys_work_right_after_show_without_a_click(qtbot, tmp_path, monkeypatch):
+    """`segstudio FOLDER` shows the window, then opens the folder; the first key pressed must work before any
+    click into the window. Tool and class keys are window shortcuts, which fire only in the active window: on
+    X without a window manager nothing activated it, so they were lost. The window asks to be activated on
+    its first show and the canvas takes the focus; keys go through the platform path (QWindow), as real ones."""
+    from PIL import Image
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QMainWindow
+
+    from segstudio.core import ClassSpec
+    from segstudio.io import save_classes
+
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(tmp_path / f"i{i}.png")
+    save_classes(tmp_path / "classes.json", ClassSpec(("sky", "road", "car", "person")))
+    asked = []
+    monkeypatch.setattr(MainWindow, "activateWindow", lambda self: asked.append(self) or QMainWindow.activateWindow(self))
+    win = MainWindow(None)  # as segstudio.gui.app.run: show, then open the folder
+    qtbot.addWidget(win)
+    win.show()
+    assert asked == [win], "the window asks to be activated when it is first shown"
+    qtbot.waitExposed(win)
+    qtbot.waitUntil(win.isActiveWindow)
+    assert QApplication.focusWidget() is win.canvas
+    assert win.open_folder(tmp_path)
+    assert QApplication.focusWidget() is win.canvas
+    QTest.keyClick(win.windowHandle(), Qt.Key.Key_C)
+    assert win.canvas.tool == "click" and win.tool_actions["click"].isChecked()
+    QTest.keyClick(win.windowHandle(), Qt.Key.Key_3)
+    assert win.state.current_class == 2 and win.canvas.current_class == 2
+    win.hide()
+    win.show()
+    assert asked == [win], "only the first show asks (no focus stealing later)"
+    qtbot.waitUntil(lambda: not win.canvas.busy, timeout=120_000)  # the click tool's encode of i0.png

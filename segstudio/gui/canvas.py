@@ -70,6 +70,8 @@ class Canvas(QGraphicsView):
         brush_radius: brush radius in image pixels (1..256; set with :meth:`set_brush_radius`).
         polygon_rule: fill rule of polygon and lasso, ``"nonzero"`` or ``"evenodd"``.
         jobs: the tools' background jobs (:class:`~segstudio.gui.tools.ToolJobs`).
+        state: the :class:`~segstudio.gui.state.ProjectState` this canvas shows (``None``: a canvas on its own,
+            e.g. in tests); it gives the next image for the click tool's prefetch and runs the tools' jobs.
 
     Signals:
         edited(): the label map changed (stroke, fill, region, undo, redo).
@@ -92,8 +94,9 @@ class Canvas(QGraphicsView):
 
     _NAV_KEYS = {Qt.Key.Key_Right: 1, Qt.Key.Key_PageDown: 1, Qt.Key.Key_Left: -1, Qt.Key.Key_PageUp: -1}
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, state=None) -> None:
         super().__init__(parent)
+        self.state = state
         self.setScene(QGraphicsScene(self))
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
@@ -126,8 +129,9 @@ class Canvas(QGraphicsView):
         self.polygon_rule = "nonzero"
         self._pan_from = None
         self._auto_fit = True  # keep the image fitted to the view until the user zooms
-        self.jobs = ToolJobs(self)
-        self.jobs.failed.connect(self.status)
+        self.jobs = ToolJobs(self, state)
+        if state is None:  # with a state, its job runner reports failures (status bar, log, jobFailed)
+            self.jobs.failed.connect(self.status)
         self.tools: dict[str, Tool] = make_tools(self)
         self.active_tool: Tool = self.tools[TOOL_BRUSH]
 
@@ -151,6 +155,18 @@ class Canvas(QGraphicsView):
             self._auto_fit = True
             self.fitInView(QRectF(0, 0, w, h), Qt.AspectRatioMode.KeepAspectRatio)
         self.active_tool.activate()
+        for t in self.tools.values():
+            if t is not self.active_tool:
+                t.document_shown()
+
+    def next_image_path(self):
+        """Path of the image Next / Right would show (:meth:`ProjectState.next_path
+        <segstudio.gui.state.ProjectState.next_path>`), or ``None`` (last image, or a canvas without a state)."""
+        return self.state.next_path() if self.state is not None else None
+
+    def loaded_document(self, path) -> Document | None:
+        """The project's already open document of ``path`` (never loads one), or ``None``."""
+        return self.state.docs.get(path) if self.state is not None else None
 
     def refresh_labels(self) -> None:
         """Redraw the whole overlay from the document's label map."""

@@ -74,7 +74,7 @@ class MainWindow(QMainWindow):
         st.is_editing = lambda: bool(QApplication.mouseButtons() & Qt.MouseButton.LeftButton) and self.canvas.underMouse()
         self.predictorNotice.connect(self.message)  # queued onto the GUI thread when emitted by a worker
 
-        self.canvas = Canvas(self)
+        self.canvas = Canvas(self, state=st)
         self.setCentralWidget(self.canvas)
         self.canvas.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.controls = CanvasControls(self.canvas)  # zoom about the cursor, 1:1, peek (hold V), Ctrl+drag brush
@@ -313,6 +313,22 @@ class MainWindow(QMainWindow):
     def import_trained_checkpoint(self, path: str | Path | None = None) -> bool:
         """Model ▸ Import trained checkpoint… (see :func:`~segstudio.gui.cluster_dialog.import_trained_checkpoint`)."""
         return import_trained_checkpoint(self, self.state, path)
+
+    def showEvent(self, event) -> None:
+        """On the first show, ask for keyboard focus: activate the window and give the canvas the focus.
+
+        Tool and class keys are window shortcuts, which Qt fires only in the *active* window. A window manager
+        usually activates a new window, but without one (a bare X server, Xvfb, some kiosk sessions) nothing
+        does, and every key pressed before a click into the window was lost. ``activateWindow`` asks the
+        platform for it (on X without a window manager Qt sets the X input focus itself once the window is
+        mapped), and the canvas takes the focus so the first key reaches it.
+        """
+        super().showEvent(event)
+        if not event.spontaneous() and not getattr(self, "_shown_once", False):
+            self._shown_once = True
+            self.raise_()
+            self.activateWindow()
+            self.canvas.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
 
     def closeEvent(self, event) -> None:
         if not self.state.can_close():  # a fine-tune running, or edits that could not be saved

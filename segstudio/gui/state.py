@@ -25,7 +25,8 @@ The labeller's rules it enforces (issue 17):
   cannot happen are reported once, never as a dialog per image change; unsaved edits are offered a
   save elsewhere on quit.
 * **One job runner** (:meth:`ProjectState.start`) starts every background job of the window and its
-  controllers on :func:`~segstudio.gui.workers.start_job`; a job's failure always reaches the status bar
+  controllers — the canvas tools' SLIC / GrabCut / click-model work included (slots :data:`TOOL_SLOT`) — on
+  :func:`~segstudio.gui.workers.start_job`; a job's failure always reaches the status bar
   and the log (``jobFailed``), never a success message.
 """
 
@@ -87,6 +88,10 @@ log = logging.getLogger(__name__)
 
 MAIN = "main"
 """Job slot of the window's model work (predict, fine-tune, import): one at a time."""
+
+TOOL_SLOT = "tool:"
+"""Prefix of the job slots of the canvas tools' work (SLIC, GrabCut, click model): ``"tool:<job name>"``,
+started by :class:`~segstudio.gui.tools.ToolJobs` through :meth:`ProjectState.start`."""
 
 
 @dataclass
@@ -265,7 +270,7 @@ class ProjectState(QObject):
         """Run ``job`` on a worker thread (:func:`~segstudio.gui.workers.start_job`).
 
         Slot :data:`MAIN` holds one job at a time (False and a "busy" message when taken); any other slot
-        cancels the job it held. The callbacks run on the GUI thread; ``on_ready(job)`` runs after this runner's
+        cancels the job it held. The canvas tools' jobs use slots ``TOOL_SLOT + name`` (:data:`TOOL_SLOT`). The callbacks run on the GUI thread; ``on_ready(job)`` runs after this runner's
         connections and before the thread starts (observers connect there, after the state's own handlers). A
         failure is reported through ``jobFailed`` and the status bar (the traceback goes to the log); a cancel
         through ``jobCancelled``.
@@ -320,9 +325,14 @@ class ProjectState(QObject):
                 job.cancel()
 
     def _on_failed(self, job: Job, msg: str) -> None:
-        log.error("%s", msg)
-        self.say(msg)
-        self.jobFailed.emit(job.name, msg)
+        self.report_failure(job.name, msg)
+
+    def report_failure(self, name: str, message: str) -> None:
+        """Report that job ``name`` failed outside its worker's own error path (e.g. applying its result on
+        the GUI thread raised): the log, the status bar and ``jobFailed(name, message)``, as a worker's failure."""
+        log.error("%s", message)
+        self.say(message)
+        self.jobFailed.emit(name, message)
 
     def _on_cancelled(self, job: Job) -> None:
         self.say(f"{job.name} cancelled")
@@ -729,6 +739,14 @@ class ProjectState(QObject):
         self.documentChanged.emit(doc)
         if doc is not None and self.needs_prediction(doc) and self.job is None:
             self.predict_paths([doc.path])
+
+    def next_path(self) -> Path | None:
+        """The image Next (Right, PgDown) would show: the one after :attr:`index` in the list, or ``None``
+        at the end, before an image is shown, or when that image could not be read."""
+        i = self.index + 1
+        if self.index < 0 or i >= len(self.paths) or self.paths[i] in self.failed:
+            return None
+        return self.paths[i]
 
     def needs_prediction(self, doc: Document) -> bool:
         """Never predicted, or a stale prediction, or edited but with pixels nobody decided — and a model whose

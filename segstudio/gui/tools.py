@@ -14,7 +14,9 @@ worker through :class:`ToolJobs`; its result is applied on the GUI thread.
 from __future__ import annotations
 
 import logging
+import hashlib
 import math
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -56,22 +58,34 @@ SUPERPIXEL_PREVIEW_MAX_PIXELS = 4096 * 4096
 class ToolJobs(QObject):
     """Runs the tools' background work off the GUI thread, at most one job per name.
 
-    :meth:`start` runs ``work(job)`` in a worker (:func:`segstudio.gui.workers.start_job`); its return value
-    is handed to ``on_result`` on the GUI thread (``job.result`` is connected to a bound slot of this
-    GUI-thread object, so the call is queued), then ``on_done`` runs whether the work succeeded or not.
-    Starting a job turns Python's cyclic GC over to the GUI thread
-    (:func:`~segstudio.gui.qtutil.collect_garbage_on_gui_thread`), as the main window does, so the canvas
-    is safe on its own too.
+    :meth:`start` runs ``work(job)`` in a worker; its return value is handed to ``on_result`` on the GUI
+    thread (``job.result`` is connected to a bound slot of this GUI-thread object, so the call is queued),
+    then ``on_done`` runs whether the work succeeded or not.
+
+    With a project state (the window's canvas) every job goes through the state's one job runner,
+    :meth:`ProjectState.start <segstudio.gui.state.ProjectState.start>`, in slot ``"tool:<name>"``
+    (:data:`~segstudio.gui.state.TOOL_SLOT`): the state tracks it, and a failure — in the worker, or in
+    applying its result on the GUI thread (:meth:`~segstudio.gui.state.ProjectState.report_failure`) —
+    reaches the status bar, the log and ``jobFailed`` like any job's. Without one (a canvas on its own, e.g.
+    in tests or benchmarks) the job runs on :func:`segstudio.gui.workers.start_job` with its thread owned by
+    the application, and :attr:`failed` is the report. Starting a job turns Python's cyclic GC over to the
+    GUI thread (:func:`~segstudio.gui.qtutil.collect_garbage_on_gui_thread`), as the main window does, so
+    the canvas is safe on its own too.
+
+    Args:
+        parent: the canvas.
+        state: the :class:`~segstudio.gui.state.ProjectState` whose runner starts the jobs, or ``None``.
 
     Signals:
         failed(str): a job, or the GUI-thread handling of its result, raised; the message names the job
-            and the error (the traceback is logged).
+            and the error (the traceback is logged). Emitted with or without a state.
     """
 
     failed = Signal(str)
 
-    def __init__(self, parent: QObject) -> None:
+    def __init__(self, parent: QObject, state=None) -> None:
         super().__init__(parent)
+        self.state = state
         self._jobs: dict[str, tuple[Job, Callable | None, Callable | None]] = {}
 
     def running(self, name: str) -> bool:
@@ -104,10 +118,15 @@ class ToolJobs(QObject):
         job.result.connect(self._on_result)
         job.failed.connect(self.failed)
         self._jobs[name] = (job, on_result, on_done)
-        # The thread belongs to the application, not to the canvas: closing the canvas (or the window) while
-        # SLIC or GrabCut runs must not destroy a running QThread (Qt aborts the process); the result of a
-        # job whose canvas is gone is simply not delivered (the connection dies with this object).
-        start_job(job, QCoreApplication.instance())
+        if self.state is not None:
+            from segstudio.gui.state import TOOL_SLOT
+
+            self.state.start(job, TOOL_SLOT + name)  # tracked, and its failure reported, by the one runner
+        else:
+            # The thread belongs to the application, not to the canvas: closing the canvas while SLIC or
+            # GrabCut runs must not destroy a running QThread (Qt aborts the process); the result of a job
+            # whose canvas is gone is simply not delivered (the connection dies with this object).
+            start_job(job, QCoreApplication.instance())
         return job
 
     @Slot(object, object)
@@ -126,7 +145,10 @@ class ToolJobs(QObject):
             callback(payload) if what == "result" else callback()
         except Exception as exc:  # applying a result must never fail silently
             log.exception("%s: handling its %s failed", name, what)
-            self.failed.emit(f"{name} failed: {exc}")
+            msg = f"{name} failed: {exc}"
+            if self.state is not None:
+                self.state.report_failure(name, msg)
+            self.failed.emit(msg)
 
 
 class Tool:
@@ -189,6 +211,9 @@ class Tool:
 
     def activate(self) -> None:
         """The tool became the current one (or the shown document changed while it is)."""
+
+    def document_shown(self) -> None:
+        """The shown document changed while another tool is the current one (background work may start)."""
 
     def finish(self) -> None:
         """End any gesture in progress: painted pixels become one undo step, an unclosed shape is dropped.
@@ -673,6 +698,21 @@ def shared_click_model(path=None):
         return _CLICK_MODEL[key]
 
 
+def image_key(path, image: np.ndarray) -> tuple:
+    """Cache key of an image's click-model encoding: ``(str(path), shape, SHA-1 of the pixels)``.
+
+    Keyed by content, not by file name or array identity: an image prefetched from disk and the same file
+    later opened as a :class:`~segstudio.core.Document` share the key, while a file edited or replaced in
+    between gets a new one (its old encoding is never served). Hashing costs about 2 ms per megapixel.
+
+    Args:
+        path: the image's path (any ``os.PathLike`` or str).
+        image: uint8 (H, W, 3) RGB.
+    """
+    data = memoryview(np.ascontiguousarray(image)).cast("B")
+    return str(path), tuple(image.shape), hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
 class ClickTool(Tool):
     """Click to segment: left click adds a positive click (on the object), right click (or Shift + left
     click) a negative one; the class-agnostic click model (:mod:`segstudio.models.clicknet`, trained as in
@@ -680,29 +720,49 @@ class ClickTool(Tool):
     current class as one undo step; Backspace removes the last click; Esc drops them all.
 
     The image is encoded once, in a worker, when the tool is switched on or an image is shown while it is
-    on (:class:`segstudio.engine.interactive.ClickSession`; the last :attr:`CACHE` images are kept); each click
-    then only runs the light decoder, also in a worker. The previous mask is fed back with every click. When
-    the first click falls on pixels already of the current class (e.g. a prediction), that region is the
-    starting mask, so clicks correct it; its pixels the final mask drops become unlabelled on Enter.
+    on (:class:`segstudio.engine.interactive.ClickSession`); each click then only runs the light decoder,
+    also in a worker. The previous mask is fed back with every click. When the first click falls on pixels
+    already of the current class (e.g. a prediction), that region is the starting mask, so clicks correct it;
+    its pixels the final mask drops become unlabelled on Enter.
+
+    **Prefetch.** Once the tool has been switched on in this canvas (:attr:`used`), every image shown is
+    encoded in a worker even while another tool is on, and once the shown image's encoding is ready the
+    *next* image — the one Next / Right would open (:meth:`Canvas.next_image_path`, i.e. the project state's
+    :meth:`~segstudio.gui.state.ProjectState.next_path`) — is read and encoded in a worker too, so opening
+    it needs no new encode. A canvas on which the tool was never switched on encodes nothing. Encodings are
+    kept in an LRU cache of :attr:`CACHE` images (previous, current, next) keyed by :func:`image_key` (path,
+    shape and pixel hash: an edited or replaced file is encoded anew, never served stale).
 
     Attributes:
         clicks: the clicks of the object in progress.
         mask: bool (H, W) current object mask, or ``None`` before the first answer.
         model_path: weights to load (``None``: the shipped model).
+        used: the tool has been switched on (with an image shown) on this canvas.
+        encodes: how many images this tool has encoded (shown + prefetched).
+        hits: how many times a shown image's encoding was found in the cache (prefetched or kept).
     """
 
     name = TOOL_CLICK
-    CACHE = 2
+    CACHE = 3
     JOB_PREDICT = "click:predict"
+    JOB_PREFETCH = "click:prefetch"
 
     def __init__(self, canvas: Canvas) -> None:
         super().__init__(canvas)
         self.clicks: list = []
         self.mask: np.ndarray | None = None
         self.model_path = None
+        self.used = False
+        self.encodes = 0
+        self.hits = 0
         self._doc: Document | None = None
         self._base: np.ndarray | None = None  # the existing region the clicks correct
         self._sessions: OrderedDict[tuple, object] = OrderedDict()
+        self._keys: dict[int, tuple[weakref.ref, tuple]] = {}  # id(image) -> (weak image, image_key)
+        self._prefetched: dict[str, tuple[tuple, tuple]] = {}  # path -> (file stat, image_key) of prefetches
+        self._prefetch_again = False
+        self._prefetch_path = None
+        self._hit_doc: Document | None = None
         self._dirty = False
         self._item: QGraphicsPixmapItem | None = None
         self._filter = _ClickToolFilter(self)
@@ -710,7 +770,18 @@ class ClickTool(Tool):
         canvas.installEventFilter(self._filter)
 
     # -- sessions ---------------------------------------------------------------------------
-    cache_key = staticmethod(SuperpixelTool.cache_key)
+    def cache_key(self, doc: Document | None) -> tuple | None:
+        """:func:`image_key` of ``doc``'s image (hashed once per image array), or ``None`` for no document."""
+        if doc is None:
+            return None
+        image = doc.image
+        entry = self._keys.get(id(image))
+        if entry is not None and entry[0]() is image:
+            return entry[1]
+        key = image_key(doc.path, image)
+        self._keys = {i: e for i, e in self._keys.items() if e[0]() is not None}  # drop entries of freed images
+        self._keys[id(image)] = (weakref.ref(image), key)
+        return key
 
     def session(self, doc: Document | None = None):
         """The encoded :class:`~segstudio.engine.interactive.ClickSession` of ``doc`` (default: the shown
@@ -718,12 +789,32 @@ class ClickTool(Tool):
         k = self.cache_key(doc or self.canvas.doc)
         return self._sessions.get(k) if k is not None else None
 
-    def ensure(self) -> None:
-        """Start encoding the shown image in a worker, unless cached or already running."""
+    def _store(self, k: tuple, session) -> None:
+        self._sessions[k] = session
+        self._sessions.move_to_end(k)
+        while len(self._sessions) > self.CACHE:
+            self._sessions.popitem(last=False)
+
+    def ensure(self, quiet: bool = False) -> None:
+        """Start encoding the shown image in a worker, unless cached or already running; once it is encoded,
+        prefetch the next image (:meth:`prefetch`). ``quiet``: no status-bar message (tool not on)."""
         doc = self.canvas.doc
         k = self.cache_key(doc)
+        if k is None:
+            return
+        if k in self._sessions:
+            self._sessions.move_to_end(k)  # the shown image's encoding is the last to be evicted
+            if doc is not self._hit_doc:
+                self._hit_doc = doc
+                self.hits += 1
+            self.prefetch()
+            return
         name = f"click:encode:{k}"
-        if k is None or k in self._sessions or self.canvas.jobs.running(name):
+        if self.canvas.jobs.running(name):
+            return
+        if self.canvas.jobs.running(self.JOB_PREFETCH) and self._prefetch_path == doc.path:
+            if not quiet:  # being prefetched: its end hands the encoding over (or encodes anew if the file changed)
+                self.canvas.status.emit("click-to-segment: encoding the image…")
             return
         image, path = doc.image, self.model_path
 
@@ -734,16 +825,97 @@ class ClickTool(Tool):
             return k, ClickSession(shared_click_model(path), image)
 
         self.canvas.jobs.start(name, work, lambda payload: self._on_session(*payload))
-        self.canvas.status.emit("click-to-segment: encoding the image…")
+        if not quiet:
+            self.canvas.status.emit("click-to-segment: encoding the image…")
 
     def _on_session(self, k: tuple, session) -> None:
-        self._sessions[k] = session
-        while len(self._sessions) > self.CACHE:
-            self._sessions.popitem(last=False)
-        if k == self.cache_key(self.canvas.doc):
+        self.encodes += 1
+        self._store(k, session)
+        if self._ready(k):
+            self.prefetch()
+
+    def _ready(self, k: tuple) -> bool:
+        """An encoding ``k`` arrived: when it is the shown image's, say so and answer pending clicks (True)."""
+        if k != self.cache_key(self.canvas.doc):
+            return False
+        self._hit_doc = self.canvas.doc
+        if self.canvas.active_tool is self:
             self.canvas.status.emit("click-to-segment ready: left click = object, right click = not object, Enter = apply")
-            if self.clicks:
-                self._request()
+        if self.clicks:
+            self._request()
+        return True
+
+    def prefetch(self) -> None:
+        """Encode the next image (:meth:`Canvas.next_image_path`) in a worker, once the tool has been
+        used and the shown image is encoded; nothing when there is no next image, its encoding is cached,
+        or a prefetch runs (that one checks again when it ends). The file is read and hashed
+        (:func:`image_key`) in the worker; an image the project already has open is used as it is. An
+        unreadable file is skipped quietly (opening it reports why)."""
+        if not self.used:
+            return
+        if self.canvas.jobs.running(self.JOB_PREFETCH):
+            self._prefetch_again = True
+            return
+        path = self.canvas.next_image_path()
+        current = self.cache_key(self.canvas.doc)
+        if path is None or current is None or current not in self._sessions:
+            return
+        doc = self.canvas.loaded_document(path)
+        if doc is not None:
+            stat, key, image = None, self.cache_key(doc), doc.image
+            if key in self._sessions:
+                return
+        else:
+            try:
+                st = path.stat()
+            except OSError:
+                return  # gone: opening it will say why
+            stat, key, image = (st.st_mtime_ns, st.st_size), None, None
+            seen = self._prefetched.get(str(path))
+            if seen is not None and seen[0] == stat and seen[1] in self._sessions:
+                return
+        known, model_path = set(self._sessions), self.model_path
+
+        def work(job: Job):
+            from segstudio.engine.interactive import ClickSession
+            from segstudio.io import ImageReadError, read_image
+
+            job.report(0, 1, f"click-to-segment: prefetching {path.name}")
+            try:
+                img = image if image is not None else read_image(path)
+            except ImageReadError as exc:  # opening that image will say so; a prefetch stays quiet
+                log.info("click-to-segment: not prefetching %s: %s", path, exc)
+                return None, None
+            k = key if key is not None else image_key(path, img)
+            if k in known:
+                return k, None
+            return k, ClickSession(shared_click_model(model_path), img)
+
+        def on_result(payload) -> None:
+            k, session = payload
+            if k is None:
+                return
+            if stat is not None:
+                self._prefetched = {str(path): (stat, k)}
+            if session is not None:
+                self.encodes += 1
+                self._store(k, session)
+                log.debug("click-to-segment: prefetched %s", path)
+                if self._ready(k):  # the user already moved to it: now prefetch the one after it
+                    self._prefetch_again = True
+
+        def on_done() -> None:
+            self._prefetch_path = None
+            doc = self.canvas.doc
+            if doc is not None and self.cache_key(doc) not in self._sessions:
+                self.ensure(quiet=self.canvas.active_tool is not self)  # moved on to an image it did not cover
+            elif self._prefetch_again:
+                self._prefetch_again = False
+                self.prefetch()
+
+        self._prefetch_again = False
+        self._prefetch_path = path
+        self.canvas.jobs.start(self.JOB_PREFETCH, work, on_result, on_done)
 
     # -- clicks -----------------------------------------------------------------------------
     def press(self, y: float, x: float) -> None:
@@ -891,9 +1063,14 @@ class ClickTool(Tool):
         return False  # a pending object is not painted yet: undo of earlier edits may go ahead
 
     def activate(self) -> None:
+        self.used = True
         if self._doc is not self.canvas.doc:
             self.cancel()
         self.ensure()
+
+    def document_shown(self) -> None:
+        if self.used:  # used in this session: keep the shown (and next) image encoded for a switch back
+            self.ensure(quiet=True)
 
     def cancel(self) -> None:
         self.clicks, self.mask, self._base, self._doc, self._dirty = [], None, None, None, False

@@ -1,0 +1,131 @@
+"""Issue 19: the click tool encodes the shown image in a worker and prefetches the next one (pytest-qt,
+offscreen, the real window and the shipped click model on three small CamVid frames): opening the next image
+with the click tool on needs no new encode, a click there gives a mask, a file replaced on disk is encoded
+anew (never served from the cache), and a window whose click tool was never switched on encodes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from segstudio.gui.main_window import MainWindow
+from segstudio.gui.tools import TOOL_CLICK, ClickTool, image_key
+
+from helpers import camvid_stems
+
+SIZE = (240, 180)  # (W, H): a quarter of CamVid's side, so each encode is short on a CPU
+
+
+@pytest.fixture()
+def folder(tmp_path, camvid):
+    for i, stem in enumerate(camvid_stems(camvid, "val", 3)):
+        Image.open(camvid / "images" / f"{stem}.png").convert("RGB").resize(SIZE, Image.BILINEAR).save(tmp_path / f"f{i}.png")
+    return tmp_path
+
+
+def _click(cv, x, y):
+    pos = QPointF(cv.mapFromScene(QPointF(x + 0.5, y + 0.5)))
+    for kind, buttons in ((QMouseEvent.Type.MouseButtonPress, Qt.MouseButton.LeftButton), (QMouseEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton)):
+        QApplication.sendEvent(cv.viewport(), QMouseEvent(kind, pos, cv.mapToGlobal(pos), Qt.MouseButton.LeftButton, buttons, Qt.KeyboardModifier.NoModifier))
+
+
+def _encoding(cv) -> bool:
+    return any(cv.jobs.running(n) for n in list(cv.jobs._jobs) if n.startswith("click:encode") or n == ClickTool.JOB_PREFETCH)
+
+
+def test_next_image_is_prefetched_and_served_from_the_cache(qtbot, folder):
+    win = MainWindow(None)  # no model: no predictions compete with the encodes
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.open_folder(folder)
+    cv = win.canvas
+    tool = cv.tools[TOOL_CLICK]
+    assert isinstance(tool, ClickTool)
+    try:
+        # never switched on: moving through the images encodes nothing
+        win.step(1)
+        win.step(-1)
+        assert win.index == 0 and tool.encodes == 0 and not cv.busy
+
+        win.set_tool(TOOL_CLICK)
+        # the shown image, then the next one (f1.png) in the background
+        qtbot.waitUntil(lambda: tool.encodes == 2 and not cv.busy, timeout=120_000)
+        assert tool.session() is not None
+        h, w = win.current_doc().shape
+        _click(cv, w // 2, h // 2)
+        qtbot.waitUntil(lambda: tool.mask is not None and not tool.busy, timeout=60_000)
+
+        win.step(1)  # → f1.png, prefetched: its encoding is there at once, no encode job started for it
+        doc1 = win.current_doc()
+        assert doc1.path.name == "f1.png"
+        assert tool.session(doc1) is not None and tool.hits == 1 and tool.encodes == 2
+        assert not any(n.startswith("click:encode") for n in cv.jobs._jobs)
+        _click(cv, w // 2, h // 2)
+        qtbot.waitUntil(lambda: tool.mask is not None and not tool.busy, timeout=60_000)
+        assert tool.mask.shape == doc1.shape and tool.mask.any(), "a click on the prefetched image gives a mask"
+        assert tool.encodes in (2, 3)  # 3 once f2.png's prefetch has ended; never an encode of f1.png
+
+        # f2.png was prefetched meanwhile; now the file is replaced: its cached encoding must not be served
+        qtbot.waitUntil(lambda: tool.encodes == 3 and not _encoding(cv), timeout=120_000)
+        tool.cancel()
+        f2 = folder / "f2.png"
+        replaced = np.ascontiguousarray(np.asarray(Image.open(f2).convert("RGB"))[:, ::-1])
+        Image.fromarray(replaced).save(f2)
+        win.step(1)
+        doc2 = win.current_doc()
+        assert doc2.path == f2 and np.array_equal(doc2.image, replaced)
+        assert tool.session(doc2) is None and tool.hits == 1, "a replaced file is encoded anew"
+        qtbot.waitUntil(lambda: tool.session(doc2) is not None and not cv.busy, timeout=120_000)
+        assert tool.encodes == 4 and tool.cache_key(doc2) == image_key(f2, replaced)
+        assert len(tool._sessions) <= ClickTool.CACHE
+    finally:
+        qtbot.waitUntil(lambda: not cv.busy, timeout=120_000)
+
+
+def test_moving_to_the_image_being_prefetched_waits_for_it(qtbot, folder, monkeypatch):
+    """Next pressed while the next image's prefetch still runs: no second encode of the same image starts;
+    the prefetch's result becomes the shown image's encoding, and a click made meanwhile is answered."""
+    import threading
+
+    from PySide6.QtCore import QThread
+
+    from segstudio.gui import tools
+
+    gate = threading.Event()
+    shared = tools.shared_click_model
+
+    def gated(path=None):  # holds the prefetch worker until the test opens the gate
+        if QThread.currentThread().objectName() == f"segstudio-{ClickTool.JOB_PREFETCH}":
+            assert gate.wait(120)
+        return shared(path)
+
+    monkeypatch.setattr(tools, "shared_click_model", gated)
+    win = MainWindow(None)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.open_folder(folder)
+    cv = win.canvas
+    tool = cv.tools[TOOL_CLICK]
+    try:
+        win.set_tool(TOOL_CLICK)
+        qtbot.waitUntil(lambda: tool.encodes == 1 and cv.jobs.running(ClickTool.JOB_PREFETCH), timeout=120_000)
+        win.step(1)
+        doc1 = win.current_doc()
+        assert tool.session(doc1) is None and not any(n.startswith("click:encode") for n in cv.jobs._jobs)
+        h, w = doc1.shape
+        _click(cv, w // 2, h // 2)  # before the encoding is there
+        assert len(tool.clicks) == 1 and tool.mask is None
+        gate.set()
+        qtbot.waitUntil(lambda: tool.mask is not None and not tool.busy, timeout=120_000)
+        assert tool.session(doc1) is not None and tool.mask.shape == doc1.shape
+        qtbot.waitUntil(lambda: not cv.busy, timeout=120_000)
+        assert tool.encodes == 3  # f0, f1 (the prefetch, once), then f2 prefetched
+    finally:
+        gate.set()
+        qtbot.waitUntil(lambda: not cv.busy, timeout=120_000)
