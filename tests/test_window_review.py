@@ -220,6 +220,7 @@ def test_keys_work_right_after_show_without_a_click(qtbot, tmp_path, monkeypatch
     from PySide6.QtWidgets import QMainWindow
 
     from segstudio.core import ClassSpec
+    from segstudio.gui.main_window import MainWindow
     from segstudio.io import save_classes
 
     rng = np.random.default_rng(0)
