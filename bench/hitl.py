@@ -1,6 +1,6 @@
 """HITL: how much a fine-tune learns per minute on a new domain (issue 16).
 
-``python -m bench hitl --data DIR [--init default] [--train-images 8] [--budgets 1,3,10] [--long-minutes 60]``
+``python -m bench hitl --data DIR [--init default] [--train-images 8] [--budgets 1,3,10] [--long-minutes 60] [--keep-long]``
 
 Takes any dataset folder in the ``../shared`` layout (``images/``, ``masks/``, ``train.txt``, ``classes.json``,
 ``test.txt`` or ``val.txt``). Like a user of the app, it copies the first N ``train.txt`` images with their
@@ -37,6 +37,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--train-images", type=int, default=8, help="first N train.txt images are the user's corrections")
     p.add_argument("--budgets", default="1,3,10", help="budgets in minutes, comma-separated")
     p.add_argument("--long-minutes", type=float, default=60.0, help="budget of the long reference (0: none)")
+    p.add_argument("--keep-long", action="store_true",
+                   help="reuse the long reference of the same budget kept in --out from an earlier invocation")
     p.add_argument("--device", default=None, help="cpu (default), cuda...")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=JSON", help="ablation: finetune_config overrides")
     p.add_argument("--variants-only", action="store_true", help="run only the --variant runs")
@@ -151,7 +153,7 @@ def run(args) -> dict:
     if not a.variants_only:
         for b in budgets:
             one(f"budget_{b:g}min", {"budget_s": b * 60})
-        if a.long_minutes > 0:
+        if a.long_minutes > 0 and not (a.keep_long and f"long_{a.long_minutes:g}min" in res["runs"]):
             one(f"long_{a.long_minutes:g}min", {"budget_s": a.long_minutes * 60, "patience": 0})
         long = res["runs"].get(f"long_{a.long_minutes:g}min")
         if long:
