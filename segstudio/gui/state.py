@@ -42,7 +42,6 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core import ClassSpec, Document
 from segstudio.core.document import SOURCE_NONE, SOURCE_PREDICTED, SOURCE_SAVED
-from segstudio.core.history import make_patch
 from segstudio.core.labels import IGNORE_INDEX, validate_label_map
 from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL, PROV_NONE, validate_provenance
 from segstudio.engine import (
@@ -58,6 +57,7 @@ from segstudio.engine import (
 )
 from segstudio.gui.prompts import QUIT_CANCEL, QUIT_DISCARD, READ_ONLY_SEPARATE, Prompts
 from segstudio.gui.relay import on_gui
+from segstudio.gui.state_predict import PredictController, model_fits
 from segstudio.gui.workers import Job, start_job
 from segstudio.io import (
     ImageReadError,
@@ -76,11 +76,9 @@ from segstudio.io.project import (
     PROJECT_FILENAME,
     Project,
     ProjectError,
-    class_lut,
     folder_writable,
     make_work_folder,
     mark_version_cancelled,
-    match_classes,
     version_status,
 )
 
@@ -112,13 +110,6 @@ class ModelEntry:
     classes: ClassSpec | None = None
     tooltip: str = ""
     folder: Path | None = None
-
-
-class PredictionFailure:
-    """Result a predict worker emits for an image it could not predict (``message`` says why)."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
 
 
 def _journal_provenance(journal: Journal) -> Path:
@@ -241,7 +232,7 @@ class ProjectState(QObject):
         self.book = None
         self.train_fn = train_on_folder  # the window routes it through its module (tests spy on it there)
         self.is_editing = lambda: False  # the window: True while a mouse stroke is in progress on the canvas
-        self._pending: list[tuple] = []  # predictions that arrived during a stroke (applied when it ends)
+        self._predicting = PredictController(self)  # the prediction side (private collaborator)
         self._journals: dict[Path, Journal] = {}
         self._after_job = None
         self._opened_before = False
@@ -534,21 +525,10 @@ class ProjectState(QObject):
         self.say(f"flip test-time augmentation {'on' if self.inference_tta else 'off'}: press Ctrl+P to predict again")
 
     def model_fits(self, model: LoadedModel | None = None) -> tuple[bool, str]:
-        """Whether ``model``'s (default: the model in use) classes map onto the project's by name, and why not."""
+        """Whether ``model``'s (default: the model in use) classes map onto the project's by name, and why not
+        (:func:`~segstudio.gui.state_predict.model_fits`)."""
         model = model or self.model
-        if model is None:
-            return False, "no model in use: pick one in the Model dock"
-        if self.classes is None:
-            return True, ""
-        m = match_classes(model.classes, self.classes)
-        if m.same or m.matched:
-            return True, ""
-        shown = ", ".join(model.classes.names[:5]) + ("…" if model.classes.num_classes > 5 else "")
-        return False, (
-            f"{self.model_label or model.display_name} predicts {shown}, none of the project's classes "
-            f"({', '.join(self.classes.names[:5])}): its prediction is not shown. Pick a model made for these "
-            "classes, or fine-tune (which gives the model the project's classes)."
-        )
+        return model_fits(model, self.classes, self.model_label)
 
     # -- folders ------------------------------------------------------------------------------------
     def open_folder(self, folder: str | Path) -> bool:
@@ -751,12 +731,7 @@ class ProjectState(QObject):
     def needs_prediction(self, doc: Document) -> bool:
         """Never predicted, or a stale prediction, or edited but with pixels nobody decided — and a model whose
         classes fit. (A prediction only fills pixels no person decided, so edits are never at risk.)"""
-        if self.predictor is None:
-            return False
-        undecided = doc.source == SOURCE_NONE or (doc.dirty and (doc.provenance.map == PROV_NONE).any())
-        if not undecided and doc.path not in self.stale:
-            return False
-        return self.model_fits()[0]
+        return self._predicting.needs_prediction(doc)
 
     def load_doc(self, path: Path) -> Document | None:
         if path in self.docs:
@@ -879,65 +854,7 @@ class ProjectState(QObject):
         Unreadable images and failed predictions are counted and marked (``imageFailed``); the closing
         message says ``"predicted N, failed M"``.
         """
-        if self.predictor is None or not paths:
-            return False
-        fits, why = self.model_fits()
-        if not fits:
-            for p in paths:
-                if p in self.docs and self._has_unaccepted_prediction(self.docs[p]):
-                    self._set_stale(p, why)
-            self.say(why)
-            return False
-        predictor, model = self.predictor, self.model
-        images = {p: self.docs[p].image for p in paths if p in self.docs}
-        paths = list(paths)
-
-        def work(job: Job):
-            # The engine's folder pipeline (segstudio.engine.predict_folder, the same as `segstudio predict`):
-            # open documents' images are passed as arrays, the others decoded on its prefetch thread.
-            from segstudio.engine.predict_folder import predict_images
-            from segstudio.gui.loop import tile_reporter
-
-            ok, failed, current = 0, 0, 0
-
-            def on_tile(done: int, total: int) -> None:  # per-tile progress of the image being predicted
-                tile_reporter(job, paths[current].name, current, len(paths))(done, total)
-
-            job.report(0, len(paths), f"predicting {paths[0].name} (1/{len(paths)})")
-            with predictor.tile_progress(on_tile):
-                for res in predict_images(predictor, [images.get(p, p) for p in paths], cancel=job.cancel_token):
-                    p = paths[res.index]
-                    current = min(res.index + 1, len(paths) - 1)
-                    job.report(res.index + 1, len(paths), f"predicted {p.name} ({res.index + 1}/{len(paths)})")
-                    if res.error is not None:  # one bad image never stops the others; it is counted and marked
-                        if isinstance(res.error, Cancelled):
-                            raise res.error
-                        log.warning("predicting %s failed: %s", p, res.error)
-                        failed += 1
-                        job.emit_result(p, PredictionFailure(str(res.error)))
-                        continue
-                    ok += 1
-                    job.emit_result(p, res.labels)
-            return ok, failed
-
-        job = Job("predict", work)
-        job.paths = paths
-        job.rejected = []
-
-        def on_result(p, out) -> None:
-            if isinstance(out, PredictionFailure):
-                self._mark_failed(p, f"{p.name}: not predicted ({out.message})")
-            elif not self.apply_prediction(p, out, model):
-                job.rejected.append(p)
-
-        def on_finished(out) -> None:
-            ok, failed = out
-            text = f"predicted {ok}" + (f", failed {failed}" if failed else "") + f" of {len(paths)} image(s)"
-            if job.rejected:
-                text += f"; {len(job.rejected)} not applied: {self.stale.get(job.rejected[0], 'classes do not fit')}"
-            self.say(text)
-
-        return self.start(job, MAIN, on_result=on_result, on_finished=on_finished)
+        return self._predicting.predict_paths(paths)
 
     def apply_prediction(self, path: Path, labels: np.ndarray, model: LoadedModel | None) -> bool:
         """Show ``model``'s prediction ``labels`` (uint8 (H, W), model ids) for image ``path``.
@@ -946,46 +863,9 @@ class ProjectState(QObject):
         name); pixels a person decided or accepted keep their labels; an edited image is not touched.
         Otherwise the image is marked stale, with the reason. Returns True when applied.
         """
-        if path not in self.paths:
-            return False  # another folder's result
-        doc = self.docs.get(path)
-        if doc is not None and doc is self.current_doc() and self.is_editing():
-            self._pending.append((path, labels, model))  # never under a stroke in progress
-            return True
-        if model is not self.model:
-            if doc is not None:
-                self._set_stale(path, "predicted by a model no longer in use")
-            return False
-        fits, why = self.model_fits(model)
-        if not fits:
-            if doc is not None:
-                self._set_stale(path, why)
-            self.say(why)
-            return False
-        mapped = labels if model.classes.names == self.classes.names else class_lut(model.classes, self.classes)[labels]
-        if doc is None:
-            doc = self.load_doc(path)
-            if doc is None:
-                return False
-        elif doc.source == SOURCE_SAVED and not doc.dirty and path != self.paths[self.index] and path not in self.stale:
-            return False  # a folder run leaves other images' saved labels alone
-        try:
-            validate_label_map(mapped, self.classes.num_classes, doc.shape)
-        except ValueError as exc:
-            self._set_stale(path, f"prediction not usable: {exc}")
-            return False
-        keep = self.human_mask(doc)
-        new = np.where(keep, doc.labels, mapped).astype(np.uint8)
-        if doc.dirty:  # unsaved edits: fill the other pixels as one undoable step (edits, history and dirty stay)
-            doc.apply_patch(make_patch(doc.labels, 0, 0, new), PROV_MODEL)
-        else:
-            prov = doc.provenance.map.copy()
-            doc.set_labels(new, SOURCE_PREDICTED if (~keep).any() else doc.source)
-            doc.provenance.map = np.where(keep, prov, np.where(new != IGNORE_INDEX, PROV_MODEL, PROV_NONE)).astype(np.uint8)
-        if (~keep).any() and doc.source == SOURCE_NONE:
-            doc.source = SOURCE_PREDICTED
-        self._set_stale(path, "")
-        self.failed.pop(path, None)
+        doc = self._predicting.apply(path, labels, model)
+        if not isinstance(doc, Document):
+            return doc  # True: put aside until the stroke ends; False: not applied (stale, with the reason)
         if self.book is not None:
             self.book.on_predicted(doc)
         self.labelsChanged.emit(path)
@@ -995,8 +875,7 @@ class ProjectState(QObject):
 
     def flush_pending(self) -> None:
         """Apply the predictions that arrived while a stroke was in progress (call when it ended)."""
-        pending, self._pending = self._pending, []
-        for path, labels, model in pending:
+        for path, labels, model in self._predicting.take_pending():
             self.apply_prediction(path, labels, model)
 
     def predict_current(self) -> bool:
@@ -1007,10 +886,8 @@ class ProjectState(QObject):
         return self.predict_paths([doc.path])
 
     def predict_folder(self) -> bool:
-        todo = [
-            p for p in self.paths
-            if not label_path_for(p).is_file() or p in self.stale or (p in self.docs and self.docs[p].dirty)
-        ]
+        """Predict every image without saved labels, with a stale prediction, or edited and unsaved."""
+        todo = self._predicting.folder_todo()
         if not todo:
             self.say("every image has saved labels")
         return self.predict_paths(todo)
