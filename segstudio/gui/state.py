@@ -41,9 +41,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from segstudio.core import ClassSpec, Document
-from segstudio.core.document import SOURCE_NONE, SOURCE_PREDICTED, SOURCE_SAVED
-from segstudio.core.labels import IGNORE_INDEX, validate_label_map
-from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL, PROV_NONE, validate_provenance
+from segstudio.core.document import SOURCE_NONE, SOURCE_SAVED
+from segstudio.core.labels import IGNORE_INDEX
+from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL, PROV_NONE
 from segstudio.engine import (
     Cancelled,
     LoadedModel,
@@ -55,9 +55,10 @@ from segstudio.engine import (
     next_version_dir,
     train_on_folder,
 )
-from segstudio.gui.prompts import QUIT_CANCEL, QUIT_DISCARD, READ_ONLY_SEPARATE, Prompts
+from segstudio.gui.prompts import Prompts
 from segstudio.gui.relay import on_gui
 from segstudio.gui.state_predict import PredictController, model_fits
+from segstudio.gui.state_save import SaveController
 from segstudio.gui.workers import Job, start_job
 from segstudio.io import (
     ImageReadError,
@@ -67,17 +68,12 @@ from segstudio.io import (
     load_classes,
     read_image,
     read_index_png,
-    save_labels,
 )
-from segstudio.io.labels import write_index_png
-from segstudio.io.journal import Journal, JournalError, replay
 from segstudio.io.layout import CARD_FILENAME, ProjectLayout
 from segstudio.io.project import (
     PROJECT_FILENAME,
     Project,
     ProjectError,
-    folder_writable,
-    make_work_folder,
     mark_version_cancelled,
     version_status,
 )
@@ -110,11 +106,6 @@ class ModelEntry:
     classes: ClassSpec | None = None
     tooltip: str = ""
     folder: Path | None = None
-
-
-def _journal_provenance(journal: Journal) -> Path:
-    """Provenance (uint8 PNG) of a journal's base record, beside it: recovery tells a person's pixels from a model's."""
-    return journal.path.with_suffix(".prov.png")
 
 
 def _card_classes(weights: Path) -> ClassSpec | None:
@@ -233,10 +224,9 @@ class ProjectState(QObject):
         self.train_fn = train_on_folder  # the window routes it through its module (tests spy on it there)
         self.is_editing = lambda: False  # the window: True while a mouse stroke is in progress on the canvas
         self._predicting = PredictController(self)  # the prediction side (private collaborator)
-        self._journals: dict[Path, Journal] = {}
+        self._saving = SaveController(self)  # the saving side (private collaborator)
         self._after_job = None
         self._opened_before = False
-        self._save_error_shown: str | None = None
         self.start_row = 0
 
     # -- basics ------------------------------------------------------------------------------------
@@ -547,27 +537,14 @@ class ProjectState(QObject):
             return False
         if not self.leave_folder():
             return False
-        source, read_only = folder, False
-        if not folder_writable(folder):
-            if self.prompts.read_only_folder(folder) == READ_ONLY_SEPARATE:
-                target = self.prompts.pick_folder(f"Separate labels folder for {folder.name}", Path.home())
-                if target is not None:
-                    try:
-                        paths = make_work_folder(paths, target)
-                        folder = target
-                    except (OSError, ValueError) as exc:
-                        self.prompts.warning(f"Cannot use {target} for labels: {exc}\nOpening {source.name} for viewing only.")
-                        read_only = True
-                else:
-                    read_only = True
-            else:
-                read_only = True
+        source = folder
+        folder, paths, read_only = self._saving.label_folder(folder, paths)  # a read-only folder: labels elsewhere?
         if self.job is not None:
             self.cancel(MAIN)  # predictions of the previous folder
         self.folder, self.source_folder, self.paths, self.docs, self.index = folder, source, paths, {}, -1
         self.read_only = read_only
-        self.stale, self.failed, self.accepted, self._journals = {}, {}, {}, {}
-        self._save_error_shown = None
+        self.stale, self.failed, self.accepted = {}, {}, {}
+        self._saving.reset()
         self._after_job = None
         self.models = [e for e in self.models if e.folder is None]  # the previous folder's versions go
         for v in list_versions(folder):
@@ -677,36 +654,11 @@ class ProjectState(QObject):
 
     def leave_folder(self) -> bool:
         """Save what can be saved before another folder (or quitting); False when the user cancels."""
-        self.autosave()
-        unsaved = [d for d in self.docs.values() if d.dirty]
-        if not unsaved:
-            return True
-        choice = self.prompts.unsaved_on_quit(len(unsaved), self._save_error_shown or "the folder cannot be written")
-        if choice == QUIT_CANCEL:
-            return False
-        if choice == QUIT_DISCARD:
-            for d in unsaved:
-                d.dirty = False
-            return True
-        target = self.prompts.pick_folder("Save the edited labels in…", self.folder)
-        if target is None or not self.save_elsewhere(target):
-            return False
-        return True
+        return self._saving.leave_folder()
 
     def save_elsewhere(self, target: Path) -> bool:
         """Save every edited document's labels into ``target`` (images linked there); False on failure."""
-        docs = [d for d in self.docs.values() if d.dirty]
-        try:
-            new_paths = make_work_folder([d.path for d in docs], target)
-            for d, p in zip(docs, new_paths):
-                labels, _ = self._labels_to_save(d, accept=False)
-                save_labels(p, labels, d.classes)
-                d.dirty = False
-        except (OSError, ValueError) as exc:
-            self.prompts.error(f"Could not save into {target}: {exc}")
-            return False
-        self.say(f"saved the labels of {len(docs)} image(s) into {target}")
-        return True
+        return self._saving.save_elsewhere(target)
 
     # -- documents ----------------------------------------------------------------------------------
     def set_index(self, index: int) -> None:
@@ -757,7 +709,7 @@ class ProjectState(QObject):
         if doc.source == SOURCE_SAVED:
             self.accepted[path] = doc.provenance.map != PROV_NONE
         self.docs[path] = doc
-        self._offer_recovery(doc)
+        self._saving.offer_recovery(doc)
         return doc
 
     def _mark_failed(self, path: Path, why: str) -> None:
@@ -794,58 +746,8 @@ class ProjectState(QObject):
         The first edit (or one after the history was cleared, e.g. a relabel) writes the whole map.
         """
         doc = self.current_doc()
-        if doc is None or not doc.dirty:
-            return
-        journal = self._journals.setdefault(doc.path, Journal(doc.path))
-        patches = [p for p in doc.history.last_steps() if p is not None]
-        try:
-            if not journal.started or len(doc.history) <= 1 or not patches:
-                journal.start(doc.labels)
-                write_index_png(_journal_provenance(journal), doc.provenance.map)  # who made the base's pixels
-            else:
-                for p in patches:
-                    journal.append_patch(p.y0, p.x0, doc.labels[p.slices])
-        except OSError as exc:
-            self.say(f"edits of {doc.path.name} are not crash-protected (journal: {exc})")
-
-    def _clear_journal(self, path: Path) -> None:
-        journal = self._journals.pop(path, Journal(path))
-        journal.clear()
-        _journal_provenance(journal).unlink(missing_ok=True)
-
-    def _offer_recovery(self, doc: Document) -> None:
-        journal = Journal(doc.path)
-        if not journal.exists():
-            return
-        contents = journal.read()
-        try:
-            labels = replay(contents, doc.shape)
-            validate_label_map(labels, doc.classes.num_classes)
-        except (JournalError, ValueError) as exc:
-            kept = journal.set_aside()
-            self.say(f"unsaved edits of {doc.path.name} found but not usable ({exc}); kept in {kept}")
-            return
-        if not self.prompts.ask_recover(doc.path.name, contents.num_edits, contents.torn):
-            kept = journal.set_aside()
-            self.say(f"recorded edits of {doc.path.name} not restored; kept in {kept}")
-            return
-        base_prov = None
-        try:
-            base_prov = validate_provenance(read_index_png(_journal_provenance(journal)), doc.shape)
-        except (OSError, ValueError):
-            pass  # an older journal without provenance: every recovered pixel counts as the person's
-        doc.set_labels(labels, SOURCE_SAVED)
-        if base_prov is not None:  # pixels edited after the base are a person's; the others keep their origin
-            doc.provenance.load(np.where(labels != contents.base, np.uint8(PROV_HUMAN), base_prov).astype(np.uint8))
-            if (doc.provenance.map == PROV_MODEL).any():
-                doc.source = SOURCE_PREDICTED
-        doc.dirty = True
-        try:
-            journal.resume(contents)
-            self._journals[doc.path] = journal
-        except OSError as exc:
-            self.say(f"edits of {doc.path.name} are not crash-protected (journal: {exc})")
-        self.say(f"restored {contents.num_edits} unsaved edit(s) of {doc.path.name}; save to keep them")
+        if doc is not None:
+            self._saving.journal_edit(doc)
 
     # -- prediction ---------------------------------------------------------------------------------
     def predict_paths(self, paths: list[Path]) -> bool:
@@ -893,14 +795,6 @@ class ProjectState(QObject):
         return self.predict_paths(todo)
 
     # -- saving -------------------------------------------------------------------------------------
-    def _labels_to_save(self, doc: Document, accept: bool) -> tuple[np.ndarray, np.ndarray]:
-        if accept:
-            return doc.labels, doc.provenance.map
-        keep = self.human_mask(doc)
-        labels = np.where(keep, doc.labels, IGNORE_INDEX).astype(np.uint8)
-        prov = np.where(keep, doc.provenance.map, PROV_NONE).astype(np.uint8)
-        return labels, prov
-
     def save_doc(self, doc: Document, accept: bool = False, explicit: bool = False) -> bool:
         """Save ``doc``'s labels (atomic) with their provenance.
 
@@ -910,37 +804,10 @@ class ProjectState(QObject):
             explicit: the user asked for this save: a failure is shown in a dialog (an autosave failure goes to
                 the status bar, once per reason).
         """
-        if self.read_only:
-            self.say(f"{self.source_folder} is read-only: labels of {doc.path.name} are kept in memory (save elsewhere on quit)")
-            self._save_error_shown = "the folder is read-only"
-            return False
-        labels, prov = self._labels_to_save(doc, accept)
-        lp = label_path_for(doc.path)
-        if not accept and not (labels != IGNORE_INDEX).any() and not (prov != PROV_NONE).any() and not lp.is_file():
-            doc.dirty = False  # nothing a person decided: nothing to save (an unreviewed prediction stays one)
-            self._clear_journal(doc.path)
-            return True
-        try:
-            save_labels(doc.path, labels, doc.classes)
-        except (OSError, ValueError) as exc:
-            text = f"Could not save labels of {doc.path.name}: {exc}\nYour edits are still open."
-            if explicit:
-                self.prompts.error(text)
-            elif self._save_error_shown != str(exc):
-                self.say(text.replace("\n", " "))
-            self._save_error_shown = str(exc)
-            return False
-        if accept:
-            self.accepted[doc.path] = np.ones(doc.shape, bool)
-        doc.dirty = False
-        if accept or not self._has_unaccepted_prediction(doc):
-            doc.source = SOURCE_SAVED
-        if self.book is not None:
-            self.book.on_saved(doc, prov)  # provenance file, status, segstudio.json
-        self._clear_journal(doc.path)  # saved: the journal has done its job
-        self.say(f"saved {lp}" + ("" if accept else " (only the pixels you labelled)"))
-        self.labelsSaved.emit(doc.path)
-        return True
+        ok, written = self._saving.save(doc, accept, explicit)
+        if written:
+            self.labelsSaved.emit(doc.path)
+        return ok
 
     def save_current(self, accept: bool = True) -> bool:
         doc = self.current_doc()
@@ -951,11 +818,7 @@ class ProjectState(QObject):
 
     def autosave(self) -> None:
         """Save every edited document (leaving an image, fine-tuning, closing): only a person's pixels."""
-        for doc in list(self.docs.values()):
-            if doc.dirty:
-                self.save_doc(doc, accept=False)
-        if self.book is not None:
-            self.book.save()
+        self._saving.autosave()
 
     # -- training -----------------------------------------------------------------------------------
     def saved_sample_count(self) -> int:
