@@ -762,12 +762,14 @@ class ProjectState(QObject):
         """Show ``model``'s prediction ``labels`` (uint8 (H, W), model ids) for image ``path``.
 
         Applied only when ``model`` is still the model in use and its classes map onto the project's (by
-        name); pixels a person decided or accepted keep their labels; an edited image is not touched.
-        Otherwise the image is marked stale, with the reason. Returns True when applied.
+        name); pixels a person decided or accepted keep their labels; on an edited image the other pixels are
+        filled as one undoable step, written to its crash journal. Otherwise the image is marked stale, with
+        the reason. Returns True when applied (or put aside until the stroke in progress ends).
         """
         doc = self._predicting.apply(path, labels, model)
         if not isinstance(doc, Document):
             return doc  # True: put aside until the stroke ends; False: not applied (stale, with the reason)
+        self._saving.journal_snapshot(doc)  # an edited image: the filled pixels are crash-safe too, as the model's
         if self.book is not None:
             self.book.on_predicted(doc)
         self.labelsChanged.emit(path)

@@ -197,13 +197,32 @@ class SaveController:
         patches = [p for p in doc.history.last_steps() if p is not None]
         try:
             if not journal.started or len(doc.history) <= 1 or not patches:
-                journal.start(doc.labels)
-                write_index_png(journal_provenance(journal), doc.provenance.map)  # who made the base's pixels
+                self._start_journal(journal, doc)
             else:
                 for p in patches:
                     journal.append_patch(p.y0, p.x0, doc.labels[p.slices])
         except OSError as exc:
             self._state.say(f"edits of {doc.path.name} are not crash-protected (journal: {exc})")
+
+    def journal_snapshot(self, doc: Document) -> None:
+        """Restart an edited ``doc``'s journal from its whole label map and provenance (fsynced).
+
+        For a change that is not a person's edit, e.g. a prediction filling an edited image's undecided
+        pixels: a patch after the base would be recovered as a person's pixels, a new base keeps each
+        pixel's origin (recovery restores the filled pixels as the model's). Nothing for an unedited ``doc``.
+        """
+        if not doc.dirty:
+            return
+        journal = self._journals.setdefault(doc.path, Journal(doc.path))
+        try:
+            self._start_journal(journal, doc)
+        except OSError as exc:
+            self._state.say(f"edits of {doc.path.name} are not crash-protected (journal: {exc})")
+
+    @staticmethod
+    def _start_journal(journal: Journal, doc: Document) -> None:
+        journal.start(doc.labels)
+        write_index_png(journal_provenance(journal), doc.provenance.map)  # who made the base's pixels
 
     def clear_journal(self, path: Path) -> None:
         """Delete image ``path``'s journal and its base provenance (its labels are saved, or nothing is to save)."""
