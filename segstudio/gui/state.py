@@ -28,6 +28,11 @@ The labeller's rules it enforces (issue 17):
   controllers — the canvas tools' SLIC / GrabCut / click-model work included (slots :data:`TOOL_SLOT`) — on
   :func:`~segstudio.gui.workers.start_job`; a job's failure always reaches the status bar
   and the log (``jobFailed``), never a success message.
+
+Two private collaborators, owned by ``ProjectState`` and called by nothing else, hold the code of its saving
+and prediction sides: :class:`~segstudio.gui.state_save.SaveController` (label files, read-only folders,
+crash journal) and :class:`~segstudio.gui.state_predict.PredictController` (predict, apply, stale). They
+emit no signal; ``ProjectState`` stays the only owner, the only writer's entry point and the only emitter.
 """
 
 from __future__ import annotations
