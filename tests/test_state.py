@@ -20,7 +20,7 @@ from PIL import Image
 from PySide6.QtWidgets import QMessageBox
 
 from segstudio.core import IGNORE_INDEX, ClassSpec
-from segstudio.core.provenance import PROV_CRF, PROV_HUMAN
+from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL
 from segstudio.engine import finetune_config, load_checkpoint
 from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR, new_card, save_checkpoint
 from segstudio.io import label_path_for, load_classes, read_index_png, save_classes
@@ -403,6 +403,55 @@ def test_recovered_edits_keep_the_prediction_a_prediction(qtbot, tmp_path, model
     assert doc.dirty and "restored" in win2.status_text.text()
     np.testing.assert_array_equal(doc.provenance.map == PROV_HUMAN, painted)
     win2.files.setCurrentRow(1)  # autosave
+    idle(qtbot, win2)
+    saved = read_index_png(label_path_for(doc.path))
+    np.testing.assert_array_equal(saved != IGNORE_INDEX, painted)
+    win2.close()
+
+
+def test_prediction_filling_an_edited_image_is_journalled_as_model_pixels(qtbot, tmp_path, models, dialogs, monkeypatch):
+    """A stroke on an unpredicted image, then Ctrl+P fills the other pixels (one undoable step), then a crash.
+
+    Before: the fill was not in the crash journal, so recovery brought back the stroke on an unlabelled image.
+    Now recovery restores the filled pixels too, as the model's (an autosave still writes only the stroke)."""
+    import segstudio.gui.main_window as mw
+
+    folder = _images(tmp_path / "a", 2, 17)
+    win = make_window(qtbot, models["sky"])
+    win.state.set_predictor(None)  # nothing is predicted on open: the stroke goes onto an unlabelled image
+    win.open_folder(folder)
+    idle(qtbot, win)
+    doc = win.current_doc()
+    assert (doc.labels == IGNORE_INDEX).all()
+    win.pick_class(CAR)
+    painted = paint(win, 4, 4, 22, 30)
+    assert painted.sum() > 30 and doc.dirty
+    win.state.make_predictor()
+    assert win.state.predict_current()
+    idle(qtbot, win)
+    assert doc.dirty and (doc.labels[painted] == CAR).all() and (doc.labels[~painted] == SKY).all()
+    np.testing.assert_array_equal(doc.provenance.map == PROV_MODEL, ~painted)
+    journal_dir = folder / "labels" / ".journal"
+    kept = {f.name: f.read_bytes() for f in journal_dir.iterdir()}
+    win.close()  # (saves and clears the journal) — now pretend it crashed instead:
+    for f in (folder / "labels").glob("img*.png"):
+        f.unlink()
+    for f in (folder / "labels" / "provenance").glob("*.png"):
+        f.unlink()
+    for name, data in kept.items():
+        (journal_dir / name).write_bytes(data)
+
+    monkeypatch.setattr(mw, "ask_recover", lambda *a: True)
+    win2 = make_window(qtbot, models["sky"])
+    win2.state.set_predictor(None)
+    win2.open_folder(folder)
+    doc = win2.current_doc()  # recovered synchronously at open, before any new prediction could arrive
+    assert doc.dirty and "restored" in win2.status_text.text()
+    assert (doc.labels[painted] == CAR).all() and (doc.labels[~painted] == SKY).all(), "the filled pixels are restored"
+    np.testing.assert_array_equal(doc.provenance.map == PROV_HUMAN, painted)
+    np.testing.assert_array_equal(doc.provenance.map == PROV_MODEL, ~painted)
+    idle(qtbot, win2)
+    win2.files.setCurrentRow(1)  # autosave: the filled pixels are a prediction, not labels
     idle(qtbot, win2)
     saved = read_index_png(label_path_for(doc.path))
     np.testing.assert_array_equal(saved != IGNORE_INDEX, painted)

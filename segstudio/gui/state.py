@@ -28,6 +28,11 @@ The labeller's rules it enforces (issue 17):
   controllers — the canvas tools' SLIC / GrabCut / click-model work included (slots :data:`TOOL_SLOT`) — on
   :func:`~segstudio.gui.workers.start_job`; a job's failure always reaches the status bar
   and the log (``jobFailed``), never a success message.
+
+Two private collaborators, owned by ``ProjectState`` and called by nothing else, hold the code of its saving
+and prediction sides: :class:`~segstudio.gui.state_save.SaveController` (label files, read-only folders,
+crash journal) and :class:`~segstudio.gui.state_predict.PredictController` (predict, apply, stale). They
+emit no signal; ``ProjectState`` stays the only owner, the only writer's entry point and the only emitter.
 """
 
 from __future__ import annotations
@@ -41,10 +46,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from segstudio.core import ClassSpec, Document
-from segstudio.core.document import SOURCE_NONE, SOURCE_PREDICTED, SOURCE_SAVED
-from segstudio.core.history import make_patch
-from segstudio.core.labels import IGNORE_INDEX, validate_label_map
-from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL, PROV_NONE, validate_provenance
+from segstudio.core.document import SOURCE_NONE, SOURCE_SAVED
+from segstudio.core.labels import IGNORE_INDEX
+from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL, PROV_NONE
 from segstudio.engine import (
     Cancelled,
     LoadedModel,
@@ -56,8 +60,10 @@ from segstudio.engine import (
     next_version_dir,
     train_on_folder,
 )
-from segstudio.gui.prompts import QUIT_CANCEL, QUIT_DISCARD, READ_ONLY_SEPARATE, Prompts
+from segstudio.gui.prompts import Prompts
 from segstudio.gui.relay import on_gui
+from segstudio.gui.state_predict import PredictController, model_fits
+from segstudio.gui.state_save import SaveController
 from segstudio.gui.workers import Job, start_job
 from segstudio.io import (
     ImageReadError,
@@ -67,20 +73,13 @@ from segstudio.io import (
     load_classes,
     read_image,
     read_index_png,
-    save_labels,
 )
-from segstudio.io.labels import write_index_png
-from segstudio.io.journal import Journal, JournalError, replay
 from segstudio.io.layout import CARD_FILENAME, ProjectLayout
 from segstudio.io.project import (
     PROJECT_FILENAME,
     Project,
     ProjectError,
-    class_lut,
-    folder_writable,
-    make_work_folder,
     mark_version_cancelled,
-    match_classes,
     version_status,
 )
 
@@ -112,18 +111,6 @@ class ModelEntry:
     classes: ClassSpec | None = None
     tooltip: str = ""
     folder: Path | None = None
-
-
-class PredictionFailure:
-    """Result a predict worker emits for an image it could not predict (``message`` says why)."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-def _journal_provenance(journal: Journal) -> Path:
-    """Provenance (uint8 PNG) of a journal's base record, beside it: recovery tells a person's pixels from a model's."""
-    return journal.path.with_suffix(".prov.png")
 
 
 def _card_classes(weights: Path) -> ClassSpec | None:
@@ -241,11 +228,10 @@ class ProjectState(QObject):
         self.book = None
         self.train_fn = train_on_folder  # the window routes it through its module (tests spy on it there)
         self.is_editing = lambda: False  # the window: True while a mouse stroke is in progress on the canvas
-        self._pending: list[tuple] = []  # predictions that arrived during a stroke (applied when it ends)
-        self._journals: dict[Path, Journal] = {}
+        self._predicting = PredictController(self)  # the prediction side (private collaborator)
+        self._saving = SaveController(self)  # the saving side (private collaborator)
         self._after_job = None
         self._opened_before = False
-        self._save_error_shown: str | None = None
         self.start_row = 0
 
     # -- basics ------------------------------------------------------------------------------------
@@ -534,21 +520,10 @@ class ProjectState(QObject):
         self.say(f"flip test-time augmentation {'on' if self.inference_tta else 'off'}: press Ctrl+P to predict again")
 
     def model_fits(self, model: LoadedModel | None = None) -> tuple[bool, str]:
-        """Whether ``model``'s (default: the model in use) classes map onto the project's by name, and why not."""
+        """Whether ``model``'s (default: the model in use) classes map onto the project's by name, and why not
+        (:func:`~segstudio.gui.state_predict.model_fits`)."""
         model = model or self.model
-        if model is None:
-            return False, "no model in use: pick one in the Model dock"
-        if self.classes is None:
-            return True, ""
-        m = match_classes(model.classes, self.classes)
-        if m.same or m.matched:
-            return True, ""
-        shown = ", ".join(model.classes.names[:5]) + ("…" if model.classes.num_classes > 5 else "")
-        return False, (
-            f"{self.model_label or model.display_name} predicts {shown}, none of the project's classes "
-            f"({', '.join(self.classes.names[:5])}): its prediction is not shown. Pick a model made for these "
-            "classes, or fine-tune (which gives the model the project's classes)."
-        )
+        return model_fits(model, self.classes, self.model_label)
 
     # -- folders ------------------------------------------------------------------------------------
     def open_folder(self, folder: str | Path) -> bool:
@@ -567,27 +542,14 @@ class ProjectState(QObject):
             return False
         if not self.leave_folder():
             return False
-        source, read_only = folder, False
-        if not folder_writable(folder):
-            if self.prompts.read_only_folder(folder) == READ_ONLY_SEPARATE:
-                target = self.prompts.pick_folder(f"Separate labels folder for {folder.name}", Path.home())
-                if target is not None:
-                    try:
-                        paths = make_work_folder(paths, target)
-                        folder = target
-                    except (OSError, ValueError) as exc:
-                        self.prompts.warning(f"Cannot use {target} for labels: {exc}\nOpening {source.name} for viewing only.")
-                        read_only = True
-                else:
-                    read_only = True
-            else:
-                read_only = True
+        source = folder
+        folder, paths, read_only = self._saving.label_folder(folder, paths)  # a read-only folder: labels elsewhere?
         if self.job is not None:
             self.cancel(MAIN)  # predictions of the previous folder
         self.folder, self.source_folder, self.paths, self.docs, self.index = folder, source, paths, {}, -1
         self.read_only = read_only
-        self.stale, self.failed, self.accepted, self._journals = {}, {}, {}, {}
-        self._save_error_shown = None
+        self.stale, self.failed, self.accepted = {}, {}, {}
+        self._saving.reset()
         self._after_job = None
         self.models = [e for e in self.models if e.folder is None]  # the previous folder's versions go
         for v in list_versions(folder):
@@ -697,36 +659,11 @@ class ProjectState(QObject):
 
     def leave_folder(self) -> bool:
         """Save what can be saved before another folder (or quitting); False when the user cancels."""
-        self.autosave()
-        unsaved = [d for d in self.docs.values() if d.dirty]
-        if not unsaved:
-            return True
-        choice = self.prompts.unsaved_on_quit(len(unsaved), self._save_error_shown or "the folder cannot be written")
-        if choice == QUIT_CANCEL:
-            return False
-        if choice == QUIT_DISCARD:
-            for d in unsaved:
-                d.dirty = False
-            return True
-        target = self.prompts.pick_folder("Save the edited labels in…", self.folder)
-        if target is None or not self.save_elsewhere(target):
-            return False
-        return True
+        return self._saving.leave_folder()
 
     def save_elsewhere(self, target: Path) -> bool:
         """Save every edited document's labels into ``target`` (images linked there); False on failure."""
-        docs = [d for d in self.docs.values() if d.dirty]
-        try:
-            new_paths = make_work_folder([d.path for d in docs], target)
-            for d, p in zip(docs, new_paths):
-                labels, _ = self._labels_to_save(d, accept=False)
-                save_labels(p, labels, d.classes)
-                d.dirty = False
-        except (OSError, ValueError) as exc:
-            self.prompts.error(f"Could not save into {target}: {exc}")
-            return False
-        self.say(f"saved the labels of {len(docs)} image(s) into {target}")
-        return True
+        return self._saving.save_elsewhere(target)
 
     # -- documents ----------------------------------------------------------------------------------
     def set_index(self, index: int) -> None:
@@ -751,12 +688,7 @@ class ProjectState(QObject):
     def needs_prediction(self, doc: Document) -> bool:
         """Never predicted, or a stale prediction, or edited but with pixels nobody decided — and a model whose
         classes fit. (A prediction only fills pixels no person decided, so edits are never at risk.)"""
-        if self.predictor is None:
-            return False
-        undecided = doc.source == SOURCE_NONE or (doc.dirty and (doc.provenance.map == PROV_NONE).any())
-        if not undecided and doc.path not in self.stale:
-            return False
-        return self.model_fits()[0]
+        return self._predicting.needs_prediction(doc)
 
     def load_doc(self, path: Path) -> Document | None:
         if path in self.docs:
@@ -782,7 +714,7 @@ class ProjectState(QObject):
         if doc.source == SOURCE_SAVED:
             self.accepted[path] = doc.provenance.map != PROV_NONE
         self.docs[path] = doc
-        self._offer_recovery(doc)
+        self._saving.offer_recovery(doc)
         return doc
 
     def _mark_failed(self, path: Path, why: str) -> None:
@@ -819,58 +751,8 @@ class ProjectState(QObject):
         The first edit (or one after the history was cleared, e.g. a relabel) writes the whole map.
         """
         doc = self.current_doc()
-        if doc is None or not doc.dirty:
-            return
-        journal = self._journals.setdefault(doc.path, Journal(doc.path))
-        patches = [p for p in doc.history.last_steps() if p is not None]
-        try:
-            if not journal.started or len(doc.history) <= 1 or not patches:
-                journal.start(doc.labels)
-                write_index_png(_journal_provenance(journal), doc.provenance.map)  # who made the base's pixels
-            else:
-                for p in patches:
-                    journal.append_patch(p.y0, p.x0, doc.labels[p.slices])
-        except OSError as exc:
-            self.say(f"edits of {doc.path.name} are not crash-protected (journal: {exc})")
-
-    def _clear_journal(self, path: Path) -> None:
-        journal = self._journals.pop(path, Journal(path))
-        journal.clear()
-        _journal_provenance(journal).unlink(missing_ok=True)
-
-    def _offer_recovery(self, doc: Document) -> None:
-        journal = Journal(doc.path)
-        if not journal.exists():
-            return
-        contents = journal.read()
-        try:
-            labels = replay(contents, doc.shape)
-            validate_label_map(labels, doc.classes.num_classes)
-        except (JournalError, ValueError) as exc:
-            kept = journal.set_aside()
-            self.say(f"unsaved edits of {doc.path.name} found but not usable ({exc}); kept in {kept}")
-            return
-        if not self.prompts.ask_recover(doc.path.name, contents.num_edits, contents.torn):
-            kept = journal.set_aside()
-            self.say(f"recorded edits of {doc.path.name} not restored; kept in {kept}")
-            return
-        base_prov = None
-        try:
-            base_prov = validate_provenance(read_index_png(_journal_provenance(journal)), doc.shape)
-        except (OSError, ValueError):
-            pass  # an older journal without provenance: every recovered pixel counts as the person's
-        doc.set_labels(labels, SOURCE_SAVED)
-        if base_prov is not None:  # pixels edited after the base are a person's; the others keep their origin
-            doc.provenance.load(np.where(labels != contents.base, np.uint8(PROV_HUMAN), base_prov).astype(np.uint8))
-            if (doc.provenance.map == PROV_MODEL).any():
-                doc.source = SOURCE_PREDICTED
-        doc.dirty = True
-        try:
-            journal.resume(contents)
-            self._journals[doc.path] = journal
-        except OSError as exc:
-            self.say(f"edits of {doc.path.name} are not crash-protected (journal: {exc})")
-        self.say(f"restored {contents.num_edits} unsaved edit(s) of {doc.path.name}; save to keep them")
+        if doc is not None:
+            self._saving.journal_edit(doc)
 
     # -- prediction ---------------------------------------------------------------------------------
     def predict_paths(self, paths: list[Path]) -> bool:
@@ -879,113 +761,20 @@ class ProjectState(QObject):
         Unreadable images and failed predictions are counted and marked (``imageFailed``); the closing
         message says ``"predicted N, failed M"``.
         """
-        if self.predictor is None or not paths:
-            return False
-        fits, why = self.model_fits()
-        if not fits:
-            for p in paths:
-                if p in self.docs and self._has_unaccepted_prediction(self.docs[p]):
-                    self._set_stale(p, why)
-            self.say(why)
-            return False
-        predictor, model = self.predictor, self.model
-        images = {p: self.docs[p].image for p in paths if p in self.docs}
-        paths = list(paths)
-
-        def work(job: Job):
-            # The engine's folder pipeline (segstudio.engine.predict_folder, the same as `segstudio predict`):
-            # open documents' images are passed as arrays, the others decoded on its prefetch thread.
-            from segstudio.engine.predict_folder import predict_images
-            from segstudio.gui.loop import tile_reporter
-
-            ok, failed, current = 0, 0, 0
-
-            def on_tile(done: int, total: int) -> None:  # per-tile progress of the image being predicted
-                tile_reporter(job, paths[current].name, current, len(paths))(done, total)
-
-            job.report(0, len(paths), f"predicting {paths[0].name} (1/{len(paths)})")
-            with predictor.tile_progress(on_tile):
-                for res in predict_images(predictor, [images.get(p, p) for p in paths], cancel=job.cancel_token):
-                    p = paths[res.index]
-                    current = min(res.index + 1, len(paths) - 1)
-                    job.report(res.index + 1, len(paths), f"predicted {p.name} ({res.index + 1}/{len(paths)})")
-                    if res.error is not None:  # one bad image never stops the others; it is counted and marked
-                        if isinstance(res.error, Cancelled):
-                            raise res.error
-                        log.warning("predicting %s failed: %s", p, res.error)
-                        failed += 1
-                        job.emit_result(p, PredictionFailure(str(res.error)))
-                        continue
-                    ok += 1
-                    job.emit_result(p, res.labels)
-            return ok, failed
-
-        job = Job("predict", work)
-        job.paths = paths
-        job.rejected = []
-
-        def on_result(p, out) -> None:
-            if isinstance(out, PredictionFailure):
-                self._mark_failed(p, f"{p.name}: not predicted ({out.message})")
-            elif not self.apply_prediction(p, out, model):
-                job.rejected.append(p)
-
-        def on_finished(out) -> None:
-            ok, failed = out
-            text = f"predicted {ok}" + (f", failed {failed}" if failed else "") + f" of {len(paths)} image(s)"
-            if job.rejected:
-                text += f"; {len(job.rejected)} not applied: {self.stale.get(job.rejected[0], 'classes do not fit')}"
-            self.say(text)
-
-        return self.start(job, MAIN, on_result=on_result, on_finished=on_finished)
+        return self._predicting.predict_paths(paths)
 
     def apply_prediction(self, path: Path, labels: np.ndarray, model: LoadedModel | None) -> bool:
         """Show ``model``'s prediction ``labels`` (uint8 (H, W), model ids) for image ``path``.
 
         Applied only when ``model`` is still the model in use and its classes map onto the project's (by
-        name); pixels a person decided or accepted keep their labels; an edited image is not touched.
-        Otherwise the image is marked stale, with the reason. Returns True when applied.
+        name); pixels a person decided or accepted keep their labels; on an edited image the other pixels are
+        filled as one undoable step, written to its crash journal. Otherwise the image is marked stale, with
+        the reason. Returns True when applied (or put aside until the stroke in progress ends).
         """
-        if path not in self.paths:
-            return False  # another folder's result
-        doc = self.docs.get(path)
-        if doc is not None and doc is self.current_doc() and self.is_editing():
-            self._pending.append((path, labels, model))  # never under a stroke in progress
-            return True
-        if model is not self.model:
-            if doc is not None:
-                self._set_stale(path, "predicted by a model no longer in use")
-            return False
-        fits, why = self.model_fits(model)
-        if not fits:
-            if doc is not None:
-                self._set_stale(path, why)
-            self.say(why)
-            return False
-        mapped = labels if model.classes.names == self.classes.names else class_lut(model.classes, self.classes)[labels]
-        if doc is None:
-            doc = self.load_doc(path)
-            if doc is None:
-                return False
-        elif doc.source == SOURCE_SAVED and not doc.dirty and path != self.paths[self.index] and path not in self.stale:
-            return False  # a folder run leaves other images' saved labels alone
-        try:
-            validate_label_map(mapped, self.classes.num_classes, doc.shape)
-        except ValueError as exc:
-            self._set_stale(path, f"prediction not usable: {exc}")
-            return False
-        keep = self.human_mask(doc)
-        new = np.where(keep, doc.labels, mapped).astype(np.uint8)
-        if doc.dirty:  # unsaved edits: fill the other pixels as one undoable step (edits, history and dirty stay)
-            doc.apply_patch(make_patch(doc.labels, 0, 0, new), PROV_MODEL)
-        else:
-            prov = doc.provenance.map.copy()
-            doc.set_labels(new, SOURCE_PREDICTED if (~keep).any() else doc.source)
-            doc.provenance.map = np.where(keep, prov, np.where(new != IGNORE_INDEX, PROV_MODEL, PROV_NONE)).astype(np.uint8)
-        if (~keep).any() and doc.source == SOURCE_NONE:
-            doc.source = SOURCE_PREDICTED
-        self._set_stale(path, "")
-        self.failed.pop(path, None)
+        doc = self._predicting.apply(path, labels, model)
+        if not isinstance(doc, Document):
+            return doc  # True: put aside until the stroke ends; False: not applied (stale, with the reason)
+        self._saving.journal_snapshot(doc)  # an edited image: the filled pixels are crash-safe too, as the model's
         if self.book is not None:
             self.book.on_predicted(doc)
         self.labelsChanged.emit(path)
@@ -995,8 +784,7 @@ class ProjectState(QObject):
 
     def flush_pending(self) -> None:
         """Apply the predictions that arrived while a stroke was in progress (call when it ended)."""
-        pending, self._pending = self._pending, []
-        for path, labels, model in pending:
+        for path, labels, model in self._predicting.take_pending():
             self.apply_prediction(path, labels, model)
 
     def predict_current(self) -> bool:
@@ -1007,23 +795,13 @@ class ProjectState(QObject):
         return self.predict_paths([doc.path])
 
     def predict_folder(self) -> bool:
-        todo = [
-            p for p in self.paths
-            if not label_path_for(p).is_file() or p in self.stale or (p in self.docs and self.docs[p].dirty)
-        ]
+        """Predict every image without saved labels, with a stale prediction, or edited and unsaved."""
+        todo = self._predicting.folder_todo()
         if not todo:
             self.say("every image has saved labels")
         return self.predict_paths(todo)
 
     # -- saving -------------------------------------------------------------------------------------
-    def _labels_to_save(self, doc: Document, accept: bool) -> tuple[np.ndarray, np.ndarray]:
-        if accept:
-            return doc.labels, doc.provenance.map
-        keep = self.human_mask(doc)
-        labels = np.where(keep, doc.labels, IGNORE_INDEX).astype(np.uint8)
-        prov = np.where(keep, doc.provenance.map, PROV_NONE).astype(np.uint8)
-        return labels, prov
-
     def save_doc(self, doc: Document, accept: bool = False, explicit: bool = False) -> bool:
         """Save ``doc``'s labels (atomic) with their provenance.
 
@@ -1033,37 +811,10 @@ class ProjectState(QObject):
             explicit: the user asked for this save: a failure is shown in a dialog (an autosave failure goes to
                 the status bar, once per reason).
         """
-        if self.read_only:
-            self.say(f"{self.source_folder} is read-only: labels of {doc.path.name} are kept in memory (save elsewhere on quit)")
-            self._save_error_shown = "the folder is read-only"
-            return False
-        labels, prov = self._labels_to_save(doc, accept)
-        lp = label_path_for(doc.path)
-        if not accept and not (labels != IGNORE_INDEX).any() and not (prov != PROV_NONE).any() and not lp.is_file():
-            doc.dirty = False  # nothing a person decided: nothing to save (an unreviewed prediction stays one)
-            self._clear_journal(doc.path)
-            return True
-        try:
-            save_labels(doc.path, labels, doc.classes)
-        except (OSError, ValueError) as exc:
-            text = f"Could not save labels of {doc.path.name}: {exc}\nYour edits are still open."
-            if explicit:
-                self.prompts.error(text)
-            elif self._save_error_shown != str(exc):
-                self.say(text.replace("\n", " "))
-            self._save_error_shown = str(exc)
-            return False
-        if accept:
-            self.accepted[doc.path] = np.ones(doc.shape, bool)
-        doc.dirty = False
-        if accept or not self._has_unaccepted_prediction(doc):
-            doc.source = SOURCE_SAVED
-        if self.book is not None:
-            self.book.on_saved(doc, prov)  # provenance file, status, segstudio.json
-        self._clear_journal(doc.path)  # saved: the journal has done its job
-        self.say(f"saved {lp}" + ("" if accept else " (only the pixels you labelled)"))
-        self.labelsSaved.emit(doc.path)
-        return True
+        ok, written = self._saving.save(doc, accept, explicit)
+        if written:
+            self.labelsSaved.emit(doc.path)
+        return ok
 
     def save_current(self, accept: bool = True) -> bool:
         doc = self.current_doc()
@@ -1074,11 +825,7 @@ class ProjectState(QObject):
 
     def autosave(self) -> None:
         """Save every edited document (leaving an image, fine-tuning, closing): only a person's pixels."""
-        for doc in list(self.docs.values()):
-            if doc.dirty:
-                self.save_doc(doc, accept=False)
-        if self.book is not None:
-            self.book.save()
+        self._saving.autosave()
 
     # -- training -----------------------------------------------------------------------------------
     def saved_sample_count(self) -> int:
