@@ -349,3 +349,74 @@ def test_a_train_config_field_without_a_flag_is_refused():
     Bad = dataclasses.make_dataclass("Bad", [("x", int, dataclasses.field(default=1))])
     with pytest.raises(TypeError, match="Bad.x has no command-line option|x has no command-line option"):
         cli_fields(Bad)
+
+
+_NO_TORCH_SCRIPT = r"""
+import contextlib, io, json, sys
+from segstudio.cli import build_parser, main
+from segstudio.engine.options import config_from_args
+
+HEAVY = {"torch", "torchvision", "PySide6", "cv2"}
+out = {}
+def show(argv):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        try:
+            main(argv)
+        except SystemExit as exc:
+            assert exc.code == 0, (argv, exc.code)
+    out[" ".join(argv)] = buf.getvalue()
+
+for argv in (["--help"], ["train", "--help"], ["predict", "--help"], ["evaluate", "--help"]):
+    show(argv)
+args = build_parser().parse_args(["train", "--data", "d", "-o", "o", "--epochs", "3", "--crop-size", "64,48",
+                                  "--class-weights", "median"])
+cfg = config_from_args(args, recipe=False)
+out["config"] = [cfg.epochs, list(cfg.crop_size), cfg.class_weights]
+out["loaded"] = sorted({m.split(".")[0] for m in sys.modules} & HEAVY)
+show(["convert", "--help"])  # lists the label formats: their registry (io: OpenCV, no torch) is imported now
+out["to"] = build_parser().parse_args(["convert", "a", "b", "--to", "voc"]).to
+out["loaded_convert"] = sorted({m.split(".")[0] for m in sys.modules} & HEAVY)
+print(json.dumps(out))
+"""
+
+
+def test_help_and_argument_parsing_import_no_torch():
+    """``segstudio --help``, ``segstudio train --help`` (its flags generated from the TrainConfig fields) and
+    parsing a command's arguments load neither torch nor Qt nor OpenCV (a fresh interpreter checks sys.modules):
+    the engine is imported when a command runs, so the help comes at once. ``convert --help`` lists the label
+    formats, so it imports their registry (``segstudio.io``: OpenCV, no torch)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from segstudio.engine.options import cli_fields
+    from segstudio.io.formats import FORMATS
+    from segstudio.losses import CLASS_WEIGHT_METHODS
+
+    res = subprocess.run([sys.executable, "-c", _NO_TORCH_SCRIPT], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["loaded"] == [], f"building the parser / --help imported {out['loaded']}"
+    assert out["loaded_convert"] == ["cv2"]
+    assert "train" in out["--help"] and "convert" in out["--help"] and "gui" in out["--help"]
+    flags = [opt.flag for _, opt, _ in cli_fields()]
+    assert len(flags) >= 30 and all(flag in out["train --help"] for flag in flags)
+    assert "{" + ",".join(CLASS_WEIGHT_METHODS) + "}" in out["train --help"]
+    assert ", ".join(FORMATS) in " ".join(out["convert --help"].split())  # the registry's names, listed on demand
+    assert "--crf-params" in out["predict --help"] and "--limit" in out["evaluate --help"]
+    assert out["config"] == [3, [64, 48], "median"] and out["to"] == "voc"
+
+
+def test_torch_free_train_config_matches_the_engine():
+    """TrainConfig lives in a torch-free module (fast ``--help``); the names the engine and the losses define
+    are the same objects / values."""
+    from segstudio.engine import TrainConfig, train_config, trainer
+    from segstudio.engine.distributed import DEFAULT_TIMEOUT_S
+    from segstudio.losses import CLASS_WEIGHT_METHODS
+
+    assert trainer.TrainConfig is TrainConfig is train_config.TrainConfig
+    assert trainer.RECIPE_FIELDS is train_config.RECIPE_FIELDS
+    assert train_config.CLASS_WEIGHT_METHODS == CLASS_WEIGHT_METHODS
+    assert TrainConfig().dist_timeout_s == DEFAULT_TIMEOUT_S == train_config.DEFAULT_TIMEOUT_S

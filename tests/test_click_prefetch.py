@@ -114,7 +114,9 @@ def test_moving_to_the_image_being_prefetched_waits_for_it(qtbot, folder, monkey
     tool = cv.tools[TOOL_CLICK]
     try:
         win.set_tool(TOOL_CLICK)
-        qtbot.waitUntil(lambda: tool.encodes == 1 and cv.jobs.running(ClickTool.JOB_PREFETCH), timeout=120_000)
+        # (the f0 encode job's "done" arrives after its result, which already started the prefetch)
+        qtbot.waitUntil(lambda: tool.encodes == 1 and cv.jobs.running(ClickTool.JOB_PREFETCH)
+                        and not any(n.startswith("click:encode") for n in cv.jobs._jobs), timeout=120_000)
         win.step(1)
         doc1 = win.current_doc()
         assert tool.session(doc1) is None and not any(n.startswith("click:encode") for n in cv.jobs._jobs)
@@ -128,4 +130,56 @@ def test_moving_to_the_image_being_prefetched_waits_for_it(qtbot, folder, monkey
         assert tool.encodes == 3  # f0, f1 (the prefetch, once), then f2 prefetched
     finally:
         gate.set()
+        qtbot.waitUntil(lambda: not cv.busy, timeout=120_000)
+
+
+def test_review_queue_prefetches_the_queues_next_image(qtbot, folder):
+    """While the review queue is open, "next" is the queue's next image, not the file list's: with a queue
+    f1, f0, f2 the click tool encodes f1 and prefetches f0 (the file list would say f2); Enter with an object
+    clicked writes its mask (the image stays), Enter again accepts and shows f0 from the cache, Space then
+    shows f2, prefetched meanwhile; closing the queue gives the canvas back the file-list order."""
+    win = MainWindow(None)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.open_folder(folder)
+    cv, rq = win.canvas, win.review
+    tool = cv.tools[TOOL_CLICK]
+    f0, f1, f2 = (folder / f"f{i}.png" for i in range(3))
+    try:
+        rq.open([f1, f0, f2])
+        assert rq.active and win.current_doc().path == f1
+        assert cv.next_image_path() == f0 and win.state.next_path() == f2
+        win.set_tool(TOOL_CLICK)
+        qtbot.waitUntil(lambda: tool.encodes == 2 and not cv.busy, timeout=120_000)
+        assert {k[0] for k in tool._sessions} == {str(f1), str(f0)}, "the queue's next image is prefetched, not f2"
+
+        doc1 = win.current_doc()
+        h, w = doc1.shape
+        _click(cv, w // 2, h // 2)
+        qtbot.waitUntil(lambda: tool.mask is not None and not tool.busy, timeout=60_000)
+        cv.setFocus()
+        before = doc1.labels.copy()
+        qtbot.keyClick(cv, Qt.Key.Key_Return)  # clicks pending: Enter writes the object, the review stays here
+        assert win.current_doc() is doc1 and not tool.clicks and doc1.edits > 0
+        assert (doc1.labels != before).any()
+        qtbot.keyClick(cv, Qt.Key.Key_Return)  # now Enter accepts (corrected) and moves on to f0
+        assert rq.outcome[f1] == "corrected"
+        doc0 = win.current_doc()
+        assert doc0.path == f0
+        assert tool.session(doc0) is not None and tool.hits == 1 and tool.encodes == 2
+        assert not any(n.startswith("click:encode") for n in cv.jobs._jobs)
+
+        assert cv.next_image_path() == f2  # the queue's next (the file list's would be f1, already cached)
+        qtbot.waitUntil(lambda: tool.encodes == 3 and not _encoding(cv), timeout=120_000)
+        qtbot.keyClick(cv, Qt.Key.Key_Space)  # skip → f2, prefetched
+        doc2 = win.current_doc()
+        assert doc2.path == f2 and tool.session(doc2) is not None and tool.hits == 2 and tool.encodes == 3
+        assert cv.next_image_path() is None  # the end of the queue
+
+        qtbot.keyClick(cv, Qt.Key.Key_Space)  # the queue ends: the file list's order again
+        assert not rq.active and cv.next_image_provider == win.state.next_path
+        win.step(-1)
+        assert win.current_doc().path == f1 and cv.next_image_path() == f2
+    finally:
         qtbot.waitUntil(lambda: not cv.busy, timeout=120_000)

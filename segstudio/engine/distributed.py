@@ -26,12 +26,10 @@ import torch
 import torch.distributed as dist
 
 from segstudio.engine.devices import resolve_device
+from segstudio.engine.train_config import DEFAULT_TIMEOUT_S  # defined torch-free, beside TrainConfig
 from segstudio.metrics import ConfusionMatrix
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TIMEOUT_S = 600.0
-"""Default collective timeout, seconds: how long a rank waits for its peers before giving up."""
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 

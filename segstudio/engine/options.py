@@ -1,9 +1,9 @@
-"""One schema for the training options: each :class:`~segstudio.engine.trainer.TrainConfig` field carries its
+"""One schema for the training options: each :class:`~segstudio.engine.train_config.TrainConfig` field carries its
 ``segstudio train`` flag and help text as dataclass field metadata (:func:`option`); the train parser
 (:func:`add_config_arguments`), the config built from parsed flags (:func:`config_from_args`) and the flags that
 reproduce a config (:func:`config_to_args`, used by the cluster command) are all generated from it.
 
-Command-line defaults: a field the fine-tune recipe fills (:data:`~segstudio.engine.trainer.RECIPE_FIELDS`)
+Command-line defaults: a field the fine-tune recipe fills (:data:`~segstudio.engine.train_config.RECIPE_FIELDS`)
 is ``None`` when its flag is not given, so the recipe (with ``--init``) or :func:`train_on_folder` (without)
 chooses it; every other field takes its TrainConfig default. Booleans: a field whose command-line default is
 ``None`` gets ``--x`` / ``--no-x``; one defaulting to ``False`` a switch ``--x``; one defaulting to ``True`` a
@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import json
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Callable
 
 CLI_KEY = "cli"
@@ -101,13 +102,13 @@ def option(flag: str, help: str, **kw) -> dict:
 
 
 def _config_type():
-    from segstudio.engine.trainer import TrainConfig
+    from segstudio.engine.train_config import TrainConfig  # torch-free: `segstudio train --help` stays fast
 
     return TrainConfig
 
 
 def _recipe_fields() -> tuple[str, ...]:
-    from segstudio.engine.trainer import RECIPE_FIELDS
+    from segstudio.engine.train_config import RECIPE_FIELDS
 
     return RECIPE_FIELDS
 
@@ -276,6 +277,43 @@ def crf_from_args(args: argparse.Namespace):
     return crf
 
 
+class LazyChoices(Sequence):
+    """argparse ``choices=`` computed on first use, so that building a parser does not import the module that knows
+    them (``segstudio --help`` stays fast). Give the argument a ``metavar`` too: without one argparse lists the
+    choices as soon as the argument is added. ``"%(choices)s"`` in its help lists them when that help is shown.
+
+    Args:
+        load: ``() -> tuple[str, ...]``, called once, the first time the choices are read.
+    """
+
+    def __init__(self, load: Callable[[], tuple[str, ...]]) -> None:
+        self._load = load
+        self._items: tuple[str, ...] | None = None
+
+    def _get(self) -> tuple[str, ...]:
+        if self._items is None:
+            self._items = tuple(self._load())
+        return self._items
+
+    def __getitem__(self, i):
+        return self._get()[i]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __contains__(self, value) -> bool:
+        return value in self._get()
+
+    def __iter__(self):
+        return iter(self._get())
+
+
+def _label_format_names() -> tuple[str, ...]:
+    from segstudio.io.formats import FORMATS  # imports numpy, Pillow, OpenCV, pycocotools
+
+    return FORMATS
+
+
 # Parsers of the commands whose options have no dataclass (segstudio/cli.py creates the sub-commands).
 
 def add_evaluate_parser(sub) -> argparse.ArgumentParser:
@@ -322,10 +360,10 @@ def add_convert_parser(sub) -> argparse.ArgumentParser:
         help="output folder (gets <stem>.png/.json per label map and classes.json), or an output file when SRC is "
         "one file (for --to coco: a .json file, or a folder that gets annotations.json)",
     )
-    from segstudio.io.formats import FORMATS as formats  # the label-format registry names them once
-
-    cv.add_argument("--to", required=True, choices=formats, help="output format")
-    cv.add_argument("--from", dest="from_format", choices=formats, help="input format (default: detected per file)")
+    formats = LazyChoices(_label_format_names)  # the label-format registry names them once
+    cv.add_argument("--to", required=True, choices=formats, metavar="FORMAT", help="output format: %(choices)s")
+    cv.add_argument("--from", dest="from_format", choices=formats, metavar="FORMAT",
+                    help="input format: %(choices)s (default: detected per file)")
     cv.add_argument(
         "--classes",
         metavar="CLASSES_JSON",

@@ -10,6 +10,8 @@ document's history, and heavy work (SLIC, GrabCut) runs in a worker.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -46,6 +48,11 @@ from segstudio.postprocess.superpixels import Superpixels
 
 log = logging.getLogger(__name__)
 
+
+def _no_next() -> None:
+    """The next image of a canvas without a project state: none."""
+    return None
+
 __all__ = [
     "Canvas", "LabelOverlayItem", "compose_rgba", "premultiplied_argb32_lut", "SUPERPIXEL_PREVIEW_MAX_PIXELS",
     "TOOLS", "TOOL_BRUSH", "TOOL_ERASER", "TOOL_FILL", "TOOL_GRABCUT", "TOOL_LASSO", "TOOL_POLYGON",
@@ -71,7 +78,13 @@ class Canvas(QGraphicsView):
         polygon_rule: fill rule of polygon and lasso, ``"nonzero"`` or ``"evenodd"``.
         jobs: the tools' background jobs (:class:`~segstudio.gui.tools.ToolJobs`).
         state: the :class:`~segstudio.gui.state.ProjectState` this canvas shows (``None``: a canvas on its own,
-            e.g. in tests); it gives the next image for the click tool's prefetch and runs the tools' jobs.
+            e.g. in tests); it runs the tools' jobs.
+        next_image_provider: callable ``() -> Path | None`` giving the image that will be shown next, for the
+            click tool's prefetch (:meth:`next_image_path`). Default: the state's
+            :meth:`~segstudio.gui.state.ProjectState.next_path` (the next image of the file list; no state:
+            always ``None``). A mode that moves through the images in another order sets its own while it is
+            on and puts the previous one back when it ends (the review queue,
+            :class:`~segstudio.gui.review.ReviewQueue`).
 
     Signals:
         edited(): the label map changed (stroke, fill, region, undo, redo).
@@ -129,6 +142,7 @@ class Canvas(QGraphicsView):
         self.polygon_rule = "nonzero"
         self._pan_from = None
         self._auto_fit = True  # keep the image fitted to the view until the user zooms
+        self.next_image_provider: Callable[[], Path | None] = state.next_path if state is not None else _no_next
         self.jobs = ToolJobs(self, state)
         if state is None:  # with a state, its job runner reports failures (status bar, log, jobFailed)
             self.jobs.failed.connect(self.status)
@@ -159,10 +173,11 @@ class Canvas(QGraphicsView):
             if t is not self.active_tool:
                 t.document_shown()
 
-    def next_image_path(self):
-        """Path of the image Next / Right would show (:meth:`ProjectState.next_path
-        <segstudio.gui.state.ProjectState.next_path>`), or ``None`` (last image, or a canvas without a state)."""
-        return self.state.next_path() if self.state is not None else None
+    def next_image_path(self) -> Path | None:
+        """Path of the image that will be shown next, as :attr:`next_image_provider` says: by default the one
+        Next / Right would show (:meth:`ProjectState.next_path <segstudio.gui.state.ProjectState.next_path>`),
+        in the review queue the queue's next one; ``None`` when there is none (last image, no state)."""
+        return self.next_image_provider()
 
     def loaded_document(self, path) -> Document | None:
         """The project's already open document of ``path`` (never loads one), or ``None``."""

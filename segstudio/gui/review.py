@@ -13,8 +13,11 @@ ranked by :func:`~segstudio.engine.uncertainty.rank_by_uncertainty`. While the q
 * **Space** skips it (nothing saved), **Backspace** goes back to the previous one;
 * **Esc** closes the queue.
 
-Enter and Backspace keep their polygon meaning while a polygon or lasso is in progress. Accepted and corrected
-images have saved labels, which is what fine-tuning trains on; skipped ones do not. The Project view counts
+Enter, Backspace and Esc keep their tool meaning while a polygon or lasso is in progress or clicks of the
+click tool are pending (Enter writes the object's mask, Backspace removes the last click, Esc drops the clicks).
+While the queue is open, the click tool's prefetch encodes the queue's next image, not the file list's
+(the canvas's :attr:`~segstudio.gui.canvas.Canvas.next_image_provider` is :meth:`ReviewQueue.next_path`
+until the queue closes). Accepted and corrected images have saved labels, which is what fine-tuning trains on; skipped ones do not. The Project view counts
 images per status.
 """
 
@@ -28,6 +31,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 
 from segstudio.engine.uncertainty import mean_uncertainty, rank_by_uncertainty, uncertainty_map
 from segstudio.gui.state import MAIN
+from segstudio.gui.tools import ClickTool
 from segstudio.gui.workers import Job
 from segstudio.io import ImageReadError, label_path_for, read_image
 
@@ -60,6 +64,7 @@ class ReviewQueue(QObject):
         self.pos = -1
         self.scores: dict[Path, float] = {}
         self.outcome: dict[Path, str] = {}
+        self._saved_provider = None  # the canvas's next-image provider while the queue is open
         m_model = next(
             (a.menu() for a in win.menuBar().actions() if a.menu() is not None and a.text().replace("&", "") == "Model"),
             None,
@@ -74,6 +79,26 @@ class ReviewQueue(QObject):
 
     def current(self) -> Path | None:
         return self.queue[self.pos] if self.active else None
+
+    def next_path(self) -> Path | None:
+        """The image Enter / Space would show: the queue's next one, or ``None`` at the end of the queue, when
+        no queue is open, or when that image could not be read (the click tool's prefetch asks this while the
+        queue is open)."""
+        i = self.pos + 1
+        if not self.active or i >= len(self.queue) or self.queue[i] in self.state.failed:
+            return None
+        return self.queue[i]
+
+    def _follow_queue(self, on: bool) -> None:
+        """Make the canvas's next image the queue's (``on``), or give back the provider it had before."""
+        cv = self.win.canvas
+        if on and self._saved_provider is None:
+            self._saved_provider = cv.next_image_provider
+            cv.next_image_provider = self.next_path
+        elif not on and self._saved_provider is not None:
+            if cv.next_image_provider == self.next_path:  # nobody replaced ours meanwhile
+                cv.next_image_provider = self._saved_provider
+            self._saved_provider = None
 
     # -- building the queue --------------------------------------------------------------------------
     def start(self) -> bool:
@@ -132,13 +157,16 @@ class ReviewQueue(QObject):
         self.outcome = {}
         self.pos = -1
         if not self.queue:
+            self._follow_queue(False)
             self.state.say("nothing to review")
             self.changed.emit()
             return
+        self._follow_queue(True)  # before the first image is shown: its prefetch already follows the queue
         self._show(0)
 
     def close(self) -> None:
         """Leave review mode (Esc, or another folder opened)."""
+        self._follow_queue(False)
         if self.queue:
             self.queue, self.pos = [], -1
             self.changed.emit()
@@ -177,6 +205,7 @@ class ReviewQueue(QObject):
             counts = {k: sum(v == k for v in self.outcome.values()) for k in ("reviewed", "corrected", "skipped")}
             self.state.say("review done: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
             self.queue, self.pos = [], -1
+            self._follow_queue(False)
             self.changed.emit()
             return
         self.pos = pos
@@ -198,8 +227,9 @@ class ReviewQueue(QObject):
         key = event.key()
         if key not in self._KEYS or event.modifiers() not in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.KeypadModifier):
             return False
-        if key != Qt.Key.Key_Space and self.win.canvas.shape_points:
-            return False  # Enter / Backspace / Esc finish or edit the polygon in progress
+        cv = self.win.canvas
+        if key != Qt.Key.Key_Space and (cv.shape_points or (isinstance(cv.active_tool, ClickTool) and cv.active_tool.clicks)):
+            return False  # Enter / Backspace / Esc finish or edit the polygon or the clicked object in progress
         if t == QEvent.Type.ShortcutOverride:
             event.accept()  # the key comes to us as a KeyPress, not to the Enter/Esc shortcuts
             return True
