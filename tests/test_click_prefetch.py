@@ -12,10 +12,10 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from segstudio.gui.main_window import MainWindow
 from segstudio.gui.tools import TOOL_CLICK, ClickTool, image_key
 
 from helpers import camvid_stems
+from qt_helpers import show_window
 
 SIZE = (240, 180)  # (W, H): a quarter of CamVid's side, so each encode is short on a CPU
 
@@ -38,10 +38,7 @@ def _encoding(cv) -> bool:
 
 
 def test_next_image_is_prefetched_and_served_from_the_cache(qtbot, folder):
-    win = MainWindow(None)  # no model: no predictions compete with the encodes
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
+    win = show_window(qtbot, None, active=False)  # no model: no predictions compete with the encodes
     assert win.open_folder(folder)
     cv = win.canvas
     tool = cv.tools[TOOL_CLICK]
@@ -105,10 +102,7 @@ def test_moving_to_the_image_being_prefetched_waits_for_it(qtbot, folder, monkey
         return shared(path)
 
     monkeypatch.setattr(tools, "shared_click_model", gated)
-    win = MainWindow(None)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
+    win = show_window(qtbot, None, active=False)
     assert win.open_folder(folder)
     cv = win.canvas
     tool = cv.tools[TOOL_CLICK]
@@ -138,10 +132,7 @@ def test_review_queue_prefetches_the_queues_next_image(qtbot, folder):
     f1, f0, f2 the click tool encodes f1 and prefetches f0 (the file list would say f2); Enter with an object
     clicked writes its mask (the image stays), Enter again accepts and shows f0 from the cache, Space then
     shows f2, prefetched meanwhile; closing the queue gives the canvas back the file-list order."""
-    win = MainWindow(None)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
+    win = show_window(qtbot, None, active=False)
     assert win.open_folder(folder)
     cv, rq = win.canvas, win.review
     tool = cv.tools[TOOL_CLICK]

@@ -372,6 +372,20 @@ def test_leaving_an_image_saves_only_what_a_person_painted(qtbot, tmp_path, mode
     assert not label_path_for(folder / names[1]).exists()
 
 
+def close_as_if_crashed(win, folder):
+    """Close ``win`` (which saves and clears the crash journal), then put the folder back as a crash would leave
+    it: the journal as it was before closing, no label or provenance files of the images."""
+    journal_dir = folder / "labels" / ".journal"
+    kept = {f.name: f.read_bytes() for f in journal_dir.iterdir()}
+    win.close()
+    for f in (folder / "labels").glob("img*.png"):
+        f.unlink()
+    for f in (folder / "labels" / "provenance").glob("*.png"):
+        f.unlink()
+    for name, data in kept.items():
+        (journal_dir / name).write_bytes(data)
+
+
 def test_recovered_edits_keep_the_prediction_a_prediction(qtbot, tmp_path, models, dialogs, monkeypatch):
     """A crash after one stroke on a predicted image: the journal's base holds the whole map (prediction +
     stroke). Before: recovery made every pixel a human label, so the next autosave saved the prediction."""
@@ -385,15 +399,7 @@ def test_recovered_edits_keep_the_prediction_a_prediction(qtbot, tmp_path, model
     painted = paint(win, 4, 4, 22, 30)
     win.pick_class(1)
     painted |= paint(win, 25, 5, 28, 35)  # a second stroke: a journal patch after the base
-    journal_dir = folder / "labels" / ".journal"
-    kept = {f.name: f.read_bytes() for f in journal_dir.iterdir()}
-    win.close()  # (saves and clears the journal) — now pretend it crashed instead:
-    for f in (folder / "labels").glob("img*.png"):
-        f.unlink()
-    for f in (folder / "labels" / "provenance").glob("*.png"):
-        f.unlink()
-    for name, data in kept.items():
-        (journal_dir / name).write_bytes(data)
+    close_as_if_crashed(win, folder)
 
     monkeypatch.setattr(mw, "ask_recover", lambda *a: True)
     win2 = make_window(qtbot, models["sky"])
@@ -431,15 +437,7 @@ def test_prediction_filling_an_edited_image_is_journalled_as_model_pixels(qtbot,
     idle(qtbot, win)
     assert doc.dirty and (doc.labels[painted] == CAR).all() and (doc.labels[~painted] == SKY).all()
     np.testing.assert_array_equal(doc.provenance.map == PROV_MODEL, ~painted)
-    journal_dir = folder / "labels" / ".journal"
-    kept = {f.name: f.read_bytes() for f in journal_dir.iterdir()}
-    win.close()  # (saves and clears the journal) — now pretend it crashed instead:
-    for f in (folder / "labels").glob("img*.png"):
-        f.unlink()
-    for f in (folder / "labels" / "provenance").glob("*.png"):
-        f.unlink()
-    for name, data in kept.items():
-        (journal_dir / name).write_bytes(data)
+    close_as_if_crashed(win, folder)
 
     monkeypatch.setattr(mw, "ask_recover", lambda *a: True)
     win2 = make_window(qtbot, models["sky"])

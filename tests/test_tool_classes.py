@@ -22,6 +22,7 @@ from segstudio.gui.tools import (
     PolygonTool,
     SuperpixelTool,
 )
+from qt_helpers import show_window
 
 H, W = 120, 160
 DISC = (60, 105, 26)  # cy, cx, r of the dark object GrabCut must find
@@ -421,14 +422,10 @@ def test_tool_jobs_in_the_window_run_and_fail_through_the_project_state(qtbot, t
     from PIL import Image
 
     from segstudio.gui import tools
-    from segstudio.gui.main_window import MainWindow
     from segstudio.gui.state import TOOL_SLOT
 
     Image.fromarray(make_image()[0]).save(tmp_path / "a.png")
-    win = MainWindow(None)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
+    win = show_window(qtbot, None, active=False)
     assert win.open_folder(tmp_path)
     st, cv = win.state, win.canvas
     assert cv.jobs.state is st
