@@ -224,29 +224,57 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
 
+def shown(row: str, stored: dict) -> tuple[dict, int]:
+    """``(record, epochs)`` the table shows for ``row``: a random-init row's ``long`` run (the from-scratch
+    budget, ``LONG_EPOCHS``) once it finished, else the ``EPOCHS``-epoch record (every ImageNet row, and a
+    random-init row whose long run is missing or stopped early)."""
+    long = stored.get("long", {}).get(row)
+    if (long and not long.get("encoder_pretrained") and long.get("miou") is not None
+            and long.get("epochs_done", long["epochs"]) >= long["epochs"]):
+        return long, long["epochs"]
+    return stored.get(row, {}), EPOCHS
+
+
 def _baseline_notes(stored: dict) -> list[str]:
-    """The bullet comparing every row with the simple CNN baseline, from the figures in the table."""
-    base = stored.get("simple_cnn", {}).get("miou")
+    """The bullet comparing every row with the simple CNN baseline *at the row's own budget* (epochs), from the
+    figures in the table: ImageNet rows with the baseline's ``EPOCHS``-epoch run, random-init rows shown at the
+    from-scratch budget with the baseline's run of that many epochs."""
+    base_rec, base_epochs = shown("simple_cnn", stored)
+    base = base_rec.get("miou")
     if base is None:
         return []
+    bases = {EPOCHS: stored.get("simple_cnn", {}).get("miou"), base_epochs: base}
     pre = [stored[r]["miou"] for r in MODELS if stored.get(r, {}).get("encoder_pretrained") and stored[r].get("miou") is not None]
-    rnd = {r: stored[r]["miou"] for r in MODELS if r != "simple_cnn" and stored.get(r, {}).get("miou") is not None
-           and not stored[r].get("encoder_pretrained")}
+    rnd = {}
+    for r in MODELS:
+        rec, epochs = shown(r, stored)
+        if r != "simple_cnn" and rec.get("miou") is not None and not rec.get("encoder_pretrained"):
+            rnd[r] = (rec["miou"], epochs)
     lines = [
-        f"- `simple_cnn` is the baseline ({_pct(base)}; no down-sampling, receptive field 13 px): every row with an ImageNet",
-        f"  encoder is {100 * (min(pre) - base):.0f}–{100 * (max(pre) - base):.0f} points above it.",
+        f"- `simple_cnn` is the baseline (no down-sampling, receptive field 13 px): "
+        + ", ".join(f"{_pct(v)} at {e} epochs" for e, v in sorted(bases.items()) if v is not None) + ".",
     ]
-    clear = {r: v for r, v in rnd.items() if v >= base + CLEAR_MARGIN}
-    stuck = {r: v for r, v in rnd.items() if r not in clear}
+    if pre and bases.get(EPOCHS) is not None:
+        lines.append(f"  Every row with an ImageNet encoder ({EPOCHS} epochs) is {100 * (min(pre) - bases[EPOCHS]):.0f}–"
+                     f"{100 * (max(pre) - bases[EPOCHS]):.0f} points above it at the same budget.")
+
+    def gap(r: str) -> float | None:
+        v, e = rnd[r]
+        return None if bases.get(e) is None else v - bases[e]
+
+    clear = [r for r in rnd if gap(r) is not None and gap(r) >= CLEAR_MARGIN]
+    stuck = [r for r in rnd if r not in clear]
+
+    def say(r: str) -> str:
+        v, e = rnd[r]
+        g = gap(r)
+        return f"`{r}` {_pct(v)} at {e} epochs" + (" (no baseline run that long)" if g is None else f" ({100 * g:+.1f})")
+
     if clear:
-        lines.append(
-            "  Random-init rows clear of it (≥ 5 points): "
-            + ", ".join(f"`{r}` {_pct(v)} (+{100 * (v - base):.1f})" for r, v in clear.items()) + "."
-        )
+        lines.append("  Random-init rows clear of it at the same budget (≥ 5 points): " + ", ".join(map(say, clear)) + ".")
     if stuck:
         lines += [
-            f"  The {'other ' if clear else ''}random-init rows ("
-            + ", ".join(f"`{r}` {_pct(v)}" for r, v in stuck.items()) + ") are not: see",
+            f"  The {'other ' if clear else ''}random-init rows (" + ", ".join(map(say, stuck)) + ") are not: see",
             "  [Why the random-init rows sit at the baseline](#why-the-random-init-rows-sit-at-the-baseline).",
         ]
     return lines
@@ -290,7 +318,9 @@ def _random_init_section(stored: dict) -> list[str]:
             "   artefact of the evaluation path (BN folding, padding, tiling).",
         ]
     longs = [(r, x) for r, x in stored.get("long", {}).items() if x.get("curve")]
-    lifted = {r: _lifted(x, base) for r, x in longs if not x.get("encoder_pretrained")}
+    # the baseline at the long budget when it was run that long (else its short-budget figure)
+    long_base = stored.get("long", {}).get("simple_cnn", {}).get("miou") or base
+    lifted = {r: _lifted(x, long_base) for r, x in longs if not x.get("encoder_pretrained") and r != "simple_cnn"}
     if longs:
         up = " and ".join(_title(r) for r, ok in lifted.items() if ok) or "no random-init row"
         down = " and ".join(_title(r) for r, ok in lifted.items() if not ok)
@@ -309,8 +339,10 @@ def _random_init_section(stored: dict) -> list[str]:
             + (f"; `segstudio evaluate` of the best checkpoint {_pct(long['miou'])}" if long.get("miou") is not None else "")
             + (f" ({long['train_seconds'] / 60:.0f} CPU minutes)." if long.get("train_seconds") else ".")
         )
-    if longs:
+    if longs and "simple_cnn" not in dict(longs):
         lines.append("   (`simple_cnn` was not re-run longer: these curves show how each row moves with budget, not a ranking at that budget.)")
+    elif longs:
+        lines.append("   (`simple_cnn`'s curve is the baseline at each of these budgets.)")
     if "segnet" in dict(longs):
         lines += [
             "5. **SegNet's slow start is not a gradient-flow or unpooling bug.** `python scripts/overfit_check.py` trains",
@@ -326,7 +358,7 @@ def _random_init_section(stored: dict) -> list[str]:
         "in Model ▸ New model…); the paper's own contracting path (no encoder) when there is enough data and time, as",
         "on ISBI-2012 below. SegNet's VGG-16-BN has no ImageNet weights offline here: with torchvision's",
         "`vgg16_bn-6c64b313.pth` in `$TORCH_HOME/hub/checkpoints` (a networked machine downloads it) the same command",
-        "starts SegNet from ImageNet. " + _segnet_advice(dict(longs).get("segnet"), base, stored.get("segnet_median")),
+        "starts SegNet from ImageNet. " + _segnet_advice(dict(longs).get("segnet"), long_base, stored.get("segnet_median")),
         "",
     ]
     return lines
@@ -375,6 +407,7 @@ def table() -> None:
 
     rows = []
     stored = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    stored["long"] = _long_results(stored.get("long", {}))
     for name in MODELS:
         out = RUNS / name
         info = measure(name)
@@ -402,22 +435,22 @@ def table() -> None:
         arch, encoder = architecture(name)
         encoder = encoder or ("vgg16_bn" if arch == "segnet" else "—")
         pre = rec.get("encoder_pretrained", info["pretrained"])
-        miou = f"{100 * rec['miou']:.1f}" if rec.get("miou") is not None else "not trained yet"
-        if rec.get("miou_crf") is not None:
-            miou += f" (+CRF {100 * rec['miou_crf']:.1f})"
-        seconds = rec.get("train_seconds")
+        show, epochs = shown(name, stored)
+        miou = f"{100 * show['miou']:.1f}" if show.get("miou") is not None else "not trained yet"
+        if show.get("miou_crf") is not None:
+            miou += f" (+CRF {100 * show['miou_crf']:.1f})"
+        seconds = show.get("train_seconds")
         rows.append(
             f"| `{arch}` | {encoder} | {'ImageNet' if pre else 'random'} | {info['params_m']:.2f} | {info['gmacs']:.1f} | "
-            f"{info['latency_ms']:.0f} | {miou} | {'' if seconds is None else f'{seconds / 60:.0f}'} | "
+            f"{info['latency_ms']:.0f} | {epochs} | {miou} | {'' if seconds is None else f'{seconds / 60:.0f}'} | "
             f"`{shlex.join(model_args(name))}` |"
         )
-    stored["long"] = _long_results(stored.get("long", {}))
     RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
     lines = [
         "# Model zoo: every architecture on CamVid, one command, one budget",
         "",
         f"Generated by `python scripts/zoo.py table` on {time.strftime('%Y-%m-%d')} (torch {torch.__version__}, "
-        f"{torch.get_num_threads()} CPU threads, no GPU). Training: `python scripts/zoo.py train`.",
+        f"{torch.get_num_threads()} CPU threads, no GPU). Training: `python scripts/zoo.py train`, and `python scripts/zoo.py long NAME` for the random-init rows.",
         "",
         "Every row was trained with the same command, only `--model` changes (and `--encoder mobilenet_v2` for",
         "encoder-based models):",
@@ -431,8 +464,15 @@ def table() -> None:
         "360×480 with `segstudio evaluate`. This is a *short, equal budget* for comparing architectures on a CPU,",
         "not each paper's schedule: the bundled default model (DeepLab v3+, 24 epochs) reaches 63.3 val mIoU.",
         "",
-        "| model | encoder | encoder init | params (M) | GMACs @360×480 | CPU latency (ms, 1 img) | val mIoU (%) | train time (min) | command (the part that differs) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"Rows that start from random weights get one longer, common budget: {LONG_EPOCHS} epochs of the same command",
+        f"(`python scripts/zoo.py long NAME`, poly decay over the {LONG_EPOCHS} epochs; the epochs column says which budget",
+        f"a row shows). In {EPOCHS} epochs ({EPOCHS * 45} steps) no random-init network leaves the baseline, so at that",
+        "budget the table would only measure the initialisation (see below). Each random-init row is compared with",
+        f"`simple_cnn` trained for the same number of epochs. Rows named `*_random` and `segnet_median` are controls",
+        "for the explanation below and may stay at the short budget (their epochs column says so).",
+        "",
+        "| model | encoder | encoder init | params (M) | GMACs @360×480 | CPU latency (ms, 1 img) | epochs | val mIoU (%) | train time (min) | command (the part that differs) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "- CPU latency: median of 5 forward passes, `torch.inference_mode`, re-measured for every row each time the",

@@ -77,8 +77,40 @@ def test_baseline_note_separates_random_init_rows_clear_of_the_baseline():
         "segnet_basic": {"miou": 0.301, "encoder_pretrained": False},
     }
     text = "\n".join(zoo._baseline_notes(stored))
-    assert "clear of it (≥ 5 points): `segnet_basic` 30.1 (+9.6)" in text
-    assert "The other random-init rows (`unet` 22.1) are not" in text
+    assert "clear of it at the same budget (≥ 5 points): `segnet_basic` 30.1 at 4 epochs (+9.6)" in text
+    assert "The other random-init rows (`unet` 22.1 at 4 epochs (+1.6)) are not" in text
     stored["segnet_basic"]["miou"] = 0.24  # 3.5 points: not clear
     text = "\n".join(zoo._baseline_notes(stored))
-    assert "clear of it" not in text and "The random-init rows (`unet` 22.1, `segnet_basic` 24.0) are not" in text
+    assert "clear of it" not in text
+    assert "The random-init rows (`unet` 22.1 at 4 epochs (+1.6), `segnet_basic` 24.0 at 4 epochs (+3.5)) are not" in text
+
+
+def _long(miou: float, epochs: int = 12, done: int | None = None) -> dict:
+    return {"epochs": epochs, "epochs_done": epochs if done is None else done, "miou": miou,
+            "curve": [[epochs, miou]], "encoder_pretrained": False}
+
+
+def test_random_init_rows_are_shown_and_judged_at_the_from_scratch_budget():
+    zoo = _zoo()
+    stored = {
+        "simple_cnn": {"miou": 0.205},
+        "fcn8s": {"miou": 0.497, "encoder_pretrained": True},
+        "segnet_basic": {"miou": 0.21, "encoder_pretrained": False},
+        "long": {"simple_cnn": _long(0.25), "segnet_basic": _long(0.29), "unet": _long(0.40, done=8),
+                 "unet_mobilenet_v2": {**_long(0.43), "encoder_pretrained": True}},
+    }
+    # a finished random-init long run is the row's figure; an ImageNet one or a stopped one is not
+    assert zoo.shown("segnet_basic", stored) == (stored["long"]["segnet_basic"], 12)
+    assert zoo.shown("unet_mobilenet_v2", stored) == ({}, zoo.EPOCHS)
+    assert zoo.shown("fcn8s", stored) == (stored["fcn8s"], zoo.EPOCHS)
+    text = "\n".join(zoo._baseline_notes(stored))
+    assert "20.5 at 4 epochs, 25.0 at 12 epochs" in text
+    # 29.0 is 8.5 points above the 4-epoch baseline, but only 4.0 above the baseline trained as long: not clear
+    assert "clear of it" not in text and "`segnet_basic` 29.0 at 12 epochs (+4.0)" in text
+    stored["long"]["segnet_basic"] = _long(0.31)
+    assert "clear of it at the same budget (≥ 5 points): `segnet_basic` 31.0 at 12 epochs (+6.0)" in "\n".join(
+        zoo._baseline_notes(stored))
+    # a random-init row at 12 epochs with no 12-epoch baseline gets no gap (and is not called clear)
+    del stored["long"]["simple_cnn"]
+    text = "\n".join(zoo._baseline_notes(stored))
+    assert "clear of it" not in text and "`segnet_basic` 31.0 at 12 epochs (no baseline run that long)" in text
