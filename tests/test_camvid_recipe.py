@@ -1,0 +1,88 @@
+"""scripts/camvid_recipe.py: the ablation rows change one lever of today's recipe, and ``pack`` keeps masks exact."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("camvid_recipe", REPO / "scripts" / "camvid_recipe.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_base_row_is_the_recipe_of_train_default_camvid_sh():
+    rec = _script()
+    sh = (REPO / "scripts" / "train_default_camvid.sh").read_text()
+    var = dict(re.findall(r"(\w+)=(\S+)", sh.split("\nEPOCHS=", 1)[1].splitlines()[0].join(["EPOCHS=", ""])))
+    assert rec.BASE["--epochs"] == var["EPOCHS"] and rec.BASE["--batch-size"] == var["BATCH"]
+    assert rec.BASE["--lr"] == var["LR"] and rec.BASE["--crop-size"] == var["CROP"]
+    assert rec.BASE["--scale-range"] == var["SCALE"] and rec.BASE["--seed"] == var["SEED"]
+    for flag in ("--model", "--encoder", "--output-stride"):
+        assert f"{flag} {rec.BASE[flag]}" in sh, flag
+
+
+def test_every_lever_row_changes_exactly_one_flag_and_combined_takes_them_all():
+    rec = _script()
+    for row in rec.LEVERS:
+        flags = rec.recipe(row)
+        changed = {k for k in set(flags) | set(rec.BASE) if flags.get(k) != rec.BASE.get(k)}
+        assert len(changed) == 1, (row, changed)
+    every = rec.recipe("combined")
+    for row in rec.LEVERS:
+        for k, v in rec.ROWS[row].items():
+            assert every[k] == v
+    two = rec.recipe("combined", ["full_res", "median"])
+    assert two["--crop-size"] == "360,480" and two["--class-weights"] == "median" and two["--epochs"] == "24"
+    with pytest.raises(KeyError, match="unknown lever"):
+        rec.recipe("combined", ["fullres"])
+    with pytest.raises(KeyError, match="known: base"):
+        rec.recipe("nope")
+
+
+def test_train_command_validates_on_val_unless_val_trains():
+    rec = _script()
+    cmd = rec.train_command("long", device="cuda", workers=8)
+    assert cmd[cmd.index("--epochs") + 1] == "72" and cmd[cmd.index("--val-every") + 1] == "12"
+    assert cmd[cmd.index("--device") + 1] == "cuda" and "--train-split" not in cmd
+    ship = rec.train_command("combined", train_split="train+val")
+    assert ship[ship.index("--train-split") + 1] == "train+val"
+
+
+def test_pack_writes_jpeg_images_and_exact_masks_and_refuses_a_full_folder(tmp_path):
+    rec = _script()
+    data = tmp_path / "camvid"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i, split in enumerate(["train", "train", "val"]):
+        yy, xx = np.mgrid[0:36, 0:48]  # smooth, photo-like content (JPEG's case), not noise
+        img = np.stack([xx * 5, yy * 7, (xx + yy) * 3 + 40 * i], -1).clip(0, 255).astype(np.uint8)
+        cv2.imwrite(str(data / "images" / f"f{i}.png"), img)
+        cv2.imwrite(str(data / "masks" / f"f{i}.png"), rng.integers(0, 11, (36, 48), dtype=np.uint8))
+    (data / "train.txt").write_text("f0\nf1\n")
+    (data / "val.txt").write_text("f2\n")
+    (data / "classes.json").write_text('{"names": ["a"]}')
+    out = tmp_path / "packed"
+    assert rec.pack(out, data) > 0
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["f0.jpg", "f1.jpg", "f2.jpg"]
+    for i in range(3):
+        assert (out / "masks" / f"f{i}.png").read_bytes() == (data / "masks" / f"f{i}.png").read_bytes()
+        a = cv2.imread(str(data / "images" / f"f{i}.png")).astype(int)
+        b = cv2.imread(str(out / "images" / f"f{i}.jpg")).astype(int)
+        assert a.shape == b.shape and np.abs(a - b).mean() < 4
+    assert (out / "val.txt").read_text() == "f2\n"
+    with pytest.raises(FileExistsError, match="not empty"):
+        rec.pack(out, data)
+    (data / "masks" / "f1.png").unlink()
+    with pytest.raises(FileNotFoundError, match="f1"):
+        rec.pack(tmp_path / "again", data)
