@@ -59,3 +59,14 @@ def make_app_folder(
             mask = np.where(mask == 255, 255, mask % cs.num_classes).astype(np.uint8)
         save_labels(root / f"{stem}.png", mask, cs)
     return root
+
+
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` (not a package) as a module, for testing its functions."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -10,14 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("camvid_recipe", REPO / "scripts" / "camvid_recipe.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("camvid_recipe")
 
 
 def test_base_row_is_the_recipe_of_train_default_camvid_sh():

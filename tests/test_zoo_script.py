@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
+
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _zoo():
-    spec = importlib.util.spec_from_file_location("zoo_script", REPO / "scripts" / "zoo.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("zoo")
 
 
 def test_clear_of_the_baseline_means_five_points_above_it_at_the_best_epoch():
