@@ -288,7 +288,7 @@ _CHANGED = {
     "epochs": 7, "batch_size": 12, "lr": 3e-4, "weight_decay": 0.01, "crop_size": (128, 96),
     "scale_range": (0.75, 1.5), "loss": "ce+0.5*dice", "class_weights": "median", "freeze_bn": True,
     "freeze_encoder": True, "holdout_fraction": 0.3, "num_workers": 3, "device": "cuda", "seed": 11, "val_every": 2,
-    "max_steps": 90, "sync_bn": True, "dist_timeout_s": 120.0, "hflip": False, "vflip": True, "rotate": 10.0,
+    "train_split": "train+val", "max_steps": 90, "sync_bn": True, "dist_timeout_s": 120.0, "hflip": False, "vflip": True, "rotate": 10.0,
     "translate": 0.1, "elastic": 4.0, "color_jitter": 0.0, "recipe": True, "budget_s": 90.0, "lr_head": 0.01,
     "warmup_fraction": 0.05, "adapt_bn": False, "class_weight_max": 5.0, "val_interval_s": 12.5, "patience": 4,
 }

@@ -490,6 +490,33 @@ def test_train_on_folder_argument_errors(camvid, tmp_path, init_checkpoint):
     assert os.listdir(tmp_path / "app" / "labels")  # untouched
 
 
+def test_train_split_train_plus_val_trains_on_both_and_validates_nothing(tiny_dataset, camvid, tmp_path):
+    """``--train-split train+val``: the final model of a recipe chosen on val sees val's images too; the card says
+    so, nothing is validated; an image folder (no val split) and an unknown split are refused before any file is
+    written."""
+    cfg = dict(epochs=1, batch_size=1, crop_size=(64, 64), device="cpu")
+    plain = json.loads((train_on_folder(tiny_dataset, tmp_path / "t", "unet", config=TrainConfig(**cfg),
+                                        model_kwargs=dict(TINY_UNET)).with_suffix(".json")).read_text())
+    both = json.loads((train_on_folder(tiny_dataset, tmp_path / "tv", "unet", model_kwargs=dict(TINY_UNET),
+                                       config=TrainConfig(**cfg, train_split="train+val")).with_suffix(".json")).read_text())
+    assert (plain["training_data"]["images"], plain["training_data"]["val_images"]) == (2, 3)
+    assert "splits" not in plain["training_data"]
+    assert (both["training_data"]["images"], both["training_data"]["val_images"]) == (5, 0)
+    assert both["training_data"]["splits"] == ["train", "val"]
+    assert both["training"]["steps_done"] == 5 and plain["training"]["steps_done"] == 2  # batch 1: one step an image
+    assert len(set(both["training_data"]["image_sha1"])) == 5
+    assert set(plain["training_data"]["val_image_sha1"]) <= set(both["training_data"]["image_sha1"])
+    history = json.loads((tmp_path / "tv" / "history.json").read_text())
+    assert all("val_miou" not in h for h in history)
+
+    app = make_app_folder(tmp_path / "app", camvid, camvid_stems(camvid, "train", 1))
+    with pytest.raises(ValueError, match="needs a dataset folder with train.txt and val.txt"):
+        train_on_folder(app, tmp_path / "r1", "unet", config=TrainConfig(**cfg, train_split="train+val"))
+    with pytest.raises(ValueError, match="train_split must be one of"):
+        train_on_folder(tiny_dataset, tmp_path / "r2", "unet", config=TrainConfig(**cfg, train_split="val"))
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
 def test_resume_continues_counters_optimizer_and_history(camvid, tmp_path):
     """An interrupted run resumed with --resume carries on: step counter, optimizer state, history."""
     app = make_app_folder(tmp_path / "app", camvid, camvid_stems(camvid, "train", 2))

@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 
 from segstudio.engine.options import option, parse_floats, parse_pair
 
-__all__ = ["CLASS_WEIGHT_METHODS", "DEFAULT_TIMEOUT_S", "RECIPE_FIELDS", "TrainConfig"]
+__all__ = ["CLASS_WEIGHT_METHODS", "DEFAULT_TIMEOUT_S", "RECIPE_FIELDS", "TRAIN_SPLITS", "TrainConfig"]
 
 CLASS_WEIGHT_METHODS = ("none", "median", "inverse")
 """The ``class_weights`` choices: the same tuple as :data:`segstudio.losses.weights.CLASS_WEIGHT_METHODS`
 (repeated here because importing ``segstudio.losses`` imports torch; a test checks they are equal)."""
+
+TRAIN_SPLITS = ("train", "train+val")
+"""The ``train_split`` choices: the dataset's train split, or train and val together (then nothing is validated
+and the last epoch's weights are the model: how CamVid test figures are reported, e.g. ENet, BiSeNet, DDRNet)."""
 
 DEFAULT_TIMEOUT_S = 600.0
 """Default seconds a ``torchrun`` rank waits in a collective for its peers (:mod:`segstudio.engine.distributed`)."""
@@ -46,6 +50,9 @@ class TrainConfig:
         device: ``auto``, ``cpu``, ``cuda``...
         seed: RNG seed for weights, shuffling and augmentation.
         val_every: validate every N epochs (when there is a validation set).
+        train_split: ``"train"`` (default) or ``"train+val"``: a dataset folder's ``train.txt`` and ``val.txt``
+            images together, for the final model once a recipe was chosen on train → val. Nothing is
+            validated then; the model card's ``training_data.splits`` says which splits the weights saw.
         max_steps: stop after this many steps in total (``None``: run all epochs).
         sync_bn: under ``torchrun`` on CUDA, convert BatchNorm to SyncBatchNorm (statistics over the global
             batch, Zhang et al., "Context Encoding for Semantic Segmentation", CVPR 2018). CUDA only.
@@ -110,6 +117,9 @@ class TrainConfig:
     seed: int = field(default=0, metadata=option(
         "--seed", "RNG seed for weights, shuffling and augmentation", type=int))
     val_every: int = field(default=1, metadata=option("--val-every", "validate every N epochs", type=int))
+    train_split: str = field(default="train", metadata=option(
+        "--train-split", "train on the dataset's train split (default) or on train+val (final model once the recipe "
+        "was chosen on val; nothing is validated)", choices=TRAIN_SPLITS))
     max_steps: int | None = field(default=None, metadata=option("--max-steps", "stop after this many steps", type=int))
     sync_bn: bool = field(default=False, metadata=option(
         "--sync-bn", "under torchrun on CUDA: SyncBatchNorm (BatchNorm statistics over the global batch)"))

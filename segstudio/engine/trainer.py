@@ -33,7 +33,7 @@ from segstudio.core.labels import ClassSpec
 from segstudio.data.dataset import SegmentationDataset
 from segstudio.data.transforms import eval_transforms, train_transforms
 from segstudio.engine import recipe as recipe_mod
-from segstudio.engine.train_config import RECIPE_FIELDS, TrainConfig  # noqa: F401 (re-exported: its old home)
+from segstudio.engine.train_config import RECIPE_FIELDS, TRAIN_SPLITS, TrainConfig  # noqa: F401 (RECIPE_FIELDS, TrainConfig re-exported: their old home)
 from segstudio.engine.checkpoint import (
     build_model,
     load_checkpoint,
@@ -750,6 +750,24 @@ def _median_image_size(paths: list[Path]) -> list[int] | None:
     return [int(np.median([s[0] for s in sizes])), int(np.median([s[1] for s in sizes]))]
 
 
+def _train_splits(data_dir: str | Path, train_split: str) -> tuple[str, ...]:
+    """The dataset splits ``train_split`` names (``"train"`` → ``("train",)``, ``"train+val"`` → both).
+
+    Raises:
+        ValueError: an unknown ``train_split``, or ``"train+val"`` for a folder that has no ``val.txt`` (and is
+            no manifest), which says what to do.
+    """
+    if train_split not in TRAIN_SPLITS:
+        raise ValueError(f"train_split must be one of {', '.join(TRAIN_SPLITS)}; got {train_split!r}")
+    splits = tuple(train_split.split("+"))
+    if "val" in splits and not (Path(data_dir) / "val.txt").is_file() and not Path(data_dir).is_file():
+        raise ValueError(
+            f"{data_dir}: --train-split {train_split} needs a dataset folder with train.txt and val.txt (or a manifest); "
+            "an image folder's saved labels have no val split: train on them with the default --train-split train"
+        )
+    return splits
+
+
 def train_on_folder(
     data_dir: str | Path,
     out_dir: str | Path,
@@ -792,7 +810,10 @@ def train_on_folder(
     """
     t_start = time.perf_counter()
     config = config or TrainConfig()
+    splits = _train_splits(data_dir, config.train_split)
     samples, classes = find_samples(data_dir, "train")
+    for split in splits[1:]:
+        samples += find_samples(data_dir, split)[0]
     if not samples:
         raise FileNotFoundError(f"{data_dir}: no labelled images to train on; save some corrected labels first")
     if not config.recipe:  # without the recipe every field needs a value: the TrainConfig defaults
@@ -802,7 +823,7 @@ def train_on_folder(
         check_loss_config(config, classes.num_classes)
     try:
         has_val = (Path(data_dir) / "val.txt").is_file() or Path(data_dir).is_file()  # split list or manifest
-        val_samples, _ = find_samples(data_dir, "val") if has_val else ([], None)
+        val_samples, _ = find_samples(data_dir, "val") if has_val and "val" not in splits else ([], None)
     except FileNotFoundError:
         val_samples = []
     if not val_samples and config.holdout_fraction > 0 and not (Path(data_dir) / "images").is_dir():
@@ -834,6 +855,8 @@ def train_on_folder(
         card = new_card(model_name, classes, kwargs, encoder_pretrained=pretrained)
     card["parent"] = parent
     card["training_data"] = {"path": str(Path(data_dir).resolve()), "images": len(samples), "val_images": len(val_samples)}
+    if len(splits) > 1:  # the weights also saw val: its figures are not held-out figures any more
+        card["training_data"]["splits"] = list(splits)
     if not (Path(data_dir) / "images").is_dir():  # app folder: which corrected images trained / validated
         card["training_data"]["files"] = [s.image.name for s in samples]
         card["training_data"]["val_files"] = [s.image.name for s in val_samples]
