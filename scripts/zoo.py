@@ -29,6 +29,7 @@ import os
 import shlex
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -214,6 +215,9 @@ def _long_results(stored: dict) -> dict:
             "miou": round(metrics["miou"], 4) if metrics else None,
             "iou": {k: v if v is None else round(v, 4) for k, v in metrics["iou"].items()} if metrics else None,
             "train_seconds": round(json.loads(timing.read_text())["seconds"]) if timing.is_file() else None,
+            # rows = true class, columns = prediction (segstudio evaluate's confusion matrix, pixels)
+            "confusion": metrics.get("confusion_matrix") if metrics else None,
+            "class_weights": (card.get("training", {}).get("class_weights") or {}).get("weights"),
             "command": shlex.join(command(name, epochs, LONG_RUNS, config.get("val_every", EPOCHS))),
             "measured": f"{time.strftime('%Y-%m-%d')} (2-core CPU)",
         }
@@ -352,6 +356,7 @@ def _random_init_section(stored: dict) -> list[str]:
             "   epoch: " + ", ".join(f"{_title(r)} {x['final_train_loss']:.2f} after {x['epochs_done']}" for r, x in longs
                                     if x.get("final_train_loss") is not None and not x.get("encoder_pretrained")) + ").",
         ]
+    lines += _segnet_basic_item(dict(longs), 6 if "segnet" in dict(longs) else 5)
     lines += [
         "",
         "What to use: for few images or a short budget, U-Net with an ImageNet encoder (`--encoder mobilenet_v2`, also",
@@ -362,6 +367,48 @@ def _random_init_section(stored: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def _at(curve: list, epoch: int) -> float | None:
+    """The validated mIoU at ``epoch`` of a ``[[epoch, miou], ...]`` curve, or None."""
+    return dict((e, m) for e, m in curve).get(epoch)
+
+
+def _segnet_basic_item(longs: dict, number: int) -> list[str]:
+    """The numbered item on SegNet-Basic's long run, from its curve, per-class IoU and confusion matrix beside
+    ``simple_cnn``'s run of the same budget: how far above the baseline, whether its curve still rises over the
+    last third of the schedule (and the baseline's), and the class it loses most against the baseline with where
+    that class's pixels go (the median-frequency weights' side effect while textures are unlearnt)."""
+    sb, base = longs.get("segnet_basic"), longs.get("simple_cnn")
+    if not sb or sb.get("miou") is None:
+        return []
+    e_end = sb["epochs"]
+    e_mid = round(e_end * 2 / 3)
+    text = (f"{number}. **SegNet-Basic, the paper's from-scratch variant** (median-frequency class weights as in the"
+            f" paper, Sec. 4.1): {_pct(sb['miou'])} after {e_end} epochs")
+    if base and base.get("miou") is not None and base["epochs"] == e_end:
+        text += f", {100 * (sb['miou'] - base['miou']):+.1f} points against `simple_cnn` trained as long"
+    rise = [(n, _at(x.get("curve", []), e_end), _at(x.get("curve", []), e_mid)) for n, x in (("SegNet-Basic", sb), ("`simple_cnn`", base)) if x]
+    rise = [f"{n} {100 * (b - a):+.1f}" for n, b, a in rise if a is not None and b is not None]
+    if rise:
+        text += f". Validation mIoU from epoch {e_mid} to {e_end} (the last third of the poly schedule): " + ", ".join(rise)
+    names = list((sb.get("iou") or {}).keys())
+    if base and base.get("iou") and sb.get("confusion") and names:
+        worst = min(names, key=lambda c: (sb["iou"].get(c) or 0) - (base["iou"].get(c) or 0))
+        row = sb["confusion"][names.index(worst)]
+        total = sum(row) or 1
+        top = sorted(((v / total, names[j]) for j, v in enumerate(row) if names[j] != worst), reverse=True)[:3]
+        w = sb.get("class_weights") or {}
+
+        def weight(c: str) -> str:
+            return f", weight {w[c] / w[worst]:.0f}× {worst}'s" if w.get(c) and w.get(worst) else ""
+
+        text += (f". Its largest loss against the baseline is {worst} ({_pct(sb['iou'][worst])} IoU vs"
+                 f" {_pct(base['iou'][worst])}): {worst} pixels are predicted as "
+                 + ", ".join(f"{c} ({100 * f:.0f} %{weight(c)})" for f, c in top)
+                 + (": the class weights pull it into the classes they raise, while the network has not yet learnt"
+                    " their texture" if w and all(w.get(c, 0) > w.get(worst, 0) for _, c in top) else ""))
+    return [f"   {ln}" if i else ln for i, ln in enumerate(textwrap.wrap(text + ".", 118, subsequent_indent=""))]
 
 
 CLEAR_MARGIN = 0.05

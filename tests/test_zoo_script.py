@@ -112,3 +112,21 @@ def test_random_init_rows_are_shown_and_judged_at_the_from_scratch_budget():
     del stored["long"]["simple_cnn"]
     text = "\n".join(zoo._baseline_notes(stored))
     assert "clear of it" not in text and "`segnet_basic` 31.0 at 12 epochs (no baseline run that long)" in text
+
+
+def test_segnet_basic_item_reads_gap_rise_and_lost_class_from_the_runs():
+    zoo = _zoo()
+    names = ["Sky", "Building", "Pole"]
+    sb = {"epochs": 12, "miou": 0.30, "curve": [[8, 0.27], [12, 0.30]], "iou": {"Sky": 0.8, "Building": 0.01, "Pole": 0.1},
+          "confusion": [[90, 10, 0], [5, 1, 94], [0, 0, 10]], "class_weights": {"Sky": 0.3, "Building": 0.2, "Pole": 4.8}}
+    base = {"epochs": 12, "miou": 0.27, "curve": [[8, 0.269], [12, 0.27]],
+            "iou": {"Sky": 0.9, "Building": 0.45, "Pole": 0.0}}
+    text = " ".join(" ".join(zoo._segnet_basic_item({"segnet_basic": sb, "simple_cnn": base}, 6)).split())
+    assert text.startswith("6. **SegNet-Basic") and "+3.0 points against `simple_cnn` trained as long" in text
+    assert "epoch 8 to 12" in text and "SegNet-Basic +3.0" in text and "`simple_cnn` +0.1" in text
+    assert "Building (1.0 IoU vs 45.0)" in text and "Pole (94 %, weight 24× Building's)" in text
+    assert "pull it into the classes they raise" in text
+    # a baseline trained for another budget is not compared; no long run, no item
+    other = " ".join(zoo._segnet_basic_item({"segnet_basic": sb, "simple_cnn": {**base, "epochs": 4}}, 5))
+    assert "against `simple_cnn`" not in other and other.startswith("5. ")
+    assert zoo._segnet_basic_item({"simple_cnn": base}, 5) == []
