@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -93,8 +94,36 @@ def train_command(row: str, data: Path = DATA, out: Path = RUNS, device: str = "
     return cmd + ["-o", str(out / row)]
 
 
+WEIGHTS = "mobilenet_v2-b0353104.pth"
+"""torchvision's ImageNet MobileNetV2 file, the init of every row (``../shared/weights`` holds a byte-identical copy)."""
+
+
+def torch_home(env: dict | None = None, shared: Path = REPO.parent / "shared" / "weights") -> Path:
+    """The ``TORCH_HOME`` the rows train with (``$TORCH_HOME``, else ``REPO/.torch``, as in
+    ``scripts/train_default_camvid.sh``), holding the ImageNet MobileNetV2 weights: copied from ``shared``
+    when missing there.
+
+    Raises:
+        FileNotFoundError: the weights are in neither place. Without them the encoder would start from random
+            weights without a word and every row would measure that instead of the recipe.
+    """
+    env = os.environ if env is None else env
+    home = Path(env.get("TORCH_HOME") or REPO / ".torch")
+    target = home / "hub" / "checkpoints" / WEIGHTS
+    if not target.is_file():
+        if not (shared / WEIGHTS).is_file():
+            raise FileNotFoundError(
+                f"{target} is missing and {shared / WEIGHTS} too: put torchvision's ImageNet MobileNetV2 weights in"
+                " $TORCH_HOME/hub/checkpoints (on a device machine: carry .torch)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared / WEIGHTS, target)
+    return home
+
+
 def ablate(rows: list[str], data: Path, device: str, workers: int, combine: list[str] | None) -> None:
-    """Train each row that has no ``model.safetensors`` yet (a killed row resumes from its ``last`` checkpoint)."""
+    """Train each row that has no ``model.safetensors`` yet (a killed row resumes from its ``last`` checkpoint),
+    with the ImageNet weights in ``TORCH_HOME`` (:func:`torch_home`)."""
+    os.environ["TORCH_HOME"] = str(torch_home())
     for row in rows:
         out = RUNS / row
         if (out / "train_seconds.json").is_file():

@@ -84,3 +84,16 @@ def test_pack_writes_jpeg_images_and_exact_masks_and_refuses_a_full_folder(tmp_p
     (data / "masks" / "f1.png").unlink()
     with pytest.raises(FileNotFoundError, match="f1"):
         rec.pack(tmp_path / "again", data)
+
+
+def test_torch_home_gets_the_imagenet_weights_or_refuses(tmp_path):
+    rec = _script()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    with pytest.raises(FileNotFoundError, match="ImageNet MobileNetV2"):
+        rec.torch_home({"TORCH_HOME": str(tmp_path / "th")}, shared)
+    (shared / rec.WEIGHTS).write_bytes(b"weights")
+    home = rec.torch_home({"TORCH_HOME": str(tmp_path / "th")}, shared)
+    assert home == tmp_path / "th" and (home / "hub" / "checkpoints" / rec.WEIGHTS).read_bytes() == b"weights"
+    (shared / rec.WEIGHTS).unlink()  # already in place: the shared copy is not needed any more
+    assert rec.torch_home({"TORCH_HOME": str(home)}, shared) == home
