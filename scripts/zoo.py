@@ -326,8 +326,8 @@ def _random_init_section(stored: dict) -> list[str]:
     long_base = stored.get("long", {}).get("simple_cnn", {}).get("miou") or base
     lifted = {r: _lifted(x, long_base) for r, x in longs if not x.get("encoder_pretrained") and r != "simple_cnn"}
     if longs:
-        up = " and ".join(_title(r) for r, ok in lifted.items() if ok) or "no random-init row"
-        down = " and ".join(_title(r) for r, ok in lifted.items() if not ok)
+        up = _and([_title(r) for r, ok in lifted.items() if ok]) or "no random-init row"
+        down = _and([_title(r) for r, ok in lifted.items() if not ok])
         lines.append(
             f"4. **More budget lifts {up}{f', not (yet) {down}' if down else ''} clear of the baseline.** The same command"
             " with more epochs (`python scripts/zoo.py long NAME`,"
@@ -335,7 +335,7 @@ def _random_init_section(stored: dict) -> list[str]:
             f" `ZOO_LONG_VAL_EVERY` epochs, default {EPOCHS}: each curve lists its validated epochs):"
         )
     for row, long in longs:
-        curve = ", ".join(f"{e} epochs {_pct(m)}" for e, m in long["curve"])
+        curve = ", ".join(f"{e} epoch{'' if e == 1 else 's'} {_pct(m)}" for e, m in long["curve"])
         if long.get("epochs_done", long["epochs"]) < long["epochs"]:
             curve += f" (stopped after epoch {long['epochs_done']}; `long` resumes it)"
         lines.append(
@@ -353,8 +353,10 @@ def _random_init_section(stored: dict) -> list[str]:
             "   from random init on two CamVid images (96×128): SegNet reaches 100 % pixel accuracy (eval-mode BN) at step",
             "   150, U-Net at step 200 (measured 2026-12-01). On the full train set SegNet's training mIoU equals its val",
             "   mIoU (20.3 / 21.4 on 16 images each, 6-epoch run): it underfits, its training loss falling more slowly than U-Net's (final",
-            "   epoch: " + ", ".join(f"{_title(r)} {x['final_train_loss']:.2f} after {x['epochs_done']}" for r, x in longs
-                                    if x.get("final_train_loss") is not None and not x.get("encoder_pretrained")) + ").",
+            "   epoch, plain cross-entropy: " + ", ".join(
+                f"{_title(r)} {x['final_train_loss']:.2f} after {x['epochs_done']}" for r, x in longs
+                if x.get("final_train_loss") is not None and not x.get("encoder_pretrained") and not x.get("class_weights")
+            ) + ").",
         ]
     lines += _segnet_basic_item(dict(longs), 6 if "segnet" in dict(longs) else 5)
     lines += [
@@ -419,6 +421,11 @@ def _lifted(long: dict, base: float | None) -> bool:
     """Whether a long run's best validation mIoU is clear of the baseline (:data:`CLEAR_MARGIN`)."""
     best = max((m for _, m in long.get("curve", [])), default=None)
     return base is not None and best is not None and best >= base + CLEAR_MARGIN
+
+
+def _and(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _title(row: str) -> str:

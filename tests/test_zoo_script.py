@@ -130,3 +130,9 @@ def test_segnet_basic_item_reads_gap_rise_and_lost_class_from_the_runs():
     other = " ".join(zoo._segnet_basic_item({"segnet_basic": sb, "simple_cnn": {**base, "epochs": 4}}, 5))
     assert "against `simple_cnn`" not in other and other.startswith("5. ")
     assert zoo._segnet_basic_item({"simple_cnn": base}, 5) == []
+
+
+def test_lists_read_as_prose():
+    zoo = _zoo()
+    assert zoo._and([]) == "" and zoo._and(["a"]) == "a" and zoo._and(["a", "b"]) == "a and b"
+    assert zoo._and(["a", "b", "c"]) == "a, b and c"
