@@ -97,3 +97,25 @@ def test_torch_home_gets_the_imagenet_weights_or_refuses(tmp_path):
     assert home == tmp_path / "th" and (home / "hub" / "checkpoints" / rec.WEIGHTS).read_bytes() == b"weights"
     (shared / rec.WEIGHTS).unlink()  # already in place: the shared copy is not needed any more
     assert rec.torch_home({"TORCH_HOME": str(home)}, shared) == home
+
+
+def test_table_reads_the_runs_and_gives_each_lever_against_base(tmp_path, monkeypatch):
+    import json
+
+    rec = _script()
+    monkeypatch.setattr(rec, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(rec, "RESULTS", tmp_path / "r.json")
+    monkeypatch.setattr(rec, "RESULTS_MD", tmp_path / "r.md")
+    for row, miou, pole in (("base", 0.633, 0.03), ("median", 0.651, 0.25)):
+        out = tmp_path / "runs" / row
+        out.mkdir(parents=True)
+        (out / "val_metrics.json").write_text(json.dumps({"miou": miou, "iou": {"Sky": 0.9, "Pole": pole, "Car": 0.7}}))
+        (out / "train_seconds.json").write_text(json.dumps({"seconds": 900, "device": "auto"}))
+        (out / "model.json").write_text(json.dumps({"training": {"device": "cpu", "config": {"epochs": 24}}}))
+    text = rec.table()
+    median = next(ln for ln in text.splitlines() if ln.startswith("| median "))
+    assert "`--class-weights median`" in median and "| 65.1 | +1.8 |" in median and "Pole 25.0" in median
+    assert "15.0 (cpu)" in median  # the device the run used, not "auto"
+    stored = json.loads((tmp_path / "r.json").read_text())
+    assert set(stored) == {"base", "median"} and stored["base"]["flags"] == {"epochs": 24}
+    assert (tmp_path / "r.md").read_text().endswith(text + "\n")
