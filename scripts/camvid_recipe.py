@@ -21,8 +21,9 @@ it is 26.0 MB (22.3 MB of images + 3.7 MB of masks, which stay lossless PNG; qua
 the repo). The rows' val figures are then re-measured here on the original PNGs
 (``evaluate``), so JPEG only touches the training input.
 
-Cost on the 2-core CPU (measured: ~2.2 s a step at 180×240, batch 8): ``base`` ≈ 45 min; ``full_res`` ≈ 4× the
-pixels ≈ 3 h; ``long`` 3× ≈ 2.3 h; ``combined`` ≈ 10+ h — a GPU job, not a CPU session's.
+Cost on the 2-core CPU (measured 2026-12-05: 0.77 s a step at 180×240, batch 8, torch 2.14; ``base`` and
+``median`` took 16–18 min with their six validations): ``full_res`` ≈ 4× the pixels ≈ 70 min; ``long`` 3× ≈ 53 min;
+``os8`` ≈ 2× (an estimate); ``combined`` several hours: a GPU job, or a resumed run over several sessions.
 """
 
 from __future__ import annotations
