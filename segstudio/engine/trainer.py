@@ -826,7 +826,7 @@ def train_on_folder(
         val_samples, _ = find_samples(data_dir, "val") if has_val and "val" not in splits else ([], None)
     except FileNotFoundError:
         val_samples = []
-    if not val_samples and config.holdout_fraction > 0 and not (Path(data_dir) / "images").is_dir():
+    if not val_samples and config.holdout_fraction > 0 and "val" not in splits and not (Path(data_dir) / "images").is_dir():
         samples, val_samples = holdout_split(samples, config.holdout_fraction)
     torch.manual_seed(config.seed)
     parent, fresh = None, []
