@@ -112,10 +112,14 @@ def test_table_reads_the_runs_and_gives_each_lever_against_base(tmp_path, monkey
         (out / "val_metrics.json").write_text(json.dumps({"miou": miou, "iou": {"Sky": 0.9, "Pole": pole, "Car": 0.7}}))
         (out / "train_seconds.json").write_text(json.dumps({"seconds": 900, "device": "auto"}))
         (out / "model.json").write_text(json.dumps({"training": {"device": "cpu", "config": {"epochs": 24}}}))
+        (out / "history.json").write_text(json.dumps([
+            {"epoch": 1, "train_loss": 1.0, "seconds": 30.0, "step": 45},
+            {"epoch": 2, "train_loss": 0.8, "seconds": 42.0, "step": 90, "val_miou": miou - 0.01}]))
     text = rec.table()
     median = next(ln for ln in text.splitlines() if ln.startswith("| median "))
     assert "`--class-weights median`" in median and "| 65.1 | +1.8 |" in median and "Pole 25.0" in median
-    assert "15.0 (cpu)" in median  # the device the run used, not "auto"
+    assert "15.0 (cpu, 0.8)" in median  # the device the run used, not "auto"; 72 s over 90 steps
+    assert "| 64.1 (2) |" in median  # the validated epochs' curve
     stored = json.loads((tmp_path / "r.json").read_text())
     assert set(stored) == {"base", "median"} and stored["base"]["flags"] == {"epochs": 24}
     assert (tmp_path / "r.md").read_text().endswith(text + "\n")
