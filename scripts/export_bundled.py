@@ -2,10 +2,14 @@
 
 Usage:
     python scripts/export_bundled.py RUN_DIR/model.safetensors NAME --command "scripts/train_default_camvid.sh" \
-        [--data-note "..."] [--card-extra JSON]
+        [--data-note "..."] [--card-extra JSON] [--recipe-val EVAL.json] [--ablation RESULTS.json] [--notes NOTES.md]
 
 The Markdown card states the data and its attribution, classes and palette, input normalisation, the
 training command, the validation metrics stored in the checkpoint, the file size and a measured CPU latency.
+A model trained on train+val has no validation figure of its own: ``--recipe-val`` gives the ``segstudio evaluate``
+result of the same recipe trained on train only (stored as ``metrics.val_recipe`` and labelled so in the card),
+``--ablation`` a ``scripts/camvid_recipe.py`` results JSON rendered as the card's ablation table, and ``--notes``
+a Markdown file appended as the card's notes (so regenerating the card keeps them).
 """
 
 from __future__ import annotations
@@ -81,8 +85,43 @@ def _metric_table(title: str, res: dict, classes: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def markdown(card: dict, weights: Path, latency: float, command: str, data_note: str) -> str:
-    val = card.get("metrics", {}).get("val", {})
+def _recipe_val(path: Path, checkpoint: Path) -> dict:
+    """The ``segstudio evaluate`` JSON at ``path`` (the recipe trained on train only, scored on val), labelled.
+
+    Raises:
+        ValueError: it is not an evaluation of the val split, or it scores ``checkpoint`` itself.
+    """
+    res = json.loads(path.read_text())
+    if res.get("split") != "val" or "miou" not in res:
+        raise ValueError(f"{path}: --recipe-val needs `segstudio evaluate --split val` output (split {res.get('split')!r})")
+    if Path(path).resolve().parent == checkpoint.resolve().parent:
+        raise ValueError(f"{path}: --recipe-val must score the train-only run of the recipe, not the exported checkpoint")
+    res.pop("confusion_matrix", None)
+    res["weights"] = "the same recipe trained on train only, checkpoint selected on val (not the shipped weights)"
+    res["source"] = str(path)
+    return res
+
+
+def _ablation_table(results: dict) -> list[str]:
+    """Markdown rows of a ``scripts/camvid_recipe.py`` results JSON: val mIoU of each row and its change."""
+    base = results.get("base", {}).get("miou")
+    lines = ["## What each lever bought (train only → val, one lever at a time)", "",
+             "| row | flags changed | val mIoU | vs base | weakest classes (IoU) | CPU minutes |", "|---|---|---|---|---|---|"]
+    for row, rec in results.items():
+        weak = sorted((v, k) for k, v in rec.get("iou", {}).items() if v is not None)[:3]
+        delta = "" if base is None or row == "base" else f"{100 * (rec['miou'] - base):+.1f}"
+        flags = rec.get("flags", {})
+        changed = {k: flags[k] for k in ("crop_size", "epochs", "class_weights", "scale_range")
+                   if k in flags and flags[k] != results.get("base", {}).get("flags", {}).get(k)}
+        lines.append(f"| {row} | {json.dumps(changed) if changed and row != 'base' else '—'} | {100 * rec['miou']:.1f} | {delta} | "
+                     + ", ".join(f"{k} {100 * v:.1f}" for v, k in weak) + f" | {rec.get('minutes')} |")
+    return lines + [""]
+
+
+def markdown(card: dict, weights: Path, latency: float, command: str, data_note: str,
+             ablation: dict | None = None, notes: str = "") -> str:
+    val = card.get("metrics", {}).get("val")
+    recipe_val = card.get("metrics", {}).get("val_recipe")
     test = card.get("metrics", {}).get("test")
     h, w = card.get("latency_input_size", (360, 480))
     lines = [
@@ -99,9 +138,20 @@ def markdown(card: dict, weights: Path, latency: float, command: str, data_note:
         f"- **Reproduce**: `{command}`",
         "",
     ]
-    lines += _metric_table(f"Metrics: validation split (model selection), full {h}×{w} images, ignore = 255", val, card["classes"])
+    if val:
+        lines += _metric_table(f"Metrics: validation split (model selection), full {h}×{w} images, ignore = 255", val, card["classes"])
+    if recipe_val:
+        table = _metric_table("Metrics: this recipe trained on train only, scored on val", recipe_val, card["classes"])
+        lines += table[:2] + [
+            f"{recipe_val.get('images')} val images at full {h}×{w}, ignore = 255, `segstudio evaluate`; that run's checkpoint "
+            "was selected on val, so this is a val figure. The shipped weights trained on train+val with the same recipe: "
+            "they have no val figure of their own.", ""] + table[2:]
     if test:
         lines += _metric_table(f"Metrics: test split ({test.get('images')} images, never used for training or selection)", test, card["classes"])
+    if ablation:
+        lines += _ablation_table(ablation)
+    if notes.strip():
+        lines += ["## Notes", "", notes.strip(), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -112,6 +162,9 @@ def main() -> int:
     ap.add_argument("--command", required=True, help="the exact command that trained it")
     ap.add_argument("--data-note", default="", help="dataset, split and licence/attribution")
     ap.add_argument("--card-extra", default="{}", help="JSON merged into the card")
+    ap.add_argument("--recipe-val", type=Path, help="`segstudio evaluate --split val` JSON of the recipe trained on train only")
+    ap.add_argument("--ablation", type=Path, help="scripts/camvid_recipe.py results JSON (docs/camvid-recipe.json)")
+    ap.add_argument("--notes", type=Path, help="Markdown file appended to the card as its notes")
     args = ap.parse_args()
     loaded = load_checkpoint(args.checkpoint)
     card = dict(loaded.card)
@@ -122,6 +175,10 @@ def main() -> int:
     test = _test_metrics(Path(args.checkpoint))
     if test is not None:
         card.setdefault("metrics", {})["test"] = test
+    if args.recipe_val is not None:
+        card.setdefault("metrics", {})["val_recipe"] = _recipe_val(args.recipe_val, Path(args.checkpoint))
+    ablation = json.loads(args.ablation.read_text()) if args.ablation else None
+    notes = args.notes.read_text() if args.notes else ""
     card["latency_input_size"] = list(_input_size(card))
     weights = save_checkpoint(DEFAULT_MODEL_DIR, loaded.model, card, half=True, stem=args.name)
     card = json.loads(weights.with_suffix(".json").read_text())
@@ -129,7 +186,7 @@ def main() -> int:
     lat = cpu_latency(weights, (h, w))
     card[f"cpu_latency_ms_{h}x{w}"] = round(1000 * lat, 1)
     atomic_write_bytes(weights.with_suffix(".json"), (json.dumps(card, indent=1) + "\n").encode())
-    atomic_write_bytes(weights.with_suffix(".md"), markdown(card, weights, lat, args.command, args.data_note).encode())
+    atomic_write_bytes(weights.with_suffix(".md"), markdown(card, weights, lat, args.command, args.data_note, ablation, notes).encode())
     print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB), CPU latency {1000 * lat:.0f} ms")
     return 0
 

@@ -18,15 +18,18 @@ def _script():
     return load_script("camvid_recipe")
 
 
-def test_base_row_is_the_recipe_of_train_default_camvid_sh():
+def test_train_default_camvid_sh_ships_the_recipe_of_the_shipped_row_on_train_plus_val():
     rec = _script()
+    shipped = rec.recipe(rec.SHIPPED)
     sh = (REPO / "scripts" / "train_default_camvid.sh").read_text()
     var = dict(re.findall(r"(\w+)=(\S+)", sh.split("\nEPOCHS=", 1)[1].splitlines()[0].join(["EPOCHS=", ""])))
-    assert rec.BASE["--epochs"] == var["EPOCHS"] and rec.BASE["--batch-size"] == var["BATCH"]
-    assert rec.BASE["--lr"] == var["LR"] and rec.BASE["--crop-size"] == var["CROP"]
-    assert rec.BASE["--scale-range"] == var["SCALE"] and rec.BASE["--seed"] == var["SEED"]
+    assert shipped["--epochs"] == var["EPOCHS"] and shipped["--batch-size"] == var["BATCH"]
+    assert shipped["--lr"] == var["LR"] and shipped["--crop-size"] == var["CROP"] == "360,480"
+    assert shipped["--scale-range"] == var["SCALE"] and shipped["--seed"] == var["SEED"]
+    assert var["TRAIN_SPLIT"] == "train+val" and '--train-split "$TRAIN_SPLIT"' in sh
     for flag in ("--model", "--encoder", "--output-stride"):
-        assert f"{flag} {rec.BASE[flag]}" in sh, flag
+        assert f"{flag} {shipped[flag]}" in sh, flag
+    assert "--class-weights" not in sh  # the shipped row keeps plain cross-entropy, as the row was measured
 
 
 def test_every_lever_row_changes_exactly_one_flag_and_combined_takes_them_all():

@@ -275,8 +275,12 @@ class ModelPanel(QWidget):
         if model is None:
             self.info.setText("no model: label by hand, or pick one")
             return
-        miou = model.card.get("metrics", {}).get("val", {}).get("miou")
+        metrics = model.card.get("metrics") or {}
+        miou = (metrics.get("val") or {}).get("miou")
+        # a model shipped on train+val has no val figure of its own, only its recipe's (trained on train only)
+        recipe = (metrics.get("val_recipe") or {}).get("miou")
         self.info.setText(
             f"{model.card['architecture']} · {len(model.card['classes'])} classes"
             + (f" · val mIoU {100 * miou:.1f}" if miou is not None else "")
+            + (f" · recipe val mIoU {100 * recipe:.1f} (trained on train only)" if miou is None and recipe is not None else "")
         )
