@@ -40,6 +40,8 @@ import sys
 import time
 from pathlib import Path
 
+from segstudio.engine.run_folder import read_json, read_run
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "camvid"
 RUNS = REPO / "runs" / "camvid_recipe"
@@ -165,26 +167,19 @@ def evaluate(rows: list[str], data: Path = DATA) -> None:
 def table() -> str:
     """Refresh docs/camvid-recipe.json from the rows here and return the Markdown ablation table (val mIoU,
     the change against ``base``, the three weakest classes, minutes and device)."""
-    stored = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    stored = read_json(RESULTS, {})
     for row in [*ROWS, "combined"]:
-        out = RUNS / row
-        if not (out / "val_metrics.json").is_file():
+        run = read_run(RUNS / row)
+        if run.val is None:
             continue
-        m = json.loads((out / "val_metrics.json").read_text())
-        t = json.loads((out / "train_seconds.json").read_text()) if (out / "train_seconds.json").is_file() else {}
-        card = json.loads((out / "model.json").read_text()) if (out / "model.json").is_file() else {}
-        hist = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
-        steps = hist[-1]["step"] if hist else None
         stored[row] = {
-            "miou": round(m["miou"], 4),
-            "iou": {k: v if v is None else round(v, 4) for k, v in m["iou"].items()},
-            "minutes": round(t["seconds"] / 60, 1) if "seconds" in t else None,
-            "device": card.get("training", {}).get("device") or t.get("device"),  # the device it ran on, not "auto"
-            "flags": card.get("training", {}).get("config", {}),
-            # the trainer's val mIoU at each validated epoch (the checkpoint is the best of these)
-            "curve": [[h["epoch"], round(h["val_miou"], 4)] for h in hist if h.get("val_miou") is not None],
-            # training seconds a step (validation excluded), from the trainer's per-epoch seconds
-            "seconds_per_step": round(sum(h["seconds"] for h in hist) / steps, 2) if steps else None,
+            "miou": round(run.val["miou"], 4),
+            "iou": run.val_iou(),
+            "minutes": round(run.train_seconds / 60, 1) if run.train_seconds is not None else None,
+            "device": run.card.get("training", {}).get("device") or run.timing.get("device"),  # where it ran, not "auto"
+            "flags": run.config,
+            "curve": run.curve,  # the trainer's val mIoU at each validated epoch (the checkpoint is the best of these)
+            "seconds_per_step": run.seconds_per_step,  # training only, validation excluded
             "measured": time.strftime("%Y-%m-%d"),
         }
     order = [*ROWS, "combined"]

@@ -33,6 +33,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from segstudio.engine.run_folder import read_json, read_run
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "camvid"
 RUNS = REPO / "runs" / "zoo"
@@ -197,28 +199,23 @@ def _long_results(stored: dict) -> dict:
     """Learning curves of the ``long`` runs here (val mIoU every EPOCHS epochs from the trainer's history, final
     ``segstudio evaluate`` mIoU), on top of the committed ones."""
     out = dict(stored)
-    for run in sorted(LONG_RUNS.glob("*/history.json")) if LONG_RUNS.is_dir() else []:
-        name = run.parent.name
-        hist = json.loads(run.read_text())
-        final = run.parent / "val_metrics.json"
-        timing = run.parent / "train_seconds.json"
-        card = json.loads((run.parent / "model.json").read_text()) if (run.parent / "model.json").is_file() else {}
-        metrics = json.loads(final.read_text()) if final.is_file() else None
-        config = card.get("training", {}).get("config", {})
-        epochs = config.get("epochs", LONG_EPOCHS)
+    for path in sorted(LONG_RUNS.glob("*/history.json")) if LONG_RUNS.is_dir() else []:
+        run = read_run(path.parent)
+        name, hist, metrics, card = path.parent.name, run.history, run.val, run.card
+        epochs = run.config.get("epochs", LONG_EPOCHS)
         out[name] = {
             "epochs": epochs,
             "epochs_done": max((h["epoch"] for h in hist), default=0),
             "final_train_loss": round(hist[-1]["train_loss"], 4) if hist else None,
             "encoder_pretrained": card.get("encoder_pretrained"),
-            "curve": [[h["epoch"], round(h["val_miou"], 4)] for h in hist if h.get("val_miou") is not None],
+            "curve": run.curve,
             "miou": round(metrics["miou"], 4) if metrics else None,
-            "iou": {k: v if v is None else round(v, 4) for k, v in metrics["iou"].items()} if metrics else None,
-            "train_seconds": round(json.loads(timing.read_text())["seconds"]) if timing.is_file() else None,
+            "iou": run.val_iou(),
+            "train_seconds": round(run.train_seconds) if run.train_seconds is not None else None,
             # rows = true class, columns = prediction (segstudio evaluate's confusion matrix, pixels)
             "confusion": metrics.get("confusion_matrix") if metrics else None,
             "class_weights": (card.get("training", {}).get("class_weights") or {}).get("weights"),
-            "command": shlex.join(command(name, epochs, LONG_RUNS, config.get("val_every", EPOCHS))),
+            "command": shlex.join(command(name, epochs, LONG_RUNS, run.config.get("val_every", EPOCHS))),
             "measured": f"{time.strftime('%Y-%m-%d')} (2-core CPU)",
         }
     return out
@@ -460,30 +457,26 @@ def table() -> None:
     import torch
 
     rows = []
-    stored = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    stored = read_json(RESULTS, {})
     stored["long"] = _long_results(stored.get("long", {}))
     for name in MODELS:
         out = RUNS / name
         info = measure(name)
         rec = dict(stored.get(name, {}))
-        if (out / "val_metrics.json").is_file():  # a run here: it replaces the committed record
-            metrics = json.loads((out / "val_metrics.json").read_text())
-            card = json.loads((out / "model.json").read_text()) if (out / "model.json").is_file() else {}
-            timing = out / "train_seconds.json"
-            crf = json.loads((out / "val_metrics_crf.json").read_text()) if (out / "val_metrics_crf.json").is_file() else None
+        run = read_run(out)
+        if run.val is not None:  # a run here: it replaces the committed record
+            crf = read_json(out / "val_metrics_crf.json")
             rec = {
-                "miou": round(metrics["miou"], 4),
+                "miou": round(run.val["miou"], 4),
                 "miou_crf": crf and round(crf["miou"], 4),
-                "iou": {k: v if v is None else round(v, 4) for k, v in metrics.get("iou", {}).items()},
-                "pixel_accuracy": round(metrics["pixel_accuracy"], 4),
-                "train_seconds": round(json.loads(timing.read_text())["seconds"]) if timing.is_file() else None,
-                "encoder_pretrained": card.get("encoder_pretrained", info["pretrained"]),
+                "iou": run.val_iou(),
+                "pixel_accuracy": round(run.val["pixel_accuracy"], 4),
+                "train_seconds": round(run.train_seconds) if run.train_seconds is not None else None,
+                "encoder_pretrained": run.card.get("encoder_pretrained", info["pretrained"]),
                 "measured": f"{time.strftime('%Y-%m-%d')} (2-core CPU)",
             }
-            hist = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
-            vals = [h["val_miou"] for h in hist if h.get("val_miou") is not None]
-            if vals:
-                rec["trainer_val_miou"] = round(vals[-1], 4)  # Trainer.validate at the last epoch, for comparison
+            if run.curve:
+                rec["trainer_val_miou"] = run.curve[-1][1]  # Trainer.validate at the last epoch, for comparison
         rec.update({k: round(v, 3) for k, v in info.items() if k != "pretrained"}, command=shlex.join(command(name)))
         stored[name] = rec
         arch, encoder = architecture(name)

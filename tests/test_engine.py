@@ -535,3 +535,23 @@ def test_resume_continues_counters_optimizer_and_history(camvid, tmp_path):
     assert (st1["epoch"], st2["epoch"]) == (2, 4) and st2["step"] == 2 * st1["step"]
     w2 = load_checkpoint(run / "last.safetensors").model.state_dict()
     assert any(not torch.equal(w1[k], w2[k]) for k in w1), "resumed training must keep updating the weights"
+
+
+def test_read_run_gives_the_curve_step_time_and_absent_records_as_empty(tmp_path):
+    from segstudio.engine.run_folder import read_run
+
+    empty = read_run(tmp_path)
+    assert empty.history == [] and empty.card == {} and empty.val is None and empty.train_seconds is None
+    assert empty.curve == [] and empty.seconds_per_step is None and empty.val_iou() is None and empty.config == {}
+    hist = [{"epoch": 1, "step": 10, "seconds": 20.0, "train_loss": 1.0},
+            {"epoch": 2, "step": 20, "seconds": 22.0, "train_loss": 0.8, "val_miou": 0.512345}]
+    (tmp_path / "history.json").write_text(json.dumps(hist))
+    (tmp_path / "val_metrics.json").write_text(json.dumps({"miou": 0.5, "iou": {"Sky": 0.912345, "Pole": None}}))
+    (tmp_path / "train_seconds.json").write_text(json.dumps({"seconds": 50.0, "device": "cpu"}))
+    (tmp_path / "model.json").write_text(json.dumps({"training": {"config": {"epochs": 2}}}))
+    run = read_run(tmp_path)
+    assert run.curve == [[2, 0.5123]] and run.seconds_per_step == 2.1 and run.train_seconds == 50.0
+    assert run.val_iou() == {"Sky": 0.9123, "Pole": None} and run.config == {"epochs": 2}
+    (tmp_path / "val_metrics.json").write_text("{half")
+    with pytest.raises(json.JSONDecodeError):
+        read_run(tmp_path)
