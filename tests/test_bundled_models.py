@@ -17,7 +17,9 @@ BUNDLED = sorted(DEFAULT_MODEL_DIR.glob("*.safetensors"))
 # Per bundled model: its sample folder under segstudio/resources/samples and an mIoU floor on those samples, measured on
 # the shipped weights (see the model cards) minus a margin.
 SAMPLES_AND_FLOOR = {
-    "camvid_deeplabv3plus_mobilenetv2": (".", 0.55),  # measured 0.643 (5 CamVid val frames)
+    # measured 0.845 on the 5 CamVid val frames (2026-12-05); the shipped weights trained on train+val, so on them
+    # (the old train-only weights: 0.643, the new recipe on train only: 0.704): a regression guard, not a quality figure
+    "camvid_deeplabv3plus_mobilenetv2": (".", 0.80),
     "isbi2012_unet": ("isbi2012", 0.70),  # measured 0.777 / 0.787 (ISBI test slices 25 and 27)
 }
 
