@@ -10,6 +10,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
@@ -214,6 +215,11 @@ def test_heatmap_layer_and_correct_next_ranking(qtbot, folder, samples_dir):
 def test_metrics_dock_matches_independent_confusion_matrix(qtbot, folder, samples_dir):
     names = ["0016E5_07959.png", "0016E5_08119.png"]
     save_ground_truth(folder, samples_dir, names)
+    # A frame the bundled model never saw, by content: a bundled frame mirrored left-right, with its labels mirrored.
+    mirrored = "mirrored_0016E5_08039.png"
+    Image.fromarray(np.ascontiguousarray(read_image(samples_dir / "0016E5_08039.png")[:, ::-1])).save(folder / mirrored)
+    gt = np.ascontiguousarray(read_index_png(samples_dir / "ground_truth" / "0016E5_08039.png")[:, ::-1])
+    save_labels(folder / mirrored, gt, load_classes(samples_dir / "ground_truth" / "classes.json"))
     win = make_window(qtbot)
     win.open_folder(folder)
     wait_idle(qtbot, win)
@@ -221,22 +227,29 @@ def test_metrics_dock_matches_independent_confusion_matrix(qtbot, folder, sample
     wait_idle(qtbot, win)
     dock = win.loop.metrics
     r = dock.result
-    assert sorted(p.name for p in r.per_image) == names
-    # CamVid val frames: the bundled model trained on them (CamVid train+val, issue 18; its card's content hashes).
-    assert set(r.roles.values()) == {ROLE_TRAIN}
+    assert sorted(p.name for p in r.per_image) == sorted([*names, mirrored])
+    # CamVid val frames: the bundled model trained on them (CamVid train+val, issue 18; its card's content hashes);
+    # the mirrored frame is new content, so it is held out.
+    roles = {p.name: role for p, role in r.roles.items()}
+    assert roles == {names[0]: ROLE_TRAIN, names[1]: ROLE_TRAIN, mirrored: ROLE_HELD_OUT}
     pred = Predictor(load_checkpoint(default_checkpoint()), "cpu")
-    cm = ConfusionMatrix(11)
-    for n in names:
-        cm.update(read_index_png(folder / "labels" / n), pred.predict(read_image(folder / n)))
+    cm, held = ConfusionMatrix(11), ConfusionMatrix(11)
+    for n in [*names, mirrored]:
+        p = pred.predict(read_image(folder / n))
+        cm.update(read_index_png(folder / "labels" / n), p)
+        if n == mirrored:
+            held.update(read_index_png(folder / "labels" / n), p)
     np.testing.assert_array_equal(r.matrix("all").mat, cm.mat)
-    assert f"training mIoU {100 * cm.miou:.1f}" in dock.summary.text() and "held-out mIoU" not in dock.summary.text()
+    assert f"held-out mIoU {100 * held.miou:.1f}" in dock.summary.text()
+    dock.scope.setCurrentText("all")
     iou_col = [dock.class_table.item(i, 1).text() for i in range(11)]
     assert iou_col == ["–" if np.isnan(v) else f"{100 * v:.1f}" for v in cm.iou]
     img = dock.cm_image.image
     rows = cm.mat.sum(1)
     np.testing.assert_allclose(img[rows > 0].sum(1), 1.0)
     np.testing.assert_allclose(img[3, 3], cm.mat[3, 3] / rows[3])
-    assert dock.image_table.rowCount() == 2 and dock.image_table.item(0, 1).text() == ROLE_TRAIN
+    assert dock.image_table.rowCount() == 3
+    assert sorted(dock.image_table.item(i, 1).text() for i in range(3)) == sorted([ROLE_TRAIN, ROLE_TRAIN, ROLE_HELD_OUT])
     win.close()
 
 
