@@ -3,11 +3,11 @@
 # in one command, straight through: DeepLab v3+ / MobileNetV2 (ImageNet init from ../shared/weights) on CamVid
 # train+val (468 images), 24 epochs of one poly schedule at full resolution (360x480 crops), exported as float16.
 # The recipe is row `full_res` of scripts/camvid_recipe.py (docs/camvid-recipe.md): trained on train only and
-# validated on val it reached 70.3 val mIoU (59.7 for the 180x240 crops used before). The shipped run trains on
+# validated on val it reached 70.3 val mIoU (59.7 and 62.6 in two runs of the 180x240 crops used before). The shipped run trains on
 # train+val, as ENet / BiSeNet / DDRNet do for CamVid test figures, so nothing is validated and the last epoch
 # is what ships (there is no val split left to pick a checkpoint on).
-# CPU, 2 threads, idle machine: ~5.9 s a step (batch 8, 360x480, torch 2.14), 24 x 59 = 1416 steps, ~2 h 20 min
-# (measured on train only: 1080 steps in 107 min). On a GPU it takes minutes.
+# CPU, 2 threads: 24 x 58 = 1392 steps of batch 8 at 360x480, measured 2026-12-05: 85.8 min (3.70 s a step, torch 2.14,
+# partly shared with one-thread tests). On a GPU it takes minutes.
 #
 # The recipe is fixed here (no EPOCHS override): the weights shipped on 2026-11-23 came from a run started for
 # 40 epochs, stopped after epoch 3 and resumed with 24, so its first 3 epochs followed the 40-epoch schedule
