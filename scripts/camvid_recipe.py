@@ -185,6 +185,14 @@ def table() -> str:
     order = [*ROWS, "combined"]
     stored = dict(sorted(stored.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
+    text = ablation_markdown(stored)
+    RESULTS_MD.write_text(MD_HEADER + text + "\n")
+    return text
+
+
+def ablation_markdown(stored: dict) -> str:
+    """The Markdown ablation table of a results dict (``docs/camvid-recipe.json``): per row its changed flags, val
+    mIoU, change against ``base``, val curve, three weakest classes, minutes and device (the model card shows it too)."""
     base = stored.get("base", {}).get("miou")
     lines = ["| row | what changes | val mIoU | vs base | val mIoU by epoch | weakest classes (IoU) | minutes (device, s a step) |",
              "|---|---|---|---|---|---|---|"]
@@ -196,9 +204,7 @@ def table() -> str:
         step = f", {rec['seconds_per_step']}" if rec.get("seconds_per_step") else ""
         lines.append(f"| {row} | {change} | {100 * rec['miou']:.1f} | {delta} | {curve} | "
                      + ", ".join(f"{k} {100 * v:.1f}" for v, k in weak) + f" | {rec['minutes']} ({rec['device']}{step}) |")
-    text = "\n".join(lines)
-    RESULTS_MD.write_text(MD_HEADER + text + "\n")
-    return text
+    return "\n".join(lines)
 
 
 MD_HEADER = """# CamVid recipe ablation (issue 18)

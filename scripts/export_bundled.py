@@ -103,19 +103,10 @@ def _recipe_val(path: Path, checkpoint: Path) -> dict:
 
 
 def _ablation_table(results: dict) -> list[str]:
-    """Markdown rows of a ``scripts/camvid_recipe.py`` results JSON: val mIoU of each row and its change."""
-    base = results.get("base", {}).get("miou")
-    lines = ["## What each lever bought (train only → val, one lever at a time)", "",
-             "| row | flags changed | val mIoU | vs base | weakest classes (IoU) | CPU minutes |", "|---|---|---|---|---|---|"]
-    for row, rec in results.items():
-        weak = sorted((v, k) for k, v in rec.get("iou", {}).items() if v is not None)[:3]
-        delta = "" if base is None or row == "base" else f"{100 * (rec['miou'] - base):+.1f}"
-        flags = rec.get("flags", {})
-        changed = {k: flags[k] for k in ("crop_size", "epochs", "class_weights", "scale_range")
-                   if k in flags and flags[k] != results.get("base", {}).get("flags", {}).get(k)}
-        lines.append(f"| {row} | {json.dumps(changed) if changed and row != 'base' else '—'} | {100 * rec['miou']:.1f} | {delta} | "
-                     + ", ".join(f"{k} {100 * v:.1f}" for v, k in weak) + f" | {rec.get('minutes')} |")
-    return lines + [""]
+    """The card's section for a ``scripts/camvid_recipe.py`` results JSON (that script renders the table)."""
+    from scripts.camvid_recipe import ablation_markdown
+
+    return ["## What each lever bought (train only → val, one lever at a time)", "", ablation_markdown(results), ""]
 
 
 def markdown(card: dict, weights: Path, latency: float, command: str, data_note: str,

@@ -46,13 +46,15 @@ def test_card_of_a_train_plus_val_model_shows_the_recipe_figure_ablation_and_not
             "encoder_pretrained": True, "training": {"epochs_done": 24, "steps_done": 1392, "config": {}},
             "classes": [{"id": 0, "name": "Sky", "color": [128, 128, 128]}, {"id": 1, "name": "Pole", "color": [192, 192, 128]}],
             "metrics": {"val_recipe": {**_eval(), "weights": "the same recipe trained on train only"}}}
-    ablation = {"base": {"miou": 0.626, "iou": {"Sky": 0.93, "Pole": 0.059}, "minutes": 19.5, "flags": {"crop_size": [180, 240]}},
-                "full_res": {"miou": 0.703, "iou": {"Sky": 0.94, "Pole": 0.068}, "minutes": 107.3, "flags": {"crop_size": [360, 480]}}}
+    ablation = {"base": {"miou": 0.626, "iou": {"Sky": 0.93, "Pole": 0.059}, "minutes": 19.5, "device": "cpu",
+                         "curve": [[24, 0.626]], "seconds_per_step": 0.99, "flags": {"crop_size": [180, 240]}},
+                "full_res": {"miou": 0.703, "iou": {"Sky": 0.94, "Pole": 0.068}, "minutes": 107.3, "device": "cpu",
+                             "curve": [[24, 0.703]], "seconds_per_step": 5.86, "flags": {"crop_size": [360, 480]}}}
     md = exp.markdown(card, weights, 0.3, "scripts/train_default_camvid.sh", "CamVid train+val", ablation, "- a note\n")
     assert "(model selection)" not in md, "no val figure of its own"
     assert "trained on train only, scored on val" in md and "mIoU **70.30**" in md and "| 0 | Sky | (128, 128, 128) | 93.8 | 96.0 |" in md
     assert "they have no val figure of their own" in md
-    assert '| full_res | {"crop_size": [360, 480]} | 70.3 | +7.7 | Pole 6.8, Sky 94.0 | 107.3 |' in md
+    assert "| full_res | `--crop-size 360,480` | 70.3 | +7.7 | 70.3 (24) | Pole 6.8, Sky 94.0 | 107.3 (cpu, 5.86) |" in md
     assert md.rstrip().endswith("## Notes\n\n- a note")
 
 
