@@ -14,6 +14,26 @@ from pathlib import Path
 log = logging.getLogger("segstudio")
 
 
+def train_config_from_args(args):
+    """The :class:`~segstudio.engine.TrainConfig` of parsed ``segstudio train`` flags.
+
+    With ``--init`` (and no ``--no-recipe``) it is the GUI's one-click :func:`segstudio.engine.finetune_config` with
+    the given flags as its overrides: one code path for both (tests/test_cli.py compares them). Without it, the
+    plain options (``train_on_folder`` fills unset fields with the TrainConfig defaults).
+    """
+    from segstudio.engine.options import config_from_args
+    from segstudio.engine.trainer import finetune_config
+
+    recipe = args.init is not None if args.recipe is None else args.recipe
+    derived = {"recipe": recipe}
+    if recipe:  # the one-click defaults of the fields the recipe does not choose
+        one_click = finetune_config()
+        derived["holdout_fraction"] = one_click.holdout_fraction
+    else:
+        derived["holdout_fraction"] = 0.0
+    return config_from_args(args, **derived)
+
+
 def cmd_train(args) -> int:
     from segstudio.engine import train_on_folder
     from segstudio.engine.console import train_progress
@@ -21,12 +41,9 @@ def cmd_train(args) -> int:
     # With --init (a fine-tune) the recipe chooses every option left unset (None) from the data, the model, the
     # device and the budget; each flag given overrides its choice. Without the recipe, unset flags take the
     # TrainConfig defaults (train_on_folder fills them). The flags are generated from TrainConfig (engine/options.py).
-    from segstudio.engine.options import config_from_args
-
     if args.budget is not None and args.budget <= 0:
         raise SystemExit("segstudio train: error: --budget must be > 0 minutes")
-    recipe = args.init is not None if args.recipe is None else args.recipe
-    cfg = config_from_args(args, recipe=recipe, holdout_fraction=0.2 if recipe else 0.0)
+    cfg = train_config_from_args(args)
     from segstudio.engine.distributed import PeerFailure, env_rank, launched_by_torchrun
 
     rank = env_rank() if launched_by_torchrun() else 0

@@ -197,8 +197,11 @@ def test_train_budget_flag_plans_the_schedule(small_dataset, tmp_path):
     tr = json.loads((out / "model.json").read_text())["training"]
     sched = tr["schedule"]
     assert tr["config"]["budget_s"] == pytest.approx(6.0) and sched["budget_s"] == pytest.approx(6.0)
-    assert sched["stopped"] in ("budget", "planned steps", "early stop") and sched["steps_done"] >= 1
-    assert sched["step_s"] is None or sched["step_s"] > 0
+    # A budget and no step cap: the budget ends the run (no early stop in the one-click recipe), within one step,
+    # the final validation and the checkpoint write of the budget (issue 30, item 10).
+    assert sched["stopped"] == "budget" and sched["steps_done"] >= 1, sched
+    step_s = sched["step_s"] or 0.0
+    assert sched["time_s"] <= sched["budget_s"] + 2 * step_s + (sched.get("val_s") or 0.0) + (sched.get("save_s") or 0.0) + 1.0, sched
 
 
 def test_train_unet_with_an_imagenet_encoder(small_dataset, tmp_path):
@@ -291,17 +294,35 @@ _CHANGED = {
     "train_split": "train+val", "max_steps": 90, "sync_bn": True, "dist_timeout_s": 120.0, "hflip": False, "vflip": True, "rotate": 10.0,
     "translate": 0.1, "elastic": 4.0, "color_jitter": 0.0, "recipe": True, "budget_s": 90.0, "lr_head": 0.01,
     "warmup_fraction": 0.05, "adapt_bn": False, "class_weight_max": 5.0, "val_interval_s": 12.5, "patience": 4,
+    "keep": "last",
 }
 
 
 def _round_trip(config, init: bool):
     from segstudio.cli import build_parser
-    from segstudio.engine.options import config_from_args, config_to_args
+    from segstudio.cli import train_config_from_args
+    from segstudio.engine.options import config_to_args
 
     start = ["--init", "default"] if init else ["--model", "unet"]
     args = build_parser().parse_args(["train", "--data", "d", "-o", "o", *start, *config_to_args(config)])
-    recipe = init if args.recipe is None else args.recipe
-    return config_from_args(args, recipe=recipe, holdout_fraction=0.2 if recipe else 0.0)
+    return train_config_from_args(args)
+
+
+def test_cli_fine_tune_config_is_the_one_click_config():
+    """``segstudio train --init`` and the GUI's one-click fine-tune build the same TrainConfig (issue 30, item 14):
+    without flags exactly ``finetune_config()``, and each flag is the same override in both."""
+    from segstudio.cli import build_parser, train_config_from_args
+    from segstudio.engine import finetune_config
+
+    def cli(*flags):
+        return train_config_from_args(build_parser().parse_args(["train", "--data", "d", "-o", "o", "--init", "default", *flags]))
+
+    assert cli() == finetune_config()
+    assert cli("--budget", "1.5") == finetune_config(budget_s=90.0)
+    assert cli("--crop-size", "64,96", "--lr", "0.01") == finetune_config(crop_size=(64, 96), lr=0.01)
+    assert cli("--holdout-fraction", "0.25") == finetune_config(holdout_fraction=0.25)
+    plain = train_config_from_args(build_parser().parse_args(["train", "--data", "d", "-o", "o", "--model", "unet"]))
+    assert not plain.recipe and plain.holdout_fraction == 0.0
 
 
 def test_every_train_config_field_round_trips_through_its_flag():
@@ -334,7 +355,7 @@ def test_unset_train_flags_stay_none_for_the_recipe():
     from segstudio.engine.trainer import RECIPE_FIELDS
 
     args = build_parser().parse_args(["train", "--data", "d", "-o", "o", "--init", "default"])
-    cfg = config_from_args(args, recipe=True, holdout_fraction=0.2)
+    cfg = config_from_args(args, recipe=True, holdout_fraction=0.0)
     assert all(getattr(cfg, f) is None for f in RECIPE_FIELDS)
     assert cfg.weight_decay == 1e-4 and cfg.hflip is True and cfg.color_jitter == 0.2 and cfg.num_workers == 0
     args = build_parser().parse_args(["train", "--data", "d", "-o", "o", "--init", "default", "--no-recipe"])

@@ -400,6 +400,8 @@ def test_a_time_budget_under_two_processes_ends_every_rank_together(tmp_path):
     assert out.count("saved ") == 1, out  # rank 0 alone reports
     card = json.loads((tmp_path / "two" / "model.json").read_text())
     schedule = card["training"]["schedule"]
-    assert schedule["budget_s"] == 15.0 and schedule["stopped"] in ("budget", "planned steps", "early stop"), schedule
-    assert schedule["steps_done"] >= 3 and schedule["time_s"] <= 15.0 + 10.0, schedule
+    # No step cap within reach: the budget ends the run on every rank (issue 30, item 10), within one step, the
+    # final validation and the checkpoint write (and the process-group start-up of two ranks: 10 s stated reserve).
+    assert schedule["budget_s"] == 15.0 and schedule["stopped"] == "budget", schedule
+    assert schedule["steps_done"] >= 3 and schedule["time_s"] <= 15.0 + 2 * schedule["step_s"] + (schedule.get("val_s") or 0) + 10.0, schedule
     assert card["training"]["distributed"]["world_size"] == 2

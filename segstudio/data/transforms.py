@@ -22,10 +22,35 @@ class _MaskToLong(torch.nn.Module):
         return image, mask.to(torch.long)
 
 
+class RandomRelativeResize(v2.RandomResize):
+    """Resize each sample by a random factor ``s ~ U(lo, hi)`` of its *own* size (short side ``round(s * min(H, W))``,
+    aspect ratio kept, at least 8 pixels).
+
+    :class:`torchvision.transforms.v2.RandomResize` draws an absolute short side, which maps images of different
+    sizes onto one size; the Predictor works at each image's native size (or shrinks only much larger photos,
+    ``scale="auto"``), so relative factors keep training and inference at the same object scale.
+
+    Raises:
+        ValueError: ``lo <= 0`` or ``hi < lo``.
+    """
+
+    def __init__(self, lo: float, hi: float, antialias: bool = True) -> None:
+        if lo <= 0 or hi < lo:
+            raise ValueError(f"scale range must satisfy 0 < lo <= hi, got ({lo}, {hi})")
+        super().__init__(8, 9, antialias=antialias)
+        self.lo, self.hi = float(lo), float(hi)
+
+    def make_params(self, flat_inputs: list) -> dict:
+        image = next(x for x in flat_inputs if isinstance(x, (tv_tensors.Image, torch.Tensor)))
+        h, w = v2.functional.get_size(image)
+        s = self.lo + (self.hi - self.lo) * float(torch.rand(()))
+        return dict(size=[max(8, round(s * min(h, w)))])
+
+
 def train_transforms(
     crop_size: tuple[int, int] = (256, 256),
     scale_range: tuple[float, float] = (0.5, 2.0),
-    base_short_side: int = 360,
+    base_short_side: int | None = None,
     hflip: bool = True,
     vflip: bool = False,
     rotate: float = 0.0,
@@ -43,8 +68,10 @@ def train_transforms(
 
     Args:
         crop_size: ``(h, w)`` of the training crops (patches of large images), pixels.
-        scale_range: random rescale factor range applied relative to ``base_short_side``.
-        base_short_side: short side (pixels) that scale 1.0 maps to.
+        scale_range: random rescale factor range ``(lo, hi)``: relative to each image's own size
+            (:class:`RandomRelativeResize`), or to ``base_short_side`` when that is given.
+        base_short_side: short side (pixels) that scale 1.0 maps to for every image (``None``, the default:
+            scale 1.0 is each image's native size, as the Predictor sees it).
         hflip: random horizontal flip with p = 0.5.
         vflip: random vertical flip with p = 0.5 (microscopy, aerial images; not street scenes).
         rotate: maximum rotation, degrees (0 disables); angle uniform in ``[-rotate, rotate]``.
@@ -65,9 +92,12 @@ def train_transforms(
             f"elastic={elastic}, color_jitter={color_jitter}"
         )
     fill = {tv_tensors.Mask: IGNORE_INDEX, "others": 0}
-    lo = max(8, int(base_short_side * scale_range[0]))
-    hi = max(lo + 1, int(base_short_side * scale_range[1]))
-    ops: list = [v2.RandomResize(lo, hi, antialias=True)]
+    if base_short_side is None:
+        ops: list = [RandomRelativeResize(*scale_range)]
+    else:
+        lo = max(8, int(base_short_side * scale_range[0]))
+        hi = max(lo + 1, int(base_short_side * scale_range[1]))
+        ops = [v2.RandomResize(lo, hi, antialias=True)]
     if rotate > 0 or translate > 0:
         ops.append(v2.RandomAffine(degrees=rotate, translate=(translate, translate) if translate else None, fill=fill))
     ops.append(v2.RandomCrop(crop_size, pad_if_needed=True, fill=fill))

@@ -7,33 +7,36 @@ the budget, never from a particular data set; the measurements that justify them
 ``docs/labelling-loop.md`` ("The fine-tune recipe") and ``docs/benchmarks.md`` ("HITL").
 
 Choices (each overridable by an explicit :class:`~segstudio.engine.trainer.TrainConfig` field, see
-:func:`apply_recipe`):
+:func:`apply_recipe`; a choice derived from another follows an explicit value: the batch from a given crop,
+BatchNorm from a given batch):
 
-- **Scale** (:func:`choose_scale_range`): the Predictor works at native resolution, so training crops are
-  rescaled around 1.0; the range is narrowed so the thinnest labelled structure keeps at least
-  :data:`MIN_STRUCTURE_PX` pixels (thin retinal vessels: 0.8–1.25; large blobs: 0.5–2.0).
-- **Crop** (:func:`choose_crop`): half the short image side (enough context per crop, several distinct crops
-  per image per epoch), at least four times the thickest structure, rounded to 32, within
-  ``[MIN_CROP, max_crop(device)]`` and never larger than the image.
-- **Batch** (:func:`choose_batch`): a fixed number of pixels per step (:data:`PIXELS_PER_STEP`, per device)
-  divided by the crop area, at least 2 and at most the number of training images.
+- **Scale** (:func:`choose_scale_range`): relative to each image's native size, because that is what the
+  Predictor shows the model (``scale="auto"`` shrinks only photos much larger than the training images): from
+  ``lo`` (shrink for context, but keep the thinnest labelled structure :data:`MIN_STRUCTURE_PX` thick, never
+  below :data:`MIN_SCALE`) up to ``1 / AUTO_SCALE_BELOW`` (the largest object scale ``"auto"`` leaves as is).
+- **Crop** (:func:`choose_crop`): a step's pixels (:data:`PIXELS_PER_STEP`, per device) shared by
+  :data:`TARGET_BATCH` crops (256² on a CPU), at least four times the thickest structure, rounded to 32,
+  within ``[MIN_CROP, MAX_CROP[device]]`` and never larger than the image.
+- **Batch** (:func:`choose_batch`): the pixels per step divided by the crop area, at least :data:`MIN_BATCH`
+  and at most the number of training images.
 - **Loss** (:func:`choose_loss`): cross-entropy with median-frequency class weights (Eigen & Fergus, ICCV
   2015; SegNet), clipped to :data:`MAX_CLASS_WEIGHT` because frequencies from a handful of images are noisy,
   plus soft Dice (Milletari et al., V-Net, 3DV 2016), which scores each present class equally whatever its
   size — the combination nnU-Net uses (Isensee et al., Nature Methods 2021).
-- **Learning rates** (:func:`choose_lrs`): AdamW; a freshly initialised classifier gets
-  :data:`HEAD_LR_MULT` × the rate of the pretrained layers (the "new layers learn faster" rule of
-  fine-tuning, e.g. Long et al. FCN, CVPR 2015 / Girshick et al. R-CNN), and the pretrained layers warm up
-  linearly over the first :data:`WARMUP_FRACTION` of the steps so the random head's first gradients do not
-  disturb the encoder (a soft form of the head-only warm-up of Howard & Ruder, ULMFiT, ACL 2018).
+- **Learning rates** (:func:`choose_lrs`): AdamW; a freshly initialised classifier on pretrained layers gets
+  :data:`HEAD_LR_MULT` × their rate (the "new layers learn faster" rule of fine-tuning, e.g. Long et al. FCN,
+  CVPR 2015 / Girshick et al. R-CNN), and the pretrained layers warm up linearly over the first
+  :data:`WARMUP_FRACTION` of the steps (a soft form of the head-only warm-up of Howard & Ruder, ULMFiT, ACL
+  2018). A model trained from scratch has one rate and no warm-up.
 - **BatchNorm** (:func:`choose_bn`): with small batches the statistics are re-estimated once on the new
   domain's training crops and then frozen (AdaBN, Li et al., "Revisiting Batch Normalization for Practical
   Domain Adaptation", ICLR-W 2017); with batches of :data:`BN_TRAIN_MIN_BATCH` or more BN trains normally.
 - **Schedule** (:func:`plan_total_steps`): measure the step time over the first steps, then the number of
   steps that fit the remaining budget (less a reserve for validation and checkpoint writes); the poly
   decay of DeepLab runs over that number, re-planned as the measured step time changes; training stops on
-  budget. With held-out images the best validation checkpoint is kept (:func:`validation_interval_s`) and
-  training stops early when :data:`PATIENCE` validations (half the budget) brought no improvement.
+  budget and the **final weights** are the model. Every corrected image trains; no checkpoint is picked and no
+  run is stopped early on one or two held-out images (they cannot see overfitting: docs/labelling-loop.md).
+  Images the person set aside for validation (``labels/validation.txt``) draw the validation curve only.
 """
 
 from __future__ import annotations
@@ -52,11 +55,22 @@ BUDGET_CHOICES_MIN = (1, 3, 10)
 """Budgets offered in the GUI's options dialog, minutes."""
 MIN_STRUCTURE_PX = 3.0
 """Smallest thickness (pixels) a labelled structure may shrink to under scale augmentation."""
-MIN_CROP, CROP_MULTIPLE = 128, 32
-MAX_CROP = {"cpu": 384, "cuda": 512, "mps": 384}
-"""Largest crop side per device type (pixels)."""
+MIN_SCALE = 0.5
+"""Smallest random rescale factor: at most half size (context for the crop; as the DeepLab/PSPNet 0.5 lower end)."""
+AUTO_SCALE_BELOW = 0.75
+"""The Predictor's ``scale="auto"`` shows a photo at native size unless that is below this factor of the model's
+training size (:data:`segstudio.engine.predictor.AUTO_SCALE_BELOW`; repeated here because the recipe imports no
+torch, a test checks they are equal): objects can reach ``1 / AUTO_SCALE_BELOW`` × their training size."""
+MIN_CROP, CROP_MULTIPLE = 64, 32
+MAX_CROP = {"cpu": 512, "cuda": 1024, "mps": 512}
+"""Largest crop side per device type (pixels): a structure 4× thicker than MAX_CROP / 4 is context-free anyway."""
 PIXELS_PER_STEP = {"cpu": 4 * 256 * 256, "cuda": 16 * 512 * 512, "mps": 8 * 256 * 256}
-"""Pixels per optimizer step (batch × crop area) per device type."""
+"""Pixels per optimizer step (batch × crop area) per device type: what one step costs (about 1 s on 2 CPU cores
+for DeepLab v3+/MobileNetV2)."""
+TARGET_BATCH = {"cpu": 4, "cuda": 16, "mps": 8}
+"""Crops per step the crop side is derived for: ``crop = sqrt(PIXELS_PER_STEP / TARGET_BATCH)`` (256 on a CPU, 512
+on CUDA), so a step sees a few distinct crops."""
+MIN_BATCH = 2
 MAX_BATCH = 16
 MAX_CLASS_WEIGHT = 10.0
 """Upper clip of the median-frequency class weights (the median class has weight 1)."""
@@ -192,43 +206,53 @@ def _round_to(x: float, multiple: int) -> int:
 
 
 def choose_scale_range(thinnest_px: float) -> tuple[float, float]:
-    """Random rescale range ``(lo, 1 / lo)`` around native resolution.
+    """Random rescale range ``(lo, hi)`` of each training image relative to its native size.
 
-    ``lo = clip(MIN_STRUCTURE_PX / thinnest_px, 0.5, 0.8)``: the thinnest labelled structure stays at least
-    :data:`MIN_STRUCTURE_PX` pixels thick where possible, and there is always some scale augmentation.
-    ``thinnest_px <= 0`` (unknown) gives the widest range.
+    The Predictor works at native size (``scale="auto"`` only shrinks photos much larger than the training
+    images), so a new image shows the model its objects at between about the training scale and
+    ``1 / AUTO_SCALE_BELOW`` × it: ``hi = 1 / AUTO_SCALE_BELOW``. Shrinking gives a crop more context, down to
+    ``lo = clip(MIN_STRUCTURE_PX / thinnest_px, MIN_SCALE, 1)``, so the thinnest labelled structure stays at least
+    :data:`MIN_STRUCTURE_PX` pixels thick. ``thinnest_px <= 0`` (unknown) gives ``lo = MIN_SCALE``.
     """
-    lo = 0.5 if thinnest_px <= 0 else float(np.clip(MIN_STRUCTURE_PX / thinnest_px, 0.5, 0.8))
-    return round(lo, 3), round(1.0 / lo, 3)
+    lo = MIN_SCALE if thinnest_px <= 0 else float(np.clip(MIN_STRUCTURE_PX / thinnest_px, MIN_SCALE, 1.0))
+    return round(lo, 3), round(1.0 / AUTO_SCALE_BELOW, 3)
+
+
+def _device(table: dict, device_type: str):
+    return table.get(device_type, table["cpu"])
 
 
 def choose_crop(short_side: int, thickest_px: float, device_type: str = "cpu") -> int:
-    """Square crop side (pixels): ``max(short_side / 2, 4 × thickest_px)``, a multiple of 32 within
-    ``[MIN_CROP, MAX_CROP[device]]`` and at most the image's short side (rounded down to 32, at least 32).
+    """Square crop side (pixels).
+
+    ``sqrt(PIXELS_PER_STEP / TARGET_BATCH)`` (a step's pixels shared by a few crops: 256 on a CPU, 512 on CUDA),
+    raised to ``4 × thickest_px`` so a crop holds the labelled structures with context, a multiple of 32 within
+    ``[MIN_CROP, MAX_CROP[device]]``, and at most the image's short side rounded down to 32 (a larger crop
+    would only pad with ignored pixels).
 
     Raises:
         ValueError: ``short_side < 1``.
     """
     if short_side < 1:
         raise ValueError(f"image short side must be >= 1 pixel, got {short_side}")
-    cap = MAX_CROP.get(device_type, MAX_CROP["cpu"])
-    want = max(short_side / 2, 4.0 * max(thickest_px, 0.0))
-    crop = min(max(_round_to(want, CROP_MULTIPLE), MIN_CROP), cap)
+    base = math.sqrt(_device(PIXELS_PER_STEP, device_type) / _device(TARGET_BATCH, device_type))
+    want = max(base, 4.0 * max(thickest_px, 0.0))
+    crop = min(max(_round_to(want, CROP_MULTIPLE), MIN_CROP), _device(MAX_CROP, device_type))
     fit = max(CROP_MULTIPLE, short_side // CROP_MULTIPLE * CROP_MULTIPLE)
     return int(min(crop, fit))
 
 
-def choose_batch(crop: int, num_images: int, device_type: str = "cpu") -> int:
-    """Images per step: ``PIXELS_PER_STEP[device] / crop²``, within ``[2, MAX_BATCH]`` and at most ``num_images``
-    (at least 1).
+def choose_batch(crop: int | tuple[int, int], num_images: int, device_type: str = "cpu") -> int:
+    """Images per step: ``PIXELS_PER_STEP[device] / crop area``, within ``[MIN_BATCH, MAX_BATCH]`` and at most
+    ``num_images`` (at least 1). ``crop`` is a side or ``(h, w)`` (an explicit crop size sets the batch too).
 
     Raises:
-        ValueError: ``crop < 1`` or ``num_images < 1``.
+        ValueError: a crop side < 1 or ``num_images < 1``.
     """
-    if crop < 1 or num_images < 1:
+    h, w = (crop, crop) if isinstance(crop, (int, np.integer)) else (int(crop[0]), int(crop[1]))
+    if min(h, w) < 1 or num_images < 1:
         raise ValueError(f"crop and number of images must be >= 1, got {crop}, {num_images}")
-    budget = PIXELS_PER_STEP.get(device_type, PIXELS_PER_STEP["cpu"])
-    b = int(np.clip(round(budget / crop**2), 2, MAX_BATCH))
+    b = int(np.clip(round(_device(PIXELS_PER_STEP, device_type) / (h * w)), MIN_BATCH, MAX_BATCH))
     return max(1, min(b, num_images))
 
 
@@ -349,18 +373,29 @@ class Recipe:
         return d
 
 
-def choose_recipe(stats: DataStats, fresh_head: bool, device_type: str = "cpu", budget_s: float | None = None) -> Recipe:
-    """Derive the whole :class:`Recipe` from the training data, the model and the device.
+def choose_recipe(
+    stats: DataStats,
+    fresh_head: bool,
+    device_type: str = "cpu",
+    budget_s: float | None = None,
+    given: dict | None = None,
+) -> Recipe:
+    """Derive the whole :class:`Recipe` from the training data, the model, the device and explicit choices.
 
     Args:
         stats: :func:`data_stats` of the training images.
-        fresh_head: the classifier is newly initialised (classes differ from the starting checkpoint's).
+        fresh_head: a freshly initialised classifier sits on pretrained layers (the classes differ from the
+            starting checkpoint's): it gets :data:`HEAD_LR_MULT` × the rate. ``False`` for a model trained from
+            scratch (every layer is new: one rate) and for a fine-tune that keeps its classes.
         device_type: ``"cpu"``, ``"cuda"`` or ``"mps"``.
         budget_s: seconds (default :func:`default_budget_s`).
+        given: explicit choices (``crop_size``, ``batch_size``, ``freeze_bn``/``adapt_bn``, ...): a choice derived
+            from another follows the explicit value (the batch from a given crop, BatchNorm from a given batch).
 
     Raises:
         ValueError: no labelled pixels, or a budget <= 0.
     """
+    given = dict(given or {})
     budget = default_budget_s(device_type) if budget_s is None else float(budget_s)
     if budget <= 0:
         raise ValueError(f"the time budget must be > 0 seconds, got {budget}")
@@ -372,22 +407,34 @@ def choose_recipe(stats: DataStats, fresh_head: bool, device_type: str = "cpu", 
     # The crop must hold the structures of the classes that are not the background: with two classes the
     # thinner is the structure of interest, with more the median thickness (a huge background is no guide).
     scale = choose_scale_range(thinnest)
-    crop = choose_crop(stats.short_side, thickest, device_type)
-    batch = choose_batch(crop, stats.num_images, device_type)
+    if given.get("crop_size") is not None:
+        gc = given["crop_size"]
+        crop_hw = (int(gc), int(gc)) if isinstance(gc, (int, np.integer)) else (int(gc[0]), int(gc[1]))
+    else:
+        c = choose_crop(stats.short_side, thickest, device_type)
+        crop_hw = (c, c)
+    batch = int(given["batch_size"]) if given.get("batch_size") is not None else choose_batch(crop_hw, stats.num_images, device_type)
     loss, weights = choose_loss(present)
     lr_body, lr_head = choose_lrs(fresh_head, device_type)
     bn = choose_bn(batch)
+    pix = _device(PIXELS_PER_STEP, device_type)
     reasons = {
-        "scale_range": f"thinnest labelled structure ~{thinnest:.1f} px: keep it >= {MIN_STRUCTURE_PX:g} px",
-        "crop_size": f"half the {stats.short_side} px short side, >= 4x the {thickest:.1f} px structures, <= {MAX_CROP.get(device_type, MAX_CROP['cpu'])} on {device_type}",
-        "batch_size": f"{PIXELS_PER_STEP.get(device_type, PIXELS_PER_STEP['cpu'])} pixels per step on {device_type}, <= {stats.num_images} images",
+        "scale_range": f"native size as the Predictor sees it, up to 1/{AUTO_SCALE_BELOW:g} larger; shrink so the "
+                       f"thinnest labelled structure (~{thinnest:.1f} px) stays >= {MIN_STRUCTURE_PX:g} px",
+        "crop_size": "given" if "crop_size" in given else
+                     f"{pix} pixels per step over {_device(TARGET_BATCH, device_type)} crops, >= 4x the {thickest:.1f} px "
+                     f"structures, <= the {stats.short_side} px short side",
+        "batch_size": "given" if "batch_size" in given else
+                      f"{pix} pixels per step on {device_type} / the {crop_hw[0]}x{crop_hw[1]} crop, <= {stats.num_images} images",
         "loss": "median-frequency weighted CE (clipped) + Dice: rare classes count" if weights != "none" else "one labelled class",
-        "lr": f"new classifier x{HEAD_LR_MULT:g}" if fresh_head else "classifier already trained for these classes",
-        "bn": "AdaBN statistics, then frozen (small batch)" if bn == "adabn" else "batch large enough to train BatchNorm",
+        "lr": f"new classifier x{HEAD_LR_MULT:g}" if fresh_head else "one rate for every layer",
+        "bn": f"AdaBN statistics, then frozen (batch {batch} < {BN_TRAIN_MIN_BATCH})" if bn == "adabn"
+              else f"batch {batch} large enough to train BatchNorm",
+        "checkpoint": "the final weights (poly decay to 0 over the budget); no checkpoint is picked on a few images",
     }
     return Recipe(
         budget_s=budget,
-        crop_size=(crop, crop),
+        crop_size=crop_hw,
         scale_range=scale,
         batch_size=batch,
         loss=loss,

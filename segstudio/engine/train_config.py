@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from segstudio.engine.options import option, parse_floats, parse_pair
 
-__all__ = ["CLASS_WEIGHT_METHODS", "DEFAULT_TIMEOUT_S", "RECIPE_FIELDS", "TRAIN_SPLITS", "TrainConfig"]
+__all__ = ["CLASS_WEIGHT_METHODS", "DEFAULT_TIMEOUT_S", "KEEP_CHOICES", "RECIPE_FIELDS", "TRAIN_SPLITS", "TrainConfig"]
 
 CLASS_WEIGHT_METHODS = ("none", "median", "inverse")
 """The ``class_weights`` choices: the same tuple as :data:`segstudio.losses.weights.CLASS_WEIGHT_METHODS`
@@ -18,6 +18,9 @@ CLASS_WEIGHT_METHODS = ("none", "median", "inverse")
 TRAIN_SPLITS = ("train", "train+val")
 """The ``train_split`` choices: the dataset's train split, or train and val together (then nothing is validated
 and the last epoch's weights are the model: how CamVid test figures are reported, e.g. ENet, BiSeNet, DDRNet)."""
+
+KEEP_CHOICES = ("best", "last")
+"""The ``keep`` choices: the weights of the best validation, or the final weights."""
 
 DEFAULT_TIMEOUT_S = 600.0
 """Default seconds a ``torchrun`` rank waits in a collective for its peers (:mod:`segstudio.engine.distributed`)."""
@@ -77,6 +80,8 @@ class TrainConfig:
         class_weight_max: clip the class weights to this value (``None``: no clip).
         val_interval_s: with ``budget_s``, validate / write checkpoints every this many seconds instead of every
             ``val_every`` epochs (``None``: ``budget_s / 8``).
+        keep: ``"best"``: ``model.safetensors`` holds the weights of the best validation mIoU; ``"last"``: the final
+            weights (validation, if any, only draws the curve).
         patience: with ``budget_s`` and validation, stop after this many validations without a better mIoU once
             half the budget is spent (``None``: never early).
     """
@@ -158,6 +163,9 @@ class TrainConfig:
     val_interval_s: float | None = field(default=None, metadata=option(
         "--val-interval", "with a budget: validate / write checkpoints every this many seconds (default: budget/8)",
         type=float, metavar="SECONDS"))
+    keep: str = field(default="best", metadata=option(
+        "--keep", "which weights become model.safetensors: 'best' on validation (default), or 'last' (the fine-tune "
+        "recipe's: the final weights of the poly schedule; validation only draws the curve)", choices=KEEP_CHOICES))
     patience: int | None = field(default=None, metadata=option(
         "--patience", "with a budget: stop after this many validations without a better mIoU once half the budget "
         "is spent (default: the recipe's)", type=int))
@@ -165,6 +173,6 @@ class TrainConfig:
 
 RECIPE_FIELDS = (
     "epochs", "batch_size", "lr", "lr_head", "crop_size", "scale_range", "loss", "class_weights",
-    "class_weight_max", "freeze_bn", "adapt_bn", "warmup_fraction", "val_interval_s", "patience", "budget_s",
+    "class_weight_max", "freeze_bn", "adapt_bn", "warmup_fraction", "val_interval_s", "patience", "budget_s", "keep",
 )
 """TrainConfig fields the recipe fills when they are ``None`` (see :func:`segstudio.engine.trainer.apply_recipe`)."""

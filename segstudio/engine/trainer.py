@@ -55,7 +55,7 @@ from segstudio.engine.distributed import (
 )
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.datasets import find_samples
-from segstudio.io.layout import HISTORY_FILENAME, WEIGHTS_FILENAME
+from segstudio.io.layout import HISTORY_FILENAME, LABELS_DIRNAME, VALIDATION_LIST_FILENAME, WEIGHTS_FILENAME
 from segstudio.losses import CLASS_WEIGHT_METHODS, class_pixel_counts, compute_class_weights, get_loss
 from segstudio.metrics import ConfusionMatrix
 from segstudio.models import get_model
@@ -581,14 +581,16 @@ class Trainer:
             ts = time.perf_counter()
             self.save_last(metrics)
             main = self.dist.is_main  # only rank 0 writes files (every rank keeps the same state)
-            if metrics is not None and metrics["miou"] is not None and metrics["miou"] > self.state.best_miou:
+            improved = metrics is not None and metrics["miou"] is not None and metrics["miou"] > self.state.best_miou
+            if improved:
                 self.state.best_miou, stale = metrics["miou"], 0
+            if improved and self.config.keep == "best":
                 if main:
                     save_checkpoint(self.out_dir, self.model, self._card({"val": metrics}))
                 self._emit("checkpoint", path=str(final), epoch=self.state.epoch, step=self.state.step)
-            elif self.val_set is None:
-                if main:
-                    save_checkpoint(self.out_dir, self.model, self._card(None))
+            elif self.val_set is None or self.config.keep == "last":
+                if main:  # the current weights are the model (their validation, if any, is only reported)
+                    save_checkpoint(self.out_dir, self.model, self._card(None if metrics is None else {"val": metrics}))
                 self._emit("checkpoint", path=str(final), epoch=self.state.epoch, step=self.state.step)
             else:
                 stale += 1
@@ -605,7 +607,8 @@ class Trainer:
             ):
                 stop = "early stop"
         if budget is not None:
-            self.schedule["stopped"] = stop or ("max_steps" if self.state.step >= self.step_cap else "planned steps")
+            # The plan fills the budget, so running out of planned steps is the budget's end too.
+            self.schedule["stopped"] = stop or ("max_steps" if self.state.step >= self.step_cap else "budget")
         else:
             self.schedule["stopped"] = "max_steps" if self.state.step >= self.step_cap else "epochs"
         self.schedule["time_s"] = round(self._elapsed(), 2)
@@ -667,7 +670,8 @@ def apply_recipe(config: TrainConfig, stats: recipe_mod.DataStats, fresh_head: b
     Raises:
         ValueError: no labelled pixels, or a budget <= 0.
     """
-    r = recipe_mod.choose_recipe(stats, fresh_head, device_type, config.budget_s)
+    given = {f: getattr(config, f) for f in RECIPE_FIELDS if getattr(config, f) is not None}
+    r = recipe_mod.choose_recipe(stats, fresh_head, device_type, config.budget_s, given=given)
     choice = {
         "epochs": 10**6,
         "batch_size": r.batch_size,
@@ -682,10 +686,10 @@ def apply_recipe(config: TrainConfig, stats: recipe_mod.DataStats, fresh_head: b
         "adapt_bn": r.bn == "adabn",
         "warmup_fraction": recipe_mod.WARMUP_FRACTION if fresh_head else 0.0,
         "val_interval_s": r.val_interval_s,
-        "patience": recipe_mod.PATIENCE,
+        "patience": 0,  # no early stop: a few validation images cannot tell when to stop
         "budget_s": r.budget_s,
+        "keep": "last",
     }
-    given = {f: getattr(config, f) for f in RECIPE_FIELDS if getattr(config, f) is not None}
     if config.budget_s is None and (config.max_steps is not None or config.epochs is not None):
         # An explicit schedule (steps / epochs) replaces the budget: no time limit, validation every val_every epochs.
         choice.update(budget_s=None, val_interval_s=None, patience=None)
@@ -727,11 +731,6 @@ def file_sha1(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _base_short_side(ds: SegmentationDataset) -> int:
-    image, _ = ds.load(0)
-    return int(min(image.shape[:2]))
 
 
 def _median_image_size(paths: list[Path]) -> list[int] | None:
@@ -818,7 +817,7 @@ def train_on_folder(
         raise FileNotFoundError(f"{data_dir}: no labelled images to train on; save some corrected labels first")
     if not config.recipe:  # without the recipe every field needs a value: the TrainConfig defaults
         defaults = TrainConfig()
-        config = replace(config, **{f: getattr(defaults, f) for f in ("epochs", "batch_size", "lr", "crop_size", "scale_range", "loss", "class_weights", "freeze_bn") if getattr(config, f) is None})
+        config = replace(config, **{f: getattr(defaults, f) for f in RECIPE_FIELDS if getattr(config, f) is None})
     if config.loss is not None and config.class_weights is not None:
         check_loss_config(config, classes.num_classes)
     try:
@@ -826,8 +825,16 @@ def train_on_folder(
         val_samples, _ = find_samples(data_dir, "val") if has_val and "val" not in splits else ([], None)
     except FileNotFoundError:
         val_samples = []
-    if not val_samples and config.holdout_fraction > 0 and "val" not in splits and not (Path(data_dir) / "images").is_dir():
+    app_folder = not (Path(data_dir) / "images").is_dir() and not Path(data_dir).is_file()
+    if app_folder:  # the images the person set aside for validation never train
+        samples, val_samples = user_validation_split(data_dir, samples)
+    if not val_samples and config.holdout_fraction > 0 and "val" not in splits and app_folder:
         samples, val_samples = holdout_split(samples, config.holdout_fraction)
+    if not samples:
+        raise FileNotFoundError(
+            f"{data_dir}: every labelled image is set aside for validation ({VALIDATION_LIST_FILENAME}); "
+            "keep at least one for training"
+        )
     torch.manual_seed(config.seed)
     parent, fresh = None, []
     if init is not None:
@@ -871,12 +878,13 @@ def train_on_folder(
     recipe_info = None
     if config.recipe:
         device_type = device_for(current(), config.device).type
-        config, recipe_info = apply_recipe(config, _recipe_stats(train_set, len(val_samples)), bool(fresh) or init is None, device_type)
+        # A new classifier on pretrained layers learns faster; a model from scratch has one rate for every layer
+        # (the Trainer's groups come from ``fresh``, so the card records what is applied).
+        config, recipe_info = apply_recipe(config, _recipe_stats(train_set, len(val_samples)), bool(fresh), device_type)
         check_loss_config(config, classes.num_classes)
     train_set.transform = train_transforms(
         crop_size=tuple(config.crop_size),
-        scale_range=tuple(config.scale_range),
-        base_short_side=_base_short_side(train_set),
+        scale_range=tuple(config.scale_range),  # relative to each image's native size, as the Predictor sees it
         hflip=config.hflip,
         vflip=config.vflip,
         rotate=config.rotate,
@@ -893,6 +901,36 @@ def train_on_folder(
         if resume:
             trainer.resume(out_dir)
         return trainer.fit()
+
+
+def user_validation_split(folder: str | Path, samples: list) -> tuple[list, list]:
+    """Split an app folder's labelled samples into ``(train, validation)`` by ``labels/validation.txt``: the images
+    a person set aside for validation (file names, one a line; absent file: none). Nothing else is ever withheld
+    from training: every corrected image trains the model.
+
+    Raises:
+        ValueError: the list is not UTF-8 text (the message names the file).
+    """
+    path = Path(folder) / LABELS_DIRNAME / VALIDATION_LIST_FILENAME
+    names = read_validation_list(path)
+    if not names:
+        return list(samples), []
+    return [s for s in samples if s.image.name not in names], [s for s in samples if s.image.name in names]
+
+
+def read_validation_list(path: str | Path) -> set[str]:
+    """File names listed in a ``labels/validation.txt`` (empty when the file does not exist).
+
+    Raises:
+        ValueError: the file is not UTF-8 text.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return set()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: validation list is not UTF-8 text ({exc.reason}); one image file name a line") from exc
+    return {line.strip() for line in text.splitlines() if line.strip()}
 
 
 def holdout_split(samples: list, fraction: float, min_images: int = 5) -> tuple[list, list]:
@@ -923,10 +961,11 @@ def finetune_config(**overrides) -> TrainConfig:
     model, the device and ``budget_s`` (default: :func:`segstudio.engine.recipe.default_budget_s`, 3 min on a
     CPU, 1 min on CUDA); see :mod:`segstudio.engine.recipe`. Any :class:`TrainConfig` field can be given in
     ``overrides``, and a given field overrides the recipe (e.g. ``max_steps=2`` caps the steps, ``lr=1e-3``
-    fixes the rate of the pretrained layers). With 5 or more labelled images about 20% are held out for the
-    validation mIoU curve and the best checkpoint (:func:`holdout_split`).
+    fixes the rate of the pretrained layers). Every labelled image trains the model except those the person set
+    aside in ``labels/validation.txt`` (:func:`user_validation_split`), which draw the validation curve; the model
+    is the final weights (``keep="last"``), never a checkpoint picked on a few images.
     """
     base = {f: None for f in RECIPE_FIELDS}
-    base.update(recipe=True, holdout_fraction=0.2)
+    base.update(recipe=True, holdout_fraction=0.0)
     base.update(overrides)
     return TrainConfig(**base)

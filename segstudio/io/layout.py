@@ -7,6 +7,7 @@ An image folder ``F`` opened as a project::
     F/labels/image.png                saved label map (index PNG)
     F/labels/classes.json             the class list
     F/labels/provenance/image.png     who decided each pixel (segstudio.core.provenance)
+    F/labels/validation.txt           images the person set aside for validation: never trained on (one name a line)
     F/labels/.journal/<sha1>.ssj      crash-recovery journal of unsaved edits (segstudio.io.journal)
     F/labels/models/vNNN/             model versions fine-tuned on this folder (segstudio.engine.versions)
     F/labels/cluster/                 manifest + command for a cluster run (segstudio.engine.cluster)
@@ -27,6 +28,8 @@ PROVENANCE_DIRNAME = "provenance"
 JOURNAL_DIRNAME = ".journal"
 MODELS_DIRNAME = "models"
 CLUSTER_DIRNAME = "cluster"
+VALIDATION_LIST_FILENAME = "validation.txt"
+"""In ``labels/``: file names of the images a person set aside for validation (never trained on), one a line."""
 
 WEIGHTS_FILENAME = "model.safetensors"
 """A checkpoint's weights (safetensors) in a run folder / model version."""
