@@ -94,3 +94,27 @@ def test_elastic_deforms_but_keeps_ids():
 def test_bad_augmentation_options_raise(bad):
     with pytest.raises(ValueError, match="augmentation"):
         train_transforms(**bad)
+
+
+def test_mirror_swaps_left_and_right_classes():
+    """Car parts (issue 29's stress proxy): left/right parts are separate classes, so a mirrored training crop must
+    swap them, or the flip teaches the model that the two sides look alike."""
+    from torchvision import tv_tensors
+
+    from segstudio.core.labels import IGNORE_INDEX, mirror_permutation
+    from segstudio.data.transforms import RandomHorizontalFlipSwap
+
+    names = ["background", "left_mirror", "front-Left door", "right_mirror", "front-Right door", "hood"]
+    perm = mirror_permutation(names)
+    assert perm == [0, 3, 4, 1, 2, 5]
+    assert mirror_permutation(["background", "left", "sky"]) is None  # nothing to pair with
+    assert mirror_permutation(["a", "b"]) is None
+    mask = torch.tensor([[1, 0, 2, IGNORE_INDEX], [3, 4, 5, 1]], dtype=torch.uint8)
+    image = torch.arange(8, dtype=torch.uint8).reshape(1, 2, 4).expand(3, 2, 4).clone()
+    flip = RandomHorizontalFlipSwap(perm)
+    flip.p = 1.0
+    im2, m2 = flip(tv_tensors.Image(image), tv_tensors.Mask(mask))
+    assert torch.equal(im2, image.flip(-1))
+    assert m2.tolist() == [[IGNORE_INDEX, 4, 0, 3], [3, 5, 2, 1]]  # mirrored, then left <-> right
+    with pytest.raises(ValueError, match="permutation"):
+        RandomHorizontalFlipSwap([0, 0, 1])

@@ -183,3 +183,15 @@ def test_cli_tta_flag_reaches_the_predictor(monkeypatch, samples_dir, tmp_path):
     got = json.loads(out.read_text())
     assert got["tta"] is True and got["limit"] == 1 and got["images"] == 1
     assert main(["evaluate", "--data", str(data), "--device", "cpu", "--limit", "0", "-o", str(out)]) == 2
+
+
+def test_tta_swaps_left_and_right_class_logits(bundled, image):
+    """With classes a mirror turns into each other (car parts: left_mirror ↔ right_mirror), the mirrored pass's
+    logits change channel before the mean: ``z = (f(x) + P flip(f(flip(x)))) / 2``."""
+    card = dict(bundled.card)
+    card["classes"] = [{"id": i, "name": n, "color": [i * 40, 0, 0]} for i, n in enumerate(("background", "left_mirror", "right_mirror", "hood"))]
+    loaded = _toy(Asymmetric, card)
+    plain = Predictor(loaded, device="cpu")
+    z = _logits(plain, image)
+    z_mirror = _logits(plain, np.ascontiguousarray(image[:, ::-1])).flip(-1)[[0, 2, 1, 3]]
+    torch.testing.assert_close(_logits(Predictor(loaded, device="cpu", tta=True), image), (z + z_mirror) / 2, atol=1e-4, rtol=1e-4)

@@ -7,6 +7,7 @@ metrics. This module is the one place where the ignore value is spelled out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -125,6 +126,35 @@ class ClassSpec:
             names.append(it["name"])
             colors.append(tuple(it.get("color", palette[i])))
         return cls(tuple(names), tuple(colors))
+
+
+_MIRROR_WORDS = {"left": "right", "right": "left"}
+
+
+def mirror_permutation(names: Sequence[str]) -> list[int] | None:
+    """The class a left-right mirror turns each class into, from the class names, or ``None`` when none changes.
+
+    A class whose name has the word ``left`` (or ``right``; words split on ``_``, ``-``, spaces, case-insensitive)
+    becomes the class whose name is the same with that word swapped, when the list has it (``back_left_door`` ↔
+    ``back_right_door``). A mirrored training image keeps its labels true only with this swap (car parts: a flip
+    without it teaches the model that left and right parts look alike).
+
+    Returns:
+        ``perm`` (K,) with ``perm[c]`` the class of mirrored ``c`` (a permutation), or ``None`` (identity).
+    """
+    import re
+
+    index = {n.lower(): i for i, n in enumerate(names)}
+    perm = list(range(len(names)))
+    for i, name in enumerate(names):
+        parts = re.split(r"([_\-\s]+)", name.lower())
+        swapped = "".join(_MIRROR_WORDS.get(p, p) for p in parts)
+        j = index.get(swapped)
+        if j is not None and j != i:
+            perm[i] = j
+    if any(perm[perm[i]] != i for i in range(len(perm))):  # not a pairing (e.g. duplicate names): no swap
+        return None
+    return None if perm == list(range(len(names))) else perm
 
 
 def new_label_map(height: int, width: int, fill: int = IGNORE_INDEX) -> np.ndarray:

@@ -47,6 +47,35 @@ class RandomRelativeResize(v2.RandomResize):
         return dict(size=[max(8, round(s * min(h, w)))])
 
 
+class RandomHorizontalFlipSwap(v2.RandomHorizontalFlip):
+    """Random left-right mirror (p = 0.5) that also maps each class of the mask to its mirror class.
+
+    Args:
+        permutation: ``perm`` (K,) with ``perm[c]`` the class of mirrored class ``c``
+            (:func:`segstudio.core.labels.mirror_permutation`, e.g. ``left_mirror`` ↔ ``right_mirror``); ignore
+            pixels stay ignore.
+
+    Raises:
+        ValueError: ``permutation`` is not a permutation of ``0..K-1``.
+    """
+
+    def __init__(self, permutation) -> None:
+        super().__init__(p=0.5)
+        perm = [int(v) for v in permutation]
+        if sorted(perm) != list(range(len(perm))):
+            raise ValueError(f"mirror classes must be a permutation of 0..{len(perm) - 1}, got {perm}")
+        lut = torch.arange(256, dtype=torch.uint8)
+        lut[: len(perm)] = torch.tensor(perm, dtype=torch.uint8)
+        self.lut = lut
+
+    def transform(self, inpt, params):
+        out = super().transform(inpt, params)
+        if isinstance(out, tv_tensors.Mask):
+            mapped = self.lut.to(out.device)[out.long()] if out.dtype == torch.uint8 else self.lut.to(out.device).long()[out.long()]
+            return tv_tensors.wrap(mapped.to(out.dtype), like=out)
+        return out
+
+
 def train_transforms(
     crop_size: tuple[int, int] = (256, 256),
     scale_range: tuple[float, float] = (0.5, 2.0),
@@ -57,6 +86,7 @@ def train_transforms(
     translate: float = 0.0,
     elastic: float = 0.0,
     color_jitter: float = 0.2,
+    hflip_permutation=None,
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
 ) -> v2.Compose:
@@ -79,6 +109,8 @@ def train_transforms(
         elastic: displacement magnitude alpha of an elastic deformation, pixels (0 disables); sigma 5.
             Ronneberger et al., "U-Net", MICCAI 2015, used elastic deformations for the ISBI membranes.
         color_jitter: brightness/contrast/saturation strength (0 disables).
+        hflip_permutation: with ``hflip``, the class each class becomes when mirrored
+            (:func:`segstudio.core.labels.mirror_permutation`; ``None``: every class stays itself).
 
     Call as ``t(tv_tensors.Image uint8 (3, H, W), tv_tensors.Mask uint8 (H, W))`` →
     ``(float32 (3, h, w) normalised, int64 (h, w))``.
@@ -104,7 +136,7 @@ def train_transforms(
     if elastic > 0:  # after the crop: the displacement field costs O(crop), not O(image)
         ops.append(v2.ElasticTransform(alpha=float(elastic), sigma=5.0, fill=fill))
     if hflip:
-        ops.append(v2.RandomHorizontalFlip())
+        ops.append(v2.RandomHorizontalFlip() if hflip_permutation is None else RandomHorizontalFlipSwap(hflip_permutation))
     if vflip:
         ops.append(v2.RandomVerticalFlip())
     if color_jitter > 0:

@@ -38,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from segstudio.core.labels import mirror_permutation
 from segstudio.data.transforms import to_model_input
 from segstudio.engine.checkpoint import LoadedModel
 from segstudio.engine.devices import resolve_device
@@ -261,6 +262,8 @@ class Predictor:
         self.tta = bool(tta)
         self.device = resolve_device(device)
         self.classes = loaded.classes
+        perm = mirror_permutation(self.classes.names)
+        self._mirror = None if perm is None else torch.tensor(perm)
         self.channels_last = bool(channels_last)
         self.amp = (self.device.type == "cuda") if amp is None else bool(amp) and self.device.type == "cuda"
         th, tw = (tile_size, tile_size) if isinstance(tile_size, int) else tuple(tile_size)
@@ -345,7 +348,9 @@ class Predictor:
         run with the mirrored model ``flip ∘ f ∘ flip``, and ``predict_proba`` stays the softmax of
         ``predict_logits``. The softmax of the logit mean is the normalised geometric mean of the two
         probability maps (mmsegmentation averages the probabilities instead, ``ttach`` the raw outputs);
-        ``python -m bench tta`` measures both merges (``docs/benchmarks.md``).
+        ``python -m bench tta`` measures both merges (``docs/benchmarks.md``). Classes that a mirror turns into
+        each other (``left_mirror`` ↔ ``right_mirror``, :func:`segstudio.core.labels.mirror_permutation`) swap
+        their logit channels in the mirrored pass.
         """
         x = x.to(device, non_blocking=True)
         if self.channels_last:
@@ -359,6 +364,8 @@ class Predictor:
             if self.channels_last:
                 xf = xf.contiguous(memory_format=torch.channels_last)
             mirrored = torch.flip(self._runner(xf)["out"].float(), dims=(3,))
+            if self._mirror is not None:  # a mirrored left part is a right part: its logits change channel
+                mirrored = mirrored[:, self._mirror]
             return (out + mirrored) * 0.5
 
     @staticmethod

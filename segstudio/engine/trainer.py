@@ -29,7 +29,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from segstudio.core.labels import ClassSpec
+from segstudio.core.labels import ClassSpec, mirror_permutation
 from segstudio.data.dataset import SegmentationDataset
 from segstudio.data.transforms import eval_transforms, train_transforms
 from segstudio.engine import recipe as recipe_mod
@@ -882,6 +882,9 @@ def train_on_folder(
         # (the Trainer's groups come from ``fresh``, so the card records what is applied).
         config, recipe_info = apply_recipe(config, _recipe_stats(train_set, len(val_samples)), bool(fresh), device_type)
         check_loss_config(config, classes.num_classes)
+    mirror = mirror_permutation(classes.names) if config.hflip else None
+    if mirror is not None:  # a mirrored image's left parts are right parts: the labels swap with the flip
+        card.setdefault("training", {})["hflip_swaps"] = [[classes.names[i], classes.names[j]] for i, j in enumerate(mirror) if i < j]
     train_set.transform = train_transforms(
         crop_size=tuple(config.crop_size),
         scale_range=tuple(config.scale_range),  # relative to each image's native size, as the Predictor sees it
@@ -891,6 +894,7 @@ def train_on_folder(
         translate=config.translate,
         elastic=config.elastic,
         color_jitter=config.color_jitter,
+        hflip_permutation=mirror,
     )
     val_set = SegmentationDataset(val_samples, classes.num_classes, eval_transforms()) if val_samples else None
     with distributed_session(config.device, config.dist_timeout_s) as dist_ctx:
