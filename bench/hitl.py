@@ -24,7 +24,8 @@ domain: mIoU, lowest trained-class IoU, ratio to the long reference, the fixed p
 worst ratio.
 
 Ablations: ``--variant NAME=JSON`` (repeatable) adds runs whose config is ``finetune_config(**JSON)`` at the first
-budget, e.g. ``--variant plain_ce='{"loss": "ce", "class_weights": "none"}'`` (``--variants-only`` skips the rest).
+budget, e.g. ``--variant plain_ce='{"loss": "ce", "class_weights": "none"}'`` (``--variants-only`` skips the rest);
+the key ``"start": "imagenet"`` trains the starting model's architecture from its ImageNet encoder alone instead.
 """
 
 from __future__ import annotations
@@ -163,12 +164,20 @@ def finetune(app: Path, out: Path, init: str, overrides: dict, device: str, seed
     """One fine-tune with ``finetune_config(**overrides)``; returns its card's schedule/recipe and minutes."""
     from segstudio.engine import finetune_config, train_on_folder
 
+    from segstudio.engine import load_checkpoint
+
     if out.exists():
         shutil.rmtree(out)
-    over = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    over = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if k != "start"}
     cfg = finetune_config(device=device, seed=seed, **over)
     t0 = time.perf_counter()
-    path = train_on_folder(app, out, init=init, config=cfg)
+    if overrides.get("start") == "imagenet":
+        # The starting model's architecture with only its encoder's ImageNet weights (New model…'s path).
+        card = load_checkpoint(None if init == "default" else init).card
+        path = train_on_folder(app, out, model_name=card["architecture"], config=cfg,
+                               model_kwargs={**card.get("model_kwargs", {}), "pretrained": True})
+    else:
+        path = train_on_folder(app, out, init=init, config=cfg)
     minutes = (time.perf_counter() - t0) / 60
     card = json.loads(path.with_suffix(".json").read_text())
     tr = card.get("training", {})
