@@ -289,3 +289,26 @@ def test_compare_label_maps_identical_and_disjoint():
     assert r["miou"] == 0.0 and r["differ"] == 1.0 and r["pixels"] == 3
     with pytest.raises(ValueError):
         versions_dock.compare_label_maps(a, b[:, :2], 3)
+
+
+def test_set_aside_for_validation_toggles_the_list_and_follows_the_image(qtbot, folder):
+    """Edit ▸ Set aside for validation (issue 29): the current image goes into labels/validation.txt (never trained
+    on) and back out; the action's check mark follows the image shown."""
+    from segstudio.io.validation import read_validation_list
+
+    win = make_window(qtbot)
+    win.open_folder(folder)
+    wait_idle(qtbot, win)
+    ctl = win.project_ctl
+    names = [p.name for p in win.paths]
+    assert not ctl.act_validation.isChecked() and read_validation_list(folder) == set()
+    ctl.act_validation.trigger()
+    assert read_validation_list(folder) == {names[0]} and ctl.act_validation.isChecked()
+    win.files.setCurrentRow(1)
+    wait_idle(qtbot, win)
+    assert not ctl.act_validation.isChecked()  # the next image trains
+    win.files.setCurrentRow(0)
+    wait_idle(qtbot, win)
+    assert ctl.act_validation.isChecked()
+    ctl.act_validation.trigger()
+    assert read_validation_list(folder) == set() and not (folder / "labels" / "validation.txt").exists()

@@ -55,7 +55,8 @@ from segstudio.engine.distributed import (
 )
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.datasets import find_samples
-from segstudio.io.layout import HISTORY_FILENAME, LABELS_DIRNAME, VALIDATION_LIST_FILENAME, WEIGHTS_FILENAME
+from segstudio.io.layout import HISTORY_FILENAME, VALIDATION_LIST_FILENAME, WEIGHTS_FILENAME
+from segstudio.io.validation import read_validation_list
 from segstudio.losses import CLASS_WEIGHT_METHODS, class_pixel_counts, compute_class_weights, get_loss
 from segstudio.metrics import ConfusionMatrix
 from segstudio.models import get_model
@@ -915,26 +916,10 @@ def user_validation_split(folder: str | Path, samples: list) -> tuple[list, list
     Raises:
         ValueError: the list is not UTF-8 text (the message names the file).
     """
-    path = Path(folder) / LABELS_DIRNAME / VALIDATION_LIST_FILENAME
-    names = read_validation_list(path)
+    names = read_validation_list(folder)
     if not names:
         return list(samples), []
     return [s for s in samples if s.image.name not in names], [s for s in samples if s.image.name in names]
-
-
-def read_validation_list(path: str | Path) -> set[str]:
-    """File names listed in a ``labels/validation.txt`` (empty when the file does not exist).
-
-    Raises:
-        ValueError: the file is not UTF-8 text.
-    """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return set()
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: validation list is not UTF-8 text ({exc.reason}); one image file name a line") from exc
-    return {line.strip() for line in text.splitlines() if line.strip()}
 
 
 def holdout_split(samples: list, fraction: float, min_images: int = 5) -> tuple[list, list]:

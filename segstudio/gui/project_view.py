@@ -42,6 +42,7 @@ from segstudio.gui.qtutil import add_dock, window_action
 from segstudio.gui.versions_dock import ABCompareDialog, VersionsPanel, make_ab_job
 from segstudio.io import label_path_for, load_classes, save_classes
 from segstudio.io.layout import CARD_FILENAME, WEIGHTS_FILENAME, ProjectLayout
+from segstudio.io.validation import read_validation_list, set_validation
 from segstudio.io.project import (
     PROJECT_FILENAME,
     STATUS_CORRECTED,
@@ -214,6 +215,12 @@ class ProjectController(QObject):
         self.act_import = self._action("Import classes.json…", self.ask_import_classes, [], m_file)
         self.act_export = self._action("Export classes.json…", self.ask_export_classes, [], m_file)
         self.act_reviewed = self._action("Mark image reviewed", self.mark_reviewed, ["Ctrl+Return"], m_edit)
+        self.act_validation = self._action("Set aside for validation (never trained on)", self.toggle_validation, [], m_edit)
+        self.act_validation.setCheckable(True)
+        self.act_validation.setToolTip(
+            "Every corrected image trains the next fine-tune, except the ones set aside here: they only draw the "
+            "validation curve (labels/validation.txt)"
+        )
         self.act_compare = self._action(
             "Compare versions A/B…",
             lambda: self.compare(self.versions.combo_a.currentText(), self.versions.combo_b.currentText()),
@@ -346,6 +353,7 @@ class ProjectController(QObject):
         self.clock.start()
         self._touch(previous)
         self.view.select(row)
+        self.sync_validation_action(self.state.paths[row])
 
     def _on_edited(self) -> None:
         doc = self.state.current_doc()
@@ -379,6 +387,36 @@ class ProjectController(QObject):
         self.save()
         self._touch(doc.path.name)
         self.state.say(f"{doc.path.name} reviewed")
+
+    def toggle_validation(self) -> None:
+        """Set the current image aside for validation (never trained on), or back to training; the action's check
+        mark follows the list on disk (``labels/validation.txt``, :mod:`segstudio.io.validation`)."""
+        doc = self.state.current_doc()
+        if doc is None:
+            return
+        aside = doc.path.name not in read_validation_list(doc.path.parent)
+        try:
+            names = set_validation(doc.path.parent, doc.path.name, aside)
+        except (OSError, ValueError) as exc:
+            self.state.say(f"could not update the validation list: {exc}")
+            self.sync_validation_action()
+            return
+        self.sync_validation_action()
+        self.state.say(
+            f"{doc.path.name} set aside for validation: fine-tunes never train on it ({len(names)} set aside)" if aside
+            else f"{doc.path.name} trains the next fine-tune again ({len(names)} set aside)"
+        )
+
+    def sync_validation_action(self, path: Path | None = None) -> None:
+        """Check the action when image ``path`` (default: the current document's) is set aside for validation."""
+        if path is None:
+            doc = self.state.current_doc()
+            path = None if doc is None else doc.path
+        try:
+            on = path is not None and path.name in read_validation_list(path.parent)
+        except ValueError:
+            on = False
+        self.act_validation.setChecked(on)
 
     # -- classes -------------------------------------------------------------------------------------
     def edit_classes(self) -> None:
