@@ -66,7 +66,10 @@ def test_eta_from_step_timing_and_format():
 
 def test_options_dialog_live_curves_metrics_after_finetune(qtbot, folder, samples_dir):
     names = sorted(p.name for p in folder.glob("*.png"))
-    save_ground_truth(folder, samples_dir, names)  # 5 corrected images: one is held out for validation
+    save_ground_truth(folder, samples_dir, names)  # 5 corrected images ...
+    from segstudio.io.validation import set_validation
+
+    set_validation(folder, names[2], True)  # ... one set aside for validation by the person (issue 29)
     win = make_window(qtbot)
     win.open_folder(folder)
     wait_idle(qtbot, win)
@@ -112,14 +115,14 @@ def test_options_dialog_live_curves_metrics_after_finetune(qtbot, folder, sample
     x, y = panel.loss_curve.getData()
     np.testing.assert_array_equal(x, [1, 2, 3])
     np.testing.assert_allclose(y, panel.losses)
-    # 4 training images / batch 2 = 2 steps per epoch → 2 epochs, each validated on the held-out image.
+    # 4 training images / batch 2 = 2 steps per epoch → 2 epochs, each validated on the image set aside.
     assert panel.epochs == [1, 2] and len(panel.val_miou) == 2 and all(0 <= v <= 100 for v in panel.val_miou)
     assert panel.eta.text() == "ETA 0:00" and panel.progress.value() == 3
 
     v = list_versions(folder)[-1]
     card = load_checkpoint(v).card
     td = card["training_data"]
-    assert len(td["files"]) == 4 and len(td["val_files"]) == 1 and set(td["files"] + td["val_files"]) == set(names)
+    assert len(td["files"]) == 4 and td["val_files"] == [names[2]] and set(td["files"] + td["val_files"]) == set(names)
     assert card["training"]["config"]["freeze_encoder"] is True
     # Frozen encoder: the new version's encoder weights equal its parent's.
     new, old = load_checkpoint(v).model.state_dict(), load_checkpoint(default_checkpoint()).model.state_dict()

@@ -107,7 +107,7 @@ class TrainingPanel(QWidget):
         self.loss_plot.showGrid(x=True, y=True, alpha=0.3)
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#1f77b4", width=2))
         self.miou_plot = pg.PlotWidget()
-        self.miou_plot.setTitle("validation mIoU (%) on held-out images")
+        self.miou_plot.setTitle("validation mIoU (%) on images set aside")
         self.miou_plot.setLabel("bottom", "epoch")
         self.miou_plot.showGrid(x=True, y=True, alpha=0.3)
         self.miou_curve = self.miou_plot.plot(
@@ -199,7 +199,9 @@ class TrainingPanel(QWidget):
                 self.miou_curve.setData(self.epochs, self.val_miou)
                 self.val_note.setText(f"best validation mIoU {max(self.val_miou):.1f}% (epoch {self.epochs[self.val_miou.index(max(self.val_miou))]})")
             elif not self.val_miou:
-                self.val_note.setText("No held-out images (needs 5 or more saved labels): no validation curve.")
+                self.val_note.setText(
+                    "Every corrected image trains: no validation curve (Edit ▸ Set aside for validation keeps an image out)."
+                )
         elif event == "checkpoint":
             self.last_checkpoint = Path(info["path"])
         elif event == "done":
