@@ -12,8 +12,9 @@ model nor any model it was fine-tuned from trained on it or selected a checkpoin
   cut the chain. The card's ``parent`` path is still followed (:func:`card_lineage`) for cards written before.
 * **Near-duplicates count as seen.** A left-right mirrored, re-encoded (JPEG) or resized copy of a training
   image has other bytes but nearly the same perceptual key (Hamming distance at most
-  :data:`NEAR_DUPLICATE_MAX_BITS`; crops only up to about 0.5 % of each side, see there); such images take the role of the image they copy, and are reported
-  (:class:`ImageRoles`.near_duplicates) so the Metrics dock can say how many it excluded.
+  :data:`NEAR_DUPLICATE_MAX_BITS`; crops only up to about 0.5 % of each side, see there); such images take
+  the role of the image they copy, and are reported (:class:`ImageRoles`.near_duplicates) so the Metrics dock
+  can say how many it excluded.
 * **Roles depend on content only**: an image's role is a function of its own bytes and the cards, never of the
   other files in its folder, so adding or replacing a file changes no other image's role.
 
