@@ -257,3 +257,28 @@ def test_metrics_dock_says_how_many_near_duplicates_it_excluded(qtbot, tmp_path)
     assert "1 image not held out: near-duplicate" in dock.summary.text()
     roles = sorted(dock.image_table.item(i, 1).text() for i in range(3))
     assert roles == [ROLE_HELD_OUT, ROLE_TRAIN, f"{ROLE_TRAIN} (near-duplicate)"]
+
+
+def test_an_old_parent_without_hashes_is_keyed_into_the_childs_lineage(tmp_path):
+    from segstudio.engine.heldout import card_content_keys
+
+    a, b = _app_folder(tmp_path / "old", ["a.png", "b.png"], seed=8)
+    parent = {"training_data": {"path": str(tmp_path / "old"), "files": ["a.png"], "val_files": ["b.png"]}}
+    keys = card_content_keys([], [], parent)
+    assert keys["lineage"]["image_sha1"] == [file_sha1(a)] and keys["lineage"]["val_image_sha1"] == [file_sha1(b)]
+    assert keys["lineage"]["image_phash"] == [perceptual_key(read_image(a))]
+    child = {"training_data": {"image_sha1": [], **keys}}
+    shutil.move(tmp_path / "old", tmp_path / "moved")
+    moved = [tmp_path / "moved" / "a.png", tmp_path / "moved" / "b.png"]
+    assert image_roles([child], moved) == {moved[0]: ROLE_TRAIN, moved[1]: ROLE_VAL}
+
+
+def test_legacy_dataset_card_marks_its_val_split_as_validation(tmp_path):
+    (tmp_path / "images").mkdir()
+    for s in ("t", "v", "x"):
+        (tmp_path / "images" / f"{s}.png").write_bytes(s.encode())
+    (tmp_path / "train.txt").write_text("t\n")
+    (tmp_path / "val.txt").write_text("v\n")
+    card = {"training_data": {"path": str(tmp_path), "images": 1, "val_images": 1}}
+    paths = [tmp_path / "images" / f"{s}.png" for s in ("t", "v", "x")]
+    assert image_roles([card], paths) == dict(zip(paths, (ROLE_TRAIN, ROLE_VAL, ROLE_HELD_OUT)))

@@ -196,7 +196,8 @@ def card_content_keys(train_images: list[Path], val_images: list[Path], parent_c
     Returns:
         ``{"image_phash": [...], "val_image_phash": [...], "lineage": {...}}`` (``lineage`` only with a
         parent): the parent's own keys and everything it carried (:func:`lineage_keys` of the parent's
-        :func:`card_lineage`, so cards written before ``lineage`` existed still hand their chain down).
+        :func:`card_lineage`, so cards written before ``lineage`` existed still hand their chain down; an
+        ancestor without any hashes gets its training and validation files keyed here while they are on disk).
         Unreadable images get no perceptual key (their SHA-1 still identifies them).
     """
     out: dict = {
@@ -204,29 +205,74 @@ def card_content_keys(train_images: list[Path], val_images: list[Path], parent_c
         "val_image_phash": [k for k in map(image_phash, val_images) if k],
     }
     if parent_card is not None:
-        out["lineage"] = lineage_keys(card_lineage(parent_card, read_card=read_card))
+        chain = card_lineage(parent_card, read_card=read_card)
+        lineage = lineage_keys(chain)
+        legacy_train, legacy_val = _legacy_files(chain)  # an old ancestor without hashes: key its files while they are here
+        for f, files in (("image", legacy_train), ("val_image", legacy_val)):
+            lineage[f"{f}_sha1"] += [h for h in map(_sha1, files) if h not in lineage[f"{f}_sha1"]]
+            lineage[f"{f}_phash"] += [k for k in map(image_phash, files) if k and k not in lineage[f"{f}_phash"]]
+        out["lineage"] = lineage
     return out
 
 
-def _legacy_keys(chain: list[dict]) -> tuple[set, set, set]:
-    """(folder, name) train / val pairs and (images folder, stem) pairs of cards without content hashes."""
-    trained, stems, val = set(), set(), set()
+def _sha1(path: Path) -> str:
+    from segstudio.engine.trainer import file_sha1
+
+    return file_sha1(path)
+
+
+def _split_stems(root: str, split: str) -> list[str]:
+    try:
+        lines = (Path(root) / f"{split}.txt").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [s.strip() for s in lines if s.strip()]
+
+
+def _legacy_names(td: dict) -> tuple[str, bool, list[str], list[str]]:
+    """``(root, by_file, train, val)`` of a card without content hashes: file names of an app folder
+    (``by_file``) or stems of a dataset folder's split lists (``splits``, default train; val.txt when the card
+    counts validation images that did not train it)."""
+    root = str(Path(td["path"]).resolve())
+    if "files" in td:
+        return root, True, list(td["files"]), list(td.get("val_files", []))
+    splits = list(td.get("splits") or ["train"])
+    train = [s for sp in splits for s in _split_stems(root, sp)]
+    val = _split_stems(root, "val") if td.get("val_images") and "val" not in splits else []
+    return root, False, train, val
+
+
+def _legacy_keys(chain: list[dict]) -> tuple[set, set, set, set]:
+    """(folder, name) train / val pairs and (images folder, stem) train / val pairs of cards without content hashes."""
+    trained, stems, val, val_stems = set(), set(), set(), set()
     for card in chain:
         td = card.get("training_data") or {}
-        root = td.get("path")
-        if not root or "image_sha1" in td:
+        if not td.get("path") or "image_sha1" in td:
             continue
-        root = str(Path(root).resolve())
-        if "files" in td:
-            trained.update((root, n) for n in td["files"])
-            val.update((root, n) for n in td.get("val_files", []))
+        root, by_file, train_names, val_names = _legacy_names(td)
+        if by_file:
+            trained.update((root, n) for n in train_names)
+            val.update((root, n) for n in val_names)
         else:
-            try:
-                lines = (Path(root) / "train.txt").read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError):
-                lines = []
-            stems.update((str(Path(root) / "images"), s.strip()) for s in lines if s.strip())
-    return trained, stems, val
+            images = str(Path(root) / "images")
+            stems.update((images, s) for s in train_names)
+            val_stems.update((images, s) for s in val_names)
+    return trained, stems, val, val_stems
+
+
+def _legacy_files(chain: list[dict]) -> tuple[list[Path], list[Path]]:
+    """The training and validation image files of the cards without content hashes that exist on this machine."""
+    train, val = [], []
+    for card in chain:
+        td = card.get("training_data") or {}
+        if not td.get("path") or "image_sha1" in td:
+            continue
+        root, by_file, train_names, val_names = _legacy_names(td)
+        for names, out in ((train_names, train), (val_names, val)):
+            for n in names:
+                found = [Path(root) / n] if by_file else sorted((Path(root) / "images").glob(f"{n}.*"))
+                out.extend(f for f in found[:1] if f.is_file())
+    return train, val
 
 
 @dataclass
@@ -273,7 +319,7 @@ def classify_images(chain: list[dict], paths: Iterable[Path], digest: Callable[[
     keys = lineage_keys(chain)
     train_h, val_h = set(keys["image_sha1"]), set(keys["val_image_sha1"])
     train_p, val_p = _key_bytes(keys["image_phash"]), _key_bytes(keys["val_image_phash"])
-    trained, stems, val = _legacy_keys(chain)
+    trained, stems, val, val_stems = _legacy_keys(chain)
     out = ImageRoles()
     for p in paths:
         p = Path(p)
@@ -287,7 +333,7 @@ def classify_images(chain: list[dict], paths: Iterable[Path], digest: Callable[[
         if h in train_h or key in trained or (key[0], p.stem) in stems:
             out.roles[p] = ROLE_TRAIN
             continue
-        if h in val_h or key in val:
+        if h in val_h or key in val or (key[0], p.stem) in val_stems:
             out.roles[p] = ROLE_VAL
             continue
         out.roles[p] = ROLE_HELD_OUT
