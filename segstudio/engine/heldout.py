@@ -294,9 +294,11 @@ def classify_images(chain: list[dict], paths: Iterable[Path], digest: Callable[[
                     max_bits: int = NEAR_DUPLICATE_MAX_BITS) -> ImageRoles:
     """Role of each image for the models of ``chain``, by content, with the near-duplicates named.
 
-    An image is :data:`ROLE_TRAIN` when some model of the chain trained on its bytes (SHA-1), on a
-    near-duplicate of it (perceptual key within ``max_bits``) or, for legacy cards, on its folder + name;
-    else :data:`ROLE_VAL` when one selected a checkpoint on it in the same senses; else :data:`ROLE_HELD_OUT`.
+    An image is :data:`ROLE_TRAIN` when some model of the chain trained on its bytes (SHA-1) or, for legacy
+    cards, on its folder + name; else :data:`ROLE_VAL` when one selected a checkpoint on it in those senses.
+    Only an image not recognised so is compared by perceptual key: within ``max_bits`` of a training image's key
+    it is :data:`ROLE_TRAIN`, else of a validation image's :data:`ROLE_VAL` (named in ``near_duplicates``);
+    otherwise :data:`ROLE_HELD_OUT`.
     The keys come from every card of ``chain`` and the ``lineage`` each carries (:func:`lineage_keys`).
     Each image's role depends on its own content only, never on the other files given.
 
