@@ -25,6 +25,7 @@ from segstudio.gui.uncertainty import quantize
 from segstudio.io import load_classes, read_image, read_index_png, save_labels
 from segstudio.metrics import ConfusionMatrix
 from segstudio.postprocess import CRFParams, MorphParams, refine
+from conftest import SHARED
 from qt_helpers import show_window, wait_idle
 
 CAR = 8
@@ -218,11 +219,12 @@ def test_heatmap_layer_and_correct_next_ranking(qtbot, folder, samples_dir):
 def test_metrics_dock_matches_independent_confusion_matrix(qtbot, folder, samples_dir):
     names = ["0016E5_07959.png", "0016E5_08119.png"]
     save_ground_truth(folder, samples_dir, names)
-    # A frame the bundled model never saw, by content: a bundled frame mirrored left-right, with its labels mirrored.
-    mirrored = "mirrored_0016E5_08039.png"
-    Image.fromarray(np.ascontiguousarray(read_image(samples_dir / "0016E5_08039.png")[:, ::-1])).save(folder / mirrored)
-    gt = np.ascontiguousarray(read_index_png(samples_dir / "ground_truth" / "0016E5_08039.png")[:, ::-1])
-    save_labels(folder / mirrored, gt, load_classes(samples_dir / "ground_truth" / "classes.json"))
+    # A frame no bundled model trained or selected on (CamVid's withheld test split, ../shared/datasets/camvid_samples);
+    # a mirrored training frame would be a near-duplicate, not held out (issue 30).
+    unseen = SHARED / "datasets" / "camvid_samples"
+    fresh = "Seq05VD_f00660.png"
+    shutil.copy(unseen / "images" / fresh, folder / fresh)
+    save_labels(folder / fresh, read_index_png(unseen / "masks" / fresh), load_classes(samples_dir / "ground_truth" / "classes.json"))
     win = make_window(qtbot)
     win.open_folder(folder)
     wait_idle(qtbot, win)
@@ -230,17 +232,17 @@ def test_metrics_dock_matches_independent_confusion_matrix(qtbot, folder, sample
     wait_idle(qtbot, win)
     dock = win.loop.metrics
     r = dock.result
-    assert sorted(p.name for p in r.per_image) == sorted([*names, mirrored])
+    assert sorted(p.name for p in r.per_image) == sorted([*names, fresh])
     # CamVid val frames: the bundled model trained on them (CamVid train+val, issue 18; its card's content hashes);
-    # the mirrored frame is new content, so it is held out.
+    # the test-split frame is new content, so it is held out.
     roles = {p.name: role for p, role in r.roles.items()}
-    assert roles == {names[0]: ROLE_TRAIN, names[1]: ROLE_TRAIN, mirrored: ROLE_HELD_OUT}
+    assert roles == {names[0]: ROLE_TRAIN, names[1]: ROLE_TRAIN, fresh: ROLE_HELD_OUT}
     pred = Predictor(load_checkpoint(default_checkpoint()), "cpu")
     cm, held = ConfusionMatrix(11), ConfusionMatrix(11)
-    for n in [*names, mirrored]:
+    for n in [*names, fresh]:
         p = pred.predict(read_image(folder / n))
         cm.update(read_index_png(folder / "labels" / n), p)
-        if n == mirrored:
+        if n == fresh:
             held.update(read_index_png(folder / "labels" / n), p)
     np.testing.assert_array_equal(r.matrix("all").mat, cm.mat)
     assert f"held-out mIoU {100 * held.miou:.1f}" in dock.summary.text()

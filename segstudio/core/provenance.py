@@ -68,6 +68,38 @@ def provenance_counts(prov: np.ndarray) -> dict[str, int]:
     return {name: int(counts[i]) for i, name in enumerate(PROVENANCE_NAMES)}
 
 
+def human_labels(labels: np.ndarray, provenance: np.ndarray | None) -> np.ndarray:
+    """The label map a model may be *graded* on: only the pixels a person painted or changed.
+
+    A pixel whose label came from a model and was accepted unchanged is a fine training label, but scoring a model
+    (or its descendants) on it measures agreement with itself (issue 30). So every pixel whose provenance is not
+    :data:`PROV_HUMAN` becomes :data:`~segstudio.core.labels.IGNORE_INDEX`: model pixels, DenseCRF pixels (the
+    model's output smoothed by the image, not a person's decision) and unlabelled ones. Use it for held-out and
+    validation scoring (the Metrics dock, a fine-tune's validation set); training may use every accepted pixel.
+
+    Args:
+        labels: uint8 or uint16 (H, W) label map (class ids, ``IGNORE_INDEX`` = unlabelled).
+        provenance: uint8 (H, W) provenance map (``PROV_*``), or ``None`` when the labels have none (a label file
+            written outside SegStudio, e.g. a dataset's ground truth or an import: every labelled pixel counts as a
+            person's, as :class:`ProvenanceMap` stamps imported labels :data:`PROV_HUMAN`).
+
+    Returns:
+        A new label map of ``labels``' dtype and shape: ``labels`` where the provenance is human, ``IGNORE_INDEX`` elsewhere.
+
+    Raises:
+        ValueError: ``labels`` not 2-D, or ``provenance`` not a valid map of the same shape
+            (:func:`validate_provenance`).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"label map must be 2-D (H, W), got shape {labels.shape}")
+    out = labels.copy()
+    if provenance is not None:
+        validate_provenance(provenance, labels.shape)
+        out[provenance != PROV_HUMAN] = IGNORE_INDEX
+    return out
+
+
 def _check_origin(origin: int) -> None:
     if not 0 <= int(origin) < len(PROVENANCE_NAMES):
         raise ValueError(f"provenance origin must be 0..{len(PROVENANCE_NAMES) - 1} ({', '.join(PROVENANCE_NAMES)}), got {origin}")

@@ -871,6 +871,9 @@ def train_on_folder(
     # Content keys: the Metrics dock's held-out rule (segstudio.engine.heldout) works on any machine and copy.
     card["training_data"]["image_sha1"] = [file_sha1(s.image) for s in samples]
     card["training_data"]["val_image_sha1"] = [file_sha1(s.image) for s in val_samples]
+    from segstudio.engine.heldout import card_content_keys  # perceptual keys + every ancestor's keys (issue 30)
+
+    card["training_data"].update(card_content_keys([s.image for s in samples], [s.image for s in val_samples], loaded.card if init is not None else None))
     size = _median_image_size([s.image for s in samples[:64]])
     if size is not None:  # the Predictor's scale="auto" compares a photo's size with this
         card["training_data"]["image_size"] = size

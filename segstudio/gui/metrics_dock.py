@@ -3,8 +3,11 @@
 Per-class IoU, mIoU and the confusion matrix (:class:`segstudio.metrics.ConfusionMatrix`) of the model's
 predictions against the saved labels, split into images the model (or any model it was fine-tuned from)
 trained on, images that selected its checkpoint (validation) and held-out images that neither saw, recognised
-by content (:mod:`segstudio.engine.heldout`), so the held-out numbers are an honest estimate. Computed in a worker
-(:func:`evaluate_corrected`) after each fine-tune or on request.
+by content along the whole lineage, near-duplicates included (:mod:`segstudio.engine.heldout`), so the held-out
+numbers are an honest estimate. The held-out and validation figures score only the pixels a person painted or
+changed (:func:`segstudio.io.project.load_human_labels`): a model's prediction accepted unchanged is a training
+label, never a grade for that model. Computed in a worker (:func:`evaluate_corrected`) after each fine-tune or on
+request.
 """
 
 from __future__ import annotations
@@ -29,15 +32,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.core import ClassSpec, validate_label_map
-from segstudio.engine.heldout import ROLE_HELD_OUT, ROLE_TRAIN, ROLE_VAL, card_lineage, image_roles
+from segstudio.core import IGNORE_INDEX, ClassSpec, validate_label_map
+from segstudio.engine.heldout import ROLE_HELD_OUT, ROLE_TRAIN, ROLE_VAL, ImageRoles, card_lineage, classify_images
 from segstudio.io import label_path_for, read_image, read_index_png
+from segstudio.io.project import load_human_labels
 from segstudio.metrics import ConfusionMatrix
 
 log = logging.getLogger(__name__)
 
 SCOPES = ("held-out", "validation", "training", "all")
 _SCOPE_ROLE = {"held-out": ROLE_HELD_OUT, "validation": ROLE_VAL, "training": ROLE_TRAIN}
+HUMAN_ONLY_SCOPES = ("held-out", "validation")
+"""Scopes that grade the model: they count only pixels a person painted or changed."""
 
 
 def training_roles(card: dict, paths: list[Path], max_depth: int = 32) -> dict[Path, str]:
@@ -50,7 +56,13 @@ def training_roles(card: dict, paths: list[Path], max_depth: int = 32) -> dict[P
         ``{path: role}`` with role :data:`ROLE_TRAIN`, :data:`ROLE_VAL` (picked a checkpoint) or
         :data:`ROLE_HELD_OUT` (seen by neither training nor checkpoint selection).
     """
-    return image_roles(card_lineage(card, max_depth), paths)
+    return training_roles_report(card, paths, max_depth).roles
+
+
+def training_roles_report(card: dict, paths: list[Path], max_depth: int = 32) -> ImageRoles:
+    """:func:`training_roles` with the images recognised only as near-duplicates named
+    (:func:`segstudio.engine.heldout.classify_images`)."""
+    return classify_images(card_lineage(card, max_depth), paths)
 
 
 @dataclass
@@ -59,26 +71,49 @@ class CorrectedEval:
 
     Attributes:
         classes: class names (K).
-        per_image: ``{path: ConfusionMatrix}`` of each image with saved labels.
+        per_image: ``{path: ConfusionMatrix}`` of each image with saved labels, over all its saved pixels.
+        per_image_human: ``{path: ConfusionMatrix}`` over the pixels a person painted or changed only
+            (:func:`segstudio.io.project.load_human_labels`): what the held-out and validation scopes score.
         roles: ``{path: role}`` (see :func:`training_roles`).
+        near_duplicates: ``{path: Hamming distance}``: images that are training or validation images only by
+            their perceptual key (a mirrored, re-encoded or resized copy), so not held out.
         model_name: display name of the evaluated model.
     """
 
     classes: list[str]
     per_image: dict[Path, ConfusionMatrix] = field(default_factory=dict)
+    per_image_human: dict[Path, ConfusionMatrix] = field(default_factory=dict)
     roles: dict[Path, str] = field(default_factory=dict)
+    near_duplicates: dict[Path, int] = field(default_factory=dict)
     model_name: str = ""
+
+    def _in(self, p: Path, scope: str) -> bool:
+        return scope == "all" or self.roles.get(p, ROLE_HELD_OUT) == _SCOPE_ROLE[scope]
 
     def matrix(self, scope: str = "all") -> ConfusionMatrix:
         """Summed confusion matrix over ``scope``: ``"held-out"`` (seen by neither training nor checkpoint
-        selection: the honest estimate), ``"validation"`` (picked the checkpoint), ``"training"`` or ``"all"``."""
+        selection: the honest estimate), ``"validation"`` (picked the checkpoint), ``"training"`` or ``"all"``.
+        The held-out and validation scopes (:data:`HUMAN_ONLY_SCOPES`) count only the pixels a person painted or
+        changed; training and all count every saved pixel."""
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
         cm = ConfusionMatrix(len(self.classes))
-        for p, m in self.per_image.items():
-            if scope == "all" or self.roles.get(p, ROLE_HELD_OUT) == _SCOPE_ROLE[scope]:
+        for p in self.per_image:
+            m = self.image_matrix(p, scope)
+            if m is not None and self._in(p, scope):
                 cm.merge(m)
         return cm
+
+    def image_matrix(self, path: Path, scope: str | None = None) -> ConfusionMatrix | None:
+        """Confusion matrix of one image as ``scope`` scores it (default: the scope of the image's role): the
+        person-labelled pixels in :data:`HUMAN_ONLY_SCOPES`, every saved pixel otherwise; ``None`` if not evaluated."""
+        if scope is None:
+            scope = next(s for s, role in _SCOPE_ROLE.items() if role == self.roles.get(path, ROLE_HELD_OUT))
+        return (self.per_image_human if scope in HUMAN_ONLY_SCOPES else self.per_image).get(path)
+
+    def scored_pixels(self, scope: str) -> int:
+        """Pixels :meth:`matrix` counts for ``scope`` (person-labelled ones only in :data:`HUMAN_ONLY_SCOPES`)."""
+        return int(self.matrix(scope).mat.sum())
 
     def count(self, scope: str) -> int:
         """Number of images in ``scope``."""
@@ -105,7 +140,9 @@ def evaluate_corrected(predictor, paths: list[Path], classes: ClassSpec, card: d
             f"the model predicts {predictor.classes.num_classes} classes but the project has {classes.num_classes}; fine-tune first"
         )
     labelled = [p for p in paths if label_path_for(p).is_file()]
-    out = CorrectedEval(list(classes.names), roles=training_roles(card, labelled), model_name=card.get("name", ""))
+    report = training_roles_report(card, labelled)
+    out = CorrectedEval(list(classes.names), roles=report.roles, near_duplicates=report.near_duplicates,
+                        model_name=card.get("name", ""))
     for i, p in enumerate(labelled):
         if job is not None:
             job.cancel_token.check()
@@ -114,9 +151,17 @@ def evaluate_corrected(predictor, paths: list[Path], classes: ClassSpec, card: d
         if image is None:
             image = read_image(p)
         target = validate_label_map(read_index_png(label_path_for(p)), classes.num_classes, image.shape[:2])
-        cm = ConfusionMatrix(classes.num_classes)
-        cm.update(target, predictor.predict(image))
+        try:
+            human = load_human_labels(p, target)
+        except (ValueError, OSError) as exc:  # unknown origin: not a grade (training figures still use it)
+            log.warning("provenance of %s not usable (%s): none of its pixels is scored as held-out or validation", p.name, exc)
+            human = np.full_like(target, IGNORE_INDEX)
+        pred = predictor.predict(image)
+        cm, cm_human = ConfusionMatrix(classes.num_classes), ConfusionMatrix(classes.num_classes)
+        cm.update(target, pred)
+        cm_human.update(human, pred)
         out.per_image[p] = cm
+        out.per_image_human[p] = cm_human
     if job is not None:
         job.report(len(labelled), len(labelled), f"metrics on {len(labelled)} corrected image(s)")
     return out
@@ -217,11 +262,23 @@ class MetricsDock(QWidget):
         for s in ("held-out", "validation", "training"):
             n = r.count(s)
             if n:
-                parts.append(f"{s} mIoU {_pct(r.matrix(s).miou)} % ({n} image{'s' if n > 1 else ''})")
-        self.summary.setText(f"<b>{r.model_name}</b>: " + " · ".join(parts))
+                imgs = f"{n} image{'s' if n > 1 else ''}"
+                if s in HUMAN_ONLY_SCOPES:
+                    imgs += f", {r.scored_pixels(s):,} person-labelled pixels"
+                parts.append(f"{s} mIoU {_pct(r.matrix(s).miou)} % ({imgs})")
+        text = f"<b>{r.model_name}</b>: " + " · ".join(parts)
+        if r.near_duplicates:
+            k = len(r.near_duplicates)
+            text += (f"<br>{k} image{'s' if k > 1 else ''} not held out: near-duplicate{'s' if k > 1 else ''} (mirrored, "
+                     "re-encoded or resized copies) of images a model of this lineage trained or selected on")
+        self.summary.setText(text)
         scope = self.scope.currentText()
         cm = r.matrix(scope)
         iou, support = cm.iou, cm.support
+        if scope in HUMAN_ONLY_SCOPES:  # say what was scored
+            self.class_table.setHorizontalHeaderLabels(["class", "IoU %", "person-labelled pixels"])
+        else:
+            self.class_table.setHorizontalHeaderLabels(["class", "IoU %", "pixels"])
         self.class_table.setRowCount(len(r.classes))
         for i, name in enumerate(r.classes):
             for j, text in enumerate((name, _pct(iou[i]), str(int(support[i])))):
@@ -242,12 +299,15 @@ class MetricsDock(QWidget):
         self.cm_plot.setRange(xRange=(0, k), yRange=(0, k), padding=0.02)
         self.cm_plot.setTitle(f"confusion matrix, {scope} images (row-normalised: true → predicted)")
         self.image_table.setRowCount(len(r.per_image))
-        for i, (p, m) in enumerate(sorted(r.per_image.items(), key=lambda kv: kv[0].name)):
+        for i, p in enumerate(sorted(r.per_image, key=lambda q: q.name)):
             role = r.roles.get(p, ROLE_HELD_OUT)
-            for j, text in enumerate((p.name, role, _pct(m.miou))):
+            if p in r.near_duplicates:
+                role += " (near-duplicate)"
+            m = r.image_matrix(p)  # held-out / validation rows: person-labelled pixels only
+            for j, text in enumerate((p.name, role, _pct(m.miou if m is not None else None))):
                 it = QTableWidgetItem(text)
                 it.setData(Qt.ItemDataRole.UserRole, p)
-                if role == ROLE_TRAIN:
+                if role.startswith(ROLE_TRAIN):
                     it.setForeground(QColor(120, 120, 120))
                 self.image_table.setItem(i, j, it)
         self.image_table.resizeColumnsToContents()

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from segstudio.core.labels import IGNORE_INDEX, ClassSpec, validate_label_map
-from segstudio.core.provenance import PROVENANCE_NAMES, validate_provenance
+from segstudio.core.provenance import PROVENANCE_NAMES, human_labels, validate_provenance
 from segstudio.io.atomic import STALE_TEMP_AGE_S, TEMP_SUFFIX, atomic_write_bytes, sweep_stale_temps, temp_prefix
 from segstudio.io.images import list_images
 from segstudio.io.labels import label_path_for, read_index_png, write_index_png
@@ -499,6 +499,19 @@ def load_provenance(image_path: str | Path, shape: tuple[int, int]) -> np.ndarra
         return validate_provenance(read_index_png(path), shape)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
+
+
+def load_human_labels(image_path: str | Path, labels: np.ndarray) -> np.ndarray:
+    """``labels`` (the saved label map of ``image_path``, (H, W)) with every pixel no person painted or changed set
+    to :data:`~segstudio.core.labels.IGNORE_INDEX`, by the saved provenance file: what held-out and validation
+    figures may score (:func:`segstudio.core.provenance.human_labels`). Labels without a provenance file were
+    written outside SegStudio (ground truth, an import) and count as a person's.
+
+    Raises:
+        ValueError: the provenance file is not an 8-bit map of the labels' shape with values 0..3.
+        OSError: it is unreadable.
+    """
+    return human_labels(labels, load_provenance(image_path, labels.shape[:2]))
 
 
 # -- classes: mapping and relabelling -----------------------------------------------------------
