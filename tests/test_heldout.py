@@ -163,8 +163,6 @@ def _names_that_move_the_old_split() -> list[str]:
     return [*five, sixth]
 
 
-@pytest.mark.xfail(strict=True, reason="the name-hash hold-out (trainer.holdout_split) moves an image when a file is "
-                   "added; it is being removed on another branch (issue 30): drop this marker when that lands")
 def test_adding_a_file_does_not_change_another_images_role(tmp_path):
     names = _names_that_move_the_old_split()
     folder = tmp_path / "app"

@@ -377,3 +377,38 @@ def test_cli_budget_flag_and_recipe_default(tmp_path):
     p = build_parser()
     args = p.parse_args(["train", "--data", "d", "--init", "default", "-o", "o", "--budget", "1.5", "--lr", "0.01"])
     assert args.budget == 1.5 and args.lr == 0.01 and args.loss is None and args.epochs is None and args.freeze_bn is None
+
+
+def test_a_set_aside_image_validates_only_on_pixels_a_person_painted(tmp_path):
+    """Issue 30, item 5, in the fine-tune: the validation image's pixels accepted unchanged from a model (provenance
+    ``model``) are not scored; only the block a person painted is."""
+    from PIL import Image
+
+    from segstudio.core.labels import ClassSpec
+    from segstudio.core.provenance import PROV_HUMAN, PROV_MODEL
+    from segstudio.data.dataset import SegmentationDataset
+    from segstudio.io.datasets import find_samples
+    from segstudio.io.project import load_human_labels, save_provenance
+    from segstudio.io.validation import set_validation
+
+    app = tmp_path / "app"
+    (app / "labels").mkdir(parents=True)
+    (app / "labels" / "classes.json").write_text(json.dumps(ClassSpec(("a", "b")).to_json()))
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(app / f"im{i}.png")
+        m = np.zeros((48, 48), np.uint8)
+        m[:, 24:] = 1
+        Image.fromarray(m).save(app / "labels" / f"im{i}.png")
+    prov = np.full((48, 48), PROV_MODEL, np.uint8)
+    prov[:10, :10] = PROV_HUMAN
+    save_provenance(app / "im2.png", prov)
+    set_validation(app, "im2.png", True)
+    samples, _ = find_samples(app)
+    val = [s for s in samples if s.image.name == "im2.png"]
+    ds = SegmentationDataset(val, 2, mask_filter=load_human_labels)
+    assert int((ds.load(0)[1] != 255).sum()) == 100  # the person's 10x10 block only
+    card = json.loads(train_on_folder(app, tmp_path / "run", "unet", config=finetune_config(max_steps=1, device="cpu"),
+                                      model_kwargs={"base_channels": 4, "depth": 2, "pretrained": False}).with_suffix(".json").read_text())
+    assert card["training_data"]["val_files"] == ["im2.png"]
+    assert card["training_data"]["val_scored_pixels"].startswith("person-labelled only")

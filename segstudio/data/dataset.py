@@ -24,6 +24,9 @@ class SegmentationDataset(Dataset):
         transform: called as ``transform(tv_tensors.Image, tv_tensors.Mask)`` (see
             :mod:`segstudio.data.transforms`).
         cache: keep decoded uint8 images and masks in memory (fast epochs for small datasets).
+        mask_filter: ``f(image path, mask uint8 (H, W)) -> mask`` applied after reading, e.g.
+            :func:`segstudio.io.project.load_human_labels` so a validation set scores only the pixels a person
+            painted or changed (issue 30: a model is never graded on its own accepted predictions).
 
     Items: ``(image float32 (3, H, W), mask int64 (H, W))`` after ``transform``.
 
@@ -33,13 +36,19 @@ class SegmentationDataset(Dataset):
     """
 
     def __init__(
-        self, samples: Sequence[DatasetSample], num_classes: int, transform: Callable | None = None, cache: bool = True
+        self,
+        samples: Sequence[DatasetSample],
+        num_classes: int,
+        transform: Callable | None = None,
+        cache: bool = True,
+        mask_filter: Callable | None = None,
     ) -> None:
         if not samples:
             raise ValueError("SegmentationDataset: no samples (no labelled images found)")
         self.samples = list(samples)
         self.num_classes = num_classes
         self.transform = transform
+        self.mask_filter = mask_filter
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -56,6 +65,8 @@ class SegmentationDataset(Dataset):
             validate_label_map(mask, self.num_classes, image.shape[:2])
         except ValueError as exc:
             raise ValueError(f"{s.mask}: {exc}") from exc
+        if self.mask_filter is not None:
+            mask = self.mask_filter(s.image, mask)
         if self._cache is not None:
             self._cache[i] = (image, mask)
         return image, mask

@@ -56,6 +56,7 @@ from segstudio.engine.distributed import (
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.datasets import find_samples
 from segstudio.io.layout import HISTORY_FILENAME, VALIDATION_LIST_FILENAME, WEIGHTS_FILENAME
+from segstudio.io.project import load_human_labels
 from segstudio.io.validation import read_validation_list
 from segstudio.losses import CLASS_WEIGHT_METHODS, class_pixel_counts, compute_class_weights, get_loss
 from segstudio.metrics import ConfusionMatrix
@@ -900,7 +901,12 @@ def train_on_folder(
         color_jitter=config.color_jitter,
         hflip_permutation=mirror,
     )
-    val_set = SegmentationDataset(val_samples, classes.num_classes, eval_transforms()) if val_samples else None
+    # An app folder's validation scores only the pixels a person painted or changed (its provenance): a model is
+    # never graded on predictions accepted unchanged (issue 30).
+    human_only = load_human_labels if app_folder else None
+    val_set = SegmentationDataset(val_samples, classes.num_classes, eval_transforms(), mask_filter=human_only) if val_samples else None
+    if val_samples and app_folder:
+        card["training_data"]["val_scored_pixels"] = "person-labelled only (provenance)"
     with distributed_session(config.device, config.dist_timeout_s) as dist_ctx:
         trainer = Trainer(
             model, card, train_set, val_set, config, out_dir, callbacks, cancel, dist_ctx,
