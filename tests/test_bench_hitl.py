@@ -1,0 +1,60 @@
+"""Issue 29's proxy suite (``python -m bench hitl --suite``): which folders are proxies, the suite table, and one
+real budget-path fine-tune through the bench on a proxy, scored on val images it never trained on."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from bench import hitl
+from conftest import SHARED
+
+
+def test_proxies_are_every_dataset_with_train_txt_but_camvid(tmp_path):
+    for name in ("camvid", "camvid_samples", "drive", "zeta", "no_split"):
+        (tmp_path / name).mkdir()
+        if name != "no_split":
+            (tmp_path / name / "train.txt").write_text("a\n")
+    (tmp_path / "file.txt").write_text("")
+    assert [p.name for p in hitl.proxies(tmp_path)] == ["drive", "zeta"]
+
+
+def _rec(name, recipe, fixed, long, lowest):
+    runs = {"budget_3min": {"miou": recipe, "lowest_trained_iou": lowest, "steps_done": 100},
+            "fixed_3min": {"miou": fixed}}
+    if long is not None:
+        runs["long_20min"] = {"miou": long}
+        for r in runs.values():
+            r["ratio_to_long"] = round(r["miou"] / long, 3)
+    return {"data": f"/x/{name}", "runs": runs}
+
+
+def test_suite_table_reports_ratio_fixed_plan_mean_and_worst():
+    text = hitl.table([_rec("a", 60.0, 55.0, 64.0, 31.0), _rec("b", 40.0, 42.0, 50.0, 12.5), _rec("c", 70.0, 60.0, None, 50.0)], 3, 20)
+    lines = text.splitlines()
+    assert lines[2].startswith("| a | 60.00 | 31.00 | 64.00 | 0.938 | 55.00 | +5.00 |")
+    assert lines[3].startswith("| b | 40.00 | 12.50 | 50.00 | 0.800 | 42.00 | -2.00 |")
+    assert lines[4].startswith("| c | 70.00 | 50.00 | — | — | 60.00 | +10.00 |")  # no long reference yet
+    assert lines[5].startswith("| **mean** | 56.67 |") and "0.869" in lines[5] and "+4.33" in lines[5]
+    assert "Worst ratio to the long reference: 0.800 (b)" in text
+
+
+@pytest.mark.data
+def test_bench_fine_tune_on_a_proxy_scores_images_it_never_trained_on(tmp_path, monkeypatch):
+    """Two ISBI slices through the bench's one-click path (a 20-s budget, not max_steps), scored on ISBI val: the
+    record names the trained classes, the lowest of their IoUs, the commit and the starting model's SHA-256."""
+    isbi = SHARED / "datasets" / "isbi2012_membrane"
+    args = SimpleNamespace(extra=["--data", str(isbi), "--budgets", "0.33", "--long-minutes", "0", "--no-fixed",
+                                  "--train-images", "2", "--out-dir", str(tmp_path / "out"), "--device", "cpu"])
+    hitl.run(args)
+    rec = json.loads((tmp_path / "out" / "isbi2012_membrane.val.json").read_text())
+    run = rec["runs"]["budget_0.33min"]
+    trained = set(rec["train_images"])
+    val = set((isbi / "val.txt").read_text().split())
+    assert len(trained) == 2 and not trained & val and run["images"] == len(val)  # scored on images it never saw
+    assert run["schedule"]["stopped"] == "budget" and run["overridden"] == {"budget_s": 19.8}
+    assert rec["trained_classes"] == ["membrane", "cell"] and run["lowest_trained_iou"] == min(run["iou"].values())
+    assert len(rec["init_sha256"]) == 64 and rec["commit"]
+    assert 0 < run["miou"] <= 100
