@@ -15,6 +15,8 @@ batch (near 0: loading is not the bottleneck; for the Trainer, measured by wrapp
 
 Env: ``SEGSTUDIO_BENCH_BATCH`` (8, quick 4), ``SEGSTUDIO_BENCH_CROP`` (256, quick 160),
 ``SEGSTUDIO_BENCH_STEPS`` (8, quick 3), ``SEGSTUDIO_BENCH_WORKERS`` (1), ``SEGSTUDIO_BENCH_ROUNDS`` (2, quick 1),
+``SEGSTUDIO_BENCH_DATA`` (a dataset folder instead of CamVid; one that holds fewer than (2 + steps) × batch
+training images is refused with what to change, instead of the ``StopIteration`` it raised),
 ``SEGSTUDIO_BENCH_PROFILE=1`` (print the torch.profiler top ops of 2 Trainer steps).
 """
 
@@ -33,15 +35,31 @@ CAMVID = Path(os.environ.get("SEGSTUDIO_SHARED", Path(__file__).resolve().parent
 WARMUP = 2
 
 
-def _dataset(crop: int):
+def _dataset(crop: int, root: Path = CAMVID):
     from segstudio.data.dataset import SegmentationDataset
     from segstudio.data.transforms import train_transforms
     from segstudio.io.datasets import find_samples
 
-    samples, classes = find_samples(CAMVID, "train")
+    samples, classes = find_samples(root, "train")
     ds = SegmentationDataset(samples, classes.num_classes)
     ds.transform = train_transforms(crop_size=(crop, crop), base_short_side=360)
     return ds
+
+
+def check_steps_fit(num_images: int, batch: int, steps: int) -> None:
+    """Both loops time ``steps`` steps within one pass over the data (the Trainer writes a checkpoint at each epoch's
+    end, which is no per-step cost): refuse a dataset too small for that, saying what to change.
+
+    Raises:
+        SystemExit: ``num_images // batch < steps``.
+    """
+    if num_images // max(1, batch) < steps:
+        raise SystemExit(
+            f"bench train_step: {num_images} training images give {num_images // max(1, batch)} full batches of {batch}, "
+            f"but {steps} steps ({WARMUP} warm-up + timed) must fit in one epoch; set SEGSTUDIO_BENCH_STEPS <= "
+            f"{max(0, num_images // max(1, batch) - WARMUP)} or SEGSTUDIO_BENCH_BATCH <= {max(1, num_images // steps)}, "
+            "or point SEGSTUDIO_BENCH_DATA at a larger dataset"
+        )
 
 
 def plain_loop(model, ds, batch, workers, steps, device, seed=0) -> tuple[list[float], float]:
@@ -145,7 +163,8 @@ def run(args) -> dict:
     rounds = int(os.environ.get("SEGSTUDIO_BENCH_ROUNDS", 1 if q else 2))
     steps = WARMUP + n
     loaded = load_checkpoint(None)
-    ds = _dataset(crop)
+    ds = _dataset(crop, Path(os.environ.get("SEGSTUDIO_BENCH_DATA", CAMVID)))
+    check_steps_fit(len(ds), batch, steps)
     plain, framework, waits, twaits = [], [], [], []
     for r in range(rounds):
         for which in ("plain", "trainer") if r % 2 == 0 else ("trainer", "plain"):

@@ -1,4 +1,4 @@
-"""Issue 29's proxy suite (``python -m bench hitl --suite``): which folders are proxies, the suite table, and one
+"""Benchmarks: issue 29's proxy suite (``python -m bench hitl --suite``): which folders are proxies, the suite table, and one
 real budget-path fine-tune through the bench on a proxy, scored on val images it never trained on."""
 
 from __future__ import annotations
@@ -58,3 +58,12 @@ def test_bench_fine_tune_on_a_proxy_scores_images_it_never_trained_on(tmp_path, 
     assert rec["trained_classes"] == ["membrane", "cell"] and run["lowest_trained_iou"] == min(run["iou"].values())
     assert len(rec["init_sha256"]) == 64 and rec["commit"]
     assert 0 < run["miou"] <= 100
+
+
+def test_bench_train_step_refuses_a_dataset_too_small_for_its_steps():
+    """Issue 33, item 4: 24 images, batch 8, 2 + 8 steps used to crash with StopIteration; now a clear refusal."""
+    from bench.train_step import check_steps_fit
+
+    check_steps_fit(80, 8, 10)  # exactly fits
+    with pytest.raises(SystemExit, match=r"24 training images give 3 full batches of 8.*SEGSTUDIO_BENCH_STEPS <= 1"):
+        check_steps_fit(24, 8, 10)
