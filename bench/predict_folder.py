@@ -18,6 +18,11 @@ PyTorch) through the same ``Predictor.predict_many`` (batch 1) with ONNX Runtime
 ``torch.get_num_threads()`` intra-op threads: its ratio stands beside torch's on the same images and threads
 (``SEGSTUDIO_BENCH_ONNX=0`` leaves it out; the export time is reported separately).
 
+**Where the time goes** (issue 33): three figures per device for the batch-4 Predictor: the full pipeline, the
+*data path alone* (the same ``predict_many`` with a null model that returns zero logits of the right shape:
+decode, to-tensor, copies, argmax, results) and the *model alone* (the Predictor's prepared model on synthetic
+batches already on the device). The smaller of the two ceilings is what bounds the pipeline (printed).
+
 Env: ``SEGSTUDIO_BENCH_IMAGES`` (default 24, quick 8), ``SEGSTUDIO_BENCH_ROUNDS`` (passes, default 2, quick 1),
 ``SEGSTUDIO_BENCH_CHUNK`` (4).
 """
@@ -61,6 +66,63 @@ def baseline(model, paths, mean, std, device) -> list[np.ndarray]:
             x = normalize(to_tensor(Image.open(p).convert("RGB")), mean, std)[None].to(device)
             out.append(model(x)["out"].argmax(1)[0].to(torch.uint8).cpu().numpy())
     return out
+
+
+class NullModel(torch.nn.Module):
+    """A model that costs nothing: zero logits (N, K, H, W) float32 for any input (N, 3, H, W)."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.k = int(num_classes)
+
+    def forward(self, x):
+        return {"out": x.new_zeros((x.shape[0], self.k, x.shape[2], x.shape[3]))}
+
+
+def where_time_goes(loaded, paths: list[Path], device, batch: int = 4, reps: int = 3) -> dict:
+    """Images/s of the full batch-``batch`` pipeline, of its data path alone (a :class:`NullModel`) and of the model
+    alone on synthetic (batch, 3, H, W) inputs on ``device``; ``bound`` names the slower of the two parts."""
+    from segstudio.engine import Predictor
+    from segstudio.engine.checkpoint import LoadedModel
+    from segstudio.io import read_image
+
+    full = Predictor(loaded, str(device))
+    null = Predictor(LoadedModel(model=NullModel(loaded.classes.num_classes).eval(), card=loaded.card), str(device), fuse_bn=False)
+    h, w = read_image(paths[0]).shape[:2]
+
+    def pipeline(pred) -> float:
+        for _ in pred.predict_many(paths[:batch], batch_size=batch):  # warm-up
+            pass
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            for _ in pred.predict_many(paths, batch_size=batch):
+                pass
+        return reps * len(paths) / (time.perf_counter() - t0)
+
+    def model_alone() -> float:
+        x = torch.randn(batch, 3, h, w, device=device)
+        if full.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        amp = full.amp and device.type == "cuda"
+        n = max(2, reps * len(paths) // batch)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            full.model(x)  # warm-up
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                full.model(x)["out"]
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        return n * batch / (time.perf_counter() - t0)
+
+    res = {"batch": batch, "full_pipeline_images_per_s": round(pipeline(full), 3),
+           "data_path_images_per_s": round(pipeline(null), 3), "model_alone_images_per_s": round(model_alone(), 3)}
+    res["bound"] = "data path" if res["data_path_images_per_s"] < res["model_alone_images_per_s"] else "model"
+    print(f"where the time goes (batch {batch}, {device}): full pipeline {res['full_pipeline_images_per_s']:.2f} img/s; "
+          f"data path alone (null model) {res['data_path_images_per_s']:.2f} img/s; model alone (synthetic batches) "
+          f"{res['model_alone_images_per_s']:.2f} img/s: bound by the {res['bound']}", flush=True)
+    return res
 
 
 def run(args) -> dict:
@@ -149,6 +211,7 @@ def run(args) -> dict:
     if export_s is not None:
         res["onnx_export_s"] = round(export_s, 1)
         res["onnx_vs_torch_predictor"] = round(med["onnxruntime (export)"] / med["+fold BN+channels_last"], 3)
+    res["where_time_goes"] = where_time_goes(loaded, paths, device, reps=1 if args.quick else 2)
     print(f"baseline (PIL + to_tensor + model(x), no_grad, one by one): {med['baseline']:.3f} images/s")
     for k in variants:
         print(f"Predictor {k:<38} {med[k]:.3f} images/s  ratio {med[k] / med['baseline']:.2f}x  "

@@ -67,3 +67,20 @@ def test_bench_train_step_refuses_a_dataset_too_small_for_its_steps():
     check_steps_fit(80, 8, 10)  # exactly fits
     with pytest.raises(SystemExit, match=r"24 training images give 3 full batches of 8.*SEGSTUDIO_BENCH_STEPS <= 1"):
         check_steps_fit(24, 8, 10)
+
+
+@pytest.mark.data
+def test_predict_folder_says_where_the_time_goes():
+    """Issue 33, item 3: the full pipeline, the data path alone (null model) and the model alone, on the CPU; the data
+    path without a model is faster than the whole pipeline, and the bound is the slower part."""
+    import torch
+
+    from bench.predict_folder import NullModel, _paths, where_time_goes
+    from segstudio.engine import load_checkpoint
+
+    out = NullModel(3)(torch.zeros(2, 3, 5, 7))["out"]
+    assert out.shape == (2, 3, 5, 7) and not out.any()
+    res = where_time_goes(load_checkpoint(None), _paths(4), torch.device("cpu"), reps=1)
+    assert res["data_path_images_per_s"] > res["full_pipeline_images_per_s"] > 0 and res["model_alone_images_per_s"] > 0
+    slower = min(("data path", res["data_path_images_per_s"]), ("model", res["model_alone_images_per_s"]), key=lambda t: t[1])
+    assert res["bound"] == slower[0]
