@@ -86,7 +86,20 @@ def _module_data_names(module, cache: dict) -> set[str]:
     return names
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def pytest_collection_modifyitems(config, items):
+    # -- the `cuda` marker: tests that need an NVIDIA GPU are deselected (not skipped) where there is none, and the
+    # run says how many (CI has no GPU; a GPU machine runs them with plain `python -m pytest`).
+    cuda_items = [i for i in items if i.get_closest_marker("cuda")]
+    if cuda_items and not _cuda_available():
+        config.hook.pytest_deselected(items=cuda_items)
+        items[:] = [i for i in items if not i.get_closest_marker("cuda")]
+        config._segstudio_cuda_deselected = len(cuda_items)
     cache: dict = {}
     for item in items:
         fn = getattr(item, "function", None)
@@ -140,3 +153,9 @@ def _private_qsettings(tmp_path_factory):
     for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(folder))
     yield folder
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    n = getattr(config, "_segstudio_cuda_deselected", 0)
+    if n:
+        terminalreporter.write_line(f"{n} test(s) marked cuda deselected: no CUDA device here (they run on a GPU machine)")
