@@ -1,4 +1,4 @@
-"""Run benchmarks: ``python -m bench [NAME ...] [--json FILE] [--quick]``; ``python -m bench hitl --help`` and
+"""Run benchmarks: ``python -m bench [NAME ...] [--json FILE] [--quick] [--record [--notes TEXT]]``; ``python -m bench hitl --help`` and
 ``python -m bench clicks --help`` for their own options (``python -m bench tta`` takes ``--images N``)."""
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--quick", action="store_true", help="smaller sizes / fewer repeats (a smoke run)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--record", action="store_true",
+                   help="benchmarks that support it write their record to docs/records/<name>.json (bench/_record.py)")
+    p.add_argument("--notes", default="", help="with --record: the conditions of this run (machine load, what ran beside it)")
     args, extra = p.parse_known_args(argv)
     own_options = (["hitl"], ["clicks"], ["tta"])  # benchmarks that parse args.extra themselves
     if extra and args.names not in own_options:
