@@ -40,6 +40,14 @@ def git_state() -> dict:
         return {"commit": None, "dirty": None}
 
 
+def _command() -> str:
+    """This process's command line as typed (``python -m bench ...`` for the bench dispatcher)."""
+    if not sys.argv:
+        return ""
+    first = "python -m bench" if Path(sys.argv[0]).name == "__main__.py" else f"python {sys.argv[0]}"
+    return " ".join([first, *sys.argv[1:]])
+
+
 def model_entry(name: str, path: str | Path) -> dict:
     """``{"name", "path" (relative to the repo where possible), "sha256"}`` of one measured model file."""
     p = Path(path).resolve()
@@ -68,7 +76,7 @@ def write_record(name: str, results: dict, *, script: str, models: list[dict], n
 
     record = {
         "script": script,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+        "command": _command(),
         **git_state(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "torch": torch.__version__,
