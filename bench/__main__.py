@@ -1,5 +1,7 @@
 """Run benchmarks: ``python -m bench [NAME ...] [--json FILE] [--quick] [--record [--notes TEXT]]``; ``python -m bench hitl --help`` and
-``python -m bench clicks --help`` for their own options (``python -m bench tta`` takes ``--images N``)."""
+``python -m bench clicks --help`` for their own options (``python -m bench tta`` takes ``--images N``,
+``python -m bench claims`` ``--registry FILE``). A benchmark whose result has ``"ok": False`` (``claims`` with a
+mismatch) makes the exit status 1."""
 
 from __future__ import annotations
 
@@ -45,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="benchmarks that support it write their record to docs/records/<name>.json (bench/_record.py)")
     p.add_argument("--notes", default="", help="with --record: the conditions of this run (machine load, what ran beside it)")
     args, extra = p.parse_known_args(argv)
-    own_options = (["hitl"], ["clicks"], ["tta"])  # benchmarks that parse args.extra themselves
+    own_options = (["hitl"], ["clicks"], ["tta"], ["claims"])  # benchmarks that parse args.extra themselves
     if extra and args.names not in own_options:
-        p.error(f"unrecognized arguments: {' '.join(extra)} (only `python -m bench hitl` / `clicks` / `tta` take their own options)")
+        p.error(f"unrecognized arguments: {' '.join(extra)} (only `python -m bench hitl` / `clicks` / `tta` / `claims` take their own options)")
     args.extra = extra
     unknown = [n for n in args.names if n not in names]
     if unknown:
@@ -60,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         results["results"][name] = mod.run(args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+    failed = [n for n, r in results["results"].items() if isinstance(r, dict) and r.get("ok") is False]
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+        return 1
     return 0
 
 
