@@ -7,7 +7,7 @@ The registry (``docs/claims.json``) lists claims; each is
 
 and is checked thus: ``quote`` occurs in ``doc`` verbatim (so an edited sentence is noticed), ``figure`` occurs in
 ``quote``, and the record's value at ``key`` (dot-separated; list indices as numbers), times ``scale`` (default 1),
-formatted with ``digits`` decimals, equals ``figure``. A record must name the commit it was measured at and the
+formatted with ``digits`` decimals, equals ``figure`` (``key`` may be a list of parts where a key has a dot). A record must name the commit it was measured at and the
 SHA-256 of each model it measured (``bench/_record.py``); a claim on an older record without them carries
 ``"provenance_gap": "why"`` and is reported as such, never silently.
 
@@ -33,8 +33,9 @@ DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.]*\d)")
 """A decimal figure (``70.3``, ``0.0825``) not part of a longer token such as a version ``2.14.1`` or a hash."""
 
 
-def _lookup(obj, key: str):
-    for part in key.split("."):
+def _lookup(obj, key: str | list):
+    """The value at ``key`` in a record: a dot-separated path, or a list of parts (for keys containing a dot)."""
+    for part in (key.split(".") if isinstance(key, str) else key):
         if isinstance(obj, list):
             obj = obj[int(part)]
         else:
@@ -71,6 +72,7 @@ def check(registry_path: Path = REGISTRY, root: Path = REPO) -> tuple[list[str],
     """Check every claim of the registry; return ``(errors, notes)`` (no errors: the docs match their records)."""
     reg = json.loads(Path(registry_path).read_text())
     errors, notes = [], []
+    gaps: dict[tuple[str, str], list[str]] = {}
     docs: dict[str, str] = {}
     records: dict[str, dict] = {}
 
@@ -112,12 +114,14 @@ def check(registry_path: Path = REGISTRY, root: Path = REPO) -> tuple[list[str],
             and bool(rec.get("models"))
         if not provenance:
             if c.get("provenance_gap"):
-                notes.append(f"{where}: {rp} has no commit / model SHA-256: {c['provenance_gap']}")
+                gaps.setdefault((rp, c["provenance_gap"]), []).append(c["figure"])
             else:
                 errors.append(f"{where}: {rp} names no commit and model SHA-256 (bench/_record.py writes them)")
         elif rec.get("dirty"):
             notes.append(f"{where}: {rp} was measured on a tree with uncommitted changes")
 
+    for (rp, why), figures in gaps.items():
+        notes.append(f"{rp} has no commit / model SHA-256 ({len(figures)} claims: {', '.join(figures)}): {why}")
     ignore = set(reg.get("not_figures", {}))
     for entry in reg.get("scan", []):
         text = doc(entry["doc"])
