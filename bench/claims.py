@@ -11,6 +11,11 @@ formatted with ``digits`` decimals, equals ``figure`` (``key`` may be a list of 
 SHA-256 of each model it measured (``bench/_record.py``); a claim on an older record without them carries
 ``"provenance_gap": "why"`` and is reported as such, never silently.
 
+``generated`` lists docs that contain a Markdown block rendered from a record by a function
+(``{"doc", "record", "renderer": "module:function"}``, e.g. the CamVid ablation table, ``scripts.camvid_recipe:
+ablation_markdown`` of ``docs/camvid-recipe.json``, in ``docs/camvid-recipe.md`` and the model card): the block
+rendered now must occur in the doc verbatim, so every figure of it equals the record.
+
 ``scan`` in the registry names docs (optionally a list of section headings) whose decimal figures must all be
 registered claims: a decimal number in a scanned section that no claim's quote covers, and that ``not_figures``
 does not list (a version, a CLI example), fails the check. ``pending`` lists sections whose figures are not
@@ -120,6 +125,23 @@ def check(registry_path: Path = REGISTRY, root: Path = REPO) -> tuple[list[str],
         elif rec.get("dirty"):
             notes.append(f"{where}: {rp} was measured on a tree with uncommitted changes")
 
+    for g in reg.get("generated", []):
+        where = f"generated {g['doc']} from {g['record']}"
+        text = doc(g["doc"])
+        try:
+            import importlib
+
+            mod, fn = g["renderer"].split(":")
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            block = getattr(importlib.import_module(mod), fn)(json.loads((root / g["record"]).read_text()))
+        except (OSError, ValueError, ImportError, AttributeError) as e:
+            errors.append(f"{where}: cannot render: {e}")
+            continue
+        if text is None or block.strip() not in text:
+            errors.append(f"{where}: the doc's block differs from {g['renderer']} of the record")
+        elif g.get("provenance_gap"):
+            notes.append(f"{where}: {g['record']} has no commit / model SHA-256: {g['provenance_gap']}")
     for (rp, why), figures in gaps.items():
         notes.append(f"{rp} has no commit / model SHA-256 ({len(figures)} claims: {', '.join(figures)}): {why}")
     ignore = set(reg.get("not_figures", {}))

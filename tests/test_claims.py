@@ -69,3 +69,17 @@ def test_format_value_rounds_as_docs_write():
     assert format_value(0.70321, 100, 1) == "70.3"
     assert format_value(0.08249, 1, 4) == "0.0825"
     assert format_value(104.14, 1, 0) == "104"
+
+
+def test_a_generated_block_must_equal_its_renderer_of_the_record(tmp_path):
+    record = {"rows": [1, 2]}
+    reg = _fixture(tmp_path, "intro\n" + json.dumps(record) + "\nend\n", RECORD, CLAIM)
+    registry = json.loads(reg.read_text())
+    registry["claims"] = []
+    (tmp_path / "docs" / "records" / "g.json").write_text(json.dumps(record))
+    registry["generated"] = [{"doc": "README.md", "record": "docs/records/g.json", "renderer": "json:dumps"}]
+    reg.write_text(json.dumps(registry))
+    assert check(reg, tmp_path)[0] == []
+    (tmp_path / "docs" / "records" / "g.json").write_text(json.dumps({"rows": [1, 3]}))
+    errors, _ = check(reg, tmp_path)
+    assert len(errors) == 1 and "differs from json:dumps" in errors[0]
