@@ -19,7 +19,7 @@ PyTorch) through the same ``Predictor.predict_many`` (batch 1) with ONNX Runtime
 (``SEGSTUDIO_BENCH_ONNX=0`` leaves it out; the export time is reported separately).
 
 Env: ``SEGSTUDIO_BENCH_IMAGES`` (default 24, quick 8), ``SEGSTUDIO_BENCH_ROUNDS`` (passes, default 2, quick 1),
-``SEGSTUDIO_BENCH_CHUNK`` (4).
+``SEGSTUDIO_BENCH_CHUNK`` (4). ``--record`` (the dispatcher's) writes ``docs/records/predict-folder.json``.
 """
 
 from __future__ import annotations
@@ -153,4 +153,12 @@ def run(args) -> dict:
     for k in variants:
         print(f"Predictor {k:<38} {med[k]:.3f} images/s  ratio {med[k] / med['baseline']:.2f}x  "
               f"(median per chunk {res['median_chunk_ratio'][k]:.2f}x)  agreement >= {100 * min(agree[k]):.3f}%")
+    if getattr(args, "record", False):
+        from bench._record import model_entry, write_record
+        from segstudio.engine.checkpoint import default_checkpoint
+
+        path = write_record("predict-folder", res, script="python -m bench predict_folder",
+                            models=[model_entry("camvid_deeplabv3plus_mobilenetv2", default_checkpoint())],
+                            notes=getattr(args, "notes", "") or "")
+        print(f"wrote {path}")
     return res
