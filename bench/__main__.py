@@ -36,6 +36,17 @@ def machine_info() -> dict:
     }
 
 
+def _record(name: str, mod, result: dict, args) -> None:
+    """Write ``docs/records/<name>.json`` for a benchmark that declares ``RECORD_MODELS`` (the bundled models its
+    figures depend on, by name; empty when none) and does not write its own record."""
+    from bench._record import model_entry, write_record
+    from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR
+
+    models = [model_entry(m, DEFAULT_MODEL_DIR / f"{m}.safetensors") for m in mod.RECORD_MODELS]
+    notes = " ".join(x for x in (args.notes, "--quick (smaller sizes / fewer repeats)" if args.quick else "") if x)
+    print(f"wrote {write_record(name, result, script=f'python -m bench {name}', models=models, notes=notes)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     names = available()
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -60,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n=== {name} ===", flush=True)
         mod = importlib.import_module(f"bench.{name}")
         results["results"][name] = mod.run(args)
+        if args.record and getattr(mod, "RECORD_MODELS", None) is not None:
+            _record(name, mod, results["results"][name], args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     failed = [n for n, r in results["results"].items() if isinstance(r, dict) and r.get("ok") is False]

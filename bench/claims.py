@@ -115,8 +115,9 @@ def check(registry_path: Path = REGISTRY, root: Path = REPO) -> tuple[list[str],
         got = format_value(value, c.get("scale", 1), c.get("digits", 1))
         if got != c["figure"]:
             errors.append(f"{where}: the doc says {c['figure']}, {rp} {c['key']} gives {got}")
-        provenance = bool(rec.get("commit")) and all(m.get("sha256") for m in rec.get("models", [None]) if m is not None) \
-            and bool(rec.get("models"))
+        # a commit, and a SHA-256 for every model listed ("models": [] for figures that depend on no model)
+        provenance = bool(rec.get("commit")) and isinstance(rec.get("models"), list) \
+            and all(isinstance(m, dict) and m.get("sha256") for m in rec["models"])
         if not provenance:
             if c.get("provenance_gap"):
                 gaps.setdefault((rp, c["provenance_gap"]), []).append(c["figure"])
