@@ -26,6 +26,9 @@ import numpy as np  # noqa: E402
 N_CLASSES = 20
 
 
+RECORD_MODELS = ()
+"""Bundled models whose weights these figures depend on (``python -m bench brush --record`` names them)."""
+
 def _labels(n: int, rng: np.random.Generator) -> np.ndarray:
     """A 20-class label map of 64 x 64 px blocks (realistic many-region overlay)."""
     blocks = rng.integers(0, N_CLASSES, size=(n // 64 + 1, n // 64 + 1), dtype=np.uint8)

@@ -1,7 +1,8 @@
 """Click-to-segment: the NoC protocol for the click model and for GrabCut driven by the same clicks.
 
 ``python -m bench clicks --data DIR [--split test] [--max-clicks 20] [--classes NAME|ID ...] [--limit N]
-[--model PATH] [--methods clicknet grabcut]``
+[--model PATH] [--methods clicknet grabcut] [--record]``; ``--record`` writes
+``docs/records/clicks-<dataset>[-<classes>].json`` (with the click model's SHA-256).
 
 Objects are the connected components (8-connected) of one class covering >= 0.5 % of the image, in a dataset
 folder of the ``../shared`` layout (``images/``, ``masks/``, ``<split>.txt``, ``classes.json``). For each object
@@ -146,4 +147,14 @@ def run(args) -> dict:
         enc = f"{o['encode_ms_median']:.0f}" if "encode_ms_median" in o else "-"
         print(f"| {m} | {o['NoC@85']:.2f} | {o['NoC@90']:.2f} | {o['fail@90']} | {o['IoU@1']:.3f} | "
               f"{o['ms_per_click_median']:.1f} | {enc} |")
+    if getattr(args, "record", False):
+        from bench._record import model_entry, write_record
+        from segstudio.engine.interactive import default_click_model_path
+
+        name = "-".join(["clicks", data.name, *(a.classes or [])]).lower()
+        weights = Path(a.model) if a.model else default_click_model_path()
+        models = [model_entry("clicknet", weights)] if "clicknet" in a.methods else []
+        path = write_record(name, summary, script="python -m bench clicks", models=models,
+                            notes=getattr(args, "notes", "") or "")
+        print(f"wrote {path}")
     return summary

@@ -28,6 +28,9 @@ ITERATIONS = 5
 MORPH_SPEC = "min-area=64,open=3,close=3,fill-holes=256"
 
 
+RECORD_MODELS = ("camvid_deeplabv3plus_mobilenetv2",)
+"""Bundled models whose weights these figures depend on (``python -m bench crf --record`` names them)."""
+
 def _direct(image: np.ndarray, probs: np.ndarray, iterations: int) -> np.ndarray:
     """The baseline: pydensecrf2 as its README shows, DeepLab v2 parameters, no checks."""
     import pydensecrf.densecrf as dcrf

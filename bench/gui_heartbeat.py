@@ -41,6 +41,9 @@ N_IMAGES = 8
 STALL_MS = 100
 
 
+RECORD_MODELS = ("camvid_deeplabv3plus_mobilenetv2",)
+"""Bundled models whose weights these figures depend on (``python -m bench gui_heartbeat --record`` names them)."""
+
 def _stats(ticks: list[float]) -> dict:
     gaps = np.diff(np.asarray(ticks)) * 1000.0
     if gaps.size == 0:

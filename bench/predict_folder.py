@@ -24,7 +24,7 @@ decode, to-tensor, copies, argmax, results) and the *model alone* (the Predictor
 batches already on the device). The smaller of the two ceilings is what bounds the pipeline (printed).
 
 Env: ``SEGSTUDIO_BENCH_IMAGES`` (default 24, quick 8), ``SEGSTUDIO_BENCH_ROUNDS`` (passes, default 2, quick 1),
-``SEGSTUDIO_BENCH_CHUNK`` (4).
+``SEGSTUDIO_BENCH_CHUNK`` (4). ``--record`` (the dispatcher's) writes ``docs/records/predict-folder.json``.
 """
 
 from __future__ import annotations
@@ -216,4 +216,12 @@ def run(args) -> dict:
     for k in variants:
         print(f"Predictor {k:<38} {med[k]:.3f} images/s  ratio {med[k] / med['baseline']:.2f}x  "
               f"(median per chunk {res['median_chunk_ratio'][k]:.2f}x)  agreement >= {100 * min(agree[k]):.3f}%")
+    if getattr(args, "record", False):
+        from bench._record import model_entry, write_record
+        from segstudio.engine.checkpoint import default_checkpoint
+
+        path = write_record("predict-folder", res, script="python -m bench predict_folder",
+                            models=[model_entry("camvid_deeplabv3plus_mobilenetv2", default_checkpoint())],
+                            notes=getattr(args, "notes", "") or "")
+        print(f"wrote {path}")
     return res

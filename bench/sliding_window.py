@@ -28,6 +28,9 @@ import numpy as np
 SAMPLE = Path(__file__).resolve().parents[1] / "segstudio" / "resources" / "samples"
 
 
+RECORD_MODELS = ("camvid_deeplabv3plus_mobilenetv2",)
+"""Bundled models whose weights these figures depend on (``python -m bench sliding_window --record`` names them)."""
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

@@ -35,6 +35,10 @@ CAMVID = Path(os.environ.get("SEGSTUDIO_SHARED", Path(__file__).resolve().parent
 WARMUP = 2
 
 
+RECORD_MODELS = ("camvid_deeplabv3plus_mobilenetv2",)
+"""Bundled models whose weights these figures depend on (``python -m bench train_step --record`` names them)."""
+
+
 def _dataset(crop: int, root: Path = CAMVID):
     from segstudio.data.dataset import SegmentationDataset
     from segstudio.data.transforms import train_transforms

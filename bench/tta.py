@@ -10,7 +10,11 @@ the logits) and of the other common merge, the mean of the two softmax probabili
 plain pass and an extra, untimed mirrored pass; mmsegmentation's flip TTA merges this way). The TTA logits are
 checked against the hand-computed mean of the two passes.
 
-``python -m bench tta [--images N] [--checkpoint PATH] [--quick] [--device cpu]``; data from ``$SEGSTUDIO_SHARED``
+``--samples`` scores the bundled CamVid samples instead (six CamVid test frames no bundled model trained or selected
+on: a held-out figure for the shipped weights, on few images). ``--record`` (the dispatcher's) writes
+``docs/records/tta-<samples|val>.json`` with the model's SHA-256.
+
+``python -m bench tta [--images N | --samples] [--checkpoint PATH] [--quick] [--device cpu] [--record]``; data from ``$SEGSTUDIO_SHARED``
 or ``../shared`` beside the repo. Since 2026-12-05 the bundled default model trains on CamVid train+val, so its
 val figures here are figures on its own training images (the run says so): for quality, pass the same recipe
 trained on train only (``--checkpoint runs/camvid_recipe/full_res/model.safetensors``); the timing holds either way.
@@ -35,6 +39,14 @@ def _stems(n: int) -> list[str]:
     return (CAMVID / "val.txt").read_text().split()[:n]
 
 
+def _pairs(n: int, samples: bool) -> list[tuple[str, Path, Path]]:
+    """(stem, image, mask) of the first ``n`` CamVid val images, or of every bundled CamVid sample."""
+    if samples:
+        root = REPO / "segstudio" / "resources" / "samples"
+        return [(p.stem, p, root / "ground_truth" / p.name) for p in sorted(root.glob("*.png"))]
+    return [(s, CAMVID / "images" / f"{s}.png", CAMVID / "masks" / f"{s}.png") for s in _stems(n)]
+
+
 def _options(args) -> tuple[int, str | None]:
     """(number of val images, checkpoint path or ``None`` for the bundled default) from the bench's extra args."""
     import argparse
@@ -42,9 +54,11 @@ def _options(args) -> tuple[int, str | None]:
     p = argparse.ArgumentParser(prog="python -m bench tta")
     p.add_argument("--images", type=int, default=N_IMAGES, help=f"first N images of CamVid val.txt (default {N_IMAGES})")
     p.add_argument("--checkpoint", help="model to measure (default: the bundled default model)")
+    p.add_argument("--samples", action="store_true", help="the bundled CamVid samples (unseen test frames) instead of val")
     ns = p.parse_args(list(getattr(args, "extra", []) or []))
     if ns.images < 1:
         p.error(f"--images must be >= 1, got {ns.images}")
+    args.tta_samples = ns.samples
     return (5 if getattr(args, "quick", False) else ns.images), ns.checkpoint
 
 
@@ -52,6 +66,7 @@ def run(args) -> dict:
     import torch
 
     from segstudio.engine import Predictor, load_checkpoint
+    from segstudio.engine.checkpoint import default_checkpoint
     from segstudio.io import read_image, read_index_png
     from segstudio.metrics import ConfusionMatrix
 
@@ -61,23 +76,25 @@ def run(args) -> dict:
     device = getattr(args, "device", "auto")
     loaded = load_checkpoint(checkpoint)
     trained_on_val = "val" in (loaded.card.get("training_data") or {}).get("splits", [])
-    if trained_on_val:
+    samples = getattr(args, "tta_samples", False)
+    if trained_on_val and not samples:
         print("note: this model trained on CamVid val: its mIoU below is on its own training images; pass "
               "--checkpoint with the recipe trained on train only for a val figure", flush=True)
     plain = Predictor(loaded, device=device)
     tta = Predictor(loaded, device=device, tta=True)
     k = loaded.classes.num_classes
-    stems = _stems(n)
+    pairs = _pairs(n, samples)
+    n, stems = len(pairs), [s for s, _, _ in pairs]
 
-    warm = read_image(CAMVID / "images" / f"{stems[0]}.png")
+    warm = read_image(pairs[0][1])
     plain.predict_logits([warm]), tta.predict_logits([warm])  # preparation and first-call costs out of the timings
 
     cms = {name: ConfusionMatrix(k) for name in ("plain", "tta (logit mean)", "tta (probability mean)")}
     times: dict[str, list[float]] = {"plain": [], "tta": []}
     max_dev = 0.0
-    for i, stem in enumerate(stems):
-        image = read_image(CAMVID / "images" / f"{stem}.png")
-        target = read_index_png(CAMVID / "masks" / f"{stem}.png")
+    for i, (stem, image_path, mask_path) in enumerate(pairs):
+        image = read_image(image_path)
+        target = read_index_png(mask_path)
         order = ("plain", "tta") if i % 2 == 0 else ("tta", "plain")
         out = {}
         for name in order:
@@ -97,7 +114,8 @@ def run(args) -> dict:
 
     med = {name: statistics.median(v) for name, v in times.items()}
     ratio = sum(times["tta"]) / sum(times["plain"])
-    print(f"CamVid val, first {n} images of val.txt (360x480), {loaded.path or 'bundled default model'}, device {plain.device}, "
+    where = f"the {n} bundled CamVid samples" if samples else f"CamVid val, first {n} images of val.txt"
+    print(f"{where} (360x480), {loaded.path or 'bundled default model'}, device {plain.device}, "
           f"{torch.get_num_threads()} threads:")
     print(f"  plain  median {1000 * med['plain']:8.1f} ms/image")
     print(f"  --tta  median {1000 * med['tta']:8.1f} ms/image   ratio (total time) {ratio:.2f}x")
@@ -107,7 +125,8 @@ def run(args) -> dict:
                          "iou": dict(zip(loaded.classes.names, map(float, cm.iou)))}
         print(f"  {name:<24} mIoU {100 * cm.miou:6.2f}  pixel acc {100 * cm.pixel_accuracy:6.2f}")
     print(f"  TTA logits vs the hand-computed mean of the two passes: max |diff| {max_dev:.2e}")
-    return {
+    res = {
+        "data": "bundled samples" if samples else "CamVid val",
         "images": n,
         "stems": stems,
         "checkpoint": str(loaded.path) if loaded.path else None,
@@ -118,3 +137,12 @@ def run(args) -> dict:
         "quality": quality,
         "max_abs_diff_to_hand_mean": max_dev,
     }
+    if getattr(args, "record", False):
+        from bench._record import model_entry, write_record
+
+        weights = loaded.path or default_checkpoint()
+        path = write_record("tta-samples" if samples else "tta-val", res, script="python -m bench tta",
+                            models=[model_entry(loaded.card.get("name") or Path(weights).stem, weights)],
+                            notes=getattr(args, "notes", "") or "")
+        print(f"wrote {path}")
+    return res

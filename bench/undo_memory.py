@@ -36,6 +36,9 @@ BASE_STEPS = 4
 CAMVID = Path(os.environ.get("SEGSTUDIO_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "datasets" / "camvid"
 
 
+RECORD_MODELS = ()
+"""Bundled models whose weights these figures depend on (``python -m bench undo_memory --record`` names them)."""
+
 def initial_labels(kind: str) -> np.ndarray:
     """The 4096x4096 uint8 label map the strokes are painted on (see the module docstring)."""
     from segstudio.core.labels import new_label_map

@@ -217,8 +217,10 @@ levers; the test split is never read here. Rows not listed have not been trained
 "val mIoU by epoch" is the trainer's validation at each validated epoch (epoch in brackets); the row's figure is
 `segstudio evaluate` of the best of them. "s a step" is training time only (validation excluded), batch 8.
 `scripts/train_default_camvid.sh` now ships row `full_res`'s recipe, trained on train+val.
-Noise: `base` trained twice with the same seed on this CPU selected 59.7 (2026-12-04) and 62.6 (2026-12-05), so a
-single-seed difference under ~3 points does not rank two levers.
+Noise: `base` trained twice with the same seed on this CPU selected val figures about 3 points apart (the first
+run, 2026-12-04, was overwritten and has no record; the second is the row below), so a single-seed difference
+under ~3 points does not rank two levers. The table is `ablation_markdown` of `docs/camvid-recipe.json`
+(`python -m bench claims` checks that it still is).
 
 """
 

@@ -1,6 +1,9 @@
 """Grab the README's screenshots of the real main window on CamVid sample images (offscreen Qt).
 
-Usage: QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [OUT_DIR]   (default docs/screenshots)
+Usage: QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [OUT_DIR] [--first-start-only]   (default docs/screenshots)
+
+``--first-start-only`` writes only ``main-overlay.png`` (the bundled samples with the default model's prediction, the
+README's first picture); the mid-correction and fine-tune shots paint at positions chosen for a particular frame.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from _qtshots import pump  # noqa: E402
 
 
 def main() -> int:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else REPO / "docs" / "screenshots")
+    argv = [a for a in sys.argv[1:] if a != "--first-start-only"]
+    first_start_only = len(argv) < len(sys.argv) - 1
+    out = Path(argv[0] if argv else REPO / "docs" / "screenshots")
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication([])
     work = Path(tempfile.mkdtemp(prefix="segstudio-shots-"))
@@ -38,6 +43,11 @@ def main() -> int:
     pump(app, lambda: win.job is None and win.current_doc().source == "predicted")
     win.class_panel.opacity.setValue(55)
     win.grab().save(str(out / "main-overlay.png"))
+    if first_start_only:
+        win.close()
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"wrote {out / 'main-overlay.png'}")
+        return 0
 
     # Mid-correction: the user paints Road (class id 3) over bike-lane specks mis-predicted as Car, then
     # traces the lamp post on the right (missed by the model) with a thin Pole brush (class id 2).

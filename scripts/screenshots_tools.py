@@ -31,7 +31,7 @@ from segstudio.gui.help_dialog import ShortcutsDialog  # noqa: E402
 from segstudio.gui.main_window import MainWindow  # noqa: E402
 from _qtshots import pump  # noqa: E402
 
-SAMPLE = "0016E5_08079.png"
+SAMPLE = "Seq05VD_f00660.png"  # a bundled sample (the stroke positions were chosen on the previous sample 0016E5_08079)
 BUILDING, POLE, ROAD, PAVEMENT = 1, 2, 3, 4
 
 

@@ -21,7 +21,7 @@ from segstudio.engine.export import ExportError, default_example_image, export_m
 from segstudio.io import read_image
 from segstudio.models import get_model
 
-SAMPLE = SAMPLES_DIR / "0016E5_07959.png"
+SAMPLE = SAMPLES_DIR / "0001TP_008970.png"
 
 
 @pytest.fixture(autouse=True, scope="module")

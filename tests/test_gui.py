@@ -74,7 +74,7 @@ def test_open_predict_paint_undo_redo_save_reopen(qtbot, folder, default_model_p
 
     win.predictor.predict, win.predictor.predict_many = spy, spy_many
     win.open_folder(folder)
-    assert win.files.count() == 5
+    assert win.files.count() == 6  # the six bundled CamVid samples
     wait_idle(qtbot, win)
     doc = win.current_doc()
     assert doc.source == "predicted"

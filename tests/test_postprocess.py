@@ -294,14 +294,14 @@ def test_predict_cli_applies_crf_and_morphology(samples_dir, tmp_path, capsys):
 
     from PIL import Image
 
-    sample = tmp_path / "0016E5_07959.png"  # a bundled sample at 1/3 size, to keep the test fast
+    sample = tmp_path / "0001TP_008970.png"  # a bundled sample at 1/3 size, to keep the test fast
     with Image.open(samples_dir / sample.name) as im:
         im.convert("RGB").resize((160, 120), Image.BILINEAR).save(sample)
     out = tmp_path / "pred"
     spec = "open=3,close=3,min-area=64,fill-holes=256"
     rc = main(["predict", str(sample), "-o", str(out), "--device", "cpu", "--crf", "--crf-params", "iterations=2", "--morph", spec])
     assert rc == 0, capsys.readouterr()
-    got = read_index_png(out / "0016E5_07959.png")
+    got = read_index_png(out / "0001TP_008970.png")
 
     image = read_image(sample)
     predictor = Predictor(load_checkpoint(None), device="cpu")

@@ -20,7 +20,7 @@ from segstudio.engine.predict_folder import predict_images
 from segstudio.io import read_image
 from segstudio.postprocess import CRFParams, refine
 
-NAME = "0016E5_08159.png"
+NAME = "Seq05VD_f01920.png"
 
 
 @pytest.fixture(scope="module")

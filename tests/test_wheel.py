@@ -67,7 +67,7 @@ def test_wheel_installs_and_predicts_with_the_bundled_default_model(tmp_path):
     (site / "zz_parent_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     installed = site / "segstudio" / "resources"
-    sample = installed / "samples" / "0016E5_07959.png"
+    sample = installed / "samples" / "0001TP_008970.png"
     assert (installed / "models" / f"{DEFAULT}.safetensors").is_file() and sample.is_file()
 
     work = tmp_path / "elsewhere"
