@@ -35,7 +35,7 @@ from segstudio.io import read_image, read_index_png, save_labels
 from segstudio.io.project import load_human_labels, save_provenance
 from segstudio.metrics import ConfusionMatrix
 
-from conftest import SAMPLES, SHARED
+from conftest import SHARED
 
 TINY = {"depth": 1, "width": 4}
 
@@ -123,8 +123,8 @@ def test_every_bundled_card_has_content_keys():
 
 # -- 3. near-duplicates -----------------------------------------------------------------------------------------------
 def test_mirrored_jpeg_and_resized_copies_of_a_training_frame_are_not_held_out(tmp_path):
-    card = load_checkpoint(default_checkpoint()).card  # trained on CamVid train+val: the bundled samples among them
-    src = SAMPLES / "0016E5_08039.png"
+    card = load_checkpoint(default_checkpoint()).card  # trained on CamVid train+val
+    src = SHARED / "datasets" / "camvid" / "images" / "0016E5_08039.png"  # a CamVid val frame it trained on
     img = read_image(src)
     Image.fromarray(np.ascontiguousarray(img[:, ::-1])).save(tmp_path / "mirrored.png")
     Image.fromarray(img).save(tmp_path / "reencoded.jpg", quality=75)
