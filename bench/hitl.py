@@ -331,8 +331,17 @@ def run(args) -> dict:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
     budgets = [float(b) for b in a.budgets.split(",") if b.strip()]
-    text = "\n\n".join(f"Budget {b:g} min, {a.split} split:\n\n" + table(records, b, a.long_minutes) for b in budgets)
+    suite = {"split": a.split, "budgets": budgets, "long_minutes": a.long_minutes, **env, "domains": records}
+    text = suite_markdown(suite)
     print(text)
-    if a.suite and not a.only:
+    if a.suite and not a.only:  # the record of the whole table (docs/claims.json renders the doc's table from it)
+        (out_dir / f"suite.{a.split}.json").write_text(json.dumps(suite, indent=1) + "\n")
         (out_dir / f"suite.{a.split}.md").write_text(text + "\n")
     return {"domains": [str(d) for d in domains], "out_dir": str(out_dir)}
+
+
+def suite_markdown(suite: dict) -> str:
+    """The suite's tables (one per budget) from a ``suite.<split>.json`` record."""
+    return "\n\n".join(
+        f"Budget {b:g} min, {suite['split']} split:\n\n" + table(suite["domains"], b, suite["long_minutes"]) for b in suite["budgets"]
+    )
