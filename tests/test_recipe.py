@@ -118,7 +118,7 @@ def test_lrs_bn_budget():
     body, head = R.choose_lrs(True)
     assert head == pytest.approx(R.HEAD_LR_MULT * body)
     assert R.choose_lrs(False)[0] == R.choose_lrs(False)[1]
-    assert R.choose_bn(4) == "adabn" and R.choose_bn(16) == "train"
+    assert R.choose_bn(3) == "adabn" and R.choose_bn(4) == "train" and R.choose_bn(16) == "train"
     assert R.default_budget_s("cpu") == 180 and R.default_budget_s("cuda") < R.default_budget_s("cpu")
 
 
@@ -152,7 +152,7 @@ def test_recipe_and_explicit_overrides():
     # 3-px lines: shrink at most to keep them MIN_STRUCTURE_PX thick; up to the Predictor's largest "auto" scale
     assert r.scale_range == (round(R.MIN_STRUCTURE_PX / st.thickness_px[1], 3), 1.333) and r.scale_range[0] > 0.9
     assert (r.loss, r.class_weights) == ("ce+dice", "median") and r.lr_head == pytest.approx(10 * r.lr_body)
-    assert r.bn == "adabn" and r.budget_s == 180 and r.val_interval_s == 180 / R.VALIDATIONS_PER_BUDGET
+    assert r.bn == "train" and r.budget_s == 180 and r.val_interval_s == 180 / R.VALIDATIONS_PER_BUDGET
     json.dumps(r.to_json())
     # Every field left None is chosen; an explicit field stays.
     cfg = finetune_config(lr=1e-3, loss="ce", class_weights="none", budget_s=60)
