@@ -77,6 +77,8 @@ from segstudio.io import (
 from segstudio.io.layout import CARD_FILENAME, ProjectLayout
 from segstudio.io.project import (
     PROJECT_FILENAME,
+    STATUS_CORRECTED,
+    STATUS_REVIEWED,
     Project,
     ProjectError,
     mark_version_cancelled,
@@ -817,8 +819,14 @@ class ProjectState(QObject):
         return ok
 
     def save_current(self, accept: bool = True) -> bool:
+        """Ctrl+S: save the image shown. With ``accept`` the person accepts it as shown: every pixel is saved and
+        its status becomes *reviewed* (an unedited prediction accepted) or *corrected* (it was edited), as the
+        review queue's Enter does."""
         doc = self.current_doc()
+        had_labels = doc is not None and doc.source != SOURCE_NONE
         ok = doc is not None and self.save_doc(doc, accept=accept, explicit=True)
+        if ok and accept and had_labels and self.book is not None:
+            self.book.set_image_status(doc.path, STATUS_CORRECTED if doc.edits else STATUS_REVIEWED)
         if doc is not None:
             self.documentChanged.emit(doc)
         return ok

@@ -30,6 +30,7 @@ from PySide6.QtGui import QGuiApplication, QImage, QPainterPath, QPixmap
 from PySide6.QtWidgets import QGraphicsPixmapItem
 
 from segstudio.core import IGNORE_INDEX, Document, Patch, merge_patches
+from segstudio.core.history import mask_bbox
 from segstudio.core import paint as core_paint
 from segstudio.gui.qtutil import collect_garbage_on_gui_thread
 from segstudio.gui.workers import Job, start_job
@@ -235,12 +236,14 @@ class StrokeTool(Tool):
     stroke started on."""
 
     round_cursor = True
+    confirms = True  # every pixel under the stroke becomes the person's, changed or not (the eraser: only changed ones)
 
     def __init__(self, canvas: Canvas) -> None:
         super().__init__(canvas)
         self._doc: Document | None = None
         self._labels: np.ndarray | None = None  # the label map the stroke paints into
         self._patches: list[Patch] = []
+        self._touched: np.ndarray | None = None  # bool (H, W): every pixel under the stroke (brush-to-confirm)
         self._last: tuple[float, float] = (0.0, 0.0)
 
     @property
@@ -260,6 +263,7 @@ class StrokeTool(Tool):
         if not self.can_start(doc):
             return
         self._doc, self._labels, self._patches, self._last = doc, doc.labels, [], (y, x)
+        self._touched = np.zeros(doc.shape, dtype=bool)
         self._paint_to(y, x)
 
     def move(self, y: float, x: float, left_down: bool) -> bool:
@@ -277,9 +281,18 @@ class StrokeTool(Tool):
     def _paint_to(self, y: float, x: float) -> None:
         if self._doc.labels is not self._labels:  # labels replaced mid-stroke (prediction, class edit)
             return
-        patch = core_paint.paint_stroke(self._labels, [self._last, (y, x)], self.canvas.brush_radius, self.value())
+        res = core_paint.stroke_mask(self._labels.shape, [self._last, (y, x)], self.canvas.brush_radius)
         self._last = (y, x)
-        self._add(patch)
+        if res is None:
+            return
+        y0, x0, mask = res
+        self._touch(y0, x0, mask)
+        self._add(core_paint.paint_mask(self._labels, y0, x0, mask, self.value()))
+
+    def _touch(self, y0: int, x0: int, mask: np.ndarray) -> None:
+        """Remember that the stroke went over ``mask`` (at ``(y0, x0)``): those pixels become the person's."""
+        h, w = mask.shape
+        self._touched[y0 : y0 + h, x0 : x0 + w] |= mask
 
     def _add(self, patch: Patch | None) -> None:
         if patch is not None:
@@ -288,16 +301,21 @@ class StrokeTool(Tool):
                 self.canvas.refresh_patch(patch)
 
     def finish(self) -> None:
-        doc, labels, patches = self._doc, self._labels, self._patches
-        self._doc, self._labels, self._patches = None, None, []
+        doc, labels, patches, touched = self._doc, self._labels, self._patches, self._touched
+        self._doc, self._labels, self._patches, self._touched = None, None, [], None
         if doc is None:
             return
         if doc.labels is not labels:  # the map it painted was replaced: its pixels are gone, nothing to record
             log.info("stroke on %s dropped: its label map was replaced while painting", doc.path)
             return
-        patch = merge_patches(labels, patches)
+        box = None
+        if touched is not None and self.confirms and touched.any():
+            r0, r1, c0, c1 = mask_bbox(touched)
+            box = (r0, c0, touched[r0:r1, c0:c1])
+        # Every pixel under the stroke is the person's now, changed or not (a stroke inside a region the model
+        # already predicted as this class confirms it): one undo step even when no value changed.
+        patch = doc.apply_patch(merge_patches(labels, patches), touched=box)
         if patch is not None:
-            doc.apply_patch(patch)
             self.canvas.show_edit(patch, doc)
 
 
@@ -311,6 +329,7 @@ class EraserTool(StrokeTool):
     """Paints ``IGNORE_INDEX`` (unlabelled) with a round brush."""
 
     name = TOOL_ERASER
+    confirms = False
 
     def value(self) -> int:
         return IGNORE_INDEX
@@ -422,6 +441,7 @@ class SuperpixelTool(StrokeTool):
                 continue
             self._painted.add(int(seg_id))
             sy, sx, smask = sp.region(int(seg_id))
+            self._touch(sy, sx, smask)
             self._add(core_paint.paint_mask(doc.labels, sy, sx, smask, self.value()))
 
 
@@ -1009,7 +1029,8 @@ class ClickTool(Tool):
         if base is not None:
             after[base[r0 : r1 + 1, c0 : c1 + 1] & ~mask[r0 : r1 + 1, c0 : c1 + 1]] = IGNORE_INDEX
         after[mask[r0 : r1 + 1, c0 : c1 + 1]] = value
-        patch = doc.apply_patch(make_patch(doc.labels, int(r0), int(c0), after))
+        footprint = (int(r0), int(c0), region[r0 : r1 + 1, c0 : c1 + 1])  # confirmed, changed or not
+        patch = doc.apply_patch(make_patch(doc.labels, int(r0), int(c0), after), touched=footprint)
         self.canvas.show_edit(patch, doc)
         return patch
 
