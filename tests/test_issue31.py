@@ -107,3 +107,84 @@ def test_ctrl_s_on_an_unedited_prediction_marks_it_reviewed(qtbot, tmp_path, mod
     drag(win.canvas, [(5, 5), (15, 5)])
     win.act_save.trigger()
     assert _status(win, win.current_doc().path) == "corrected"
+
+
+# -- 2. class edits carry through the model's class mapping -------------------------------------------------------
+FIELD = ClassSpec(("soil", "crop", "weed"), ((120, 90, 60), (60, 180, 75), (230, 25, 75)))
+WEED = 2
+
+
+@pytest.fixture(scope="module")
+def weed_model(tmp_path_factory):
+    return _checkpoint(tmp_path_factory.mktemp("field"), "field-weed", FIELD, WEED)
+
+
+def _edit_classes(win, monkeypatch, edit):
+    """Edit ▸ Edit classes… with the real dialog: ``edit(dialog)`` does what the person does in it, then OK."""
+    from PySide6.QtWidgets import QDialog
+
+    from segstudio.gui import project_view
+
+    def exec_(dlg):
+        edit(dlg)
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(project_view.ClassEditorDialog, "exec", exec_)
+    win.project_ctl.act_classes.trigger()
+
+
+def test_rename_keeps_the_models_predictions_add_maps_to_nothing_delete_tells(qtbot, tmp_path, weed_model, dialogs, monkeypatch):
+    """Model soil/crop/weed; rename weed → weeds and add a class. Before: the weed predictions became unlabelled
+    holes (saved as 255 by Ctrl+S), and Metrics failed ("the model predicts 3 classes but the project has 4")."""
+    from test_state import answer
+
+    folder = _images(tmp_path / "field", 3, 1)
+    win = make_window(qtbot, weed_model)
+    answer(win, ask_yes_no=True)
+    win.open_folder(folder)
+    idle(qtbot, win)
+    doc = win.current_doc()
+    assert (doc.labels == WEED).all()
+
+    def rename_and_add(dlg):
+        dlg.rename(WEED, "weeds")
+        dlg.add_class("stone")
+
+    _edit_classes(win, monkeypatch, rename_and_add)
+    idle(qtbot, win)
+    assert win.classes.names == ("soil", "crop", "weeds", "stone")
+    assert (doc.labels == WEED).all(), "the renamed class keeps the model's predictions"
+    assert (doc.provenance.map == PROV_MODEL).all(), "still predictions, not labels"
+    assert not win.state.stale.get(doc.path)
+    win.step(1)  # a new image is predicted through the mapping
+    idle(qtbot, win)
+    doc2 = win.current_doc()
+    assert doc2.source == "predicted" and (doc2.labels == WEED).all(), "weed predictions show as weeds, no holes"
+    win.act_save.trigger()
+    assert (read_index_png(label_path_for(doc2.path)) == WEED).all(), "Ctrl+S saves them as weeds, not 255"
+    assert not win.canvas.notice.isVisible() and not win.notice_label.isVisible()
+    # Metrics after rename + add: computed, not failed
+    win.loop.compute_metrics()
+    qtbot.waitUntil(lambda: "metrics" not in win.state.jobs, timeout=60_000)
+    r = win.loop.metrics.result
+    assert r is not None and r.classes == ["soil", "crop", "weeds", "stone"]
+    assert r.matrix("all").iou[WEED] == pytest.approx(1.0)
+
+    # the lineage survives a restart (kept in the project file)
+    win.close()
+    win2 = make_window(qtbot, weed_model)
+    answer(win2, ask_yes_no=True)
+    win2.open_folder(folder)
+    idle(qtbot, win2)
+    win2.step(2)
+    idle(qtbot, win2)
+    assert win2.current_doc().source == "predicted" and (win2.current_doc().labels == WEED).all()
+
+    # delete "weeds": its predictions become unlabelled, with a notice on the canvas and in the status bar
+    doc3 = win2.current_doc()
+    _edit_classes(win2, monkeypatch, lambda dlg: dlg.delete(WEED))
+    idle(qtbot, win2)
+    assert win2.classes.names == ("soil", "crop", "stone")
+    assert (doc3.labels == IGNORE_INDEX).all()
+    assert win2.canvas.notice.isVisible() and "weed" in win2.canvas.notice.text()
+    assert win2.notice_label.isVisible() and "weed" in win2.notice_label.toolTip()

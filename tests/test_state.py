@@ -108,7 +108,8 @@ def test_class_edit_moves_current_class_resets_predictions_and_recolours_renamed
     """Rename Sky→membrane, Building→cell, delete Road and Car, while painting with Car (id 3).
 
     Before: the canvas kept painting id 3 (invisible strokes; "label map holds values [4]" on save), the
-    predicted Sky pixels became "membrane" labels, and membrane kept Sky's grey."""
+    predicted Sky pixels became "membrane" labels, and membrane kept Sky's grey. (Issue 31: the prediction is
+    carried to the renamed class, and stays a prediction.)"""
     folder = _images(tmp_path / "a", 2, 0)
     win = make_window(qtbot, models["sky"])
     win.open_folder(folder)
@@ -129,21 +130,23 @@ def test_class_edit_moves_current_class_resets_predictions_and_recolours_renamed
     assert win.canvas.current_class in (0, 1), "the canvas paints with a class that exists"
     assert win.class_panel.legend.currentRow() == win.canvas.current_class
     assert not win.canvas.overlay.hidden_classes and not win.class_panel.hidden, "a hidden id may be another class now"
-    # The street model's predicted Sky is not a membrane label: it is unlabelled now (the model cannot predict
-    # membrane/cell, so nothing is re-predicted either).
-    assert (doc.labels == IGNORE_INDEX).all(), "a class edit never turns predicted pixels into labels"
+    # Issue 31: a rename keeps the id's lineage, so the street model's predicted Sky shows as membrane now, and it
+    # is still a prediction (model provenance), never a label a person gave.
+    assert (doc.labels == 0).all() and (doc.provenance.map == PROV_MODEL).all()
     # A renamed class gets a colour that contrasts with the others and with grey (EM images are grey).
     membrane = np.array(win.classes.colors[0])
     assert tuple(membrane) != STREET.colors[0] and np.abs(membrane - 128).max() > 90
     assert tuple(win.classes.colors[1]) != STREET.colors[1]
 
+    win.pick_class(1)
     painted = paint(win, 4, 4, 20, 30)
-    assert painted.sum() > 30 and (doc.labels[painted] == win.canvas.current_class).all()
-    assert win.save_current() is not False
+    assert painted.sum() > 30 and (doc.labels[painted] == 1).all()
+    win.state.autosave()  # leaving the image: only the person's pixels are saved
     assert not [d for d in dialogs if d[0] == "critical"], dialogs
     saved = read_index_png(label_path_for(doc.path))
     assert set(np.unique(saved).tolist()) <= {0, 1, IGNORE_INDEX}
-    np.testing.assert_array_equal(saved != IGNORE_INDEX, painted)
+    np.testing.assert_array_equal(saved != IGNORE_INDEX, doc.provenance.map == PROV_HUMAN)
+    assert (saved[painted] == 1).all() and not (saved == 0).any(), "the carried prediction is not saved as a label"
     assert load_classes(folder / "labels" / "classes.json").names == ("membrane", "cell")
     win.close()
 

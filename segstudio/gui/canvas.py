@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsView,
+    QLabel,
 )
 
 from segstudio.core import IGNORE_INDEX, Document, Patch
@@ -148,6 +149,24 @@ class Canvas(QGraphicsView):
             self.jobs.failed.connect(self.status)
         self.tools: dict[str, Tool] = make_tools(self)
         self.active_tool: Tool = self.tools[TOOL_BRUSH]
+        self.notice = QLabel(self.viewport())  # a banner over the image (e.g. a deleted class's predictions)
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("QLabel { background: rgba(255, 243, 205, 230); color: #5c4400; padding: 3px 8px; }")
+        self.notice.hide()
+        if state is not None:
+            state.classNotice.connect(self.set_notice)
+
+    def set_notice(self, text: str) -> None:
+        """Show ``text`` in a banner across the top of the image ('' hides it)."""
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+        self._place_notice()
+
+    def _place_notice(self) -> None:
+        w = max(self.viewport().width() - 16, 50)
+        self.notice.setFixedWidth(w)
+        self.notice.adjustSize()
+        self.notice.move(8, 8)
 
     # -- document -------------------------------------------------------------------------
     def set_document(self, doc: Document | None, fit: bool = True) -> None:
@@ -394,6 +413,7 @@ class Canvas(QGraphicsView):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        self._place_notice()
         if self._auto_fit:
             self.zoom_fit()
 

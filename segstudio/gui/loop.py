@@ -325,12 +325,13 @@ class LabellingLoop(QObject):
             return False
         st.autosave()
         predictor, paths, classes, card = st.predictor, list(st.paths), st.classes, dict(st.model.card)
+        lut = st.model_lut()  # the model's classes onto the project's, through renames; a new class: none yet
         images = {p: d.image for p, d in st.docs.items()}
         self.docks["Metrics"].show()
         self.metrics.set_busy(True, "measuring the model on the corrected images…")
 
         def work(job: Job):
-            return evaluate_corrected(predictor, paths, classes, card, job, images)
+            return evaluate_corrected(predictor, paths, classes, card, job, images, lut=lut)
 
         job = Job("metrics", work)
         job.failed.connect(on_gui(self.metrics.summary.setText, self))

@@ -153,6 +153,7 @@ class MainWindow(QMainWindow):
         for view in (self.files, cp, self.model_panel):
             view.bind(st)  # each dock observes the state and calls its methods
         st.message.connect(self.message)
+        st.classNotice.connect(self._on_class_notice)
         st.folderOpened.connect(self._on_folder_opened)
         st.currentClassChanged.connect(lambda c: setattr(cv, "current_class", c))
         st.modelChanged.connect(lambda _m, _l: self._update_title())
@@ -221,6 +222,13 @@ class MainWindow(QMainWindow):
         self.stale_label.setText(f"⚠ overlay stale: {why}" if why else "")
         self.stale_label.setToolTip(why or "")
         self.stale_label.setVisible(bool(why))
+
+    def _on_class_notice(self, text: str) -> None:
+        """The status bar's notice of model classes the project lacks (the canvas shows the same banner)."""
+        metrics = self.notice_label.fontMetrics()
+        self.notice_label.setText(metrics.elidedText(f"⚠ {text}", Qt.TextElideMode.ElideRight, 400) if text else "")
+        self.notice_label.setToolTip(text)
+        self.notice_label.setVisible(bool(text))
 
     def _set_busy(self, busy: bool) -> None:
         """Show progress + Cancel and disable the model buttons while a model job runs."""

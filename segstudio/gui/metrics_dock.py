@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.core import ClassSpec, validate_label_map
+from segstudio.core import IGNORE_INDEX, ClassSpec, validate_label_map
 from segstudio.engine.heldout import ROLE_HELD_OUT, ROLE_TRAIN, ROLE_VAL, card_lineage, image_roles
 from segstudio.io import label_path_for, read_image, read_index_png
 from segstudio.metrics import ConfusionMatrix
@@ -87,7 +87,9 @@ class CorrectedEval:
         return sum(self.roles.get(p, ROLE_HELD_OUT) == _SCOPE_ROLE[scope] for p in self.per_image)
 
 
-def evaluate_corrected(predictor, paths: list[Path], classes: ClassSpec, card: dict, job=None, images: dict | None = None) -> CorrectedEval:
+def evaluate_corrected(
+    predictor, paths: list[Path], classes: ClassSpec, card: dict, job=None, images: dict | None = None, lut: np.ndarray | None = None
+) -> CorrectedEval:
     """Predict every image of ``paths`` that has saved labels and compare (worker-thread function).
 
     Args:
@@ -97,10 +99,13 @@ def evaluate_corrected(predictor, paths: list[Path], classes: ClassSpec, card: d
         card: the model's card (for :func:`training_roles`).
         job: optional :class:`~segstudio.gui.workers.Job` for progress and cancel.
         images: optional ``{path: uint8 (H, W, 3)}`` already in memory.
+        lut: optional uint8 (256,) model class id → project class id (the project's class mapping, through its
+            renames: :meth:`~segstudio.gui.state.ProjectState.model_lut`); without it the ids must agree. A pixel
+            predicted as a class the project lacks counts as a miss of its true class (scored as the next class).
     Raises:
-        ValueError: the model predicts a different number of classes than the project has.
+        ValueError: without ``lut``, the model predicts a different number of classes than the project has.
     """
-    if predictor.classes.num_classes != classes.num_classes:
+    if lut is None and predictor.classes.num_classes != classes.num_classes:
         raise ValueError(
             f"the model predicts {predictor.classes.num_classes} classes but the project has {classes.num_classes}; fine-tune first"
         )
@@ -115,7 +120,12 @@ def evaluate_corrected(predictor, paths: list[Path], classes: ClassSpec, card: d
             image = read_image(p)
         target = validate_label_map(read_index_png(label_path_for(p)), classes.num_classes, image.shape[:2])
         cm = ConfusionMatrix(classes.num_classes)
-        cm.update(target, predictor.predict(image))
+        pred = predictor.predict(image)
+        if lut is not None:
+            pred = lut[pred]
+            lost = pred == IGNORE_INDEX  # a class the project lacks (deleted): never right, a miss of the true class
+            pred[lost] = (target[lost].astype(np.int64) + 1) % max(classes.num_classes, 1) if classes.num_classes > 1 else 0
+        cm.update(target, pred)
         out.per_image[p] = cm
     if job is not None:
         job.report(len(labelled), len(labelled), f"metrics on {len(labelled)} corrected image(s)")

@@ -205,6 +205,10 @@ def build_status_bar(win) -> None:
     win.stale_label = QLabel()
     win.stale_label.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; padding: 1px 6px; }")
     win.stale_label.hide()
+    win.notice_label = QLabel()  # what the model predicts that the project has no class for (ProjectState.classNotice)
+    win.notice_label.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; padding: 1px 6px; }")
+    win.notice_label.setMaximumWidth(420)
+    win.notice_label.hide()
     win.progress = QProgressBar()
     win.progress.setMaximumWidth(260)
     win.progress.hide()
@@ -214,7 +218,7 @@ def build_status_bar(win) -> None:
     win.cursor_status = CursorStatus(win)
     sb = win.statusBar()
     sb.addWidget(win.status_text, 1)
-    for w in (win.cursor_status, win.stale_label, win.progress, win.cancel_button):
+    for w in (win.cursor_status, win.stale_label, win.notice_label, win.progress, win.cancel_button):
         sb.addPermanentWidget(w)
 
 
