@@ -188,3 +188,54 @@ def test_rename_keeps_the_models_predictions_add_maps_to_nothing_delete_tells(qt
     assert (doc3.labels == IGNORE_INDEX).all()
     assert win2.canvas.notice.isVisible() and "weed" in win2.canvas.notice.text()
     assert win2.notice_label.isVisible() and "weed" in win2.notice_label.toolTip()
+
+
+# -- 5. the Metrics tab -----------------------------------------------------------------------------------------------
+def _tick_labels(plot, axis):
+    levels = plot.getAxis(axis)._tickLevels or []
+    return [t[1] for level in levels for t in level]
+
+
+def test_ctrl_m_raises_metrics_switch_resets_axes_and_no_held_out_is_said(qtbot, tmp_path, dialogs):
+    """Before: Ctrl+M computed behind the Training tab; after a folder switch the matrix kept the previous folder's
+    class axes; with no held-out image the dock showed only "training mIoU" figures, as if they were an estimate."""
+    import json
+
+    from segstudio.engine.trainer import file_sha1
+    from segstudio.io import save_classes
+    from test_state import answer
+
+    folder = _images(tmp_path / "a", 2, 0)
+    weights = _checkpoint(tmp_path / "m", "street-sky-trained", STREET, SKY)
+    card_path = weights.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["training_data"] = {"image_sha1": [file_sha1(p) for p in sorted(folder.glob("*.png"))]}  # it trained on both
+    card_path.write_text(json.dumps(card))
+    win = make_window(qtbot, weights)
+    win.open_folder(folder)
+    idle(qtbot, win)
+    win.act_save.trigger()
+    loop = win.loop
+    loop.docks["Training"].show()
+    loop.docks["Training"].raise_()  # e.g. after a fine-tune
+    qtbot.waitUntil(lambda: not loop.docks["Training"].visibleRegion().isEmpty())
+    assert QKeySequence("Ctrl+M") in loop.act_metrics.shortcuts()
+    loop.act_metrics.trigger()
+    qtbot.waitUntil(lambda: "metrics" not in win.state.jobs and loop.metrics.result is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: not loop.docks["Metrics"].visibleRegion().isEmpty())
+    assert loop.docks["Training"].visibleRegion().isEmpty(), "the Metrics tab is in front"
+    m = loop.metrics
+    assert m.result.count("held-out") == 0 and m.result.count("training") == 1
+    assert "No held-out image" in m.summary.text()
+    assert any("Sky" in t for t in _tick_labels(m.cm_plot, "left"))
+    m.scope.setCurrentText("held-out")
+    assert m.cm_image.image is None and "no held-out" in m.cm_plot.plotItem.titleLabel.text, "no empty matrix under a title"
+    assert m.class_table.rowCount() == 0
+
+    other = _images(tmp_path / "em", 2, 3)
+    save_classes(other / "classes.json", EM)
+    answer(win, choose_model=None)
+    assert win.open_folder(other)
+    assert m.result is None and m.cm_image.image is None
+    assert not any("Sky" in t for t in _tick_labels(m.cm_plot, "left") + _tick_labels(m.cm_plot, "bottom"))
+    assert "Sky" not in m.summary.text()

@@ -197,6 +197,20 @@ class MetricsDock(QWidget):
         split.addWidget(self.image_table)
         lay.addWidget(split, 1)
 
+    def clear(self, text: str = "Save corrected labels, then fine-tune or press Recompute.") -> None:
+        """Forget the shown result (another folder was opened): empty tables, no matrix, no class axes."""
+        self.result = None
+        self.summary.setText(text)
+        self._clear_views("confusion matrix (row-normalised: true → predicted)")
+
+    def _clear_views(self, title: str) -> None:
+        self.class_table.setRowCount(0)
+        self.image_table.setRowCount(0)
+        self.cm_image.clear()
+        for axis in ("bottom", "left"):
+            self.cm_plot.getAxis(axis).setTicks([[]])
+        self.cm_plot.setTitle(title)
+
     def set_busy(self, busy: bool, text: str = "") -> None:
         """Disable Recompute while a metrics job runs; ``text`` replaces the summary line."""
         self.recompute.setEnabled(not busy)
@@ -228,8 +242,15 @@ class MetricsDock(QWidget):
             n = r.count(s)
             if n:
                 parts.append(f"{s} mIoU {_pct(r.matrix(s).miou)} % ({n} image{'s' if n > 1 else ''})")
-        self.summary.setText(f"<b>{r.model_name}</b>: " + " · ".join(parts))
+        none_held_out = "" if r.count("held-out") else (
+            "No held-out image: every corrected image trained this model or picked its checkpoint, so these figures "
+            "do not estimate how it does on new images. Label an image it has not seen to measure that.<br>"
+        )
+        self.summary.setText(none_held_out + f"<b>{r.model_name}</b>: " + " · ".join(parts))
         scope = self.scope.currentText()
+        if not r.count(scope):
+            self._clear_views(f"no {scope} images")
+            return
         cm = r.matrix(scope)
         iou, support = cm.iou, cm.support
         self.class_table.setRowCount(len(r.classes))
