@@ -239,3 +239,101 @@ def test_ctrl_m_raises_metrics_switch_resets_axes_and_no_held_out_is_said(qtbot,
     assert m.result is None and m.cm_image.image is None
     assert not any("Sky" in t for t in _tick_labels(m.cm_plot, "left") + _tick_labels(m.cm_plot, "bottom"))
     assert "Sky" not in m.summary.text()
+
+
+# -- 4. the window stays on screen ----------------------------------------------------------------------------------
+def _on_screen(win):
+    avail = win.screen().availableGeometry()
+    f = win.frameGeometry()
+    return avail.contains(f), (f.getRect(), avail.getRect())
+
+
+def test_window_never_grows_past_the_screen_and_a_restored_geometry_is_clamped(qtbot, tmp_path, models, dialogs):
+    """Before: 20 classes pushed the window's minimum height past the screen (the class legend asked for every
+    row), folder switches kept that size, and a saved geometry taller than the screen was restored as it was."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtWidgets import QMainWindow
+
+    from segstudio.gui.window_layout import LAYOUT_VERSION, window_settings
+    from test_state import answer
+
+    a, b = _images(tmp_path / "a", 2, 0), _images(tmp_path / "b", 2, 1)
+    win = make_window(qtbot, models["sky"])
+    answer(win, choose_model=None)
+    assert _on_screen(win)[0]
+    win.open_folder(a)
+    idle(qtbot, win)
+    heights = [win.frameGeometry().height()]
+    names = tuple(f"a long class name, number {i}" for i in range(20))
+    lut = np.full(256, IGNORE_INDEX, np.uint8)
+    lut[:4] = np.arange(4)
+    assert win.project_ctl.apply_classes(ClassSpec(names), lut, False, "20 classes", confirm=False)
+    qtbot.wait(50)
+    assert _on_screen(win)[0], _on_screen(win)[1]
+    for folder in (b, a):
+        win.open_folder(folder)
+        idle(qtbot, win)
+        qtbot.wait(50)
+        assert _on_screen(win)[0], _on_screen(win)[1]
+        heights.append(win.frameGeometry().height())
+    avail = win.screen().availableGeometry()
+    assert max(heights) <= avail.height()
+    state = win.saveState(LAYOUT_VERSION)
+    win.close()
+
+    # a geometry saved taller than the screen (another monitor): restored within it
+    tall = QMainWindow()
+    qtbot.addWidget(tall)
+    tall.setGeometry(QRect(avail.x() + 40, avail.y() + 30, avail.width() - 100, avail.height() + 400))
+    s = window_settings()
+    s.setValue("window/geometry", tall.saveGeometry())
+    s.setValue("window/state", state)
+    s.sync()
+    win2 = make_window(qtbot, models["sky"])
+    qtbot.wait(50)
+    assert _on_screen(win2)[0], _on_screen(win2)[1]
+
+
+# -- 6. the Training dock ------------------------------------------------------------------------------------------
+def _canvas_share(win):
+    c, w = win.canvas.size(), win.size()
+    return (c.width() * c.height()) / (w.width() * w.height())
+
+
+def test_training_dock_shows_the_budget_until_planned_and_collapses_when_done(qtbot, tmp_path, models, dialogs):
+    """Before: the dock read "step 1/2000000" (the step cap of a budget run before its plan) and kept half the
+    window after the fine-tune ended."""
+    from segstudio.engine import finetune_config
+
+    folder = _images(tmp_path / "a", 3, 6)
+    win = make_window(qtbot, models["sky"])
+    win.finetune_config = finetune_config(budget_s=4.0, batch_size=2, crop_size=(24, 24), holdout_fraction=0.0)
+    win.open_folder(folder)
+    idle(qtbot, win)
+    for row in (0, 1):
+        win.files.setCurrentRow(row)
+        idle(qtbot, win)
+        win.save_current()
+    share_before = _canvas_share(win)
+    panel, dock = win.loop.training_panel, win.loop.docks["Training"]
+    titles = []
+    orig = panel.on_event
+
+    def spy(event, info):
+        orig(event, info)
+        if event == "step":
+            titles.append((int(info["total_steps"]), panel.title.text(), panel.progress.maximum()))
+
+    panel.on_event = spy
+    assert win.finetune()
+    qtbot.waitUntil(lambda: dock.isVisible() and panel.state == "running", timeout=30_000)
+    idle(qtbot, win, timeout=120_000)
+    assert panel.state == "done" and titles
+    first_total, first_title, first_max = titles[0]
+    assert first_total >= 10**5, "a budget run starts at its step cap (the premise of the issue)"
+    assert f"/{first_total}" not in first_title and "budget" in first_title and first_max <= 5
+    planned = [t for t in titles if t[0] != first_total]
+    assert all(f"/{t[0]}" in t[1] for t in planned), "once planned, step n/N"
+    qtbot.waitUntil(lambda: not dock.isVisible())
+    assert _canvas_share(win) >= share_before - 0.01, "the canvas has its space back"
+    assert not win.loop.docks["Metrics"].isVisible()

@@ -160,9 +160,10 @@ class LabellingLoop(QObject):
     # -- training ------------------------------------------------------------------------------
     def watch_training(self, job: Job, out_dir: Path) -> None:
         """Show fine-tune ``job`` (writing ``out_dir``) live; its worker forwards trainer callbacks as
-        ``job.emit_result(event, info)``. After it finishes the metrics are recomputed."""
+        ``job.emit_result(event, info)``. After it finishes the dock collapses (a cancelled or failed run keeps
+        it, with its message and "Use last checkpoint") and the metrics are recomputed."""
         self._training_dir = Path(out_dir)
-        self.training_panel.start(self._training_dir.name)
+        self.training_panel.start(self._training_dir.name, getattr(job, "budget_s", None))
         self.docks["Training"].show()
         self.docks["Training"].raise_()
         job.result.connect(self._on_train_event)
@@ -177,6 +178,7 @@ class LabellingLoop(QObject):
     def _on_trained(self, _loaded) -> None:
         name = self._training_dir.name if self._training_dir else ""
         self.training_panel.finish("done", f"Fine-tune {name} finished; the model in use is now {name}.")
+        self.docks["Training"].hide()  # the canvas gets its space back (View ▸ Training shows the curves again)
         self.umaps.clear()
         if self.state.folder is not None:
             self.compute_metrics(show=False)  # ready for Ctrl+M; the canvas gets its space back

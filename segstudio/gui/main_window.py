@@ -29,7 +29,7 @@ from segstudio.gui.qtutil import add_dock, collect_garbage_on_gui_thread, window
 from segstudio.gui.review import ReviewQueue
 from segstudio.gui.state import MAIN, ProjectState
 from segstudio.gui.toolbar import build_status_bar, build_tool_bar, make_tool_actions
-from segstudio.gui.window_layout import add_view_menu, restore_layout, save_layout
+from segstudio.gui.window_layout import ScreenGuard, add_view_menu, restore_layout, save_layout
 
 log = logging.getLogger(__name__)
 __all__ = ["MainWindow", "ask_recover", "QMessageBox", "CLASS_KEYS"]
@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
         build_tool_bar(self)
         add_view_menu(self)
         restore_layout(self)  # the last session's geometry and docks; a first start: 90 % of the screen
+        self.screen_guard = ScreenGuard(self)  # after any layout change the window stays inside the screen
 
     # -- building ------------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcuts=(), menu=None) -> QAction:

@@ -943,6 +943,7 @@ class ProjectState(QObject):
 
         job = Job("fine-tune", work)  # one kind for the training dock's Cancel
         job.cancelled_dir = None
+        job.budget_s = self.expected_budget_s(train_kwargs.get("config"))  # the training dock shows it until steps are planned
 
         def on_finished(loaded) -> None:
             self._on_trained(loaded, out_dir, n_images, what)
@@ -963,6 +964,25 @@ class ProjectState(QObject):
             self.say(f"{what} starts once the running prediction has stopped")
             return True
         return begin()
+
+    def expected_budget_s(self, config: TrainConfig | None) -> float | None:
+        """The time budget (seconds) a fine-tune with ``config`` runs under: its ``budget_s``, else the recipe's
+        default for the device (:func:`~segstudio.engine.recipe.default_budget_s`) when no step or epoch count
+        replaces it; ``None`` for a run without a budget."""
+        if config is None:
+            return None
+        if config.budget_s is not None:
+            return float(config.budget_s)
+        if config.recipe and config.max_steps is None and config.epochs is None:
+            from segstudio.engine.distributed import current, device_for
+            from segstudio.engine.recipe import default_budget_s
+
+            try:
+                kind = device_for(current(), config.device or self.device).type
+            except (RuntimeError, ValueError):
+                kind = "cpu"
+            return float(default_budget_s(kind))
+        return None
 
     def _on_trained(self, loaded: LoadedModel, out_dir: Path, n: int, what: str) -> None:
         self.add_model_entry(f"{self.folder.name}/{out_dir.name}", loaded, folder=self.folder)
