@@ -88,6 +88,11 @@ def _module_data_names(module, cache: dict) -> set[str]:
 
 def pytest_collection_modifyitems(config, items):
     cache: dict = {}
+    if "slow" not in (config.getoption("-m") or ""):  # nightly-style runs only when asked for (`-m slow`)
+        skip_slow = pytest.mark.skip(reason="nightly-style run: select it with -m slow")
+        for item in items:
+            if item.get_closest_marker("slow"):
+                item.add_marker(skip_slow)
     for item in items:
         fn = getattr(item, "function", None)
         if fn is None or item.get_closest_marker("data"):
