@@ -337,3 +337,108 @@ def test_training_dock_shows_the_budget_until_planned_and_collapses_when_done(qt
     qtbot.waitUntil(lambda: not dock.isVisible())
     assert _canvas_share(win) >= share_before - 0.01, "the canvas has its space back"
     assert not win.loop.docks["Metrics"].isVisible()
+
+
+# -- 7. smaller items --------------------------------------------------------------------------------------------------
+def test_class_editor_preview_colour_is_the_applied_colour_buttons_stay_delete_works(qtbot, tmp_path, weed_model, dialogs, monkeypatch):
+    from PySide6.QtCore import QPoint
+
+    from segstudio.gui.class_editor import _COLOR, ClassEditorDialog
+    from test_state import answer
+
+    dlg = ClassEditorDialog(FIELD)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    pos = {b: b.mapTo(dlg, QPoint(0, 0)) for b in (dlg.btn_delete, dlg.btn_add, dlg.buttons)}
+    for i in range(6):
+        dlg.add_class(f"a class with a rather long name {i}")
+    dlg.rename(0, "dirt")
+    assert len(dlg.describe_changes()) > 150
+    qtbot.wait(20)
+    assert all(b.mapTo(dlg, QPoint(0, 0)) == p for b, p in pos.items()), "the buttons stay where they were"
+    n = dlg.list.count()
+    dlg.list.setCurrentRow(n - 1)
+    qtbot.mouseClick(dlg.btn_delete, Qt.MouseButton.LeftButton)
+    assert dlg.list.count() == n - 1
+    dlg.list.setCurrentRow(n - 2)
+    dlg.list.setFocus()
+    qtbot.keyClick(dlg.list, Qt.Key.Key_Delete)
+    assert dlg.list.count() == n - 2, "the Delete key deletes the selected class"
+    dlg.close()
+
+    # the colour the editor shows after a rename is the colour applied on OK
+    folder = _images(tmp_path / "f", 1, 2)
+    win = make_window(qtbot, weed_model)
+    answer(win, ask_yes_no=True)
+    win.open_folder(folder)
+    idle(qtbot, win)
+    shown = {}
+
+    def rename(d):
+        d.rename(0, "dirt")
+        shown["colour"] = tuple(d.list.item(0).data(_COLOR))
+
+    _edit_classes(win, monkeypatch, rename)
+    assert win.classes.names[0] == "dirt" and shown["colour"] == tuple(win.classes.colors[0])
+    assert shown["colour"] != FIELD.colors[0], "a renamed class still gets a contrasting colour"
+
+
+def test_long_status_message_is_elided_and_stays_left_of_the_xy_field(qtbot, tmp_path, models, dialogs):
+    win = make_window(qtbot, models["sky"])
+    win.open_folder(_images(tmp_path / "a", 1, 0))
+    idle(qtbot, win)
+    width = win.width()
+    text = "a very long status message that says a lot " * 12
+    win.message(text)
+    qtbot.wait(20)
+    assert win.status_text.text() == text and win.status_text.toolTip() == text
+    assert win.status_text.shown_text().endswith("…")
+    st = win.status_text.geometry()
+    assert st.right() < win.cursor_status.geometry().left(), "no overlap with the x/y field"
+    assert win.width() == width
+
+
+def test_opening_a_folder_clears_the_old_image_before_the_model_question(qtbot, tmp_path, models, dialogs):
+    from test_state import answer
+
+    a, b = _images(tmp_path / "a", 1, 0), _images(tmp_path / "b", 1, 1)
+    from segstudio.io import save_classes
+
+    save_classes(b / "classes.json", ClassSpec(("rock", "sand")))  # no model knows these: the app asks
+    win = make_window(qtbot, models["sky"])
+    win.open_folder(a)
+    idle(qtbot, win)
+    assert win.canvas.doc is not None
+    seen = []
+    answer(win, choose_model=lambda *args: seen.append((win.canvas.doc, win.canvas.image_item.pixmap().isNull())) or None)
+    win.open_folder(b)
+    assert seen and seen[0][0] is None and seen[0][1], "nothing of the old folder on the canvas during the question"
+
+
+def test_click_mask_keeps_only_parts_connected_to_a_positive_click():
+    from segstudio.engine.interactive import Click
+    from segstudio.gui.tools import connected_to_clicks
+
+    mask = np.zeros((30, 40), bool)
+    mask[5:15, 5:15] = True  # the object
+    mask[25:27, 35:38] = True  # a speck far away
+    mask[2:4, 30:33] = True  # another speck, under a negative click
+    out = connected_to_clicks(mask, [Click(8, 8, True), Click(3, 31, False)])
+    assert out[5:15, 5:15].all() and out.sum() == 100
+    both = connected_to_clicks(mask, [Click(8, 8, True), Click(26, 36, True)])
+    assert both.sum() == 106
+
+
+def test_review_queue_first_message_is_not_overwritten_by_the_click_tool(qtbot, tmp_path, models, dialogs):
+    folder = _images(tmp_path / "a", 3, 0)
+    win = make_window(qtbot, models["sky"])
+    win.open_folder(folder)
+    idle(qtbot, win)
+    win.set_tool("click")  # and straight to the review queue: the encoding ends after the queue's first line
+    click = win.canvas.tools["click"]
+    assert win.review.start()
+    qtbot.waitUntil(lambda: win.review.active, timeout=60_000)
+    qtbot.waitUntil(lambda: click.session(win.canvas.doc) is not None and not win.canvas.jobs.busy, timeout=60_000)
+    qtbot.wait(100)
+    assert win.status_text.text().startswith("review 1/"), win.status_text.text()

@@ -92,6 +92,7 @@ class Canvas(QGraphicsView):
         brushSizeChanged(int): radius in image pixels.
         navigate(int): arrow keys (next/previous image).
         status(str): a message for the status bar.
+        hint(str): a tool's passing hint ("ready", "encoding…"): shown unless it would hide a recent message.
         superpixelsReady(): superpixels of the current image became available.
         grabcutDone(bool): a GrabCut job ended (True = its result was applied).
 
@@ -103,6 +104,7 @@ class Canvas(QGraphicsView):
     brushSizeChanged = Signal(int)
     navigate = Signal(int)
     status = Signal(str)
+    hint = Signal(str)
     superpixelsReady = Signal()
     grabcutDone = Signal(bool)
 
@@ -147,6 +149,7 @@ class Canvas(QGraphicsView):
         self.jobs = ToolJobs(self, state)
         if state is None:  # with a state, its job runner reports failures (status bar, log, jobFailed)
             self.jobs.failed.connect(self.status)
+            self.hint.connect(self.status)
         self.tools: dict[str, Tool] = make_tools(self)
         self.active_tool: Tool = self.tools[TOOL_BRUSH]
         self.notice = QLabel(self.viewport())  # a banner over the image (e.g. a deleted class's predictions)
@@ -187,7 +190,7 @@ class Canvas(QGraphicsView):
         if fit:
             self._auto_fit = True
             self.fitInView(QRectF(0, 0, w, h), Qt.AspectRatioMode.KeepAspectRatio)
-        self.active_tool.activate()
+        self.active_tool.activate(document_changed=True)
         for t in self.tools.values():
             if t is not self.active_tool:
                 t.document_shown()

@@ -9,6 +9,7 @@ loading a new version) runs in its worker jobs; the GUI thread only swaps label 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QThread, Qt, Signal
@@ -172,6 +173,7 @@ class MainWindow(QMainWindow):
         cv.navigate.connect(self.step)
         cv.brushSizeChanged.connect(lambda r: self.message(f"brush radius {r} px"))
         cv.status.connect(self.message)
+        cv.hint.connect(self.hint)
         self.controls.hovered.connect(self.cursor_status.on_hover)
         self.controls.zoomChanged.connect(self.cursor_status.refresh)
         for sig in (st.documentChanged, st.labelsChanged, st.labelsSaved, cv.edited):
@@ -195,8 +197,19 @@ class MainWindow(QMainWindow):
     def current_doc(self) -> Document | None:
         return self.state.current_doc()
 
+    HINT_AFTER_S = 3.0
+    """A tool's hint (:attr:`Canvas.hint`) replaces a message only once it has been shown this long."""
+
     def message(self, text: str) -> None:
+        """Show ``text`` on the status bar (a message: what happened, what to do next)."""
         self.status_text.setText(text)
+        self._message_at = time.monotonic()
+
+    def hint(self, text: str) -> None:
+        """Show a passing hint (tool ready, tool picked) unless it would hide a message shown less than
+        :attr:`HINT_AFTER_S` ago (e.g. the review queue's first line)."""
+        if time.monotonic() - getattr(self, "_message_at", float("-inf")) >= self.HINT_AFTER_S:
+            self.status_text.setText(text)
 
     # -- state → widgets -------------------------------------------------------------------------
     def _on_folder_opened(self, folder: Path) -> None:
@@ -271,7 +284,7 @@ class MainWindow(QMainWindow):
         self.canvas.set_tool(tool)
         if tool in self.tool_actions:
             self.tool_actions[tool].setChecked(True)
-        self.message(f"tool: {tool}")
+        self.hint(f"tool: {tool}")
 
     def image_status(self, doc: Document) -> str:
         """The shown image's status for the status bar: the project's (unlabelled / predicted / corrected /

@@ -589,6 +589,7 @@ class ProjectState(QObject):
         self.folder, self.source_folder, self.paths, self.docs, self.index = folder, source, paths, {}, -1
         self.read_only = read_only
         self.stale, self.failed, self.accepted = {}, {}, {}
+        self.documentChanged.emit(None)  # the previous folder's image goes now (a model question may follow)
         self._saving.reset()
         self._after_job = None
         self.models = [e for e in self.models if e.folder is None]  # the previous folder's versions go

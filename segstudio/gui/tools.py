@@ -210,8 +210,8 @@ class Tool:
         """True while a gesture has painted pixels not yet recorded as an undo step (undo waits)."""
         return False
 
-    def activate(self) -> None:
-        """The tool became the current one (or the shown document changed while it is)."""
+    def activate(self, document_changed: bool = False) -> None:
+        """The tool became the current one (or, with ``document_changed``, the shown document changed while it is)."""
 
     def document_shown(self) -> None:
         """The shown document changed while another tool is the current one (background work may start)."""
@@ -410,7 +410,7 @@ class SuperpixelTool(StrokeTool):
             item.setPixmap(pm)
         item.setVisible(on)
 
-    def activate(self) -> None:
+    def activate(self, document_changed: bool = False) -> None:
         self.sync_view()
         self.ensure()
 
@@ -733,6 +733,19 @@ def image_key(path, image: np.ndarray) -> tuple:
     return str(path), tuple(image.shape), hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
 
+def connected_to_clicks(mask: np.ndarray, clicks) -> np.ndarray:
+    """Keep the parts of a click model's ``mask`` (bool (H, W)) that hold a positive click (8-connected): specks far
+    from the clicks are dropped. ``clicks``: objects with ``y``, ``x`` and ``positive``."""
+    import cv2
+
+    pos = [(c.y, c.x) for c in clicks if c.positive and 0 <= c.y < mask.shape[0] and 0 <= c.x < mask.shape[1]]
+    if not mask.any() or not pos:
+        return mask
+    _, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    keep = {int(comp[y, x]) for y, x in pos if mask[y, x]}
+    return np.isin(comp, list(keep)) & mask if keep else np.zeros_like(mask)
+
+
 class ClickTool(Tool):
     """Click to segment: left click adds a positive click (on the object), right click (or Shift + left
     click) a negative one; the class-agnostic click model (:mod:`segstudio.models.clicknet`, trained as in
@@ -778,6 +791,7 @@ class ClickTool(Tool):
         self._doc: Document | None = None
         self._base: np.ndarray | None = None  # the existing region the clicks correct
         self._sessions: OrderedDict[tuple, object] = OrderedDict()
+        self._announce = False  # say "ready" when the encoding the person waits for arrives
         self._keys: dict[int, tuple[weakref.ref, tuple]] = {}  # id(image) -> (weak image, image_key)
         self._prefetched: dict[str, tuple[tuple, tuple]] = {}  # path -> (file stat, image_key) of prefetches
         self._prefetch_again = False
@@ -834,7 +848,8 @@ class ClickTool(Tool):
             return
         if self.canvas.jobs.running(self.JOB_PREFETCH) and self._prefetch_path == doc.path:
             if not quiet:  # being prefetched: its end hands the encoding over (or encodes anew if the file changed)
-                self.canvas.status.emit("click-to-segment: encoding the image…")
+                self._announce = True
+                self.canvas.hint.emit("click-to-segment: encoding the image…")
             return
         image, path = doc.image, self.model_path
 
@@ -846,7 +861,8 @@ class ClickTool(Tool):
 
         self.canvas.jobs.start(name, work, lambda payload: self._on_session(*payload))
         if not quiet:
-            self.canvas.status.emit("click-to-segment: encoding the image…")
+            self._announce = True
+            self.canvas.hint.emit("click-to-segment: encoding the image…")
 
     def _on_session(self, k: tuple, session) -> None:
         self.encodes += 1
@@ -859,8 +875,9 @@ class ClickTool(Tool):
         if k != self.cache_key(self.canvas.doc):
             return False
         self._hit_doc = self.canvas.doc
-        if self.canvas.active_tool is self:
-            self.canvas.status.emit("click-to-segment ready: left click = object, right click = not object, Enter = apply")
+        if self.canvas.active_tool is self and self._announce:  # only when the person is waiting for it
+            self._announce = False
+            self.canvas.hint.emit("click-to-segment ready: left click = object, right click = not object, Enter = apply")
         if self.clicks:
             self._request()
         return True
@@ -994,7 +1011,7 @@ class ClickTool(Tool):
     def _on_mask(self, doc: Document, clicks: list, mask: np.ndarray) -> None:
         if doc is not self._doc or clicks != self.clicks[: len(clicks)]:
             return  # the clicks were dropped or belong to another image
-        self.mask = mask
+        self.mask = mask = connected_to_clicks(mask, clicks)
         self._show()
         self.canvas.status.emit(f"click-to-segment: {int(mask.sum())} px from {len(clicks)} click(s); Enter applies")
 
@@ -1083,11 +1100,14 @@ class ClickTool(Tool):
     def pending(self) -> bool:
         return False  # a pending object is not painted yet: undo of earlier edits may go ahead
 
-    def activate(self) -> None:
+    def activate(self, document_changed: bool = False) -> None:
+        """Switched on: encode the shown image and say when it is ready. When only the shown image changed, encode
+        it quietly (the message of whoever changed it, e.g. the review queue's, stays on the status bar)."""
         self.used = True
         if self._doc is not self.canvas.doc:
             self.cancel()
-        self.ensure()
+        self._announce = not document_changed
+        self.ensure(quiet=document_changed)
 
     def document_shown(self) -> None:
         if self.used:  # used in this session: keep the shown (and next) image encoded for a switch back
