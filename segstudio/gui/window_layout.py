@@ -9,8 +9,9 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QObject, QRect, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QWidget
 
-LAYOUT_VERSION = 1
-"""``saveState`` version: bump it when the docks change so an old layout is ignored, not half-applied."""
+LAYOUT_VERSION = 2
+"""``saveState`` version: bump it when the docks change so an old layout is ignored, not half-applied
+(2, issue 31: the Project table moved from the bottom to the right column's tabs)."""
 
 FIRST_START_FRACTION = 0.9
 """A first start opens the window at this fraction of the screen's available width and height."""
@@ -32,11 +33,17 @@ def _docks(win: QMainWindow) -> dict[str, QDockWidget]:
 
 
 def first_start_layout(win: QMainWindow) -> None:
-    """The canvas first: 90 % of the screen; on the right the class palette above the Model | Versions tabs; at
-    the bottom only the Project table, a fifth of the height (Training and Metrics show themselves when used)."""
+    """The canvas first: 90 % of the screen; on the left the image list (narrow); on the right the class palette
+    above the Model | Versions | Project tabs; the bottom stays free (Training and Metrics show themselves there
+    when used, and the Training dock goes again when a fine-tune is done), so the canvas keeps about two thirds
+    of the window (issue 31: at least 60 %)."""
     docks = _docks(win)
-    if "Model" in docks and "Versions" in docks:
-        win.tabifyDockWidget(docks["Model"], docks["Versions"])
+    if "Model" in docks:
+        for name in ("Versions", "Project"):
+            if name in docks:
+                if name == "Project":
+                    win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, docks[name])
+                win.tabifyDockWidget(docks["Model"], docks[name])
         docks["Model"].raise_()
     for name in ("Training", "Metrics"):
         if name in docks:
@@ -46,9 +53,9 @@ def first_start_layout(win: QMainWindow) -> None:
     screen = QApplication.primaryScreen()
     if screen is not None:
         win.setGeometry(*default_geometry(screen.availableGeometry()))
-    if "Project" in docks:
-        docks["Project"].raise_()
-        win.resizeDocks([docks["Project"]], [max(win.height() // 5, 120)], Qt.Orientation.Vertical)
+    sides = [(docks[n], max(int(win.width() * f), px)) for n, f, px in (("Images", 0.11, 180), ("Classes", 0.15, 240)) if n in docks]
+    if sides:
+        win.resizeDocks([d for d, _ in sides], [w for _, w in sides], Qt.Orientation.Horizontal)
 
 
 def restore_layout(win: QMainWindow) -> bool:
