@@ -106,12 +106,14 @@ class Session:
     def click(self, x: int, y: int) -> None:
         self.drag([(x, y)])
 
-    def shot(self, name: str) -> np.ndarray:
+    def shot(self, name: str, keep: bool = True) -> np.ndarray:
+        """The whole screen as an array; the window's part saved as ``docs/screenshots/xvfb-<name>.png`` (``keep``)
+        or in the work folder (a shot taken only to find the image on screen)."""
         img = ImageGrab.grab(xdisplay=self.display)
-        SHOTS.mkdir(parents=True, exist_ok=True)
         g = self.geometry()
         crop = img.crop((g["x"], g["y"], g["x"] + g["width"], g["y"] + g["height"]))
-        crop.save(SHOTS / f"xvfb-{name}.png")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        crop.save((SHOTS if keep else self.work) / f"xvfb-{name}.png")
         return np.asarray(img.convert("RGB"))
 
     # -- the app ------------------------------------------------------------------------------------
@@ -288,8 +290,7 @@ def main(argv=None) -> int:
         s.key("Tab", "Tab", "Tab", "Tab", "space", "space", wid=ed)  # Up twice: clavicle moves up
         s.key("shift+Tab", "shift+Tab", "shift+Tab", "shift+Tab", wid=ed)  # back to the list
         s.key("End", "Delete", wid=ed)  # delete the last class
-        shot_ed = s.shot("3a-class-editor")
-        del shot_ed
+        s.shot("3a-class-editor")  # the editor over the window: renamed, added, moved up, last class deleted
         s.key("Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "Tab", wid=ed)
         for _ in range(4):
             if not s.windows("Edit classes"):
@@ -303,14 +304,14 @@ def main(argv=None) -> int:
         s.record("3-classes-edited", xray)
 
         # 4. label three images: brush (class 1), click tool (class 2), fill (class 3)
-        screen = s.shot("4-before-labelling")
+        screen = s.shot("4-before-labelling", keep=False)
         box = s.image_box(screen)
         s.key("b", "1")
         s.drag([between(box, 0.3, 0.35), between(box, 0.35, 0.5), between(box, 0.3, 0.65)])
         s.key("Right")
         time.sleep(6)
         s.record("4a-brushed", xray)
-        screen = s.shot("4b-before-click")
+        screen = s.shot("4b-before-click", keep=False)
         box = s.image_box(screen) or box
         s.key("c", "2")
         time.sleep(12)  # the click model encodes the image
@@ -321,7 +322,7 @@ def main(argv=None) -> int:
         s.key("Right")
         time.sleep(6)
         s.record("4b-clicked", xray)
-        screen = s.shot("4c-before-fill")
+        screen = s.shot("4c-before-fill", keep=False)
         box = s.image_box(screen) or box
         s.key("f", "3")
         s.click(*between(box, 0.5, 0.05))
@@ -370,7 +371,7 @@ def main(argv=None) -> int:
     except Exception as exc:  # the record says how far it got
         result["error"] = f"{type(exc).__name__}: {exc}"
         try:
-            s.shot("error")
+            s.shot("error", keep=False)
         except Exception:
             pass
         if s.proc is not None and s.proc.poll() is None:
