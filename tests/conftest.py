@@ -101,6 +101,11 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [i for i in items if not i.get_closest_marker("cuda")]
         config._segstudio_cuda_deselected = len(cuda_items)
     cache: dict = {}
+    if "slow" not in (config.getoption("-m") or ""):  # nightly-style runs only when asked for (`-m slow`)
+        skip_slow = pytest.mark.skip(reason="nightly-style run: select it with -m slow")
+        for item in items:
+            if item.get_closest_marker("slow"):
+                item.add_marker(skip_slow)
     for item in items:
         fn = getattr(item, "function", None)
         if fn is None or item.get_closest_marker("data"):

@@ -389,10 +389,38 @@ def test_document_edit_undo_redo_dirty(doc):
 
 
 def test_document_no_change_is_not_an_edit(doc):
-    doc.set_labels(np.zeros((24, 32), dtype=np.uint8), "predicted")
+    doc.set_labels(np.zeros((24, 32), dtype=np.uint8), "saved")  # a person's labels already
     assert doc.fill(0, 0, 0) is None
     assert doc.stroke([(3, 3)], 2, 0) is None
+    assert doc.stroke([(3, 3)], 2, IGNORE_INDEX) is not None  # erasing changes values
+    doc.undo()
+    doc.set_labels(np.full((24, 32), IGNORE_INDEX, dtype=np.uint8), "none")
+    assert doc.stroke([(3, 3)], 2, IGNORE_INDEX) is None  # erasing nothing confirms nothing
     assert not doc.dirty and not doc.history.can_undo
+
+
+def test_document_gesture_over_same_class_prediction_confirms_it(doc):
+    """Issue 31.1: brush-to-confirm. Painting a region the model predicted as the same class changes no value,
+    but every pixel under the gesture becomes the person's; one undo step, undo restores the provenance."""
+    from segstudio.core.provenance import PROV_HUMAN, PROV_MODEL
+
+    doc.set_labels(np.zeros((24, 32), dtype=np.uint8), "predicted")
+    before = doc.labels.copy()
+    patch = doc.stroke([(5, 5), (5, 20)], 2, 0)
+    assert patch is not None and doc.dirty and doc.edits == 1 and doc.history.can_undo
+    np.testing.assert_array_equal(doc.labels, before)
+    human = doc.provenance.map == PROV_HUMAN
+    assert human[5, 5:21].all() and human.sum() >= 16 * 3 and not human[15:].any()
+    doc.undo()
+    assert (doc.provenance.map == PROV_MODEL).all()
+    doc.redo()
+    assert (doc.provenance.map == PROV_HUMAN).sum() == human.sum()
+    # fill and polygon confirm their whole region
+    assert doc.fill(20, 30, 0) is not None and (doc.provenance.map == PROV_HUMAN).all()
+    assert doc.fill(20, 30, 0) is None, "confirming confirmed pixels is no edit"
+    doc.set_labels(np.zeros((24, 32), dtype=np.uint8), "predicted")
+    assert doc.polygon(np.array([[2.0, 2.0], [12.0, 2.0], [12.0, 10.0]]), 0) is not None
+    assert (doc.provenance.map == PROV_HUMAN).any() and doc.edits >= 3
 
 
 def test_document_rejects_bad_class_values(doc):

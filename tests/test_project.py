@@ -55,8 +55,18 @@ def test_provenance_follows_prediction_edits_undo_redo():
     assert doc.edits == 1
     after_stroke = doc.provenance.map.copy()
 
-    # Painting road over road changes no pixel: no provenance change, no edit counted.
-    assert doc.stroke([(30, 10)], 2, 1) is None and doc.edits == 1
+    # Painting road over predicted road changes no pixel but confirms it (issue 31: brush-to-confirm): the pixels
+    # under the brush are the person's, one edit, one undo step; undo gives the model's provenance back.
+    labels_before = doc.labels.copy()
+    assert doc.stroke([(30, 10)], 2, 1) is not None and doc.edits == 2
+    np.testing.assert_array_equal(doc.labels, labels_before)
+    assert doc.provenance.map[30, 10] == PROV_HUMAN and after_stroke[30, 10] == PROV_MODEL
+    doc.undo()
+    np.testing.assert_array_equal(doc.provenance.map, after_stroke)
+    # Painting it again over pixels a person already decided changes nothing at all: no edit.
+    doc.redo()
+    assert doc.stroke([(30, 10)], 2, 1) is None and doc.edits == 2
+    doc.undo()
 
     # A CRF result recorded as a patch stamps "crf" on the pixels it changed, and is not a human edit.
     from segstudio.core.history import make_patch
@@ -65,7 +75,7 @@ def test_provenance_follows_prediction_edits_undo_redo():
     crf[35:, :] = 0
     patch = make_patch(doc.labels, 0, 0, crf)
     doc.apply_patch(patch, origin=PROV_CRF)
-    assert (doc.provenance.map[35:] == PROV_CRF).all() and doc.edits == 1
+    assert (doc.provenance.map[35:] == PROV_CRF).all() and doc.edits == 2
 
     doc.undo()
     np.testing.assert_array_equal(doc.provenance.map, after_stroke)

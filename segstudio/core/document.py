@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.core.history import History, Patch
+from segstudio.core.history import History, Patch, mask_bbox
 from segstudio.core.labels import IGNORE_INDEX, ClassSpec, new_label_map, validate_label_map
 from segstudio.core import paint
 from segstudio.core.provenance import PROV_HUMAN, PROV_MODEL, PROV_NONE, ProvenanceMap
@@ -72,14 +72,41 @@ class Document:
         self.history.clear()
         self.provenance.reset(self.labels, {SOURCE_PREDICTED: PROV_MODEL, SOURCE_NONE: PROV_NONE}.get(source, PROV_HUMAN))
 
-    def _edited(self, patch: Patch | None, origin: int = PROV_HUMAN) -> Patch | None:
+    def _edited(self, patch: Patch | None, origin: int = PROV_HUMAN, touched=None) -> Patch | None:
+        """Record an edit already written into :attr:`labels` as one undo step.
+
+        ``touched`` (``(y0, x0, bool mask)``, the gesture's footprint) gets provenance ``origin`` whether or not
+        its values changed: painting a region of a predicted class confirms it (brush-to-confirm). A gesture
+        that changed no value still makes an undo step (its label patch changes nothing) when it confirmed a
+        pixel whose provenance was not ``origin`` yet; one that changed and confirmed nothing returns ``None``.
+        """
+        if touched is not None:
+            ty0, tx0, tmask = touched
+            tmask = np.asarray(tmask, dtype=bool)
+            if not tmask.any():
+                touched = None
+            else:
+                touched = (int(ty0), int(tx0), tmask)
+        if patch is None and touched is not None:
+            ty0, tx0, tmask = touched
+            th, tw = tmask.shape
+            if (self.provenance.map[ty0 : ty0 + th, tx0 : tx0 + tw][tmask] != origin).any():
+                r0, r1, c0, c1 = mask_bbox(tmask)
+                box = self.labels[ty0 + r0 : ty0 + r1, tx0 + c0 : tx0 + c1].copy()
+                patch = Patch(ty0 + r0, tx0 + c0, box, box.copy())  # confirms, changes no value
         if patch is not None:
             self.history.push(patch)
             self.dirty = True
-            self.provenance.record(patch, origin)
+            self.provenance.record(patch, origin, touched)
             self.provenance.trim(len(self.history))
             self.edits += int(origin == PROV_HUMAN)
         return patch
+
+    @staticmethod
+    def _confirm(value: int, footprint):
+        """The footprint a gesture painting ``value`` confirms: all of it for a class, nothing for the eraser
+        (erasing confirms only the pixels it changed)."""
+        return None if value == IGNORE_INDEX else footprint
 
     def _check_value(self, value: int) -> None:
         if value != IGNORE_INDEX and not 0 <= value < self.classes.num_classes:
@@ -88,12 +115,18 @@ class Document:
     def stroke(self, points, radius: float, value: int) -> Patch | None:
         """Paint a brush stroke (``value = IGNORE_INDEX`` erases); one undo step."""
         self._check_value(value)
-        return self._edited(paint.paint_stroke(self.labels, points, radius, value))
+        res = paint.stroke_mask(self.shape, points, radius)
+        if res is None:
+            return None
+        y0, x0, mask = res
+        return self._edited(paint.paint_mask(self.labels, y0, x0, mask, value), touched=self._confirm(value, res))
 
     def fill(self, y: int, x: int, value: int) -> Patch | None:
-        """Flood-fill the region under ``(y, x)``; one undo step."""
+        """Flood-fill the region under ``(y, x)``; one undo step. The whole region becomes the person's (filling
+        a predicted region with its own class confirms it)."""
         self._check_value(value)
-        return self._edited(paint.flood_fill(self.labels, y, x, value))
+        y0, x0, mask = paint.flood_mask(self.labels, y, x)
+        return self._edited(paint.paint_mask(self.labels, y0, x0, mask, value), touched=self._confirm(value, (y0, x0, mask)))
 
     def polygon(self, points, value: int, rule: str = "nonzero") -> Patch | None:
         """Fill a closed polygon (polygon and lasso tools); one undo step.
@@ -104,7 +137,11 @@ class Document:
             rule: ``"nonzero"`` or ``"evenodd"``; see :func:`segstudio.core.paint.polygon_mask`.
         """
         self._check_value(value)
-        return self._edited(paint.polygon_fill(self.labels, points, value, rule))
+        res = paint.polygon_mask(self.shape, points, rule)
+        if res is None:
+            return None
+        y0, x0, mask = res
+        return self._edited(paint.paint_mask(self.labels, y0, x0, mask, value), touched=self._confirm(value, res))
 
     def apply_region(self, mask: np.ndarray, value: int, origin: tuple[int, int] = (0, 0)) -> Patch | None:
         """Set every pixel of a bool region to ``value`` (superpixel brush, GrabCut); one undo step.
@@ -125,12 +162,15 @@ class Document:
             return None
         r0, r1, c0, c1 = paint.mask_bbox(mask)
         y0, x0 = origin
-        return self._edited(paint.paint_mask(self.labels, y0 + r0, x0 + c0, mask[r0:r1, c0:c1], value))
+        sub = mask[r0:r1, c0:c1]
+        return self._edited(paint.paint_mask(self.labels, y0 + r0, x0 + c0, sub, value), touched=self._confirm(value, (y0 + r0, x0 + c0, sub)))
 
-    def apply_patch(self, patch: Patch | None, origin: int = PROV_HUMAN) -> Patch | None:
+    def apply_patch(self, patch: Patch | None, origin: int = PROV_HUMAN, touched=None) -> Patch | None:
         """Record an edit already written into :attr:`labels` (e.g. a live brush stroke, or a CRF result
-        with ``origin=PROV_CRF``); the changed pixels get provenance ``origin``."""
-        return self._edited(patch, origin)
+        with ``origin=PROV_CRF``); the changed pixels, and every pixel of ``touched`` (``(y0, x0, bool mask)``:
+        the gesture's footprint, changed or not), get provenance ``origin``. Returns the undo step's patch
+        (one that changes no value when the gesture only confirmed pixels), or ``None``."""
+        return self._edited(patch, origin, touched)
 
     def undo(self) -> Patch | None:
         patch = self.history.undo(self.labels)

@@ -108,11 +108,14 @@ def _runs(row: np.ndarray, lo: int) -> list[tuple[int, int]]:
     return [(lo + int(a), lo + int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def flood_fill(labels: np.ndarray, y: int, x: int, value: int) -> Patch | None:
-    """Fill the 4-connected region of equal labels containing ``(y, x)`` with ``value``.
+def flood_mask(labels: np.ndarray, y: int, x: int) -> tuple[int, int, np.ndarray]:
+    """The 4-connected region of equal labels containing ``(y, x)`` (what :func:`flood_fill` paints).
 
     Scan-line flood fill (Heckbert, "A Seed Fill Algorithm", Graphics Gems I, 1990) with the
     run search vectorised in numpy; cost grows with the number of row runs, not pixels.
+
+    Returns:
+        ``(y0, x0, mask)``: top-left corner and bool (h, w) mask of the region's bounding box.
 
     Raises:
         IndexError: when ``(y, x)`` lies outside the label map.
@@ -120,10 +123,7 @@ def flood_fill(labels: np.ndarray, y: int, x: int, value: int) -> Patch | None:
     h, w = labels.shape
     if not (0 <= y < h and 0 <= x < w):
         raise IndexError(f"fill seed ({x}, {y}) lies outside the {w}x{h} label map")
-    old = labels[y, x]
-    if old == value:
-        return None
-    target = labels == old
+    target = labels == labels[y, x]
     filled = np.zeros_like(target)
     stack = [(int(y), int(x))]
     while stack:
@@ -142,9 +142,19 @@ def flood_fill(labels: np.ndarray, y: int, x: int, value: int) -> Patch | None:
                 free = target[ny, lo:hi] & ~filled[ny, lo:hi]
                 stack.extend((ny, a) for a, _ in _runs(free, lo))
     y0, y1, x0, x1 = mask_bbox(filled)
-    after = labels[y0:y1, x0:x1].copy()
-    after[filled[y0:y1, x0:x1]] = value
-    return make_patch(labels, y0, x0, after)
+    return y0, x0, filled[y0:y1, x0:x1]
+
+
+def flood_fill(labels: np.ndarray, y: int, x: int, value: int) -> Patch | None:
+    """Fill the 4-connected region of equal labels containing ``(y, x)`` with ``value`` (:func:`flood_mask`).
+
+    Raises:
+        IndexError: when ``(y, x)`` lies outside the label map.
+    """
+    y0, x0, mask = flood_mask(labels, y, x)
+    if labels[y, x] == value:
+        return None
+    return paint_mask(labels, y0, x0, mask, value)
 
 
 def paint_mask(labels: np.ndarray, y0: int, x0: int, mask: np.ndarray, value: int) -> Patch | None:

@@ -4,7 +4,7 @@ A *provenance map* is a ``numpy.uint8`` array (H, W) beside the label map, holdi
 :data:`PROV_NONE` (0, no label), :data:`PROV_MODEL` (1), :data:`PROV_HUMAN` (2) or :data:`PROV_CRF` (3).
 :class:`ProvenanceMap` keeps it in step with a :class:`~segstudio.core.document.Document`: a whole new
 label map (prediction, file) resets it, and each undoable edit (a :class:`~segstudio.core.history.Patch`)
-stamps its origin on the pixels it changed, with its own undo/redo stack that mirrors the document's
+stamps its origin on the pixels it changed and on every pixel under the gesture (brush-to-confirm), with its own undo/redo stack that mirrors the document's
 history (patches only, like :mod:`segstudio.core.history`).
 """
 
@@ -142,14 +142,29 @@ class ProvenanceMap:
         self._undo.clear()
         self._redo.clear()
 
-    def record(self, patch: Patch, origin: int) -> None:
-        """Stamp ``origin`` on the pixels ``patch`` changed (``before != after``); one undo step."""
+    def record(self, patch: Patch, origin: int, touched: tuple[int, int, np.ndarray] | None = None) -> None:
+        """Stamp ``origin`` on the pixels ``patch`` changed (``before != after``) and on every pixel of
+        ``touched``; one undo step.
+
+        Args:
+            patch: the label edit (may change nothing, e.g. a stroke inside a region of its own class).
+            origin: one of ``PROV_*``.
+            touched: ``(y0, x0, mask)``, bool (h, w) footprint of the gesture (every pixel under a brush
+                stroke, a fill, a polygon...): a person painting a pixel confirms it even where its value stays.
+        """
         _check_origin(origin)
-        rows, cols = patch.slices
-        box = self.map[rows, cols]
+        ph, pw = patch.shape
+        y0, x0, y1, x1 = patch.y0, patch.x0, patch.y0 + ph, patch.x0 + pw
+        if touched is not None:
+            ty0, tx0, tmask = touched
+            th, tw = tmask.shape
+            y0, x0, y1, x1 = min(y0, ty0), min(x0, tx0), max(y1, ty0 + th), max(x1, tx0 + tw)
+        box = self.map[y0:y1, x0:x1]
         before = box.copy()
-        box[patch.before != patch.after] = origin
-        self._undo.append(Patch(patch.y0, patch.x0, before, box.copy()).packed())
+        box[patch.y0 - y0 : patch.y0 - y0 + ph, patch.x0 - x0 : patch.x0 - x0 + pw][patch.before != patch.after] = origin
+        if touched is not None:
+            box[ty0 - y0 : ty0 - y0 + th, tx0 - x0 : tx0 - x0 + tw][tmask] = origin
+        self._undo.append(Patch(y0, x0, before, box.copy()).packed())
         self._redo.clear()
 
     def undo(self) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsView,
+    QLabel,
 )
 
 from segstudio.core import IGNORE_INDEX, Document, Patch
@@ -91,6 +92,7 @@ class Canvas(QGraphicsView):
         brushSizeChanged(int): radius in image pixels.
         navigate(int): arrow keys (next/previous image).
         status(str): a message for the status bar.
+        hint(str): a tool's passing hint ("ready", "encoding…"): shown unless it would hide a recent message.
         superpixelsReady(): superpixels of the current image became available.
         grabcutDone(bool): a GrabCut job ended (True = its result was applied).
 
@@ -102,6 +104,7 @@ class Canvas(QGraphicsView):
     brushSizeChanged = Signal(int)
     navigate = Signal(int)
     status = Signal(str)
+    hint = Signal(str)
     superpixelsReady = Signal()
     grabcutDone = Signal(bool)
 
@@ -146,8 +149,27 @@ class Canvas(QGraphicsView):
         self.jobs = ToolJobs(self, state)
         if state is None:  # with a state, its job runner reports failures (status bar, log, jobFailed)
             self.jobs.failed.connect(self.status)
+            self.hint.connect(self.status)
         self.tools: dict[str, Tool] = make_tools(self)
         self.active_tool: Tool = self.tools[TOOL_BRUSH]
+        self.notice = QLabel(self.viewport())  # a banner over the image (e.g. a deleted class's predictions)
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("QLabel { background: rgba(255, 243, 205, 230); color: #5c4400; padding: 3px 8px; }")
+        self.notice.hide()
+        if state is not None:
+            state.classNotice.connect(self.set_notice)
+
+    def set_notice(self, text: str) -> None:
+        """Show ``text`` in a banner across the top of the image ('' hides it)."""
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+        self._place_notice()
+
+    def _place_notice(self) -> None:
+        w = max(self.viewport().width() - 16, 50)
+        self.notice.setFixedWidth(w)
+        self.notice.adjustSize()
+        self.notice.move(8, 8)
 
     # -- document -------------------------------------------------------------------------
     def set_document(self, doc: Document | None, fit: bool = True) -> None:
@@ -168,7 +190,7 @@ class Canvas(QGraphicsView):
         if fit:
             self._auto_fit = True
             self.fitInView(QRectF(0, 0, w, h), Qt.AspectRatioMode.KeepAspectRatio)
-        self.active_tool.activate()
+        self.active_tool.activate(document_changed=True)
         for t in self.tools.values():
             if t is not self.active_tool:
                 t.document_shown()
@@ -394,6 +416,7 @@ class Canvas(QGraphicsView):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        self._place_notice()
         if self._auto_fit:
             self.zoom_fit()
 

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFrame,
+    QScrollArea,
+    QWidget,
     QColorDialog,
     QDialog,
     QDialogButtonBox,
@@ -83,13 +86,26 @@ class ClassEditorDialog(QDialog):
             b.clicked.connect(slot)
             grid.addWidget(b, i // 3, i % 3)
         lay.addLayout(grid)
+        # The summary and the error scroll inside a fixed height: the buttons never move as the summary grows.
         self.changes = QLabel()
         self.changes.setWordWrap(True)
-        lay.addWidget(self.changes)
+        self.changes.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020")
         self.error.setWordWrap(True)
-        lay.addWidget(self.error)
+        box = QWidget()
+        box_lay = QVBoxLayout(box)
+        box_lay.setContentsMargins(0, 0, 0, 0)
+        box_lay.addWidget(self.changes)
+        box_lay.addWidget(self.error)
+        box_lay.addStretch(1)
+        self.summary_area = QScrollArea()
+        self.summary_area.setWidgetResizable(True)
+        self.summary_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.summary_area.setWidget(box)
+        self.summary_area.setFixedHeight(5 * self.fontMetrics().lineSpacing() + 8)
+        lay.addWidget(self.summary_area)
+        QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.list, self.delete_selected, context=Qt.ShortcutContext.WidgetShortcut)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
@@ -123,7 +139,27 @@ class ClassEditorDialog(QDialog):
         ]
 
     def _on_item_changed(self, _item) -> None:
+        self._preview_colours()
         self._validate()
+
+    def _preview_colours(self) -> None:
+        """Show the colours the edit will be applied with: a class renamed but left in its old colour gets a new,
+        contrasting one at once (:meth:`ProjectState._recolour_renamed <segstudio.gui.state.ProjectState>`), so the
+        editor never shows a colour that changes on OK."""
+        from segstudio.gui.state import ProjectState
+
+        try:
+            edited = self.classes()
+        except ValueError:
+            return
+        final = ProjectState._recolour_renamed(self.original, edited, self.mapping())
+        self.list.blockSignals(True)
+        for row, (a, b) in enumerate(zip(edited.colors, final.colors)):
+            if tuple(a) != tuple(b):
+                it = self.list.item(row)
+                it.setData(_COLOR, tuple(int(v) for v in b))
+                it.setIcon(color_icon(tuple(b)))
+        self.list.blockSignals(False)
 
     def _validate(self) -> bool:
         try:

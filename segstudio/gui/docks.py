@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QGuiApplication, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -195,7 +195,10 @@ class ClassPanel(QWidget):
         self.legend.blockSignals(False)
         rows = min(classes.num_classes, PALETTE_ROWS)  # every class visible; scroll only past PALETTE_ROWS
         row_h = max(self.legend.sizeHintForRow(0), 18) if classes.num_classes else 18
-        self.legend.setMinimumHeight(rows * row_h + 2 * self.legend.frameWidth() + 4)
+        # ... but never a minimum that pushes the window past the screen (issue 31): at most a third of its height
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        cap = screen.availableGeometry().height() // 3 if screen is not None else 10**6
+        self.legend.setMinimumHeight(min(rows * row_h + 2 * self.legend.frameWidth() + 4, max(cap, 3 * row_h)))
 
     def set_class_visible(self, class_id: int, visible: bool) -> None:
         """Tick or untick a class's checkbox (emits ``classVisibilityChanged`` when it changes)."""

@@ -102,7 +102,7 @@ class LabellingLoop(QObject):
 
         m_model, m_tools, m_help = _menu(win, "&Model"), _menu(win, "&Tools"), _menu(win, "&Help")
         self.act_finetune_options = self._action("Fine-tune with options…", self.finetune_with_options, ["Ctrl+Shift+T"], m_model)
-        self.act_metrics = self._action("Metrics on corrected images", self.compute_metrics, ["Ctrl+M"], m_model)
+        self.act_metrics = self._action("Metrics on corrected images", lambda: self.compute_metrics(), ["Ctrl+M"], m_model)
         self.act_refine = self._action("Refine labels (CRF / morphology)…", self.show_refine, ["Ctrl+R"], m_tools)
         self.act_heatmap = self._action("Uncertainty heat-map", self.set_heatmap_visible, ["U"], m_tools)
         self.act_heatmap.setCheckable(True)
@@ -116,7 +116,7 @@ class LabellingLoop(QObject):
         self.correct_next.cancelRequested.connect(lambda: self._cancel("rank"))
         self.correct_next.imageActivated.connect(self.go_to)
         self.correct_next.method.currentTextChanged.connect(self._set_method)
-        self.metrics.recomputeRequested.connect(self.compute_metrics)
+        self.metrics.recomputeRequested.connect(lambda: self.compute_metrics())
         self.metrics.imageActivated.connect(self.go_to)
         win.files.currentRowChanged.connect(self._on_image_changed)
         self.state.modelChanged.connect(self._on_model_changed)
@@ -160,9 +160,10 @@ class LabellingLoop(QObject):
     # -- training ------------------------------------------------------------------------------
     def watch_training(self, job: Job, out_dir: Path) -> None:
         """Show fine-tune ``job`` (writing ``out_dir``) live; its worker forwards trainer callbacks as
-        ``job.emit_result(event, info)``. After it finishes the metrics are recomputed."""
+        ``job.emit_result(event, info)``. After it finishes the dock collapses (a cancelled or failed run keeps
+        it, with its message and "Use last checkpoint") and the metrics are recomputed."""
         self._training_dir = Path(out_dir)
-        self.training_panel.start(self._training_dir.name)
+        self.training_panel.start(self._training_dir.name, getattr(job, "budget_s", None))
         self.docks["Training"].show()
         self.docks["Training"].raise_()
         job.result.connect(self._on_train_event)
@@ -177,9 +178,10 @@ class LabellingLoop(QObject):
     def _on_trained(self, _loaded) -> None:
         name = self._training_dir.name if self._training_dir else ""
         self.training_panel.finish("done", f"Fine-tune {name} finished; the model in use is now {name}.")
+        self.docks["Training"].hide()  # the canvas gets its space back (View ▸ Training shows the curves again)
         self.umaps.clear()
         if self.state.folder is not None:
-            self.compute_metrics()
+            self.compute_metrics(show=False)  # ready for Ctrl+M; the canvas gets its space back
         if self.act_heatmap.isChecked():
             self.refresh_heatmap()
 
@@ -317,20 +319,26 @@ class LabellingLoop(QObject):
             self.win.canvas.setFocus()
 
     # -- metrics ---------------------------------------------------------------------------------
-    def compute_metrics(self) -> bool:
-        """Evaluate the current model on the folder's corrected images in a worker; False if impossible."""
+    def compute_metrics(self, show: bool = True) -> bool:
+        """Evaluate the current model on the folder's corrected images in a worker; False if impossible.
+
+        With ``show`` (Ctrl+M, Recompute) the Metrics tab is shown and brought to the front; after a fine-tune the
+        figures are computed without taking the canvas's space."""
         st = self.state
+        if show:
+            self.docks["Metrics"].show()
+            self.docks["Metrics"].raise_()
         if st.predictor is None or st.folder is None or st.classes is None:
             self.metrics.set_busy(False, "Open a folder and load a model first.")
             return False
         st.autosave()
         predictor, paths, classes, card = st.predictor, list(st.paths), st.classes, dict(st.model.card)
+        lut = st.model_lut()  # the model's classes onto the project's, through renames; a new class: none yet
         images = {p: d.image for p, d in st.docs.items()}
-        self.docks["Metrics"].show()
         self.metrics.set_busy(True, "measuring the model on the corrected images…")
 
         def work(job: Job):
-            return evaluate_corrected(predictor, paths, classes, card, job, images)
+            return evaluate_corrected(predictor, paths, classes, card, job, images, lut=lut)
 
         job = Job("metrics", work)
         job.failed.connect(on_gui(self.metrics.summary.setText, self))
@@ -405,12 +413,7 @@ class LabellingLoop(QObject):
         self.umaps.clear()
         self._training_dir = None
         self.training_panel.reset_view()
-        m = self.metrics  # the previous folder's numbers go (MetricsDock has no clear method of its own)
-        m.result = None
-        m.class_table.setRowCount(0)
-        m.image_table.setRowCount(0)
-        m.cm_image.clear()
-        m.summary.setText("Save corrected labels, then fine-tune or press Recompute.")
+        self.metrics.clear()  # the previous folder's numbers and class axes go
         self.correct_next.set_ranking([], self.method)
         self.correct_next.status.setText("Press Rank to order this folder's unlabelled images.")
         self.heatmap.set_map(None, None)

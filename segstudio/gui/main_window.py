@@ -9,6 +9,7 @@ loading a new version) runs in its worker jobs; the GUI thread only swaps label 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QThread, Qt, Signal
@@ -29,7 +30,7 @@ from segstudio.gui.qtutil import add_dock, collect_garbage_on_gui_thread, window
 from segstudio.gui.review import ReviewQueue
 from segstudio.gui.state import MAIN, ProjectState
 from segstudio.gui.toolbar import build_status_bar, build_tool_bar, make_tool_actions
-from segstudio.gui.window_layout import add_view_menu, restore_layout, save_layout
+from segstudio.gui.window_layout import ScreenGuard, add_view_menu, restore_layout, save_layout
 
 log = logging.getLogger(__name__)
 __all__ = ["MainWindow", "ask_recover", "QMessageBox", "CLASS_KEYS"]
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
         build_tool_bar(self)
         add_view_menu(self)
         restore_layout(self)  # the last session's geometry and docks; a first start: 90 % of the screen
+        self.screen_guard = ScreenGuard(self)  # after any layout change the window stays inside the screen
 
     # -- building ------------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcuts=(), menu=None) -> QAction:
@@ -153,6 +155,7 @@ class MainWindow(QMainWindow):
         for view in (self.files, cp, self.model_panel):
             view.bind(st)  # each dock observes the state and calls its methods
         st.message.connect(self.message)
+        st.classNotice.connect(self._on_class_notice)
         st.folderOpened.connect(self._on_folder_opened)
         st.currentClassChanged.connect(lambda c: setattr(cv, "current_class", c))
         st.modelChanged.connect(lambda _m, _l: self._update_title())
@@ -170,6 +173,7 @@ class MainWindow(QMainWindow):
         cv.navigate.connect(self.step)
         cv.brushSizeChanged.connect(lambda r: self.message(f"brush radius {r} px"))
         cv.status.connect(self.message)
+        cv.hint.connect(self.hint)
         self.controls.hovered.connect(self.cursor_status.on_hover)
         self.controls.zoomChanged.connect(self.cursor_status.refresh)
         for sig in (st.documentChanged, st.labelsChanged, st.labelsSaved, cv.edited):
@@ -193,8 +197,19 @@ class MainWindow(QMainWindow):
     def current_doc(self) -> Document | None:
         return self.state.current_doc()
 
+    HINT_AFTER_S = 3.0
+    """A tool's hint (:attr:`Canvas.hint`) replaces a message only once it has been shown this long."""
+
     def message(self, text: str) -> None:
+        """Show ``text`` on the status bar (a message: what happened, what to do next)."""
         self.status_text.setText(text)
+        self._message_at = time.monotonic()
+
+    def hint(self, text: str) -> None:
+        """Show a passing hint (tool ready, tool picked) unless it would hide a message shown less than
+        :attr:`HINT_AFTER_S` ago (e.g. the review queue's first line)."""
+        if time.monotonic() - getattr(self, "_message_at", float("-inf")) >= self.HINT_AFTER_S:
+            self.status_text.setText(text)
 
     # -- state → widgets -------------------------------------------------------------------------
     def _on_folder_opened(self, folder: Path) -> None:
@@ -221,6 +236,13 @@ class MainWindow(QMainWindow):
         self.stale_label.setText(f"⚠ overlay stale: {why}" if why else "")
         self.stale_label.setToolTip(why or "")
         self.stale_label.setVisible(bool(why))
+
+    def _on_class_notice(self, text: str) -> None:
+        """The status bar's notice of model classes the project lacks (the canvas shows the same banner)."""
+        metrics = self.notice_label.fontMetrics()
+        self.notice_label.setText(metrics.elidedText(f"⚠ {text}", Qt.TextElideMode.ElideRight, 400) if text else "")
+        self.notice_label.setToolTip(text)
+        self.notice_label.setVisible(bool(text))
 
     def _set_busy(self, busy: bool) -> None:
         """Show progress + Cancel and disable the model buttons while a model job runs."""
@@ -262,7 +284,7 @@ class MainWindow(QMainWindow):
         self.canvas.set_tool(tool)
         if tool in self.tool_actions:
             self.tool_actions[tool].setChecked(True)
-        self.message(f"tool: {tool}")
+        self.hint(f"tool: {tool}")
 
     def image_status(self, doc: Document) -> str:
         """The shown image's status for the status bar: the project's (unlabelled / predicted / corrected /

@@ -122,7 +122,9 @@ class CorrectedEval:
         return sum(self.roles.get(p, ROLE_HELD_OUT) == _SCOPE_ROLE[scope] for p in self.per_image)
 
 
-def evaluate_corrected(predictor, paths: list[Path], classes: ClassSpec, card: dict, job=None, images: dict | None = None) -> CorrectedEval:
+def evaluate_corrected(
+    predictor, paths: list[Path], classes: ClassSpec, card: dict, job=None, images: dict | None = None, lut: np.ndarray | None = None
+) -> CorrectedEval:
     """Predict every image of ``paths`` that has saved labels and compare (worker-thread function).
 
     Args:
@@ -132,10 +134,13 @@ def evaluate_corrected(predictor, paths: list[Path], classes: ClassSpec, card: d
         card: the model's card (for :func:`training_roles`).
         job: optional :class:`~segstudio.gui.workers.Job` for progress and cancel.
         images: optional ``{path: uint8 (H, W, 3)}`` already in memory.
+        lut: optional uint8 (256,) model class id → project class id (the project's class mapping, through its
+            renames: :meth:`~segstudio.gui.state.ProjectState.model_lut`); without it the ids must agree. A pixel
+            predicted as a class the project lacks counts as a miss of its true class (scored as the next class).
     Raises:
-        ValueError: the model predicts a different number of classes than the project has.
+        ValueError: without ``lut``, the model predicts a different number of classes than the project has.
     """
-    if predictor.classes.num_classes != classes.num_classes:
+    if lut is None and predictor.classes.num_classes != classes.num_classes:
         raise ValueError(
             f"the model predicts {predictor.classes.num_classes} classes but the project has {classes.num_classes}; fine-tune first"
         )
@@ -157,6 +162,10 @@ def evaluate_corrected(predictor, paths: list[Path], classes: ClassSpec, card: d
             log.warning("provenance of %s not usable (%s): none of its pixels is scored as held-out or validation", p.name, exc)
             human = np.full_like(target, IGNORE_INDEX)
         pred = predictor.predict(image)
+        if lut is not None:
+            pred = lut[pred]
+            lost = pred == IGNORE_INDEX  # a class the project lacks (deleted): never right, a miss of the true class
+            pred[lost] = (target[lost].astype(np.int64) + 1) % max(classes.num_classes, 1) if classes.num_classes > 1 else 0
         cm, cm_human = ConfusionMatrix(classes.num_classes), ConfusionMatrix(classes.num_classes)
         cm.update(target, pred)
         cm_human.update(human, pred)
@@ -232,6 +241,20 @@ class MetricsDock(QWidget):
         split.addWidget(self.image_table)
         lay.addWidget(split, 1)
 
+    def clear(self, text: str = "Save corrected labels, then fine-tune or press Recompute.") -> None:
+        """Forget the shown result (another folder was opened): empty tables, no matrix, no class axes."""
+        self.result = None
+        self.summary.setText(text)
+        self._clear_views("confusion matrix (row-normalised: true → predicted)")
+
+    def _clear_views(self, title: str) -> None:
+        self.class_table.setRowCount(0)
+        self.image_table.setRowCount(0)
+        self.cm_image.clear()
+        for axis in ("bottom", "left"):
+            self.cm_plot.getAxis(axis).setTicks([[]])
+        self.cm_plot.setTitle(title)
+
     def set_busy(self, busy: bool, text: str = "") -> None:
         """Disable Recompute while a metrics job runs; ``text`` replaces the summary line."""
         self.recompute.setEnabled(not busy)
@@ -266,13 +289,20 @@ class MetricsDock(QWidget):
                 if s in HUMAN_ONLY_SCOPES:
                     imgs += f", {r.scored_pixels(s):,} person-labelled pixels"
                 parts.append(f"{s} mIoU {_pct(r.matrix(s).miou)} % ({imgs})")
-        text = f"<b>{r.model_name}</b>: " + " · ".join(parts)
+        none_held_out = "" if r.count("held-out") else (
+            "No held-out image: every corrected image trained this model or was set aside for its validation, so "
+            "these figures do not estimate how it does on new images. Label an image it has not seen to measure that.<br>"
+        )
+        text = none_held_out + f"<b>{r.model_name}</b>: " + " · ".join(parts)
         if r.near_duplicates:
             k = len(r.near_duplicates)
             text += (f"<br>{k} image{'s' if k > 1 else ''} not held out: near-duplicate{'s' if k > 1 else ''} (mirrored, "
                      "re-encoded or resized copies) of images a model of this lineage trained or selected on")
         self.summary.setText(text)
         scope = self.scope.currentText()
+        if not r.count(scope):
+            self._clear_views(f"no {scope} images")
+            return
         cm = r.matrix(scope)
         iou, support = cm.iou, cm.support
         if scope in HUMAN_ONLY_SCOPES:  # say what was scored

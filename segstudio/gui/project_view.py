@@ -466,6 +466,7 @@ class ProjectController(QObject):
             return False
         if self.project is not None:
             self.project.classes = st.classes
+            self.project.class_aliases = dict(st.class_aliases)  # the model's old names still reach the renamed classes
             self.save()
         self.refresh()
         st.say(f"classes updated ({description or f'{classes.num_classes} classes'}){note}")
@@ -617,7 +618,7 @@ class ProjectController(QObject):
             self.versions.set_versions(self.project.versions, self.project.current_version, Path(self.project.folder))
         else:
             self.versions.set_versions([], None, None)
-        self.match = match_classes(st.model.classes, st.classes) if st.model is not None and st.classes is not None else None
+        self.match = match_classes(st.model.classes, st.classes, st.class_aliases) if st.model is not None and st.classes is not None else None
         self.versions.set_notice(self.match.notice() if self.match is not None else "")
 
     @staticmethod

@@ -7,7 +7,7 @@ import gc
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QColor, QIcon, QImage, QKeySequence, QPixmap
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QWidget
 
 
 def rgb_to_qimage(rgb: np.ndarray) -> QImage:
@@ -24,10 +24,18 @@ def color_icon(rgb: tuple[int, int, int], size: int = 16) -> QIcon:
 
 
 def add_dock(win: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-    """Wrap ``widget`` in a dock titled (and object-named, for saved layouts) ``title`` and add it to ``win``."""
+    """Wrap ``widget`` in a dock titled (and object-named, for saved layouts) ``title`` and add it to ``win``.
+
+    The widget sits in a frameless, resizable scroll area: a dock whose contents grow (more classes, a longer
+    table) scrolls instead of raising the window's minimum size past the screen (issue 31)."""
     dock = QDockWidget(title, win)
     dock.setObjectName(title)
-    dock.setWidget(widget)
+    scroll = QScrollArea()
+    scroll.setObjectName(f"{title} scroll")
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setWidget(widget)
+    dock.setWidget(scroll)
     win.addDockWidget(area, dock)
     return dock
 

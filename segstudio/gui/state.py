@@ -16,9 +16,12 @@ The labeller's rules it enforces (issue 17):
 * **A prediction never overwrites a person's pixels**, and is applied only when the model's classes map
   onto the project's by name; otherwise the image's overlay is marked *stale* and the user is told why.
 * **A model change marks predictions stale** (the current image is re-predicted when its classes fit);
-  **a class edit** relabels saved labels, resets unaccepted *predicted* pixels to unlabelled (they are not
-  labels a person gave), moves the current class with the edit, and gives a renamed class a new,
-  contrasting colour.
+  **a class edit** relabels saved labels and shown predictions alike and carries through the model's class
+  mapping: a renamed class keeps its id's lineage (:attr:`ProjectState.class_aliases`, kept in the project file,
+  so the model's predictions of the old name still show and save as the renamed class), a new class maps to
+  nothing until a fine-tune trains it, a deleted class's predictions become unlabelled with a notice on the
+  canvas and the status bar (``classNotice``); the current class moves with the edit, and a renamed class
+  gets a new, contrasting colour.
 * **Opening a folder** picks that folder's own classes and model (its project file, its versions, the
   bundled model whose classes fit, else it asks) — nothing of the previous folder is inherited.
 * **A read-only folder** is detected at open (labels can go to a separate, writable folder); saves that
@@ -76,7 +79,11 @@ from segstudio.io import (
 )
 from segstudio.io.layout import CARD_FILENAME, ProjectLayout
 from segstudio.io.project import (
+    class_lut,
+    follow_class_edit,
     PROJECT_FILENAME,
+    STATUS_CORRECTED,
+    STATUS_REVIEWED,
     Project,
     ProjectError,
     mark_version_cancelled,
@@ -179,7 +186,9 @@ class ProjectState(QObject):
         labelsSaved(Path), staleChanged(Path, str why or ''), imageFailed(Path, str why),
         message(str): status bar text, jobStarted(str slot, str name), jobProgress(int, int, str),
         jobFinished(str slot, str name), jobFailed(str name, str message), jobCancelled(str name),
-        trainingStarted(object job, Path out_dir), versionCancelled(Path out_dir).
+        trainingStarted(object job, Path out_dir), versionCancelled(Path out_dir),
+        classNotice(str): what the model in use predicts that the project has no class for (deleted classes:
+            shown unlabelled), '' when everything maps; shown on the canvas and in the status bar.
     """
 
     folderOpened = Signal(object)
@@ -200,6 +209,7 @@ class ProjectState(QObject):
     jobCancelled = Signal(str)
     trainingStarted = Signal(object, object)
     versionCancelled = Signal(object)
+    classNotice = Signal(str)
 
     def __init__(self, parent: QObject | None = None, prompts: Prompts | None = None) -> None:
         super().__init__(parent)
@@ -224,6 +234,8 @@ class ProjectState(QObject):
         self.stale: dict[Path, str] = {}
         self.failed: dict[Path, str] = {}
         self.accepted: dict[Path, np.ndarray] = {}  # bool (H, W): pixels a person accepted (saved on disk)
+        self.class_aliases: dict[str, str] = {}  # the project's renames, former name -> current (Project.class_aliases)
+        self.class_notice = ""
         self.jobs: dict[str, Job] = {}
         self.book = None
         self.train_fn = train_on_folder  # the window routes it through its module (tests spy on it there)
@@ -343,6 +355,7 @@ class ProjectState(QObject):
             doc.classes = classes
         self.classesChanged.emit(classes)
         self.set_current_class(min(self.current_class, classes.num_classes - 1))
+        self.update_class_notice()
 
     def set_current_class(self, c: int) -> None:
         """Paint with class ``c`` (clamped to the classes); always emits ``currentClassChanged``."""
@@ -371,34 +384,31 @@ class ProjectState(QObject):
         if old is not None:
             classes = self._recolour_renamed(old, classes, lut)
         relabel_files(classes)
-        reset_px = 0
+        dropped = 0
         for doc in self.docs.values():
-            acc = self.accepted.get(doc.path)
             if relabel:
                 doc.relabel(classes, lut)
             else:
                 doc.classes = classes
-            # Unaccepted predicted pixels were the old model's guesses for the old classes: unlabelled now.
-            guess = doc.provenance.map == PROV_MODEL
-            if acc is not None:
-                guess &= ~acc
-            if guess.any():
-                reset_px += int(guess.sum())
-                doc.labels[guess] = IGNORE_INDEX
-                doc.provenance.map[guess] = PROV_NONE
-                doc.history.clear()
-                doc.provenance.clear_history()
+            # Predicted pixels follow the edit with the ids' lineage (a renamed class keeps its predictions); those
+            # of a deleted class are unlabelled now, and nobody decided them.
+            gone = (doc.provenance.map == PROV_MODEL) & (doc.labels == IGNORE_INDEX)
+            if gone.any():
+                dropped += int(gone.sum())
+                doc.provenance.map[gone] = PROV_NONE
                 if not (doc.labels != IGNORE_INDEX).any():
                     doc.source = SOURCE_NONE
-                self._set_stale(doc.path, "")
             self.labelsChanged.emit(doc.path)
+        if old is not None:
+            self.class_aliases = follow_class_edit(self.class_aliases, old, classes, lut)
         cur = self.current_class
         new_cur = int(lut[cur]) if relabel and cur < 256 else cur
         self.classes = classes
         self.classesChanged.emit(classes)
         self.set_current_class(0 if new_cur == IGNORE_INDEX or new_cur >= classes.num_classes else new_cur)
         self.documentChanged.emit(self.current_doc())
-        note = f"; {reset_px} predicted pixel(s) reset to unlabelled (a prediction is not a label)" if reset_px else ""
+        note = f"; {dropped} predicted pixel(s) of deleted classes are unlabelled now" if dropped else ""
+        self.update_class_notice()
         self._repredict_current_if_needed()
         return note
 
@@ -463,6 +473,7 @@ class ProjectState(QObject):
             self.set_classes(model.classes)
         self.make_predictor()
         self.modelChanged.emit(model, label)
+        self.update_class_notice()
         if not changed:
             return
         for doc in self.docs.values():
@@ -523,7 +534,36 @@ class ProjectState(QObject):
         """Whether ``model``'s (default: the model in use) classes map onto the project's by name, and why not
         (:func:`~segstudio.gui.state_predict.model_fits`)."""
         model = model or self.model
-        return model_fits(model, self.classes, self.model_label)
+        return model_fits(model, self.classes, self.model_label, self.class_aliases)
+
+    def model_lut(self, model: LoadedModel | None = None) -> np.ndarray:
+        """uint8 (256,): ``model``'s (default: the model in use) class id → the project's class id, by name and
+        through the project's renames (:attr:`class_aliases`: a renamed class keeps its predictions); a class
+        the project does not have (deleted, or never there) → :data:`IGNORE_INDEX`."""
+        model = model or self.model
+        if model is None or self.classes is None:
+            return np.full(256, IGNORE_INDEX, dtype=np.uint8)
+        return class_lut(model.classes, self.classes, self.class_aliases)
+
+    def update_class_notice(self) -> str:
+        """Recompute :attr:`class_notice` (the model's classes that map to no project class) and emit
+        ``classNotice`` when it changed; returns it."""
+        text = ""
+        if self.model is not None and self.classes is not None:
+            lut = self.model_lut()
+            lost = [n for i, n in enumerate(self.model.classes.names) if lut[i] == IGNORE_INDEX]
+            if lost and len(lost) < self.model.classes.num_classes:
+                text = (
+                    f"{self.model_label or self.model.display_name} predicts {', '.join(lost)}, "
+                    f"which {'is' if len(lost) == 1 else 'are'} not a class of this project (deleted): "
+                    "those pixels are shown unlabelled"
+                )
+        if text != self.class_notice:
+            self.class_notice = text
+            self.classNotice.emit(text)
+            if text:
+                self.say(text)
+        return text
 
     # -- folders ------------------------------------------------------------------------------------
     def open_folder(self, folder: str | Path) -> bool:
@@ -549,6 +589,7 @@ class ProjectState(QObject):
         self.folder, self.source_folder, self.paths, self.docs, self.index = folder, source, paths, {}, -1
         self.read_only = read_only
         self.stale, self.failed, self.accepted = {}, {}, {}
+        self.documentChanged.emit(None)  # the previous folder's image goes now (a model question may follow)
         self._saving.reset()
         self._after_job = None
         self.models = [e for e in self.models if e.folder is None]  # the previous folder's versions go
@@ -606,6 +647,7 @@ class ProjectState(QObject):
             project = Project.load(folder) if (folder / PROJECT_FILENAME).is_file() else None
         except ProjectError:
             project = None  # the bookkeeper reported it and set the file aside
+        self.class_aliases = dict(project.class_aliases) if project is not None else {}
         classes = self._folder_classes(folder, project)
         # 1. the project's own model
         if project is not None and project.current_version is not None:
@@ -817,8 +859,14 @@ class ProjectState(QObject):
         return ok
 
     def save_current(self, accept: bool = True) -> bool:
+        """Ctrl+S: save the image shown. With ``accept`` the person accepts it as shown: every pixel is saved and
+        its status becomes *reviewed* (an unedited prediction accepted) or *corrected* (it was edited), as the
+        review queue's Enter does."""
         doc = self.current_doc()
+        had_labels = doc is not None and doc.source != SOURCE_NONE
         ok = doc is not None and self.save_doc(doc, accept=accept, explicit=True)
+        if ok and accept and had_labels and self.book is not None:
+            self.book.set_image_status(doc.path, STATUS_CORRECTED if doc.edits else STATUS_REVIEWED)
         if doc is not None:
             self.documentChanged.emit(doc)
         return ok
@@ -896,6 +944,7 @@ class ProjectState(QObject):
 
         job = Job("fine-tune", work)  # one kind for the training dock's Cancel
         job.cancelled_dir = None
+        job.budget_s = self.expected_budget_s(train_kwargs.get("config"))  # the training dock shows it until steps are planned
 
         def on_finished(loaded) -> None:
             self._on_trained(loaded, out_dir, n_images, what)
@@ -916,6 +965,25 @@ class ProjectState(QObject):
             self.say(f"{what} starts once the running prediction has stopped")
             return True
         return begin()
+
+    def expected_budget_s(self, config: TrainConfig | None) -> float | None:
+        """The time budget (seconds) a fine-tune with ``config`` runs under: its ``budget_s``, else the recipe's
+        default for the device (:func:`~segstudio.engine.recipe.default_budget_s`) when no step or epoch count
+        replaces it; ``None`` for a run without a budget."""
+        if config is None:
+            return None
+        if config.budget_s is not None:
+            return float(config.budget_s)
+        if config.recipe and config.max_steps is None and config.epochs is None:
+            from segstudio.engine.distributed import current, device_for
+            from segstudio.engine.recipe import default_budget_s
+
+            try:
+                kind = device_for(current(), config.device or self.device).type
+            except (RuntimeError, ValueError):
+                kind = "cpu"
+            return float(default_budget_s(kind))
+        return None
 
     def _on_trained(self, loaded: LoadedModel, out_dir: Path, n: int, what: str) -> None:
         self.add_model_entry(f"{self.folder.name}/{out_dir.name}", loaded, folder=self.folder)

@@ -29,7 +29,7 @@ from segstudio.core.provenance import PROV_MODEL, PROV_NONE
 from segstudio.engine import Cancelled, LoadedModel
 from segstudio.gui.workers import Job
 from segstudio.io import label_path_for
-from segstudio.io.project import class_lut, match_classes
+from segstudio.io.project import match_classes
 
 if TYPE_CHECKING:
     from segstudio.gui.state import ProjectState
@@ -44,13 +44,17 @@ class PredictionFailure:
         self.message = message
 
 
-def model_fits(model: LoadedModel | None, classes: ClassSpec | None, model_label: str = "") -> tuple[bool, str]:
-    """Whether ``model``'s classes map onto the project's ``classes`` by name, and why not.
+def model_fits(
+    model: LoadedModel | None, classes: ClassSpec | None, model_label: str = "", aliases: dict[str, str] | None = None
+) -> tuple[bool, str]:
+    """Whether ``model``'s classes map onto the project's ``classes`` by name (following the project's renames),
+    and why not.
 
     Args:
         model: the model (``None``: no model in use).
         classes: the project's classes (``None``: any model fits).
         model_label: the model's picker label, for the message.
+        aliases: the project's renames, ``{former name: current name}`` (:attr:`ProjectState.class_aliases`).
 
     Returns:
         ``(True, "")`` when the class lists are the same or share at least one name, else ``(False, why)``
@@ -60,7 +64,7 @@ def model_fits(model: LoadedModel | None, classes: ClassSpec | None, model_label
         return False, "no model in use: pick one in the Model dock"
     if classes is None:
         return True, ""
-    m = match_classes(model.classes, classes)
+    m = match_classes(model.classes, classes, aliases)
     if m.same or m.matched:
         return True, ""
     shown = ", ".join(model.classes.names[:5]) + ("…" if model.classes.num_classes > 5 else "")
@@ -191,7 +195,7 @@ class PredictController:
                 st._set_stale(path, why)
             st.say(why)
             return False
-        mapped = labels if model.classes.names == st.classes.names else class_lut(model.classes, st.classes)[labels]
+        mapped = labels if model.classes.names == st.classes.names else st.model_lut(model)[labels]
         if doc is None:
             doc = st.load_doc(path)
             if doc is None:

@@ -8,9 +8,9 @@ without a drawing gets its initial). Icons are painted with ``QPainter``, nothin
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
-from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QSlider, QSpinBox, QToolBar
+from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QToolBar
 
 from segstudio.core import IGNORE_INDEX
 from segstudio.gui.tools import (
@@ -197,14 +197,60 @@ def build_tool_bar(win) -> QToolBar:
     return tb
 
 
+class ElidedLabel(QLabel):
+    """A one-line label that shows as much of its text as fits, ending in "…", with the whole text as its tooltip.
+
+    Its minimum width is small, so a long status message never widens the window or runs into the permanent
+    widgets beside it (the x/y read-out)."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self._full = ""
+        self.setMinimumWidth(40)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt name)
+        """Show ``text`` (elided to the width; the tooltip holds all of it)."""
+        self._full = str(text)
+        self.setToolTip(self._full if len(self._full) > 60 else "")
+        self._elide()
+
+    def text(self) -> str:
+        """The whole text (not the elided one shown)."""
+        return self._full
+
+    def shown_text(self) -> str:
+        """The text as shown (elided)."""
+        return super().text()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        line = " ".join(self._full.split())
+        super().setText(self.fontMetrics().elidedText(line, Qt.TextElideMode.ElideRight, max(self.width(), 40)))
+
+    def minimumSizeHint(self):  # noqa: N802 (Qt name)
+        return QSize(40, super().minimumSizeHint().height())
+
+    def sizeHint(self):  # noqa: N802 (Qt name)
+        return QSize(200, super().sizeHint().height())
+
+
 def build_status_bar(win) -> None:
     """``win``'s status bar: the message (``win.status_text``), then the permanent :class:`CursorStatus`
     (``win.cursor_status``), the stale-overlay banner (``win.stale_label``), the job's progress bar
     (``win.progress``) and its Cancel button (``win.cancel_button``)."""
-    win.status_text = QLabel()
+    win.status_text = ElidedLabel()
     win.stale_label = QLabel()
     win.stale_label.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; padding: 1px 6px; }")
     win.stale_label.hide()
+    win.notice_label = QLabel()  # what the model predicts that the project has no class for (ProjectState.classNotice)
+    win.notice_label.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; padding: 1px 6px; }")
+    win.notice_label.setMaximumWidth(420)
+    win.notice_label.hide()
     win.progress = QProgressBar()
     win.progress.setMaximumWidth(260)
     win.progress.hide()
@@ -214,7 +260,7 @@ def build_status_bar(win) -> None:
     win.cursor_status = CursorStatus(win)
     sb = win.statusBar()
     sb.addWidget(win.status_text, 1)
-    for w in (win.cursor_status, win.stale_label, win.progress, win.cancel_button):
+    for w in (win.cursor_status, win.stale_label, win.notice_label, win.progress, win.cancel_button):
         sb.addPermanentWidget(w)
 
 

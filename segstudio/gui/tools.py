@@ -30,6 +30,7 @@ from PySide6.QtGui import QGuiApplication, QImage, QPainterPath, QPixmap
 from PySide6.QtWidgets import QGraphicsPixmapItem
 
 from segstudio.core import IGNORE_INDEX, Document, Patch, merge_patches
+from segstudio.core.history import mask_bbox
 from segstudio.core import paint as core_paint
 from segstudio.gui.qtutil import collect_garbage_on_gui_thread
 from segstudio.gui.workers import Job, start_job
@@ -209,8 +210,8 @@ class Tool:
         """True while a gesture has painted pixels not yet recorded as an undo step (undo waits)."""
         return False
 
-    def activate(self) -> None:
-        """The tool became the current one (or the shown document changed while it is)."""
+    def activate(self, document_changed: bool = False) -> None:
+        """The tool became the current one (or, with ``document_changed``, the shown document changed while it is)."""
 
     def document_shown(self) -> None:
         """The shown document changed while another tool is the current one (background work may start)."""
@@ -235,12 +236,14 @@ class StrokeTool(Tool):
     stroke started on."""
 
     round_cursor = True
+    confirms = True  # every pixel under the stroke becomes the person's, changed or not (the eraser: only changed ones)
 
     def __init__(self, canvas: Canvas) -> None:
         super().__init__(canvas)
         self._doc: Document | None = None
         self._labels: np.ndarray | None = None  # the label map the stroke paints into
         self._patches: list[Patch] = []
+        self._touched: np.ndarray | None = None  # bool (H, W): every pixel under the stroke (brush-to-confirm)
         self._last: tuple[float, float] = (0.0, 0.0)
 
     @property
@@ -260,6 +263,7 @@ class StrokeTool(Tool):
         if not self.can_start(doc):
             return
         self._doc, self._labels, self._patches, self._last = doc, doc.labels, [], (y, x)
+        self._touched = np.zeros(doc.shape, dtype=bool)
         self._paint_to(y, x)
 
     def move(self, y: float, x: float, left_down: bool) -> bool:
@@ -277,9 +281,18 @@ class StrokeTool(Tool):
     def _paint_to(self, y: float, x: float) -> None:
         if self._doc.labels is not self._labels:  # labels replaced mid-stroke (prediction, class edit)
             return
-        patch = core_paint.paint_stroke(self._labels, [self._last, (y, x)], self.canvas.brush_radius, self.value())
+        res = core_paint.stroke_mask(self._labels.shape, [self._last, (y, x)], self.canvas.brush_radius)
         self._last = (y, x)
-        self._add(patch)
+        if res is None:
+            return
+        y0, x0, mask = res
+        self._touch(y0, x0, mask)
+        self._add(core_paint.paint_mask(self._labels, y0, x0, mask, self.value()))
+
+    def _touch(self, y0: int, x0: int, mask: np.ndarray) -> None:
+        """Remember that the stroke went over ``mask`` (at ``(y0, x0)``): those pixels become the person's."""
+        h, w = mask.shape
+        self._touched[y0 : y0 + h, x0 : x0 + w] |= mask
 
     def _add(self, patch: Patch | None) -> None:
         if patch is not None:
@@ -288,16 +301,21 @@ class StrokeTool(Tool):
                 self.canvas.refresh_patch(patch)
 
     def finish(self) -> None:
-        doc, labels, patches = self._doc, self._labels, self._patches
-        self._doc, self._labels, self._patches = None, None, []
+        doc, labels, patches, touched = self._doc, self._labels, self._patches, self._touched
+        self._doc, self._labels, self._patches, self._touched = None, None, [], None
         if doc is None:
             return
         if doc.labels is not labels:  # the map it painted was replaced: its pixels are gone, nothing to record
             log.info("stroke on %s dropped: its label map was replaced while painting", doc.path)
             return
-        patch = merge_patches(labels, patches)
+        box = None
+        if touched is not None and self.confirms and touched.any():
+            r0, r1, c0, c1 = mask_bbox(touched)
+            box = (r0, c0, touched[r0:r1, c0:c1])
+        # Every pixel under the stroke is the person's now, changed or not (a stroke inside a region the model
+        # already predicted as this class confirms it): one undo step even when no value changed.
+        patch = doc.apply_patch(merge_patches(labels, patches), touched=box)
         if patch is not None:
-            doc.apply_patch(patch)
             self.canvas.show_edit(patch, doc)
 
 
@@ -311,6 +329,7 @@ class EraserTool(StrokeTool):
     """Paints ``IGNORE_INDEX`` (unlabelled) with a round brush."""
 
     name = TOOL_ERASER
+    confirms = False
 
     def value(self) -> int:
         return IGNORE_INDEX
@@ -391,7 +410,7 @@ class SuperpixelTool(StrokeTool):
             item.setPixmap(pm)
         item.setVisible(on)
 
-    def activate(self) -> None:
+    def activate(self, document_changed: bool = False) -> None:
         self.sync_view()
         self.ensure()
 
@@ -422,6 +441,7 @@ class SuperpixelTool(StrokeTool):
                 continue
             self._painted.add(int(seg_id))
             sy, sx, smask = sp.region(int(seg_id))
+            self._touch(sy, sx, smask)
             self._add(core_paint.paint_mask(doc.labels, sy, sx, smask, self.value()))
 
 
@@ -713,6 +733,19 @@ def image_key(path, image: np.ndarray) -> tuple:
     return str(path), tuple(image.shape), hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
 
+def connected_to_clicks(mask: np.ndarray, clicks) -> np.ndarray:
+    """Keep the parts of a click model's ``mask`` (bool (H, W)) that hold a positive click (8-connected): specks far
+    from the clicks are dropped. ``clicks``: objects with ``y``, ``x`` and ``positive``."""
+    import cv2
+
+    pos = [(c.y, c.x) for c in clicks if c.positive and 0 <= c.y < mask.shape[0] and 0 <= c.x < mask.shape[1]]
+    if not mask.any() or not pos:
+        return mask
+    _, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    keep = {int(comp[y, x]) for y, x in pos if mask[y, x]}
+    return np.isin(comp, list(keep)) & mask if keep else np.zeros_like(mask)
+
+
 class ClickTool(Tool):
     """Click to segment: left click adds a positive click (on the object), right click (or Shift + left
     click) a negative one; the class-agnostic click model (:mod:`segstudio.models.clicknet`, trained as in
@@ -758,6 +791,7 @@ class ClickTool(Tool):
         self._doc: Document | None = None
         self._base: np.ndarray | None = None  # the existing region the clicks correct
         self._sessions: OrderedDict[tuple, object] = OrderedDict()
+        self._announce = False  # say "ready" when the encoding the person waits for arrives
         self._keys: dict[int, tuple[weakref.ref, tuple]] = {}  # id(image) -> (weak image, image_key)
         self._prefetched: dict[str, tuple[tuple, tuple]] = {}  # path -> (file stat, image_key) of prefetches
         self._prefetch_again = False
@@ -814,7 +848,8 @@ class ClickTool(Tool):
             return
         if self.canvas.jobs.running(self.JOB_PREFETCH) and self._prefetch_path == doc.path:
             if not quiet:  # being prefetched: its end hands the encoding over (or encodes anew if the file changed)
-                self.canvas.status.emit("click-to-segment: encoding the image…")
+                self._announce = True
+                self.canvas.hint.emit("click-to-segment: encoding the image…")
             return
         image, path = doc.image, self.model_path
 
@@ -826,7 +861,8 @@ class ClickTool(Tool):
 
         self.canvas.jobs.start(name, work, lambda payload: self._on_session(*payload))
         if not quiet:
-            self.canvas.status.emit("click-to-segment: encoding the image…")
+            self._announce = True
+            self.canvas.hint.emit("click-to-segment: encoding the image…")
 
     def _on_session(self, k: tuple, session) -> None:
         self.encodes += 1
@@ -839,8 +875,9 @@ class ClickTool(Tool):
         if k != self.cache_key(self.canvas.doc):
             return False
         self._hit_doc = self.canvas.doc
-        if self.canvas.active_tool is self:
-            self.canvas.status.emit("click-to-segment ready: left click = object, right click = not object, Enter = apply")
+        if self.canvas.active_tool is self and self._announce:  # only when the person is waiting for it
+            self._announce = False
+            self.canvas.hint.emit("click-to-segment ready: left click = object, right click = not object, Enter = apply")
         if self.clicks:
             self._request()
         return True
@@ -974,7 +1011,7 @@ class ClickTool(Tool):
     def _on_mask(self, doc: Document, clicks: list, mask: np.ndarray) -> None:
         if doc is not self._doc or clicks != self.clicks[: len(clicks)]:
             return  # the clicks were dropped or belong to another image
-        self.mask = mask
+        self.mask = mask = connected_to_clicks(mask, clicks)
         self._show()
         self.canvas.status.emit(f"click-to-segment: {int(mask.sum())} px from {len(clicks)} click(s); Enter applies")
 
@@ -1009,7 +1046,8 @@ class ClickTool(Tool):
         if base is not None:
             after[base[r0 : r1 + 1, c0 : c1 + 1] & ~mask[r0 : r1 + 1, c0 : c1 + 1]] = IGNORE_INDEX
         after[mask[r0 : r1 + 1, c0 : c1 + 1]] = value
-        patch = doc.apply_patch(make_patch(doc.labels, int(r0), int(c0), after))
+        footprint = (int(r0), int(c0), region[r0 : r1 + 1, c0 : c1 + 1])  # confirmed, changed or not
+        patch = doc.apply_patch(make_patch(doc.labels, int(r0), int(c0), after), touched=footprint)
         self.canvas.show_edit(patch, doc)
         return patch
 
@@ -1062,11 +1100,14 @@ class ClickTool(Tool):
     def pending(self) -> bool:
         return False  # a pending object is not painted yet: undo of earlier edits may go ahead
 
-    def activate(self) -> None:
+    def activate(self, document_changed: bool = False) -> None:
+        """Switched on: encode the shown image and say when it is ready. When only the shown image changed, encode
+        it quietly (the message of whoever changed it, e.g. the review queue's, stays on the status bar)."""
         self.used = True
         if self._doc is not self.canvas.doc:
             self.cancel()
-        self.ensure()
+        self._announce = not document_changed
+        self.ensure(quiet=document_changed)
 
     def document_shown(self) -> None:
         if self.used:  # used in this session: keep the shown (and next) image encoded for a switch back

@@ -136,6 +136,8 @@ class TrainingPanel(QWidget):
             buttons.addWidget(b)
         lay.addLayout(buttons)
         self.state = "idle"
+        self.budget_s: float | None = None
+        self._planned, self._first_total, self._t_start = True, None, 0.0
         self._clear()
 
     def _clear(self) -> None:
@@ -163,11 +165,20 @@ class TrainingPanel(QWidget):
         self.use_checkpoint.hide()
 
     # -- run life cycle ------------------------------------------------------------------------
-    def start(self, name: str) -> None:
-        """A new run named ``name`` (e.g. ``"v003"``) starts: clear the curves, enable Cancel."""
+    def start(self, name: str, budget_s: float | None = None) -> None:
+        """A new run named ``name`` (e.g. ``"v003"``) starts: clear the curves, enable Cancel.
+
+        ``budget_s``: the run's time budget (seconds), when it has one. Such a run plans its number of steps from
+        the timing of its first steps; until the plan is known the dock shows the budget and the time used (the
+        step cap before that, e.g. "step 1/2000000", means nothing to a person)."""
         self._clear()
         self.state = "running"
-        self.title.setText(f"Fine-tuning {name}… (starting)")
+        self.budget_s = float(budget_s) if budget_s else None
+        self._first_total: int | None = None
+        self._planned = self.budget_s is None
+        self._t_start = self.timer.clock()
+        budget = f" within {format_eta(self.budget_s)}" if self.budget_s else ""
+        self.title.setText(f"Fine-tuning {name}{budget}… (starting)")
         self.progress.setRange(0, 0)
         self.eta.setText("ETA –")
         self.val_note.setText("")
@@ -182,14 +193,27 @@ class TrainingPanel(QWidget):
             self.steps.append(step)
             self.losses.append(float(info["loss"]))
             self.loss_curve.setData(self.steps, self.losses)
-            self.progress.setRange(0, max(total, 1))
-            self.progress.setValue(step)
             eta = self.timer.step(step, total)
-            self.eta.setText(f"ETA {format_eta(eta)}")
-            self.title.setText(
-                f"Fine-tuning: step {step}/{total} · epoch {int(info['epoch']) + 1} · loss {float(info['loss']):.3f}"
-                f" · lr {float(info['lr']):.2e}"
-            )
+            if not self._planned:  # a budget run: the step count is planned once the first steps are timed
+                if self._first_total is None:
+                    self._first_total = total
+                elif total != self._first_total:
+                    self._planned = True
+            tail = f" · epoch {int(info['epoch']) + 1} · loss {float(info['loss']):.3f} · lr {float(info['lr']):.2e}"
+            if self._planned:
+                self.progress.setRange(0, max(total, 1))
+                self.progress.setValue(step)
+                self.eta.setText(f"ETA {format_eta(eta)}")
+                self.title.setText(f"Fine-tuning: step {step}/{total}{tail}")
+            else:
+                used = max(self.timer.clock() - self._t_start, 0.0)
+                self.progress.setRange(0, max(int(round(self.budget_s)), 1))
+                self.progress.setValue(min(int(used), self.progress.maximum()))
+                self.eta.setText(f"ETA ≤ {format_eta(max(self.budget_s - used, 0.0))}")
+                self.title.setText(
+                    f"Fine-tuning: step {step} · {format_eta(used)} of a {format_eta(self.budget_s)} budget "
+                    f"(steps planned from the first steps' timing){tail}"
+                )
         elif event == "epoch":
             self.last_epoch = int(info["epoch"])
             miou = info.get("val_miou")

@@ -6,11 +6,12 @@ The settings are an INI file in the user's config folder (``SegStudio/SegStudio.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, QSettings, Qt
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow
+from PySide6.QtCore import QEvent, QObject, QRect, QSettings, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QWidget
 
-LAYOUT_VERSION = 1
-"""``saveState`` version: bump it when the docks change so an old layout is ignored, not half-applied."""
+LAYOUT_VERSION = 2
+"""``saveState`` version: bump it when the docks change so an old layout is ignored, not half-applied
+(2, issue 31: the Project table moved from the bottom to the right column's tabs)."""
 
 FIRST_START_FRACTION = 0.9
 """A first start opens the window at this fraction of the screen's available width and height."""
@@ -32,11 +33,17 @@ def _docks(win: QMainWindow) -> dict[str, QDockWidget]:
 
 
 def first_start_layout(win: QMainWindow) -> None:
-    """The canvas first: 90 % of the screen; on the right the class palette above the Model | Versions tabs; at
-    the bottom only the Project table, a fifth of the height (Training and Metrics show themselves when used)."""
+    """The canvas first: 90 % of the screen; on the left the image list (narrow); on the right the class palette
+    above the Model | Versions | Project tabs; the bottom stays free (Training and Metrics show themselves there
+    when used, and the Training dock goes again when a fine-tune is done), so the canvas keeps about two thirds
+    of the window (issue 31: at least 60 %)."""
     docks = _docks(win)
-    if "Model" in docks and "Versions" in docks:
-        win.tabifyDockWidget(docks["Model"], docks["Versions"])
+    if "Model" in docks:
+        for name in ("Versions", "Project"):
+            if name in docks:
+                if name == "Project":
+                    win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, docks[name])
+                win.tabifyDockWidget(docks["Model"], docks[name])
         docks["Model"].raise_()
     for name in ("Training", "Metrics"):
         if name in docks:
@@ -46,20 +53,83 @@ def first_start_layout(win: QMainWindow) -> None:
     screen = QApplication.primaryScreen()
     if screen is not None:
         win.setGeometry(*default_geometry(screen.availableGeometry()))
-    if "Project" in docks:
-        docks["Project"].raise_()
-        win.resizeDocks([docks["Project"]], [max(win.height() // 5, 120)], Qt.Orientation.Vertical)
+    sides = [(docks[n], max(int(win.width() * f), px)) for n, f, px in (("Images", 0.11, 180), ("Classes", 0.15, 240)) if n in docks]
+    if sides:
+        win.resizeDocks([d for d, _ in sides], [w for _, w in sides], Qt.Orientation.Horizontal)
 
 
 def restore_layout(win: QMainWindow) -> bool:
     """Restore the last session's geometry and dock layout; a first start gets :func:`first_start_layout`.
-    Returns True when a saved layout was restored."""
+    A restored geometry is clamped to the screen (:func:`fit_to_screen`): a window saved too tall (another
+    monitor, an older version) never opens with its status bar off screen. Returns True when a saved layout
+    was restored."""
     first_start_layout(win)
     s = window_settings()
     geo, state = s.value("window/geometry"), s.value("window/state")
     if geo is None or state is None:
         return False
-    return bool(win.restoreGeometry(geo)) and bool(win.restoreState(state, LAYOUT_VERSION))
+    ok = bool(win.restoreGeometry(geo)) and bool(win.restoreState(state, LAYOUT_VERSION))
+    fit_to_screen(win)
+    return ok
+
+
+def frame_margins(win: QWidget) -> tuple[int, int]:
+    """``(extra width, extra height)`` of the window frame (title bar, borders) around the client area."""
+    frame, geo = win.frameGeometry(), win.geometry()
+    return max(frame.width() - geo.width(), 0), max(frame.height() - geo.height(), 0)
+
+
+def fit_to_screen(win: QWidget) -> bool:
+    """Shrink and move ``win`` so that its frame lies inside its screen's available geometry (a maximised or
+    full-screen window is left alone). Returns True when the geometry changed.
+
+    The window's own minimum size still wins where it is larger (keep the docks' minimums modest: see
+    :meth:`~segstudio.gui.docks.ClassPanel.set_classes`)."""
+    if win.isMaximized() or win.isFullScreen():
+        return False
+    screen = win.screen() or QApplication.primaryScreen()
+    if screen is None:
+        return False
+    avail = screen.availableGeometry()
+    dw, dh = frame_margins(win)
+    geo = win.geometry()
+    w, h = min(geo.width(), avail.width() - dw), min(geo.height(), avail.height() - dh)
+    changed = False
+    if (w, h) != (geo.width(), geo.height()):
+        win.resize(max(w, 1), max(h, 1))
+        changed = True
+    frame = win.frameGeometry()
+    x = min(max(frame.x(), avail.x()), avail.x() + avail.width() - frame.width())
+    y = min(max(frame.y(), avail.y()), avail.y() + avail.height() - frame.height())
+    x, y = max(x, avail.x()), max(y, avail.y())
+    if (x, y) != (frame.x(), frame.y()):
+        win.move(x, y)
+        changed = True
+    return changed
+
+
+class ScreenGuard(QObject):
+    """Keeps a window inside its screen after every layout change (a class edit, a folder switch, a dock shown):
+    on the window's ``LayoutRequest`` events it schedules one :func:`fit_to_screen` (coalesced).
+
+    Args:
+        win: the window to watch (the guard is its child).
+    """
+
+    def __init__(self, win: QWidget) -> None:
+        super().__init__(win)
+        self.win = win
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(lambda: fit_to_screen(self.win))
+        win.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
+        """Schedule a fit after the window's layout changed or it was resized or moved."""
+        if obj is self.win and event.type() in (QEvent.Type.LayoutRequest, QEvent.Type.Resize, QEvent.Type.Show):
+            self._timer.start()
+        return False
 
 
 def save_layout(win: QMainWindow) -> None:

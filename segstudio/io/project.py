@@ -180,6 +180,8 @@ class Project:
         versions: models used, oldest first.
         current_version: :attr:`ModelVersion.name` of the model in use, or ``None``.
         last_image: file name of the image shown last (reopening goes back to it), or ``None``.
+        class_aliases: ``{former class name: current name}``: the renames of the project's classes, so that a
+            model trained before a rename still maps its predictions of the old name onto the renamed class.
     """
 
     folder: Path
@@ -188,6 +190,7 @@ class Project:
     versions: list[ModelVersion] = field(default_factory=list)
     current_version: str | None = None
     last_image: str | None = None
+    class_aliases: dict[str, str] = field(default_factory=dict)
 
     # -- file ------------------------------------------------------------------------------
     @property
@@ -284,7 +287,10 @@ class Project:
         for key, value in (("current_version", current), ("last_image", last)):
             if value is not None and not isinstance(value, str):
                 raise _fail(path, f"{key!r} must be a string or null, got {value!r}")
-        return cls(folder, images, classes, versions, current, last)
+        aliases = data.get("class_aliases") or {}
+        if not isinstance(aliases, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()):
+            raise _fail(path, f"'class_aliases' must map former class names to current ones, got {aliases!r}")
+        return cls(folder, images, classes, versions, current, last, dict(aliases))
 
     def to_dict(self) -> dict:
         """The JSON form written to ``segstudio.json``."""
@@ -294,6 +300,7 @@ class Project:
             "last_image": self.last_image,
             "current_version": self.current_version,
             "classes": self.classes.to_json() if self.classes is not None else None,
+            "class_aliases": dict(sorted(self.class_aliases.items())),
             "versions": [asdict(v) for v in self.versions],
             "images": {name: asdict(rec) for name, rec in sorted(self.images.items())},
         }
@@ -515,18 +522,56 @@ def load_human_labels(image_path: str | Path, labels: np.ndarray) -> np.ndarray:
 
 
 # -- classes: mapping and relabelling -----------------------------------------------------------
-def class_lut(src: ClassSpec, dst: ClassSpec) -> np.ndarray:
+def resolve_alias(name: str, names, aliases: dict[str, str] | None) -> str | None:
+    """The class of ``names`` that class ``name`` is now: itself, else what it was renamed to (``aliases``:
+    former name → current name, the project's rename lineage), else ``None``."""
+    if name in names:
+        return name
+    target = (aliases or {}).get(name)
+    return target if target is not None and target in names else None
+
+
+def class_lut(src: ClassSpec, dst: ClassSpec, aliases: dict[str, str] | None = None) -> np.ndarray:
     """Look-up table uint8 (256,) sending each class id of ``src`` to the id of the same-named class in ``dst``.
 
-    Classes of ``src`` missing from ``dst`` map to :data:`IGNORE_INDEX`, and so do ids ``>= K_src``
-    (including the ignore value itself). Apply as ``lut[labels]``.
+    With ``aliases`` (former name → current name, see :attr:`Project.class_aliases`) a class of ``src`` that
+    ``dst`` renamed maps to its new name's id (a rename keeps the id's lineage). Classes of ``src`` missing from
+    ``dst`` map to :data:`IGNORE_INDEX`, and so do ids ``>= K_src`` (including the ignore value itself). Apply
+    as ``lut[labels]``.
     """
     lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
     index = {n: i for i, n in enumerate(dst.names)}
     for i, n in enumerate(src.names):
-        if n in index:
-            lut[i] = index[n]
+        target = resolve_alias(n, index, aliases)
+        if target is not None:
+            lut[i] = index[target]
     return lut
+
+
+def follow_class_edit(aliases: dict[str, str], old: ClassSpec, new: ClassSpec, lut: np.ndarray) -> dict[str, str]:
+    """The rename lineage after a class edit (``lut``: uint8 (256,) old id → new id, :data:`IGNORE_INDEX` for
+    a deleted class).
+
+    A class whose id now holds another name gets ``{old name: new name}``; earlier aliases follow it (``a → b``
+    then ``b → c`` gives ``a → c``); aliases of a deleted class go, and so does an alias whose former name is a
+    class of ``new`` again (that class answers to its own name).
+
+    Returns:
+        The new ``{former name: current name}`` (a new dict).
+    """
+    renamed: dict[str, str | None] = {}
+    for i, n in enumerate(old.names):
+        j = int(lut[i])
+        renamed[n] = new.names[j] if j < new.num_classes else None
+    out: dict[str, str] = {}
+    for k, v in aliases.items():
+        t = renamed[v] if v in renamed else (v if v in new.names else None)
+        if t is not None:
+            out[k] = t
+    for n, t in renamed.items():
+        if t is not None and t != n:
+            out[n] = t
+    return {k: v for k, v in out.items() if k not in new.names and k != v}
 
 
 @dataclass(frozen=True)
@@ -559,14 +604,17 @@ class ClassMatch:
         return "; ".join(parts) + ". Fine-tuning replaces the model's classifier head with the project's classes."
 
 
-def match_classes(model: ClassSpec, project: ClassSpec) -> ClassMatch:
-    """Compare a model's classes with a project's by name (see :class:`ClassMatch`)."""
-    pset, mset = set(project.names), set(model.names)
+def match_classes(model: ClassSpec, project: ClassSpec, aliases: dict[str, str] | None = None) -> ClassMatch:
+    """Compare a model's classes with a project's by name, following the project's renames (``aliases``:
+    former name → current name; see :class:`ClassMatch`)."""
+    pset = set(project.names)
+    resolved = {n: resolve_alias(n, pset, aliases) for n in model.names}
+    reached = {r for r in resolved.values() if r is not None}
     return ClassMatch(
         same=model.names == project.names,
-        matched=tuple(n for n in project.names if n in mset),
-        model_only=tuple(n for n in model.names if n not in pset),
-        project_only=tuple(n for n in project.names if n not in mset),
+        matched=tuple(n for n in project.names if n in reached),
+        model_only=tuple(n for n in model.names if resolved[n] is None),
+        project_only=tuple(n for n in project.names if n not in reached),
     )
 
 
