@@ -101,11 +101,12 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [i for i in items if not i.get_closest_marker("cuda")]
         config._segstudio_cuda_deselected = len(cuda_items)
     cache: dict = {}
-    if "slow" not in (config.getoption("-m") or ""):  # nightly-style runs only when asked for (`-m slow`)
-        skip_slow = pytest.mark.skip(reason="nightly-style run: select it with -m slow")
-        for item in items:
-            if item.get_closest_marker("slow"):
-                item.add_marker(skip_slow)
+    if "slow" not in (config.getoption("-m") or ""):  # nightly-style runs only when asked for (`-m slow`): deselected
+        slow = [i for i in items if i.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [i for i in items if not i.get_closest_marker("slow")]
+            config._segstudio_slow_deselected = len(slow)
     for item in items:
         fn = getattr(item, "function", None)
         if fn is None or item.get_closest_marker("data"):
@@ -164,3 +165,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     n = getattr(config, "_segstudio_cuda_deselected", 0)
     if n:
         terminalreporter.write_line(f"{n} test(s) marked cuda deselected: no CUDA device here (they run on a GPU machine)")
+    n = getattr(config, "_segstudio_slow_deselected", 0)
+    if n:
+        terminalreporter.write_line(f"{n} nightly-style test(s) marked slow deselected: run them with -m slow")

@@ -394,8 +394,8 @@ class ProjectController(QObject):
         doc = self.state.current_doc()
         if doc is None:
             return
-        aside = doc.path.name not in read_validation_list(doc.path.parent)
         try:
+            aside = doc.path.name not in read_validation_list(doc.path.parent)
             names = set_validation(doc.path.parent, doc.path.name, aside)
         except (OSError, ValueError) as exc:
             self.state.say(f"could not update the validation list: {exc}")
@@ -414,7 +414,7 @@ class ProjectController(QObject):
             path = None if doc is None else doc.path
         try:
             on = path is not None and path.name in read_validation_list(path.parent)
-        except ValueError:
+        except (OSError, ValueError):
             on = False
         self.act_validation.setChecked(on)
 

@@ -23,11 +23,12 @@ def read_validation_list(folder: str | Path) -> set[str]:
 
     Raises:
         ValueError: the list is not UTF-8 text (the message names the file and what to do).
+        OSError: it cannot be read (permissions).
     """
     path = validation_list_path(folder)
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no list (or no labels/ folder at all)
         return set()
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: validation list is not UTF-8 text ({exc.reason}); write one image file name a line") from exc
