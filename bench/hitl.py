@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench._record import sha256_file
+
 log = logging.getLogger("bench.hitl")
 
 FIXED_PLAN = {
@@ -77,14 +79,6 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def proxies(suite: Path) -> list[Path]:
     """The proxy domains of a suite folder: subfolders with ``train.txt``, except :data:`NOT_PROXIES`, by name."""
     return sorted(d for d in Path(suite).iterdir() if (d / "train.txt").is_file() and d.name not in NOT_PROXIES)
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 RECIPE_CODE = ("segstudio/engine/recipe.py", "segstudio/engine/trainer.py", "segstudio/data/transforms.py")
@@ -316,7 +310,7 @@ def run(args) -> dict:
         raise SystemExit(f"no proxy dataset (a folder with train.txt) in {a.suite}")
     init_path = load_checkpoint(None if a.init == "default" else a.init).path
     env = {
-        "init_sha256": sha256(Path(init_path)),
+        "init_sha256": sha256_file(init_path),
         "recipe_sha256": code_sha256(),
         "commit": commit(),
         "threads": torch.get_num_threads(),

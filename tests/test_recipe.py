@@ -187,19 +187,8 @@ def test_choices_derived_from_an_explicit_value_follow_it():
 def test_a_model_from_scratch_records_the_rates_it_trains_with(tmp_path):
     """Issue 29, item 4: a model trained from scratch has no pretrained/new split (one AdamW group), so its card
     must not claim a 10x head rate or a warm-up (it used to: ``fresh_params`` was empty)."""
-    from segstudio.core.labels import ClassSpec
-
     app = tmp_path / "app"
-    (app / "labels").mkdir(parents=True)
-    (app / "labels" / "classes.json").write_text(json.dumps(ClassSpec(("a", "b")).to_json()))
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(app / f"im{i}.png")
-        m = np.zeros((64, 64), np.uint8)
-        m[:, 32:] = 1
-        Image.fromarray(m).save(app / "labels" / f"im{i}.png")
+    _tiny_app(app, 2, size=64)
     cfg = finetune_config(max_steps=1, device="cpu")
     final = train_on_folder(app, tmp_path / "run", model_name="unet", config=cfg,
                             model_kwargs={"base_channels": 4, "depth": 2, "pretrained": False})
@@ -207,6 +196,28 @@ def test_a_model_from_scratch_records_the_rates_it_trains_with(tmp_path):
     assert list(tr["lr_groups"]) == ["all"]
     assert tr["config"]["lr_head"] == tr["config"]["lr"] and tr["config"]["warmup_fraction"] == 0.0
     assert tr["schedule"]["warmup_steps"] == 0
+
+
+def _tiny_app(root, n: int, size: int = 48, seed: int = 0):
+    """An app folder ``root`` with ``n`` random RGB images ``im{i}.png`` (size × size) labelled half class 0, half
+    class 1; returns the function that adds one more image by name."""
+    from PIL import Image
+
+    from segstudio.core.labels import ClassSpec
+
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    (root / "labels" / "classes.json").write_text(json.dumps(ClassSpec(("a", "b")).to_json()))
+    rng = np.random.default_rng(seed)
+
+    def add(name):
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / name)
+        m = np.zeros((size, size), np.uint8)
+        m[:, size // 2 :] = 1
+        Image.fromarray(m).save(root / "labels" / name)
+
+    for i in range(n):
+        add(f"im{i}.png")
+    return add
 
 
 def test_trainer_refuses_unfilled_recipe_fields():
@@ -300,24 +311,10 @@ def test_every_corrected_image_trains_and_only_set_aside_ones_validate(tmp_path)
     """Issue 29, item 2: no corrected image is withheld from training (there used to be a hash-chosen hold-out of
     1–4 of 8 images in every version); only the images a person listed in ``labels/validation.txt`` stay out, and
     adding images never changes another image's role."""
-    from PIL import Image
-
-    from segstudio.core.labels import ClassSpec
     from segstudio.io.layout import VALIDATION_LIST_FILENAME
 
     app = tmp_path / "app"
-    (app / "labels").mkdir(parents=True)
-    (app / "labels" / "classes.json").write_text(json.dumps(ClassSpec(("a", "b")).to_json()))
-    rng = np.random.default_rng(1)
-
-    def add(name):
-        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(app / name)
-        m = np.zeros((48, 48), np.uint8)
-        m[:, 24:] = 1
-        Image.fromarray(m).save(app / "labels" / name)
-
-    for i in range(8):
-        add(f"im{i}.png")
+    add = _tiny_app(app, 8, seed=1)
     kw = dict(model_name="unet", model_kwargs={"base_channels": 4, "depth": 2, "pretrained": False})
 
     def card(run):
@@ -382,9 +379,6 @@ def test_cli_budget_flag_and_recipe_default(tmp_path):
 def test_a_set_aside_image_validates_only_on_pixels_a_person_painted(tmp_path):
     """Issue 30, item 5, in the fine-tune: the validation image's pixels accepted unchanged from a model (provenance
     ``model``) are not scored; only the block a person painted is."""
-    from PIL import Image
-
-    from segstudio.core.labels import ClassSpec
     from segstudio.core.provenance import PROV_HUMAN, PROV_MODEL
     from segstudio.data.dataset import SegmentationDataset
     from segstudio.io.datasets import find_samples
@@ -392,14 +386,7 @@ def test_a_set_aside_image_validates_only_on_pixels_a_person_painted(tmp_path):
     from segstudio.io.validation import set_validation
 
     app = tmp_path / "app"
-    (app / "labels").mkdir(parents=True)
-    (app / "labels" / "classes.json").write_text(json.dumps(ClassSpec(("a", "b")).to_json()))
-    rng = np.random.default_rng(2)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(app / f"im{i}.png")
-        m = np.zeros((48, 48), np.uint8)
-        m[:, 24:] = 1
-        Image.fromarray(m).save(app / "labels" / f"im{i}.png")
+    _tiny_app(app, 3, seed=2)
     prov = np.full((48, 48), PROV_MODEL, np.uint8)
     prov[:10, :10] = PROV_HUMAN
     save_provenance(app / "im2.png", prov)
