@@ -73,6 +73,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", default=str(Path("runs") / "hitl"), help="folder of the per-domain JSON and the table")
     p.add_argument("--keep", help="keep the app folders and the runs here")
+    p.add_argument("--table-only", action="store_true",
+                   help="run nothing: write the suite record and table from the per-domain JSONs in --out-dir")
     return p.parse_args(argv)
 
 
@@ -316,14 +318,20 @@ def run(args) -> dict:
         "threads": torch.get_num_threads(),
     }
     out_dir = Path(a.out_dir)
-    work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="hitl_"))
     records = []
-    try:
+    if a.table_only:
         for d in domains:
-            records.append(run_domain(d, a, out_dir, work, env))
-    finally:
-        if not a.keep:
-            shutil.rmtree(work, ignore_errors=True)
+            path = out_dir / f"{d.name}.{a.split}.json"
+            if path.is_file():
+                records.append(json.loads(path.read_text()))
+    else:
+        work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="hitl_"))
+        try:
+            for d in domains:
+                records.append(run_domain(d, a, out_dir, work, env))
+        finally:
+            if not a.keep:
+                shutil.rmtree(work, ignore_errors=True)
     budgets = [float(b) for b in a.budgets.split(",") if b.strip()]
     suite = {"split": a.split, "budgets": budgets, "long_minutes": a.long_minutes, **env, "domains": records}
     text = suite_markdown(suite)
@@ -335,7 +343,35 @@ def run(args) -> dict:
 
 
 def suite_markdown(suite: dict) -> str:
-    """The suite's tables (one per budget) from a ``suite.<split>.json`` record."""
-    return "\n\n".join(
+    """The suite's tables (one per budget) from a ``suite.<split>.json`` record, then a table of every run's mIoU
+    per domain (ablations included) when some domain has runs beyond the recipe, the fixed plan and the long one."""
+    text = "\n\n".join(
         f"Budget {b:g} min, {suite['split']} split:\n\n" + table(suite["domains"], b, suite["long_minutes"]) for b in suite["budgets"]
     )
+    names = []
+    for rec in suite["domains"]:
+        names += [n for n in rec["runs"] if n not in names]
+    if any(not n.startswith(("budget_", "fixed_", "long_")) for n in names):
+        text += "\n\nEvery run, mIoU (lowest IoU of a trained class):\n\n" + runs_table(suite["domains"], names)
+    return text
+
+
+def runs_table(records: list[dict], names: list[str]) -> str:
+    """Markdown: one row per domain, one column per run name, ``mIoU (lowest trained-class IoU)``; the mean row
+    averages the domains that have the run."""
+    rows = ["| domain | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    sums = {n: [] for n in names}
+    for rec in records:
+        cells = []
+        for n in names:
+            r = rec["runs"].get(n)
+            if r is None:
+                cells.append("—")
+                continue
+            sums[n].append(r["miou"])
+            low = r.get("lowest_trained_iou")
+            cells.append(f"{r['miou']:.2f} ({'—' if low is None else f'{low:.1f}'})")
+        rows.append(f"| {Path(rec['data']).name} | " + " | ".join(cells) + " |")
+    rows.append("| **mean (domains with the run)** | " + " | ".join(
+        f"{sum(v) / len(v):.2f} ({len(v)})" if v else "—" for v in sums.values()) + " |")
+    return "\n".join(rows)

@@ -84,3 +84,15 @@ def test_predict_folder_says_where_the_time_goes():
     assert res["data_path_images_per_s"] > res["full_pipeline_images_per_s"] > 0 and res["model_alone_images_per_s"] > 0
     slower = min(("data path", res["data_path_images_per_s"]), ("model", res["model_alone_images_per_s"]), key=lambda t: t[1])
     assert res["bound"] == slower[0]
+
+
+def test_runs_table_lists_every_run_and_the_mean_of_the_domains_that_have_it():
+    recs = [_rec("a", 60.0, 55.0, None, 31.0), _rec("b", 40.0, 42.0, None, 12.5)]
+    recs[0]["runs"]["bn_train"] = {"miou": 66.0, "lowest_trained_iou": 40.0}
+    text = hitl.runs_table(recs, ["budget_3min", "fixed_3min", "bn_train"])
+    lines = text.splitlines()
+    assert lines[2] == "| a | 60.00 (31.0) | 55.00 (—) | 66.00 (40.0) |"
+    assert lines[3] == "| b | 40.00 (12.5) | 42.00 (—) | — |"
+    assert lines[4] == "| **mean (domains with the run)** | 50.00 (2) | 48.50 (2) | 66.00 (1) |"
+    suite = {"split": "val", "budgets": [3.0], "long_minutes": 20.0, "domains": recs}
+    assert "Every run, mIoU" in hitl.suite_markdown(suite)
