@@ -313,6 +313,7 @@ def run(args) -> dict:
     init_path = load_checkpoint(None if a.init == "default" else a.init).path
     env = {
         "init_sha256": sha256_file(init_path),
+        "models": [{"name": a.init, "path": str(init_path), "sha256": sha256_file(init_path)}],
         "recipe_sha256": code_sha256(),
         "commit": commit(),
         "threads": torch.get_num_threads(),
