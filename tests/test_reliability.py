@@ -229,6 +229,33 @@ def _strokes(shape, n, seed=0):
     return out
 
 
+def test_journal_provenance_patches_replay_and_a_torn_pair(tmp_path):
+    """Each patch can carry who decided its pixels (issue 31: a confirming stroke changes no value); replay of the
+    provenance applies them in order; a patch whose provenance record was torn off keeps its labels only."""
+    from segstudio.io.journal import replay_provenance
+
+    base = np.zeros((10, 12), np.uint8)
+    base_prov = np.full((10, 12), 1, np.uint8)  # the model's
+    j = Journal(tmp_path / "a.png")
+    j.start(base)
+    j.append_patch(2, 3, np.zeros((2, 4), np.uint8), np.full((2, 4), 2, np.uint8))  # same values, now a person's
+    j.append_patch(6, 0, np.ones((1, 5), np.uint8), np.full((1, 5), 2, np.uint8))
+    j.close()
+    c = read_journal(j.path)
+    assert len(c.patches) == 2 and len(c.prov_patches) == 2 and c.num_edits == 3
+    prov = replay_provenance(c, base_prov)
+    assert (prov[2:4, 3:7] == 2).all() and (prov[6, :5] == 2).all() and prov.sum() == 120 + 8 + 5
+    full = j.path.read_bytes()
+    j.path.write_bytes(full[:-5])  # the last provenance record torn off
+    c = read_journal(j.path)
+    assert c.torn and len(c.patches) == 2 and len(c.prov_patches) == 1
+    j3 = Journal(tmp_path / "c.png")
+    j3.start(base)
+    with pytest.raises(ValueError, match="shape"):
+        j3.append_patch(0, 0, np.zeros((2, 2), np.uint8), np.zeros((3, 2), np.uint8))
+    j3.close()
+
+
 def test_journal_replay_and_torn_tail_at_every_byte(tmp_path):
     img = tmp_path / "a.png"
     base = np.full((20, 30), IGNORE_INDEX, np.uint8)

@@ -418,6 +418,39 @@ def test_recovered_edits_keep_the_prediction_a_prediction(qtbot, tmp_path, model
     win2.close()
 
 
+def test_a_confirming_stroke_after_the_journal_base_is_recovered_as_the_persons(qtbot, tmp_path, models, dialogs, monkeypatch):
+    """A stroke that changes pixels (it starts the journal), then a Sky stroke over predicted sky (changes no value,
+    confirms: issue 31), then a crash. Before: recovery marked human only the pixels whose value differed from the
+    journal's base, so the confirmation was lost; the journal now carries each edit's provenance."""
+    import segstudio.gui.main_window as mw
+
+    folder = _images(tmp_path / "a", 2, 19)
+    win = make_window(qtbot, models["sky"])
+    win.open_folder(folder)
+    idle(qtbot, win)
+    doc = win.current_doc()
+    win.canvas.set_brush_radius(2)
+    win.pick_class(CAR)
+    changed = paint(win, 3, 3, 8, 12)
+    assert changed.any()
+    win.pick_class(SKY)
+    before = doc.provenance.map.copy()
+    assert paint(win, 22, 20, 27, 35).sum() == 0  # same class as the prediction, away from the car: no change ...
+    confirmed = (doc.provenance.map == PROV_HUMAN) & (before != PROV_HUMAN)
+    assert confirmed.sum() > 20  # ... but the pixels are the person's now
+    human = doc.provenance.map == PROV_HUMAN
+    close_as_if_crashed(win, folder)
+
+    monkeypatch.setattr(mw, "ask_recover", lambda *a: True)
+    win2 = make_window(qtbot, models["sky"])
+    win2.open_folder(folder)
+    idle(qtbot, win2)
+    doc2 = win2.current_doc()
+    assert doc2.dirty and "restored" in win2.status_text.text()
+    np.testing.assert_array_equal(doc2.provenance.map == PROV_HUMAN, human)
+    win2.close()
+
+
 def test_prediction_filling_an_edited_image_is_journalled_as_model_pixels(qtbot, tmp_path, models, dialogs, monkeypatch):
     """A stroke on an unpredicted image, then Ctrl+P fills the other pixels (one undoable step), then a crash.
 

@@ -29,7 +29,7 @@ from segstudio.core.labels import IGNORE_INDEX, validate_label_map
 from segstudio.core.provenance import PROV_HUMAN, PROV_MODEL, PROV_NONE, validate_provenance
 from segstudio.gui.prompts import QUIT_CANCEL, QUIT_DISCARD, READ_ONLY_SEPARATE
 from segstudio.io import label_path_for, read_index_png, save_labels
-from segstudio.io.journal import Journal, JournalError, replay
+from segstudio.io.journal import Journal, JournalError, replay, replay_provenance
 from segstudio.io.labels import write_index_png
 from segstudio.io.project import folder_writable, make_work_folder
 
@@ -199,8 +199,8 @@ class SaveController:
             if not journal.started or len(doc.history) <= 1 or not patches:
                 self._start_journal(journal, doc)
             else:
-                for p in patches:
-                    journal.append_patch(p.y0, p.x0, doc.labels[p.slices])
+                for p in patches:  # with who decided each pixel: a confirming stroke changes no value
+                    journal.append_patch(p.y0, p.x0, doc.labels[p.slices], doc.provenance.map[p.slices])
         except OSError as exc:
             self._state.say(f"edits of {doc.path.name} are not crash-protected (journal: {exc})")
 
@@ -257,8 +257,14 @@ class SaveController:
         except (OSError, ValueError):
             pass  # an older journal without provenance: every recovered pixel counts as the person's
         doc.set_labels(labels, SOURCE_SAVED)
-        if base_prov is not None:  # pixels edited after the base are a person's; the others keep their origin
+        if base_prov is not None and contents.prov_patches:  # who decided each pixel, edit by edit
+            try:
+                doc.provenance.load(replay_provenance(contents, base_prov))
+            except (JournalError, ValueError):
+                doc.provenance.load(np.where(labels != contents.base, np.uint8(PROV_HUMAN), base_prov).astype(np.uint8))
+        elif base_prov is not None:  # an older journal: pixels changed after the base are a person's
             doc.provenance.load(np.where(labels != contents.base, np.uint8(PROV_HUMAN), base_prov).astype(np.uint8))
+        if base_prov is not None:
             if (doc.provenance.map == PROV_MODEL).any():
                 doc.source = SOURCE_PREDICTED
         doc.dirty = True

@@ -10,7 +10,9 @@ name, so long and non-UTF-8 names are fine). The file is append-only:
   whose checksum does not match, and that tail is dropped (it was never acknowledged);
 * payload = ``kind (uint8) | y0 | x0 | h | w (uint32 each) | zlib-compressed uint8 (h, w) pixels``;
   the first record is a *base* (``kind 0``: the whole label map, ``y0 = x0 = 0``) and every later one a
-  *patch* (``kind 1``: the current content of the box an edit touched). The base also carries the
+  *patch* (``kind 1``: the current content of the box an edit touched), each followed by its *provenance
+  patch* (``kind 2``: who decided each pixel of the same box, :mod:`segstudio.core.provenance`), so a stroke that
+  only confirmed a prediction (no value changed) is recovered as the person's too. The base also carries the
   image's file name (``uint16`` length + raw bytes, before the pixels) so recovery can check it.
 
 Each append is flushed and ``fsync``-ed before :meth:`Journal.append_patch` returns. Replay
@@ -45,6 +47,7 @@ _REC_HEAD = struct.Struct("<4sII")  # magic, payload length, crc32
 _BOX = struct.Struct("<BIIII")  # kind, y0, x0, h, w
 KIND_BASE = 0
 KIND_PATCH = 1
+KIND_PROV = 2
 MAX_RECORD_BYTES = 1 << 31
 """A record claiming more than this is treated as torn (no label map compresses that badly)."""
 
@@ -68,6 +71,8 @@ class JournalContents:
         name: the image file name stored in the base record (bytes, as on disk), or ``None``.
         base: uint8 (H, W) label map of the base record, or ``None`` when there is none.
         patches: ``(y0, x0, pixels uint8 (h, w))`` in append order.
+        prov_patches: ``(y0, x0, provenance uint8 (h, w))`` in append order (journals written before provenance
+            patches existed have none).
         good_bytes: file offset just after the last intact record (where appending resumes).
         torn: True when a damaged or incomplete tail was dropped.
     """
@@ -75,6 +80,7 @@ class JournalContents:
     name: bytes | None = None
     base: np.ndarray | None = None
     patches: list[tuple[int, int, np.ndarray]] = field(default_factory=list)
+    prov_patches: list[tuple[int, int, np.ndarray]] = field(default_factory=list)
     good_bytes: int = 0
     torn: bool = False
 
@@ -100,7 +106,7 @@ def _decode(payload: bytes) -> tuple[int, int, int, np.ndarray, bytes]:
         (n,) = struct.unpack_from("<H", payload, off)
         name = payload[off + 2 : off + 2 + n]
         off += 2 + n
-    elif kind != KIND_PATCH:
+    elif kind not in (KIND_PATCH, KIND_PROV):
         raise ValueError(f"unknown record kind {kind}")
     pixels = np.frombuffer(zlib.decompress(payload[off:]), dtype=np.uint8)
     if pixels.size != h * w:
@@ -141,9 +147,9 @@ def read_journal(path: str | Path) -> JournalContents:
             out.torn = True
             break
         if kind == KIND_BASE:
-            out.base, out.name, out.patches = pixels, name, []
+            out.base, out.name, out.patches, out.prov_patches = pixels, name, [], []
         elif out.base is not None:
-            out.patches.append((y0, x0, pixels))
+            (out.prov_patches if kind == KIND_PROV else out.patches).append((y0, x0, pixels))
         off = end
         out.good_bytes = off
     if out.torn:
@@ -169,6 +175,25 @@ def replay(contents: JournalContents, shape: tuple[int, int] | None = None) -> n
             raise JournalError(f"journal patch at ({y0}, {x0}) size {h}x{w} lies outside the {H}x{W} map")
         labels[y0 : y0 + h, x0 : x0 + w] = pixels
     return labels
+
+
+def replay_provenance(contents: JournalContents, base_provenance: np.ndarray) -> np.ndarray:
+    """The provenance map uint8 (H, W) the journal describes: ``base_provenance`` (who decided the base's pixels)
+    with every provenance patch written in order.
+
+    Raises:
+        JournalError: ``base_provenance`` is not the base's shape, or a patch lies outside the map.
+    """
+    prov = np.array(base_provenance, dtype=np.uint8, copy=True)
+    if contents.base is not None and prov.shape != contents.base.shape:
+        raise JournalError(f"base provenance {prov.shape} does not match the journal's {contents.base.shape} label map")
+    H, W = prov.shape
+    for y0, x0, pixels in contents.prov_patches:
+        h, w = pixels.shape
+        if y0 + h > H or x0 + w > W:
+            raise JournalError(f"journal provenance patch at ({y0}, {x0}) size {h}x{w} lies outside the {H}x{W} map")
+        prov[y0 : y0 + h, x0 : x0 + w] = pixels
+    return prov
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -242,16 +267,23 @@ class Journal:
         self._fh.seek(contents.good_bytes)
         os.fsync(self._fh.fileno())
 
-    def append_patch(self, y0: int, x0: int, pixels: np.ndarray) -> None:
-        """Durably record that the box at ``(y0, x0)`` now holds ``pixels`` (uint8 (h, w)).
+    def append_patch(self, y0: int, x0: int, pixels: np.ndarray, provenance: np.ndarray | None = None) -> None:
+        """Durably record that the box at ``(y0, x0)`` now holds ``pixels`` (uint8 (h, w)) and, when given, that
+        ``provenance`` (uint8 (h, w)) says who decided them (both records in one write and one ``fsync``).
 
         Raises:
             RuntimeError: before :meth:`start` / :meth:`resume`.
+            ValueError: ``provenance`` is not the shape of ``pixels``.
         """
         if self._fh is None:
             raise RuntimeError("Journal.append_patch before start()")
+        if provenance is not None and provenance.shape != pixels.shape:
+            raise ValueError(f"provenance {provenance.shape} must be the patch's shape {pixels.shape}")
         if pixels.size:
-            self._write(_encode(KIND_PATCH, int(y0), int(x0), pixels))
+            data = _encode(KIND_PATCH, int(y0), int(x0), pixels)
+            if provenance is not None:
+                data += _encode(KIND_PROV, int(y0), int(x0), provenance)
+            self._write(data)
 
     def close(self) -> None:
         if self._fh is not None:
