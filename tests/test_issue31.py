@@ -325,6 +325,8 @@ def test_training_dock_shows_the_budget_until_planned_and_collapses_when_done(qt
             titles.append((int(info["total_steps"]), panel.title.text(), panel.progress.maximum()))
 
     panel.on_event = spy
+    bar = []  # the status bar's progress (done, total) of the same run
+    win.state.jobProgress.connect(lambda d, t, _text: bar.append((d, t)))
     assert win.finetune()
     qtbot.waitUntil(lambda: dock.isVisible() and panel.state == "running", timeout=30_000)
     idle(qtbot, win, timeout=120_000)
@@ -334,6 +336,8 @@ def test_training_dock_shows_the_budget_until_planned_and_collapses_when_done(qt
     assert f"/{first_total}" not in first_title and "budget" in first_title and first_max <= 5
     planned = [t for t in titles if t[0] != first_total]
     assert all(f"/{t[0]}" in t[1] for t in planned), "once planned, step n/N"
+    # The status bar's progress bar too: seconds of the budget first (never the step cap), then steps of the plan.
+    assert bar and max(t for _, t in bar) < 10**5 and bar[0][1] == 4, bar[:3]
     qtbot.waitUntil(lambda: not dock.isVisible())
     qtbot.waitUntil(lambda: _canvas_share(win) >= share_before - 0.01, timeout=3000)  # the canvas has its space back
     assert not win.loop.docks["Metrics"].isVisible()

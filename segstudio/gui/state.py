@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -919,19 +920,23 @@ class ProjectState(QObject):
         card = {"name": f"{folder.name}/{out_dir.name}", **(extra_card or {})}
         train = self.train_fn
 
+        budget_s = self.expected_budget_s(train_kwargs.get("config"))  # the status bar shows time until steps are planned
+
         def work(job: Job):
-            last = {}
+            last, first_total, t0 = {}, [], time.perf_counter()
 
             def cb(event: str, info: dict) -> None:
                 job.emit_result(event, dict(info))  # live curves in the training dock
                 if event == "step":
                     last.update(info)
-                    job.report(
-                        info["global_step"],
-                        info["total_steps"],
-                        f"{what} {out_dir.name}: epoch {info['epoch'] + 1} step {info['step']}/{info['steps_per_epoch']}"
-                        f" loss {info['loss']:.3f}",
-                    )
+                    total = info["total_steps"]
+                    first_total[:1] = first_total[:1] or [total]
+                    text = (f"{what} {out_dir.name}: epoch {info['epoch'] + 1} step {info['step']}/{info['steps_per_epoch']}"
+                            f" loss {info['loss']:.3f}")
+                    if budget_s and total == first_total[0]:  # a budget run before its steps are planned: time
+                        job.report(int(min(time.perf_counter() - t0, budget_s)), int(budget_s), text)
+                    else:
+                        job.report(info["global_step"], total, text)
 
             try:
                 path = train(folder, out_dir, callbacks=[cb], cancel=job.cancel_token, extra_card=card, **train_kwargs)
