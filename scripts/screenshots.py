@@ -2,6 +2,10 @@
 
 Usage: QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [OUT_DIR] [--first-start-only]   (default docs/screenshots)
 
+The offscreen platform's screen is 800×800 and the window now stays within its screen, so the README's picture is
+taken on a virtual 1440×900 X screen: ``QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1440x900x24" python
+scripts/screenshots.py --first-start-only``.
+
 ``--first-start-only`` writes only ``main-overlay.png`` (the bundled samples with the default model's prediction, the
 README's first picture); the mid-correction and fine-tune shots paint at positions chosen for a particular frame.
 """
