@@ -4,13 +4,19 @@ inherits the classifier row of its name or former name (:func:`segstudio.io.proj
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from helpers import TINY_UNET
-from segstudio.engine import CheckpointError
-from segstudio.engine.checkpoint import copy_head_rows, load_state_into
-from segstudio.io.project import head_rows
+from segstudio.core import ClassSpec
+from segstudio.engine import CheckpointError, load_checkpoint, save_checkpoint, train_on_folder
+from segstudio.engine.checkpoint import copy_head_rows, load_state_into, new_card
+from segstudio.engine.trainer import finetune_config
+from segstudio.io.project import Project, head_rows
 from segstudio.models import get_model, list_models
 
 
@@ -110,3 +116,90 @@ def test_copy_head_rows_errors_name_the_key():
         copy_head_rows(_unet(2, seed=0), old, [0, 3])
     with pytest.raises(CheckpointError, match="classifier.weight"):
         copy_head_rows(_unet(2, seed=0), {**old, "classifier.weight": torch.zeros(3, 5, 1, 1)}, [0, 1])
+
+
+# -- a fine-tune after a class edit -------------------------------------------------------------------------------------
+def _parent(tmp_path, names) -> tuple:
+    """A tiny U-Net checkpoint of classes ``names``; returns (its path, its state dict)."""
+    model = _unet(len(names), seed=5)
+    path = save_checkpoint(tmp_path / "parent", model, new_card("unet", ClassSpec(tuple(names)), dict(TINY_UNET), name="parent"))
+    return path, load_checkpoint(path).model.state_dict()
+
+
+def _app(root, names, aliases=None, n: int = 2, size: int = 48):
+    """An app folder: ``n`` random images labelled in vertical stripes of every class of ``names``, its classes in
+    labels/classes.json and ``aliases`` (the renames) in segstudio.json."""
+    classes = ClassSpec(tuple(names))
+    (root / "labels").mkdir(parents=True)
+    (root / "labels" / "classes.json").write_text(json.dumps(classes.to_json()))
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / f"im{i}.png")
+        m = (np.arange(size)[None, :] * len(names) // size).repeat(size, 0).astype(np.uint8)
+        Image.fromarray(m).save(root / "labels" / f"im{i}.png")
+    if aliases:
+        Project(root, classes=classes, class_aliases=dict(aliases)).save()
+    return root
+
+
+def _finetune(app, init, run, monkeypatch):
+    """A one-step fine-tune of ``init`` on ``app``. Returns (the classifier as the fine-tune built it, before anything
+    was loaded into it; the weights the training started from, right after loading; the new card)."""
+    import segstudio.engine.trainer as trainer_mod
+
+    built, start = {}, {}
+
+    def build_model(card, *a, **kw):
+        model = real_build(card, *a, **kw)
+        built.update(_head(model))
+        return model
+
+    class Trainer(trainer_mod.Trainer):
+        def __init__(self, model, *a, **kw):
+            start.update({k: v.clone() for k, v in model.state_dict().items()})
+            super().__init__(model, *a, **kw)
+
+    real_build = trainer_mod.build_model
+    monkeypatch.setattr(trainer_mod, "build_model", build_model)
+    monkeypatch.setattr(trainer_mod, "Trainer", Trainer)
+    final = train_on_folder(app, run, init=init, config=finetune_config(max_steps=1, device="cpu"))
+    return built, start, json.loads(final.with_suffix(".json").read_text())
+
+
+def test_finetune_after_reorder_starts_from_each_class_own_row(tmp_path, monkeypatch):
+    """Before: the rows were loaded by position, so a reordered class started from another class's row."""
+    init, parent = _parent(tmp_path, ("a", "b", "c"))
+    app = _app(tmp_path / "app", ("c", "a", "b"))
+    _, sd, card = _finetune(app, init, tmp_path / "run", monkeypatch)
+    for k in ("classifier.weight", "classifier.bias"):
+        assert torch.equal(sd[k], parent[k][[2, 0, 1]]), k
+    tr = card["training"]
+    assert tr["head_rows"] == {"c": "c", "a": "a", "b": "b"}
+    assert "new" not in tr["lr_groups"]  # every class kept its row: no new head
+
+
+def test_finetune_after_rename_and_add_keeps_the_renamed_row(tmp_path, monkeypatch):
+    """Before: a rename + an added class re-initialised the whole classifier; the renamed class lost its row."""
+    init, parent = _parent(tmp_path, ("a", "b"))
+    app = _app(tmp_path / "app", ("a", "bee", "c"), aliases={"b": "bee"})
+    fresh, sd, card = _finetune(app, init, tmp_path / "run", monkeypatch)
+    for k in ("classifier.weight", "classifier.bias"):
+        assert torch.equal(sd[k][0], parent[k][0]) and torch.equal(sd[k][1], parent[k][1]), k
+        assert torch.equal(sd[k][2], fresh[k][2]), k  # the added class: fresh init
+    tr = card["training"]
+    assert tr["head_rows"] == {"a": "a", "bee": "b", "c": None}
+    assert "new" in tr["lr_groups"]
+
+
+def test_finetune_on_unrelated_classes_of_the_same_count_gets_a_new_head(tmp_path, monkeypatch):
+    """Before: same class count, so the rows of unrelated classes were reused by position, at the old rate."""
+    init, parent = _parent(tmp_path, ("a", "b"))
+    app = _app(tmp_path / "app", ("x", "y"))
+    fresh, sd, card = _finetune(app, init, tmp_path / "run", monkeypatch)
+    for k in ("classifier.weight", "classifier.bias"):
+        assert torch.equal(sd[k], fresh[k]) and not torch.equal(sd[k], parent[k]), k
+    body = [k for k in parent if not k.startswith("classifier.") and "running" not in k and "num_batches" not in k]
+    assert all(torch.equal(sd[k], parent[k]) for k in body)  # the rest is the parent's
+    tr = card["training"]
+    assert tr["head_rows"] == {"x": None, "y": None}
+    assert "new" in tr["lr_groups"]

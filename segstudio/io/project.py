@@ -621,7 +621,8 @@ class ClassMatch:
         same: identical names in the same order (predictions need no mapping).
         matched: names in both.
         model_only: names the model predicts that the project lacks (predicted as ignore).
-        project_only: project classes the model cannot predict (a fine-tune replaces its classifier head).
+        project_only: project classes the model cannot predict (a fine-tune gives them fresh classifier rows, see
+            :func:`head_rows`).
     """
 
     same: bool
