@@ -228,7 +228,7 @@ def test_class_mismatch_notice_then_finetune_replaces_head(qtbot, folder, monkey
     wait_idle(qtbot, win)
     assert not ctl.versions.notice.isVisible()
     assert ctl.import_classes_file(folder / "other.json", confirm=False)
-    assert "Puddle" in ctl.versions.notice.text() and "replaces the model's classifier head" in ctl.versions.notice.text()
+    assert "Puddle" in ctl.versions.notice.text() and "each class it knows keeps what it learnt" in ctl.versions.notice.text()
     assert ctl.versions.notice.isVisible()
     doc = win.current_doc()
     assert set(np.unique(doc.labels).tolist()) <= {0, 1, IGNORE_INDEX}

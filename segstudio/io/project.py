@@ -641,7 +641,10 @@ class ClassMatch:
             parts.append(f"not known to the model: {', '.join(self.project_only)}")
         if not self.model_only and not self.project_only:
             parts.append("same names in another order (predictions are remapped)")
-        return "; ".join(parts) + ". Fine-tuning replaces the model's classifier head with the project's classes."
+        return "; ".join(parts) + (
+            ". Fine-tuning gives the model the project's classes: each class it knows keeps what it learnt, "
+            "the others are learnt from the saved labels."
+        )
 
 
 def match_classes(model: ClassSpec, project: ClassSpec, aliases: dict[str, str] | None = None) -> ClassMatch:
