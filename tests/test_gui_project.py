@@ -182,7 +182,7 @@ def test_class_editor_reorder_delete_relabels_disk_and_memory(qtbot, folder, mon
     assert "Street" in win.class_panel.legend.item(street).text()
 
     # The model's classes now differ: a notice, and predictions mapped by name and renames (Car -> 0, Sky -> unlabelled).
-    assert ctl.versions.notice.isVisible() and "classifier head" in ctl.versions.notice.text()
+    assert ctl.versions.notice.isVisible() and "each class it knows keeps what it learnt" in ctl.versions.notice.text()
     assert "Sky" in ctl.versions.notice.text() and "Bike lane" in ctl.versions.notice.text()
     win.files.setCurrentRow(1)
     qtbot.waitUntil(lambda: win.job is None and win.current_doc().source == "predicted", timeout=120_000)
@@ -228,7 +228,7 @@ def test_class_mismatch_notice_then_finetune_replaces_head(qtbot, folder, monkey
     wait_idle(qtbot, win)
     assert not ctl.versions.notice.isVisible()
     assert ctl.import_classes_file(folder / "other.json", confirm=False)
-    assert "Puddle" in ctl.versions.notice.text() and "replaces the model's classifier head" in ctl.versions.notice.text()
+    assert "Puddle" in ctl.versions.notice.text() and "each class it knows keeps what it learnt" in ctl.versions.notice.text()
     assert ctl.versions.notice.isVisible()
     doc = win.current_doc()
     assert set(np.unique(doc.labels).tolist()) <= {0, 1, IGNORE_INDEX}

@@ -214,7 +214,7 @@ def test_class_lut_and_match():
     np.testing.assert_array_equal(lut[[0, 1, 2, 3, IGNORE_INDEX, 7]], [IGNORE_INDEX, 1, 0, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX])
     m = match_classes(model, project)
     assert not m.same and m.matched == ("car", "road") and m.model_only == ("sky", "tree") and m.project_only == ("bike",)
-    assert "classifier head" in m.notice() and "bike" in m.notice()
+    assert "each class it knows keeps what it learnt" in m.notice() and "bike" in m.notice()
     assert match_classes(project, project).same and match_classes(project, project).notice() == ""
     assert "another order" in match_classes(ClassSpec(("road", "car", "bike")), project).notice()
 

@@ -162,11 +162,84 @@ def build_model(card: dict, pretrained: bool = False) -> torch.nn.Module:
     return get_model(card["architecture"], num_classes=len(card["classes"]), **kwargs)
 
 
-def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], allow_new_head: bool = False) -> list[str]:
+def _class_dims(key: str, new: torch.Tensor, old: torch.Tensor, new_k: int) -> int:
+    """How many leading dims of classifier tensor ``key`` index classes: 0 (a class-independent tensor), 1 (one
+    row per class: a scoring conv's weight or bias), or 2 (class × class: a deconvolution or refinement conv that
+    maps class maps to class maps, e.g. FCN's ``upscore``, GCN's boundary refinement)."""
+    if "classifier" not in key.split(".") or new.ndim == 0 or new.shape[0] != new_k:
+        return 0
+    old_k = old.shape[0] if old.ndim else -1
+    if new.ndim >= 2 and new.shape[1] == new_k and old.ndim >= 2 and old.shape[1] == old_k:
+        return 2
+    return 1
+
+
+def copy_head_rows(model: torch.nn.Module, old_state: dict[str, torch.Tensor], rows: list[int | None]) -> list[str]:
+    """Build ``model``'s classifier from an old classifier, class by class: new class ``i`` gets old row
+    ``rows[i]`` (see :func:`segstudio.io.project.head_rows`); a class with ``None`` keeps the model's current
+    values (its fresh initialisation, when called on a newly built model).
+
+    Every parameter / buffer under a ``classifier`` module whose first dim is the new class count
+    (``len(rows)``) is assembled; one whose second dim is the class count too (class × class) is mapped on both
+    dims (an entry between two inherited classes is copied, any entry touching a new class stays fresh), so a
+    pure reorder gives exactly the old function with the classes permuted. Other keys are left alone.
+
+    Args:
+        model: the new model (its classifier sized for ``len(rows)`` classes).
+        old_state: the old model's state dict (its classifier sized for the old class count).
+        rows: ``list[int | None]``, for each new class its old row or ``None``.
+
+    Returns:
+        The keys assembled, in ``model.state_dict()`` order.
+
+    Raises:
+        CheckpointError: an assembled key is missing from ``old_state``, a row is out of the old classifier's
+            range, or the old and new tensors differ in a dim other than the class dims.
+    """
+    own = model.state_dict()
+    new_k = len(rows)
+    done, load = [], {}
+    for k, v in own.items():
+        if "classifier" not in k.split(".") or v.ndim == 0 or v.shape[0] != new_k:
+            continue
+        if k not in old_state:
+            raise CheckpointError(f"checkpoint does not fit the model: missing {k}")
+        old = old_state[k]
+        dims = _class_dims(k, v, old, new_k)
+        old_k = old.shape[0] if old.ndim else 0
+        if old.ndim != v.ndim or old.shape[dims:] != v.shape[dims:]:
+            raise CheckpointError(f"checkpoint does not fit the model: {k}: checkpoint {tuple(old.shape)} vs model {tuple(v.shape)}")
+        bad = [j for j in rows if j is not None and not 0 <= j < old_k]
+        if bad:
+            raise CheckpointError(f"{k}: rows {bad} are outside the checkpoint's {old_k} classes")
+        out = v.detach().clone()
+        pairs = [(i, j) for i, j in enumerate(rows) if j is not None]
+        if pairs:
+            dst = torch.tensor([i for i, _ in pairs], device=v.device)
+            src = torch.tensor([j for _, j in pairs], device=v.device)
+            old = old.to(device=v.device, dtype=v.dtype)
+            if dims == 2:
+                out[dst.unsqueeze(1), dst.unsqueeze(0)] = old[src.unsqueeze(1), src.unsqueeze(0)]
+            else:
+                out[dst] = old[src]
+        load[k] = out
+        done.append(k)
+    model.load_state_dict(load, strict=False)
+    return done
+
+
+def load_state_into(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], allow_new_head: bool = False, head_rows: list[int | None] | None = None
+) -> list[str]:
     """Copy ``state`` into ``model``; returns the keys left at their fresh initialisation.
 
     With ``allow_new_head`` the classifier weights may differ in shape (a new class set): those keys
     are skipped and returned. Any other missing, unexpected or mis-shaped key is an error.
+
+    With ``head_rows`` (for each of the model's classes the row of ``state``'s classifier it inherits, or
+    ``None``: :func:`segstudio.io.project.head_rows`) the classifier is assembled by :func:`copy_head_rows`
+    instead, whatever its shapes: inherited rows are copied to their new places, the others stay at their fresh
+    initialisation. Its keys are returned when any class is ``None`` (a partly new head), else none are.
 
     Raises:
         CheckpointError: naming the mismatch: a different number of classes (classifier shapes), a
@@ -178,8 +251,12 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], allo
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shaped = []
+    head_keys = set()
+    if head_rows is not None:
+        head_keys = {k for k, v in own.items() if "classifier" in k.split(".") and v.ndim and v.shape[0] == len(head_rows)}
+        head_keys &= set(state)  # a missing one is reported below
     for k, v in own.items():
-        if k not in state:
+        if k not in state or k in head_keys:
             continue
         if state[k].shape != v.shape:
             if allow_new_head and "classifier" in k.split("."):
@@ -205,6 +282,9 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], allo
             )
         details = [f"missing {k}" for k in missing[:5]] + problems[:5] + [f"unexpected {k}" for k in unexpected[:5]]
         raise CheckpointError("checkpoint does not fit the model: " + "; ".join(summary + details))
+    if head_keys:
+        assembled = copy_head_rows(model, state, list(head_rows))
+        fresh += assembled if any(j is None for j in head_rows) else []
     model.load_state_dict(load, strict=False)
     return fresh
 

@@ -56,7 +56,7 @@ from segstudio.engine.distributed import (
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.datasets import find_samples
 from segstudio.io.layout import HISTORY_FILENAME, VALIDATION_LIST_FILENAME, WEIGHTS_FILENAME
-from segstudio.io.project import load_human_labels
+from segstudio.io.project import Project, ProjectError, head_rows, load_human_labels
 from segstudio.io.validation import read_validation_list
 from segstudio.losses import CLASS_WEIGHT_METHODS, class_pixel_counts, compute_class_weights, get_loss
 from segstudio.metrics import ConfusionMatrix
@@ -792,7 +792,11 @@ def train_on_folder(
         out_dir: run folder for checkpoints.
         model_name: registry name; required unless ``init`` is given.
         init: checkpoint to start from (``"default"`` for the embedded model). When the dataset's
-            classes differ from the checkpoint's, the classifier is replaced (fresh init).
+            classes differ from the checkpoint's, the classifier is rebuilt class by class
+            (:func:`segstudio.io.project.head_rows`): a class of the same name, or renamed from one of the
+            checkpoint's (an app folder's ``class_aliases``), keeps its learnt row in its new place; a class the
+            checkpoint never had starts fresh, and then the classifier learns at the new-head rate. The card
+            records the mapping as ``training.head_rows`` (``{class: checkpoint class or None}``).
         config: :class:`TrainConfig`.
         model_kwargs: builder arguments for a new model (e.g. ``{"encoder": "mobilenet_v2"}``).
         resume: continue ``out_dir``'s last checkpoint.
@@ -845,15 +849,21 @@ def train_on_folder(
             raise ValueError(f"--model {model_name} contradicts --init, which is a {loaded.card['architecture']}")
         card = dict(loaded.card)
         model_name = card["architecture"]
-        same_classes = ClassSpec.from_json(card["classes"]).names == classes.names
+        # Each class inherits the classifier row of its name or former name (the app folder's renames), so a
+        # class edit carries through: a reordered or renamed class keeps what the model learnt of it.
+        old_names = ClassSpec.from_json(card["classes"]).names
+        rows = head_rows(old_names, classes.names, _folder_aliases(data_dir) if app_folder else None)
+        same_classes = rows == list(range(len(old_names)))
         card["classes"] = classes.to_json()
         model = build_model(card)
-        fresh = load_state_into(model, loaded.model.state_dict(), allow_new_head=not same_classes)
+        fresh = load_state_into(model, loaded.model.state_dict(), head_rows=None if same_classes else rows)
         if fresh:
-            log.info("classes differ from %s: new classifier (%s)", init, ", ".join(fresh))
+            log.info("classes differ from %s: new classifier rows for %s", init, [n for n, j in zip(classes.names, rows) if j is None])
         parent = str(loaded.path)
         for key in INHERITED_CARD_KEYS_DROPPED:
             card.pop(key, None)
+        if not same_classes:
+            card["training"] = {"head_rows": {n: None if j is None else old_names[j] for n, j in zip(classes.names, rows)}}
     else:
         if model_name is None:
             raise ValueError("give a model name (--model) or a checkpoint to start from (--init)")
@@ -915,6 +925,16 @@ def train_on_folder(
         if resume:
             trainer.resume(out_dir)
         return trainer.fit()
+
+
+def _folder_aliases(folder: str | Path) -> dict[str, str]:
+    """An app folder's class renames (``{former name: current name}``, :attr:`Project.class_aliases`); none when
+    its project file cannot be read (then a renamed class starts a fresh classifier row, with a warning)."""
+    try:
+        return dict(Project.load(folder).class_aliases)
+    except ProjectError as exc:
+        log.warning("class renames unknown, renamed classes start fresh: %s", exc)
+        return {}
 
 
 def user_validation_split(folder: str | Path, samples: list) -> tuple[list, list]:

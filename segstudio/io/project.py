@@ -548,6 +548,45 @@ def class_lut(src: ClassSpec, dst: ClassSpec, aliases: dict[str, str] | None = N
     return lut
 
 
+def head_rows(old_names, new_names, aliases: dict[str, str] | None = None) -> list[int | None]:
+    """Which row of a model's classifier each class of a new class list inherits (a fine-tune's head mapping).
+
+    Class ``i`` of ``new_names`` inherits row ``j`` of the old classifier when ``old_names[j]`` is the same name,
+    else when ``old_names[j]`` is a former name of it through the project's renames (``aliases``: former name →
+    current name, :attr:`Project.class_aliases`; one step, as :func:`class_lut` follows them). A class that
+    answers to its own name is never taken by an alias (as in :func:`resolve_alias`); when several old classes
+    were renamed into one new class, it inherits the first of them in the old order. A class the model never had
+    gets ``None`` (its row starts fresh); an old class no new class reaches (deleted) is inherited by none.
+
+    Args:
+        old_names: sequence of str, the model's class names in classifier-row order.
+        new_names: sequence of str, the dataset's class names in the order of the new classifier.
+        aliases: ``{former name: current name}`` or ``None`` (no renames).
+
+    Returns:
+        ``list[int | None]`` of ``len(new_names)``: the old row of each new class, or ``None``. Every old row
+        appears at most once. Identical lists give ``[0, 1, ..., K-1]``.
+
+    Raises:
+        ValueError: a name repeated within ``old_names`` or within ``new_names`` (the mapping would be ambiguous).
+    """
+    old_names, new_names = list(old_names), list(new_names)
+    for what, names in (("old", old_names), ("new", new_names)):
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"head_rows: the {what} class names repeat {dup}")
+    index = {n: i for i, n in enumerate(new_names)}
+    rows: list[int | None] = [None] * len(new_names)
+    for j, n in enumerate(old_names):  # the same name first ...
+        if n in index:
+            rows[index[n]] = j
+    for j, n in enumerate(old_names):  # ... then a former name, for a class its own name did not reach
+        target = resolve_alias(n, index, aliases)
+        if target is not None and target != n and rows[index[target]] is None:
+            rows[index[target]] = j
+    return rows
+
+
 def follow_class_edit(aliases: dict[str, str], old: ClassSpec, new: ClassSpec, lut: np.ndarray) -> dict[str, str]:
     """The rename lineage after a class edit (``lut``: uint8 (256,) old id → new id, :data:`IGNORE_INDEX` for
     a deleted class).
@@ -582,7 +621,8 @@ class ClassMatch:
         same: identical names in the same order (predictions need no mapping).
         matched: names in both.
         model_only: names the model predicts that the project lacks (predicted as ignore).
-        project_only: project classes the model cannot predict (a fine-tune replaces its classifier head).
+        project_only: project classes the model cannot predict (a fine-tune gives them fresh classifier rows, see
+            :func:`head_rows`).
     """
 
     same: bool
@@ -601,7 +641,10 @@ class ClassMatch:
             parts.append(f"not known to the model: {', '.join(self.project_only)}")
         if not self.model_only and not self.project_only:
             parts.append("same names in another order (predictions are remapped)")
-        return "; ".join(parts) + ". Fine-tuning replaces the model's classifier head with the project's classes."
+        return "; ".join(parts) + (
+            ". Fine-tuning gives the model the project's classes: each class it knows keeps what it learnt, "
+            "the others are learnt from the saved labels."
+        )
 
 
 def match_classes(model: ClassSpec, project: ClassSpec, aliases: dict[str, str] | None = None) -> ClassMatch:
