@@ -157,6 +157,21 @@ def read_journal(path: str | Path) -> JournalContents:
     return out
 
 
+def _apply_patches(target: np.ndarray, patches: list[tuple[int, int, np.ndarray]], what: str) -> np.ndarray:
+    """Write each ``(y0, x0, pixels)`` into ``target`` (in place, in order) and return it.
+
+    Raises:
+        JournalError: a patch lies outside ``target``.
+    """
+    H, W = target.shape
+    for y0, x0, pixels in patches:
+        h, w = pixels.shape
+        if y0 + h > H or x0 + w > W:
+            raise JournalError(f"journal {what} at ({y0}, {x0}) size {h}x{w} lies outside the {H}x{W} map")
+        target[y0 : y0 + h, x0 : x0 + w] = pixels
+    return target
+
+
 def replay(contents: JournalContents, shape: tuple[int, int] | None = None) -> np.ndarray:
     """The label map uint8 (H, W) the journal describes: the base with every patch written in order.
 
@@ -168,13 +183,7 @@ def replay(contents: JournalContents, shape: tuple[int, int] | None = None) -> n
     labels = contents.base.copy()
     if shape is not None and labels.shape != tuple(shape):
         raise JournalError(f"the journal is for a {labels.shape[1]}x{labels.shape[0]} label map, the image is {shape[1]}x{shape[0]}")
-    H, W = labels.shape
-    for y0, x0, pixels in contents.patches:
-        h, w = pixels.shape
-        if y0 + h > H or x0 + w > W:
-            raise JournalError(f"journal patch at ({y0}, {x0}) size {h}x{w} lies outside the {H}x{W} map")
-        labels[y0 : y0 + h, x0 : x0 + w] = pixels
-    return labels
+    return _apply_patches(labels, contents.patches, "patch")
 
 
 def replay_provenance(contents: JournalContents, base_provenance: np.ndarray) -> np.ndarray:
@@ -187,13 +196,7 @@ def replay_provenance(contents: JournalContents, base_provenance: np.ndarray) ->
     prov = np.array(base_provenance, dtype=np.uint8, copy=True)
     if contents.base is not None and prov.shape != contents.base.shape:
         raise JournalError(f"base provenance {prov.shape} does not match the journal's {contents.base.shape} label map")
-    H, W = prov.shape
-    for y0, x0, pixels in contents.prov_patches:
-        h, w = pixels.shape
-        if y0 + h > H or x0 + w > W:
-            raise JournalError(f"journal provenance patch at ({y0}, {x0}) size {h}x{w} lies outside the {H}x{W} map")
-        prov[y0 : y0 + h, x0 : x0 + w] = pixels
-    return prov
+    return _apply_patches(prov, contents.prov_patches, "provenance patch")
 
 
 def _fsync_dir(folder: Path) -> None:
