@@ -10,9 +10,10 @@ fine-tunes the default model on all of them with the one-click config (:func:`se
 the recipe) for each budget. Beside each budget it runs the **fixed plan** on the same images and budget (batch 4,
 256² crops, scale 0.5–1.0 of native size, CE with median-frequency weights, AdamW 1e-3 for every layer, BatchNorm
 trained, final weights: :data:`FIXED_PLAN`), and a **long reference**: the recipe with a budget of
-``--long-minutes``. A long reference is kept in the JSON and reused while the data, the training images, the
-starting model (SHA-256) and the recipe's code (:data:`RECIPE_CODE`, SHA-256) are unchanged (every run is kept
-on the same terms unless ``--rerun``).
+``--long-minutes``. A long reference is kept in the JSON and reused while the data, the training images and the
+starting model (SHA-256) are unchanged (issue 29; the record names the recipe code it ran with); every other run
+is kept on those terms and while the recipe's code (:data:`RECIPE_CODE`, SHA-256) is unchanged. ``--rerun``
+re-runs them all.
 
 Each model predicts the domain's ``--split`` images at native size and is scored with
 :class:`segstudio.metrics.ConfusionMatrix`. Protocol (issue 29): decide recipe rules on ``--split val``; produce
@@ -25,7 +26,9 @@ worst ratio.
 
 Ablations: ``--variant NAME=JSON`` (repeatable) adds runs whose config is ``finetune_config(**JSON)`` at the first
 budget, e.g. ``--variant plain_ce='{"loss": "ce", "class_weights": "none"}'`` (``--variants-only`` skips the rest);
-the key ``"start": "imagenet"`` trains the starting model's architecture from its ImageNet encoder alone instead.
+the key ``"start": "imagenet"`` trains the starting model's architecture from its ImageNet encoder alone instead,
+``"plan": "fixed"`` starts from :data:`FIXED_PLAN` instead of the recipe, and ``"seed"`` replaces ``--seed`` (e.g.
+``--variant fixed_seed1='{"plan": "fixed", "seed": 1}'``: the spread between seeds).
 """
 
 from __future__ import annotations
@@ -164,8 +167,11 @@ def finetune(app: Path, out: Path, init: str, overrides: dict, device: str, seed
 
     if out.exists():
         shutil.rmtree(out)
-    over = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if k != "start"}
-    cfg = finetune_config(device=device, seed=seed, **over)
+    over = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if k not in ("start", "plan")}
+    if overrides.get("plan") == "fixed":
+        over = {**{k: tuple(v) if isinstance(v, list) else v for k, v in FIXED_PLAN.items()}, **over}
+    over.setdefault("seed", seed)
+    cfg = finetune_config(device=device, **over)
     t0 = time.perf_counter()
     if overrides.get("start") == "imagenet":
         # The starting model's architecture with only its encoder's ImageNet weights (New model…'s path).
@@ -223,7 +229,10 @@ def run_domain(data: Path, a: argparse.Namespace, out_dir: Path, work: Path, env
     def one(name: str, overrides: dict) -> None:
         keep_if["overrides"] = overrides
         old = res["runs"].get(name)
-        if old and not a.rerun and all(old.get(k) == v for k, v in keep_if.items()):
+        # A long reference is kept while the data, the images and the starting model are the same (issue 29);
+        # it records the recipe code it ran with. Every other run is also kept only while that code is unchanged.
+        terms = {k: v for k, v in keep_if.items() if not (name.startswith("long_") and k == "recipe_sha256")}
+        if old and not a.rerun and all(old.get(k) == v for k, v in terms.items()):
             print(f"{data.name:>18} {name:>14}: kept ({old['miou']:.2f})", flush=True)
             return
         log.info("=== %s %s: %s", data.name, name, overrides)
