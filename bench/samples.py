@@ -39,7 +39,7 @@ def seen_check() -> dict:
     import json
 
     from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR
-    from segstudio.engine.trainer import file_sha1
+    from segstudio.engine.heldout import file_sha1
 
     stems = {s for split in ("train", "val") for s in (CAMVID / f"{split}.txt").read_text().split()}
     seen_sha = {file_sha1(p) for p in (CAMVID / "images").glob("*.png") if p.stem in stems}

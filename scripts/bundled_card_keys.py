@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from segstudio.engine.heldout import image_phash  # noqa: E402
-from segstudio.engine.trainer import file_sha1  # noqa: E402
+from segstudio.engine.heldout import file_sha1  # noqa: E402
 from segstudio.io import atomic_write_bytes  # noqa: E402
 
 MODELS = REPO / "segstudio" / "resources" / "models"

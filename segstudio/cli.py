@@ -79,14 +79,14 @@ def cmd_train(args) -> int:
 
 
 def _load(args):
-    from segstudio.engine.checkpoint import open_model
+    from segstudio.engine.models_io import open_model
 
     return open_model(args.checkpoint, bundled=getattr(args, "model", None), backend=getattr(args, "backend", "torch"))
 
 
 def cmd_export(args) -> int:
     """``segstudio export``: checkpoint → ONNX / TorchScript file, verified on a real image (engine/export.py)."""
-    from segstudio.engine.checkpoint import open_model
+    from segstudio.engine.models_io import open_model
     from segstudio.engine.export import ExportError, export_model
     from segstudio.io import read_image
 

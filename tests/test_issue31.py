@@ -201,7 +201,7 @@ def test_ctrl_m_raises_metrics_switch_resets_axes_and_no_held_out_is_said(qtbot,
     class axes; with no held-out image the dock showed only "training mIoU" figures, as if they were an estimate."""
     import json
 
-    from segstudio.engine.trainer import file_sha1
+    from segstudio.engine.heldout import file_sha1
     from segstudio.io import save_classes
     from test_state import answer
 

@@ -14,7 +14,8 @@ from segstudio.engine import finetune_config, load_checkpoint, train_on_folder
 from segstudio.engine import recipe as R
 from segstudio.engine.heldout import ROLE_HELD_OUT, ROLE_TRAIN, ROLE_VAL, card_lineage, held_out_images, image_roles
 from segstudio.engine.predictor import Predictor
-from segstudio.engine.trainer import RECIPE_FIELDS, apply_recipe, file_sha1
+from segstudio.engine.heldout import file_sha1
+from segstudio.engine.trainer import RECIPE_FIELDS, apply_recipe
 from segstudio.io import read_image, read_index_png
 from segstudio.metrics import ConfusionMatrix
 

@@ -337,37 +337,6 @@ def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -
     return LoadedModel(model, card, weights)
 
 
-def open_model(checkpoint: str | Path | None = None, bundled: str | None = None, backend: str = "torch"):
-    """The model a command names: ``bundled`` (a bundled model's name, ``segstudio/resources/models/<name>``), or
-    ``checkpoint``: ``None`` / ``"default"`` (the default model), a path (``model.safetensors``, a run folder,
-    ``.pt``), or a bundled model's name when no such path exists. ``backend="onnxruntime"``: ``checkpoint`` is an
-    ONNX file written by ``segstudio export`` (:func:`segstudio.engine.export.load_onnx`).
-
-    Raises:
-        FileNotFoundError: no bundled model of that name (the message lists them).
-        ValueError: ``onnxruntime`` without a ``.onnx`` checkpoint.
-        CheckpointError: the file does not load.
-    """
-    if backend == "onnxruntime":
-        if not checkpoint or Path(checkpoint).suffix.lower() != ".onnx":
-            raise ValueError("--backend onnxruntime runs an exported model: pass --checkpoint FILE.onnx (see `segstudio export`)")
-        from segstudio.engine.export import load_onnx
-
-        return load_onnx(checkpoint)
-    if bundled:
-        cand = DEFAULT_MODEL_DIR / f"{bundled}.safetensors"
-        if not cand.is_file():
-            names = sorted(p.stem for p in DEFAULT_MODEL_DIR.glob("*.safetensors"))
-            raise FileNotFoundError(f"no bundled model {bundled!r}; bundled: {', '.join(names) or 'none'}")
-        return load_checkpoint(cand)
-    if checkpoint is None or str(checkpoint) == "default":
-        return load_checkpoint(None)
-    named = DEFAULT_MODEL_DIR / f"{checkpoint}.safetensors"
-    if not Path(checkpoint).exists() and named.is_file():  # a bundled model by name, e.g. isbi2012_unet
-        return load_checkpoint(named)
-    return load_checkpoint(checkpoint)
-
-
 def save_checkpoint(
     out_dir: str | Path, model: torch.nn.Module, card: dict, half: bool = False, stem: str = "model"
 ) -> Path:

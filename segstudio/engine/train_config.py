@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from segstudio.engine.options import option, parse_floats, parse_pair
+from segstudio.engine.option_meta import option, parse_floats, parse_pair
 
 __all__ = ["CLASS_WEIGHT_METHODS", "DEFAULT_TIMEOUT_S", "KEEP_CHOICES", "RECIPE_FIELDS", "TRAIN_SPLITS", "TrainConfig"]
 

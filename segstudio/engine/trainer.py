@@ -41,6 +41,7 @@ from segstudio.engine.checkpoint import (
     new_card,
     save_checkpoint,
 )
+from segstudio.engine.heldout import card_content_keys, file_sha1
 from segstudio.engine.distributed import (
     DistContext,
     PeerFailure,  # noqa: F401  (re-exported: raised by Trainer.fit)
@@ -724,17 +725,6 @@ def _recipe_stats(ds: SegmentationDataset, num_val: int) -> recipe_mod.DataStats
     return recipe_mod.data_stats((ds.load(int(i))[1] for i in idx), ds.num_classes, num_val)
 
 
-def file_sha1(path: str | Path) -> str:
-    """Hex SHA-1 of a file's bytes (the content key of an image in the model card)."""
-    import hashlib
-
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _median_image_size(paths: list[Path]) -> list[int] | None:
     """Median ``[H, W]`` in pixels of the images ``paths`` (headers only), or ``None`` when none is readable."""
     from PIL import Image
@@ -882,8 +872,7 @@ def train_on_folder(
     # Content keys: the Metrics dock's held-out rule (segstudio.engine.heldout) works on any machine and copy.
     card["training_data"]["image_sha1"] = [file_sha1(s.image) for s in samples]
     card["training_data"]["val_image_sha1"] = [file_sha1(s.image) for s in val_samples]
-    from segstudio.engine.heldout import card_content_keys  # perceptual keys + every ancestor's keys (issue 30)
-
+    # perceptual keys + every ancestor's keys (issue 30)
     card["training_data"].update(card_content_keys([s.image for s in samples], [s.image for s in val_samples], loaded.card if init is not None else None))
     size = _median_image_size([s.image for s in samples[:64]])
     if size is not None:  # the Predictor's scale="auto" compares a photo's size with this
