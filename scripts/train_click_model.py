@@ -4,7 +4,7 @@
         ../shared/datasets/drive --minutes 20 --out runs/clicknet [--install]
 
 RITM-style iterative click simulation on object crops (see segstudio.engine.interactive.train_click_model).
-``--install`` copies the result to segstudio/resources/models/interactive/clicknet_mobilenetv2.{safetensors,json}
+``--install`` copies the result to resources/models/interactive/clicknet_mobilenetv2.{safetensors,json}
 (float16 weights).
 """
 
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     p.add_argument("--train-encoder", action="store_true", help="also train the encoder's last two stages")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", default="runs/clicknet")
-    p.add_argument("--install", action="store_true", help="write the result into segstudio/resources/models/interactive/")
+    p.add_argument("--install", action="store_true", help="write the result into resources/models/interactive/")
     args = p.parse_args(argv)
     if args.crop % 16:
         p.error(f"--crop must be a multiple of 16, got {args.crop}")

@@ -35,14 +35,21 @@ FORMAT_VERSION = 1
 
 
 def _bundled_dir(name: str) -> Path:
-    """Folder ``segstudio/resources/<name>`` of the installed package, located with :mod:`importlib.resources`.
+    """Folder ``<name>`` of the bundled resources: ``segstudio/resources/<name>`` of an installed package, else
+    ``resources/<name>`` at the top level of the source checkout this package runs from.
 
-    The bundled models and samples are package data (``[tool.setuptools.package-data]`` in pyproject.toml), so a
-    wheel / ``pip install .`` ships them next to the code. pip installs wheels unzipped, so the traversable is a
-    real folder; a zipped install (zipimport) is not supported and gives a path that does not exist (loading the
-    default model then raises :class:`CheckpointError` naming it).
+    The repository keeps the bundled models and samples in a top-level ``resources/`` folder; the wheel ships it
+    inside the package as ``segstudio/resources`` (package data of the ``segstudio.resources`` package, mapped to
+    ``resources/`` by ``package-dir`` in pyproject.toml), located with :mod:`importlib.resources`. pip installs
+    wheels unzipped, so the traversable is a real folder; a zipped install (zipimport) is not supported and gives a
+    path that does not exist (loading the default model then raises :class:`CheckpointError` naming it). A source
+    checkout (``PYTHONPATH`` or an editable install) has no ``segstudio/resources``: the top-level folder is used.
     """
-    return Path(str(_resources.files("segstudio").joinpath("resources", name)))
+    installed = Path(str(_resources.files("segstudio").joinpath("resources", name)))
+    if installed.is_dir():
+        return installed
+    checkout = Path(__file__).resolve().parents[2] / "resources" / name
+    return checkout if checkout.is_dir() else installed
 
 
 DEFAULT_MODEL_DIR = _bundled_dir("models")

@@ -12,7 +12,7 @@ from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR, load_checkpoint
 
 
 def open_model(checkpoint: str | Path | None = None, bundled: str | None = None, backend: str = "torch"):
-    """The model a command names: ``bundled`` (a bundled model's name, ``segstudio/resources/models/<name>``), or
+    """The model a command names: ``bundled`` (a bundled model's name, ``resources/models/<name>``), or
     ``checkpoint``: ``None`` / ``"default"`` (the default model), a path (``model.safetensors``, a run folder,
     ``.pt``), or a bundled model's name when no such path exists. ``backend="onnxruntime"``: ``checkpoint`` is an
     ONNX file written by ``segstudio export`` (:func:`segstudio.engine.export.load_onnx`).
