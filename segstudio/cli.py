@@ -22,7 +22,7 @@ def train_config_from_args(args):
     plain options (``train_on_folder`` fills unset fields with the TrainConfig defaults).
     """
     from segstudio.engine.options import config_from_args
-    from segstudio.engine.trainer import finetune_config
+    from segstudio.engine.finetune import finetune_config
 
     recipe = args.init is not None if args.recipe is None else args.recipe
     derived = {"recipe": recipe}

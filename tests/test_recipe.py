@@ -15,7 +15,8 @@ from segstudio.engine import recipe as R
 from segstudio.engine.heldout import ROLE_HELD_OUT, ROLE_TRAIN, ROLE_VAL, card_lineage, held_out_images, image_roles
 from segstudio.engine.predictor import Predictor
 from segstudio.engine.heldout import file_sha1
-from segstudio.engine.trainer import RECIPE_FIELDS, apply_recipe
+from segstudio.engine.finetune import apply_recipe
+from segstudio.engine.trainer import RECIPE_FIELDS
 from segstudio.io import read_image, read_index_png
 from segstudio.metrics import ConfusionMatrix
 

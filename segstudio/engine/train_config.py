@@ -175,4 +175,4 @@ RECIPE_FIELDS = (
     "epochs", "batch_size", "lr", "lr_head", "crop_size", "scale_range", "loss", "class_weights",
     "class_weight_max", "freeze_bn", "adapt_bn", "warmup_fraction", "val_interval_s", "patience", "budget_s", "keep",
 )
-"""TrainConfig fields the recipe fills when they are ``None`` (see :func:`segstudio.engine.trainer.apply_recipe`)."""
+"""TrainConfig fields the recipe fills when they are ``None`` (see :func:`segstudio.engine.finetune.apply_recipe`)."""
