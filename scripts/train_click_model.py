@@ -3,7 +3,7 @@
     python scripts/train_click_model.py --data ../shared/datasets/camvid ../shared/datasets/isbi2012_membrane \
         ../shared/datasets/drive --minutes 20 --out runs/clicknet [--install]
 
-RITM-style iterative click simulation on object crops (see segstudio.engine.interactive.train_click_model).
+RITM-style iterative click simulation on object crops (see segstudio.engine.click.train.train_click_model).
 ``--install`` copies the result to resources/models/interactive/clicknet_mobilenetv2.{safetensors,json}
 (float16 weights).
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from segstudio.engine.checkpoint import save_checkpoint
-from segstudio.engine.interactive import CLICK_MODEL_DIR, CLICK_MODEL_NAME, ClickTrainConfig, load_click_model, train_click_model
+from segstudio.engine.click.session import CLICK_MODEL_DIR, CLICK_MODEL_NAME, load_click_model
+from segstudio.engine.click.train import ClickTrainConfig, train_click_model
 
 
 def main(argv=None) -> int:

@@ -421,7 +421,7 @@ def test_opening_a_folder_clears_the_old_image_before_the_model_question(qtbot, 
 
 
 def test_click_mask_keeps_only_parts_connected_to_a_positive_click():
-    from segstudio.engine.interactive import Click
+    from segstudio.engine.click.protocol import Click
     from segstudio.gui.tools import connected_to_clicks
 
     mask = np.zeros((30, 40), bool)
