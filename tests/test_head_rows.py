@@ -1,5 +1,5 @@
 """A class edit carries through the model's class mapping into the next fine-tune (issue 31 item 2): each class
-inherits the classifier row of its name or former name (:func:`segstudio.io.project.head_rows`,
+inherits the classifier row of its name or former name (:func:`segstudio.core.class_mapping.head_rows`,
 :func:`segstudio.engine.checkpoint.copy_head_rows`), a class the model never had starts fresh."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from segstudio.core import ClassSpec
 from segstudio.engine import CheckpointError, load_checkpoint, save_checkpoint, train_on_folder
 from segstudio.engine.checkpoint import copy_head_rows, load_state_into, new_card
 from segstudio.engine.finetune import finetune_config
-from segstudio.io.project import Project, head_rows
+from segstudio.core.class_mapping import head_rows
+from segstudio.io.project import Project
 from segstudio.models import get_model, list_models
 
 

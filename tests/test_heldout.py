@@ -33,7 +33,7 @@ from segstudio.engine.heldout import (
 from segstudio.engine.train_config import TrainConfig
 from segstudio.engine.finetune import train_on_folder
 from segstudio.io import read_image, read_index_png, save_labels
-from segstudio.io.project import load_human_labels, save_provenance
+from segstudio.io.provenance_files import load_human_labels, save_provenance
 from segstudio.metrics import ConfusionMatrix
 
 from conftest import SHARED

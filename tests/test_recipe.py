@@ -384,7 +384,7 @@ def test_a_set_aside_image_validates_only_on_pixels_a_person_painted(tmp_path):
     from segstudio.core.provenance import PROV_HUMAN, PROV_MODEL
     from segstudio.data.dataset import SegmentationDataset
     from segstudio.io.datasets import find_samples
-    from segstudio.io.project import load_human_labels, save_provenance
+    from segstudio.io.provenance_files import load_human_labels, save_provenance
     from segstudio.io.validation import set_validation
 
     app = tmp_path / "app"

@@ -183,7 +183,7 @@ def _class_dims(key: str, new: torch.Tensor, old: torch.Tensor, new_k: int) -> i
 
 def copy_head_rows(model: torch.nn.Module, old_state: dict[str, torch.Tensor], rows: list[int | None]) -> list[str]:
     """Build ``model``'s classifier from an old classifier, class by class: new class ``i`` gets old row
-    ``rows[i]`` (see :func:`segstudio.io.project.head_rows`); a class with ``None`` keeps the model's current
+    ``rows[i]`` (see :func:`segstudio.core.class_mapping.head_rows`); a class with ``None`` keeps the model's current
     values (its fresh initialisation, when called on a newly built model).
 
     Every parameter / buffer under a ``classifier`` module whose first dim is the new class count
@@ -244,7 +244,7 @@ def load_state_into(
     are skipped and returned. Any other missing, unexpected or mis-shaped key is an error.
 
     With ``head_rows`` (for each of the model's classes the row of ``state``'s classifier it inherits, or
-    ``None``: :func:`segstudio.io.project.head_rows`) the classifier is assembled by :func:`copy_head_rows`
+    ``None``: :func:`segstudio.core.class_mapping.head_rows`) the classifier is assembled by :func:`copy_head_rows`
     instead, whatever its shapes: inherited rows are copied to their new places, the others stay at their fresh
     initialisation. Its keys are returned when any class is ``None`` (a partly new head), else none are.
 

@@ -4,7 +4,7 @@ fine-tune share), the one-click config (:func:`finetune_config`), the fine-tune 
 :func:`holdout_split`).
 
 :func:`train_on_folder` finds the samples, builds or loads the model (a checkpoint's classifier rows follow the
-classes by name, :func:`segstudio.io.project.head_rows`), writes the model card (lineage, content keys of the
+classes by name, :func:`segstudio.core.class_mapping.head_rows`), writes the model card (lineage, content keys of the
 images, :mod:`segstudio.engine.heldout`), fills the recipe's fields (:mod:`segstudio.engine.recipe`) and runs the
 training loop, :class:`segstudio.engine.trainer.Trainer`.
 """
@@ -31,7 +31,9 @@ from segstudio.engine.train_config import RECIPE_FIELDS, TRAIN_SPLITS, TrainConf
 from segstudio.engine.trainer import Callback, Trainer, check_loss_config
 from segstudio.io.datasets import find_samples
 from segstudio.io.layout import VALIDATION_LIST_FILENAME
-from segstudio.io.project import Project, ProjectError, head_rows, load_human_labels
+from segstudio.core.class_mapping import head_rows
+from segstudio.io.project import Project, ProjectError
+from segstudio.io.provenance_files import load_human_labels
 from segstudio.io.validation import read_validation_list
 from segstudio.models import get_model
 
@@ -165,7 +167,7 @@ def train_on_folder(
         model_name: registry name; required unless ``init`` is given.
         init: checkpoint to start from (``"default"`` for the embedded model). When the dataset's
             classes differ from the checkpoint's, the classifier is rebuilt class by class
-            (:func:`segstudio.io.project.head_rows`): a class of the same name, or renamed from one of the
+            (:func:`segstudio.core.class_mapping.head_rows`): a class of the same name, or renamed from one of the
             checkpoint's (an app folder's ``class_aliases``), keeps its learnt row in its new place; a class the
             checkpoint never had starts fresh, and then the classifier learns at the new-head rate. The card
             records the mapping as ``training.head_rows`` (``{class: checkpoint class or None}``).
