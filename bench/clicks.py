@@ -63,9 +63,8 @@ def run(args) -> dict:
     import torch
 
     from segstudio.core.labels import IGNORE_INDEX
-    from segstudio.engine.interactive import (
-        ClickSession, evaluate_object, grabcut_from_clicks, load_click_model, noc, object_masks,
-    )
+    from segstudio.engine.click.protocol import evaluate_object, grabcut_from_clicks, noc, object_masks
+    from segstudio.engine.click.session import ClickSession, load_click_model
     from segstudio.io.datasets import find_samples
     from segstudio.io.images import read_image
     from segstudio.io.labels import read_index_png
@@ -149,7 +148,7 @@ def run(args) -> dict:
               f"{o['ms_per_click_median']:.1f} | {enc} |")
     if getattr(args, "record", False):
         from bench._record import model_entry, write_record
-        from segstudio.engine.interactive import default_click_model_path
+        from segstudio.engine.click.session import default_click_model_path
 
         name = "-".join(["clicks", data.name, *(a.classes or [])]).lower()
         weights = Path(a.model) if a.model else default_click_model_path()

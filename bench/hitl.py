@@ -86,7 +86,7 @@ def proxies(suite: Path) -> list[Path]:
     return sorted(d for d in Path(suite).iterdir() if (d / "train.txt").is_file() and d.name not in NOT_PROXIES)
 
 
-RECIPE_CODE = ("segstudio/engine/recipe.py", "segstudio/engine/trainer.py", "segstudio/data/transforms.py")
+RECIPE_CODE = ("segstudio/engine/recipe.py", "segstudio/engine/trainer.py", "segstudio/engine/finetune.py", "segstudio/data/transforms.py")
 """The code a fine-tune's result depends on beyond the data and the starting model: a run recorded with the same
 SHA-256 of these files (and the same data, images, starting model and overrides) is reused, not re-run."""
 

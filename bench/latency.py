@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT = "segstudio/resources/models/camvid_deeplabv3plus_mobilenetv2"
+DEFAULT = "resources/models/camvid_deeplabv3plus_mobilenetv2"
 PREVIOUS_COMMIT = "7c65c39^"
 """The commit before issue 18 shipped the train+val weights: its bundled default model is the one they replaced."""
 ROUNDS = 15

@@ -2,7 +2,7 @@
 
 ``python -m bench samples [--record]`` (``--record`` writes ``docs/records/samples.json``).
 
-1. **Unseen**: the CamVid samples (``segstudio/resources/samples/*.png``) must be images no bundled model trained or
+1. **Unseen**: the CamVid samples (``resources/samples/*.png``) must be images no bundled model trained or
    selected a checkpoint on. Checked by content (SHA-1, the key the model cards use) against every CamVid train and
    val image in ``../shared`` (the default model trained on train+val, the click model on train) and against the
    default model's card, and by name against CamVid's ``train.txt`` / ``val.txt``.
@@ -24,9 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEGSTUDIO_SHARED", REPO.parent / "shared"))
 CAMVID = SHARED / "datasets" / "camvid"
-SAMPLES = REPO / "segstudio" / "resources" / "samples"
+SAMPLES = REPO / "resources" / "samples"
 SAMPLE_FOLDERS = {"camvid_deeplabv3plus_mobilenetv2": ".", "isbi2012_unet": "isbi2012"}
-"""Bundled model -> its sample folder under ``segstudio/resources/samples``."""
+"""Bundled model -> its sample folder under ``resources/samples``."""
 
 
 def camvid_samples() -> list[Path]:
@@ -39,7 +39,7 @@ def seen_check() -> dict:
     import json
 
     from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR
-    from segstudio.engine.trainer import file_sha1
+    from segstudio.engine.heldout import file_sha1
 
     stems = {s for split in ("train", "val") for s in (CAMVID / f"{split}.txt").read_text().split()}
     seen_sha = {file_sha1(p) for p in (CAMVID / "images").glob("*.png") if p.stem in stems}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE = Path(__file__).resolve().parents[1] / "segstudio" / "resources" / "samples"
+SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples"
 
 
 RECORD_MODELS = ("camvid_deeplabv3plus_mobilenetv2",)

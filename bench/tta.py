@@ -42,7 +42,7 @@ def _stems(n: int) -> list[str]:
 def _pairs(n: int, samples: bool) -> list[tuple[str, Path, Path]]:
     """(stem, image, mask) of the first ``n`` CamVid val images, or of every bundled CamVid sample."""
     if samples:
-        root = REPO / "segstudio" / "resources" / "samples"
+        root = REPO / "resources" / "samples"
         return [(p.stem, p, root / "ground_truth" / p.name) for p in sorted(root.glob("*.png"))]
     return [(s, CAMVID / "images" / f"{s}.png", CAMVID / "masks" / f"{s}.png") for s in _stems(n)]
 

@@ -4,7 +4,7 @@ The held-out rule (:mod:`segstudio.engine.heldout`) recognises a model's trainin
 SHA-1 of their bytes and their perceptual key (``training_data.image_sha1`` / ``val_image_sha1`` /
 ``image_phash`` / ``val_image_phash``). A card without them falls back to its ``training_data.path`` on the
 machine it was trained on, which is missing anywhere else. This script reads, for each card in
-``segstudio/resources/models/``, which dataset it names (the last component of ``training_data.path``, looked up
+``resources/models/``, which dataset it names (the last component of ``training_data.path``, looked up
 under ``--shared/datasets``), which splits trained it (``training_data.splits``, default ``["train"]``) and, when
 ``training_data.val_images`` > 0 and ``val`` did not train it, that ``val`` selected its checkpoint; it checks the
 image counts against the card and, where the card already lists SHA-1s, that the files give the same set (so a
@@ -29,10 +29,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from segstudio.engine.heldout import image_phash  # noqa: E402
-from segstudio.engine.trainer import file_sha1  # noqa: E402
+from segstudio.engine.heldout import file_sha1  # noqa: E402
 from segstudio.io import atomic_write_bytes  # noqa: E402
 
-MODELS = REPO / "segstudio" / "resources" / "models"
+MODELS = REPO / "resources" / "models"
 
 
 def _split_images(root: Path, split: str) -> list[Path]:

@@ -1,4 +1,4 @@
-"""Copy a trained checkpoint into segstudio/resources/models/ as a bundled model: float16 weights, JSON card, Markdown card.
+"""Copy a trained checkpoint into resources/models/ as a bundled model: float16 weights, JSON card, Markdown card.
 
 Usage:
     python scripts/export_bundled.py RUN_DIR/model.safetensors NAME --command "scripts/train_default_camvid.sh" \

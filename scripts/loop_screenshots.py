@@ -34,7 +34,7 @@ def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else REPO / "docs" / "screenshots")
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication([])
-    samples = REPO / "segstudio" / "resources" / "samples"
+    samples = REPO / "resources" / "samples"
     work = Path(tempfile.mkdtemp(prefix="segstudio-loop-shots-"))
     for p in sorted(samples.glob("*.png")):
         shutil.copy(p, work / p.name)

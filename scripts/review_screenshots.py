@@ -34,7 +34,7 @@ from _qtshots import grab  # noqa: E402
 
 pump = functools.partial(_qtshots.pump, settle=0.5)
 
-SAMPLES = REPO / "segstudio" / "resources" / "samples"
+SAMPLES = REPO / "resources" / "samples"
 
 
 

@@ -37,7 +37,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication([])
     work = Path(tempfile.mkdtemp(prefix="segstudio-shots-"))
-    for p in sorted((REPO / "segstudio" / "resources" / "samples").glob("*.png")):
+    for p in sorted((REPO / "resources" / "samples").glob("*.png")):
         shutil.copy(p, work / p.name)
     win = MainWindow(load_checkpoint())
     win.resize(1400, 820)

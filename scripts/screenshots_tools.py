@@ -66,7 +66,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication([])
     work = Path(tempfile.mkdtemp(prefix="segstudio-tools-"))
-    shutil.copy(REPO / "segstudio" / "resources" / "samples" / SAMPLE, work / SAMPLE)
+    shutil.copy(REPO / "resources" / "samples" / SAMPLE, work / SAMPLE)
     win = MainWindow(load_checkpoint())
     win.resize(1400, 820)
     win.show()

@@ -3,8 +3,8 @@
     python scripts/train_click_model.py --data ../shared/datasets/camvid ../shared/datasets/isbi2012_membrane \
         ../shared/datasets/drive --minutes 20 --out runs/clicknet [--install]
 
-RITM-style iterative click simulation on object crops (see segstudio.engine.interactive.train_click_model).
-``--install`` copies the result to segstudio/resources/models/interactive/clicknet_mobilenetv2.{safetensors,json}
+RITM-style iterative click simulation on object crops (see segstudio.engine.click.train.train_click_model).
+``--install`` copies the result to resources/models/interactive/clicknet_mobilenetv2.{safetensors,json}
 (float16 weights).
 """
 
@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from segstudio.engine.checkpoint import save_checkpoint
-from segstudio.engine.interactive import CLICK_MODEL_DIR, CLICK_MODEL_NAME, ClickTrainConfig, load_click_model, train_click_model
+from segstudio.engine.click.session import CLICK_MODEL_DIR, CLICK_MODEL_NAME, load_click_model
+from segstudio.engine.click.train import ClickTrainConfig, train_click_model
 
 
 def main(argv=None) -> int:
@@ -34,7 +35,7 @@ def main(argv=None) -> int:
     p.add_argument("--train-encoder", action="store_true", help="also train the encoder's last two stages")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", default="runs/clicknet")
-    p.add_argument("--install", action="store_true", help="write the result into segstudio/resources/models/interactive/")
+    p.add_argument("--install", action="store_true", help="write the result into resources/models/interactive/")
     args = p.parse_args(argv)
     if args.crop % 16:
         p.error(f"--crop must be a multiple of 16, got {args.crop}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the embedded default model segstudio/resources/models/camvid_deeplabv3plus_mobilenetv2.*
+# Reproduces the embedded default model resources/models/camvid_deeplabv3plus_mobilenetv2.*
 # in one command, straight through: DeepLab v3+ / MobileNetV2 (ImageNet init from ../shared/weights) on CamVid
 # train+val (468 images), 24 epochs of one poly schedule at full resolution (360x480 crops), exported as float16.
 # The recipe is row `full_res` of scripts/camvid_recipe.py (docs/camvid-recipe.md): trained on train only and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the bundled membrane model segstudio/resources/models/isbi2012_unet.*
+# Reproduces the bundled membrane model resources/models/isbi2012_unet.*
 # U-Net (base width 16, depth 4, random init) on the 20 ISBI-2012 train slices, selected on the 5 val slices,
 # reported on the 5 test slices. Augmentation as in Ronneberger et al. 2015: flips, rotation, elastic deformation.
 # CPU, 2 threads: ~1.5-2.5 s a step (batch 4, 256x256 crops; 80 epochs = 400 steps). Re-run with RESUME=1 to continue.

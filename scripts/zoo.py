@@ -535,7 +535,7 @@ def table() -> None:
         "",
     ]
     lines += _random_init_section(stored)
-    isbi = REPO / "segstudio" / "resources" / "models" / "isbi2012_unet.json"
+    isbi = REPO / "resources" / "models" / "isbi2012_unet.json"
     if isbi.is_file():
         card = json.loads(isbi.read_text())
         test = card.get("metrics", {}).get("test")
@@ -548,7 +548,7 @@ def table() -> None:
             lines += [
                 "## U-Net on ISBI-2012 membranes",
                 "",
-                "Bundled model `isbi2012_unet` (`scripts/train_isbi_unet.sh`, card `segstudio/resources/models/isbi2012_unet.md`): "
+                "Bundled model `isbi2012_unet` (`scripts/train_isbi_unet.sh`, card `resources/models/isbi2012_unet.md`): "
                 "the paper's U-Net (depth 4, base width 16, random init), trained on the 20 train slices with the "
                 "paper's augmentation (flips, rotation, elastic deformation), checkpoint selected on the 5 val slices, "
                 "scored once on the 5 test slices. Membrane (class 0) is the foreground the challenge is about.",

@@ -22,7 +22,7 @@ def train_config_from_args(args):
     plain options (``train_on_folder`` fills unset fields with the TrainConfig defaults).
     """
     from segstudio.engine.options import config_from_args
-    from segstudio.engine.trainer import finetune_config
+    from segstudio.engine.finetune import finetune_config
 
     recipe = args.init is not None if args.recipe is None else args.recipe
     derived = {"recipe": recipe}
@@ -79,14 +79,14 @@ def cmd_train(args) -> int:
 
 
 def _load(args):
-    from segstudio.engine.checkpoint import open_model
+    from segstudio.engine.models_io import open_model
 
     return open_model(args.checkpoint, bundled=getattr(args, "model", None), backend=getattr(args, "backend", "torch"))
 
 
 def cmd_export(args) -> int:
     """``segstudio export``: checkpoint → ONNX / TorchScript file, verified on a real image (engine/export.py)."""
-    from segstudio.engine.checkpoint import open_model
+    from segstudio.engine.models_io import open_model
     from segstudio.engine.export import ExportError, export_model
     from segstudio.io import read_image
 

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEGSTUDIO_SHARED", REPO.parent / "shared"))
 CAMVID = SHARED / "datasets" / "camvid"
 ISBI = SHARED / "datasets" / "isbi2012_membrane"
-SAMPLES = REPO / "segstudio" / "resources" / "samples"
+SAMPLES = REPO / "resources" / "samples"
 
 
 def _seed_torch_home(root: Path) -> None:

@@ -94,7 +94,7 @@ def test_camvid_samples_are_images_no_bundled_model_saw(camvid, samples_dir):
     The default model trained on CamVid train+val and the click model on CamVid train: no sample may equal one of
     those images by content (SHA-1, the cards' key) or by name, nor a content key in the default model's card.
     """
-    from segstudio.engine.trainer import file_sha1
+    from segstudio.engine.heldout import file_sha1
 
     samples = sorted(samples_dir.glob("*.png"))
     assert len(samples) == 6

@@ -11,7 +11,7 @@ from PySide6.QtGui import QAction, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from segstudio.core import IGNORE_INDEX, ClassSpec, Document
-from segstudio.engine.interactive import evaluate_object, iou, next_click, object_masks
+from segstudio.engine.click.protocol import evaluate_object, iou, next_click, object_masks
 from segstudio.gui.canvas import Canvas
 from segstudio.gui.tools import TOOL_CLICK, ClickTool
 from segstudio.io.images import read_image

@@ -278,7 +278,7 @@ def test_torchrun_command_round_trips_through_the_train_cli(monkeypatch, tmp_pat
 
 def test_manifest_lists_the_labelled_images_and_travels_with_the_folder(camvid, tmp_path):
     from helpers import camvid_stems, make_app_folder
-    from segstudio.engine.trainer import holdout_split
+    from segstudio.engine.finetune import holdout_split
 
     folder = make_app_folder(tmp_path / "app", camvid, camvid_stems(camvid, "train", 6))
     manifest = manifest_for_folder(folder, folder / "labels" / "cluster" / "manifest.json", holdout_fraction=0.2)

@@ -22,7 +22,8 @@ from segstudio.engine.checkpoint import default_checkpoint
 from segstudio.gui import versions_dock
 from segstudio.gui.class_editor import ClassEditorDialog
 from segstudio.io import label_path_for, load_classes, read_index_png, save_classes
-from segstudio.io.project import PROJECT_FILENAME, ActivityClock, Project, provenance_path_for
+from segstudio.io.project import PROJECT_FILENAME, ActivityClock, Project
+from segstudio.io.provenance_files import provenance_path_for
 from qt_helpers import show_window, wait_idle
 
 from test_gui import drag  # real mouse events on the canvas viewport

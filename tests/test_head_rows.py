@@ -1,5 +1,5 @@
 """A class edit carries through the model's class mapping into the next fine-tune (issue 31 item 2): each class
-inherits the classifier row of its name or former name (:func:`segstudio.io.project.head_rows`,
+inherits the classifier row of its name or former name (:func:`segstudio.core.class_mapping.head_rows`,
 :func:`segstudio.engine.checkpoint.copy_head_rows`), a class the model never had starts fresh."""
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from helpers import TINY_UNET
 from segstudio.core import ClassSpec
 from segstudio.engine import CheckpointError, load_checkpoint, save_checkpoint, train_on_folder
 from segstudio.engine.checkpoint import copy_head_rows, load_state_into, new_card
-from segstudio.engine.trainer import finetune_config
-from segstudio.io.project import Project, head_rows
+from segstudio.engine.finetune import finetune_config
+from segstudio.core.class_mapping import head_rows
+from segstudio.io.project import Project
 from segstudio.models import get_model, list_models
 
 
@@ -145,7 +146,7 @@ def _app(root, names, aliases=None, n: int = 2, size: int = 48):
 def _finetune(app, init, run, monkeypatch):
     """A one-step fine-tune of ``init`` on ``app``. Returns (the classifier as the fine-tune built it, before anything
     was loaded into it; the weights the training started from, right after loading; the new card)."""
-    import segstudio.engine.trainer as trainer_mod
+    import segstudio.engine.finetune as finetune_mod
 
     built, start = {}, {}
 
@@ -154,14 +155,14 @@ def _finetune(app, init, run, monkeypatch):
         built.update(_head(model))
         return model
 
-    class Trainer(trainer_mod.Trainer):
+    class Trainer(finetune_mod.Trainer):
         def __init__(self, model, *a, **kw):
             start.update({k: v.clone() for k, v in model.state_dict().items()})
             super().__init__(model, *a, **kw)
 
-    real_build = trainer_mod.build_model
-    monkeypatch.setattr(trainer_mod, "build_model", build_model)
-    monkeypatch.setattr(trainer_mod, "Trainer", Trainer)
+    real_build = finetune_mod.build_model
+    monkeypatch.setattr(finetune_mod, "build_model", build_model)
+    monkeypatch.setattr(finetune_mod, "Trainer", Trainer)
     final = train_on_folder(app, run, init=init, config=finetune_config(max_steps=1, device="cpu"))
     return built, start, json.loads(final.with_suffix(".json").read_text())
 

@@ -24,15 +24,16 @@ from segstudio.engine.heldout import (
     ROLE_VAL,
     card_lineage,
     classify_images,
+    file_sha1,
     hamming,
     image_roles,
     lineage_keys,
     perceptual_key,
 )
 from segstudio.engine.train_config import TrainConfig
-from segstudio.engine.trainer import file_sha1, train_on_folder
+from segstudio.engine.finetune import train_on_folder
 from segstudio.io import read_image, read_index_png, save_labels
-from segstudio.io.project import load_human_labels, save_provenance
+from segstudio.io.provenance_files import load_human_labels, save_provenance
 from segstudio.metrics import ConfusionMatrix
 
 from conftest import SHARED

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from segstudio.core.labels import IGNORE_INDEX
-from segstudio.engine.interactive import (
+from segstudio.engine.click.protocol import (
     Click,
-    ClickSession,
     evaluate_object,
     grabcut_from_clicks,
     guidance_maps,
@@ -19,6 +18,7 @@ from segstudio.engine.interactive import (
     noc,
     object_masks,
 )
+from segstudio.engine.click.session import ClickSession
 from segstudio.models.clicknet import ClickNet
 
 

@@ -396,7 +396,8 @@ def test_project_layout_is_the_one_spelling_of_the_on_disk_names(tmp_path):
     from segstudio.engine.versions import versions_dir
     from segstudio.io import ProjectLayout, label_path_for
     from segstudio.io.journal import journal_path_for
-    from segstudio.io.project import Project, provenance_path_for
+    from segstudio.io.project import Project
+    from segstudio.io.provenance_files import provenance_path_for
 
     image = tmp_path / "a b.png"
     lay = ProjectLayout.of_image(image)

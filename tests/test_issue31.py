@@ -201,7 +201,7 @@ def test_ctrl_m_raises_metrics_switch_resets_axes_and_no_held_out_is_said(qtbot,
     class axes; with no held-out image the dock showed only "training mIoU" figures, as if they were an estimate."""
     import json
 
-    from segstudio.engine.trainer import file_sha1
+    from segstudio.engine.heldout import file_sha1
     from segstudio.io import save_classes
     from test_state import answer
 
@@ -421,7 +421,7 @@ def test_opening_a_folder_clears_the_old_image_before_the_model_question(qtbot, 
 
 
 def test_click_mask_keeps_only_parts_connected_to_a_positive_click():
-    from segstudio.engine.interactive import Click
+    from segstudio.engine.click.protocol import Click
     from segstudio.gui.tools import connected_to_clicks
 
     mask = np.zeros((30, 40), bool)

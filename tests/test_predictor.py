@@ -14,7 +14,8 @@ import torch
 
 from segstudio.engine import Predictor, load_checkpoint
 from segstudio.engine.checkpoint import LoadedModel
-from segstudio.engine.predictor import fast_argmax, fuse_conv_bn, is_out_of_memory, tile_starts, tile_weight_map
+from segstudio.engine.predictor import fast_argmax, fuse_conv_bn, is_out_of_memory
+from segstudio.engine.tiling import tile_starts, tile_weight_map
 from segstudio.io import ImageReadError, read_image
 
 

@@ -22,13 +22,10 @@ from segstudio.io.project import (
     ModelVersion,
     Project,
     ProjectError,
-    class_lut,
-    load_provenance,
-    match_classes,
-    provenance_path_for,
     relabel_label_files,
-    save_provenance,
 )
+from segstudio.io.provenance_files import load_provenance, provenance_path_for, save_provenance
+from segstudio.core.class_mapping import class_lut, match_classes
 
 CLASSES = ClassSpec(("sky", "road", "car"))
 

@@ -14,7 +14,9 @@ from segstudio.engine import finetune_config, load_checkpoint, train_on_folder
 from segstudio.engine import recipe as R
 from segstudio.engine.heldout import ROLE_HELD_OUT, ROLE_TRAIN, ROLE_VAL, card_lineage, held_out_images, image_roles
 from segstudio.engine.predictor import Predictor
-from segstudio.engine.trainer import RECIPE_FIELDS, apply_recipe, file_sha1
+from segstudio.engine.heldout import file_sha1
+from segstudio.engine.finetune import apply_recipe
+from segstudio.engine.trainer import RECIPE_FIELDS
 from segstudio.io import read_image, read_index_png
 from segstudio.metrics import ConfusionMatrix
 
@@ -382,7 +384,7 @@ def test_a_set_aside_image_validates_only_on_pixels_a_person_painted(tmp_path):
     from segstudio.core.provenance import PROV_HUMAN, PROV_MODEL
     from segstudio.data.dataset import SegmentationDataset
     from segstudio.io.datasets import find_samples
-    from segstudio.io.project import load_human_labels, save_provenance
+    from segstudio.io.provenance_files import load_human_labels, save_provenance
     from segstudio.io.validation import set_validation
 
     app = tmp_path / "app"

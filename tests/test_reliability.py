@@ -715,7 +715,7 @@ def test_out_of_memory_during_gui_predict_falls_back_with_a_notice(tmp_path, qtb
 
 def test_holdout_split_accepts_non_utf8_file_names(tmp_path):
     """A fine-tune folder with a file name that is not UTF-8 (possible on Linux) must not crash the split."""
-    from segstudio.engine.trainer import holdout_split
+    from segstudio.engine.finetune import holdout_split
     from segstudio.io import DatasetSample
 
     names = [os.fsdecode(b"\xff\xfe_a.png"), "b.png", "c.png", "d.png", "e.png", "f.png"]

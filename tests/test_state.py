@@ -24,7 +24,8 @@ from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL
 from segstudio.engine import finetune_config, load_checkpoint
 from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR, new_card, save_checkpoint
 from segstudio.io import label_path_for, load_classes, read_index_png, save_classes
-from segstudio.io.project import ModelVersion, Project, provenance_path_for
+from segstudio.io.project import ModelVersion, Project
+from segstudio.io.provenance_files import provenance_path_for
 from segstudio.models import get_model
 from qt_helpers import show_window
 

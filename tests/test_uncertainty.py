@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from segstudio.engine.trainer import TrainConfig, Trainer, holdout_split
+from segstudio.engine.finetune import holdout_split
+from segstudio.engine.trainer import TrainConfig, Trainer
 from segstudio.engine.uncertainty import (
     entropy_map,
     margin_map,

@@ -34,7 +34,8 @@ def _clean_env(tmp: Path) -> dict:
 
 def _build_wheel(tmp: Path) -> Path:
     src = tmp / "src"
-    shutil.copytree(REPO / "segstudio", src / "segstudio", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for folder in ("segstudio", "resources"):  # the bundled models and samples: top-level resources/ (issue 32)
+        shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
     dist = tmp / "dist"
@@ -53,7 +54,7 @@ def test_wheel_installs_and_predicts_with_the_bundled_default_model(tmp_path):
     for suffix in (".safetensors", ".json"):
         assert f"segstudio/resources/models/{DEFAULT}{suffix}" in names
     assert any(n.startswith("segstudio/resources/samples/") and n.endswith(".png") for n in names)
-    assert not any(n.startswith(("tests/", "bench/", "scripts/")) for n in names)
+    assert not any(n.startswith(("tests/", "bench/", "scripts/", "resources/")) for n in names)
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
@@ -95,3 +96,17 @@ def test_wheel_installs_and_predicts_with_the_bundled_default_model(tmp_path):
     # A real street scene, not a constant map: the default model finds several classes.
     assert len(np.unique(labels)) >= 3
     assert (work / "out" / "street_overlay.png").is_file()
+
+
+def test_pyproject_lists_every_package():
+    """The wheel's packages are listed explicitly (the ``package-dir`` mapping of the top-level ``resources/`` folder
+    to ``segstudio.resources`` rules out ``packages.find``): a sub-package missing from the list would be left out of
+    the wheel without any error, so the list must name every folder of ``segstudio/`` holding an ``__init__.py``."""
+    import tomllib
+
+    setup = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "segstudio").rglob("__init__.py")}
+    assert set(setup["packages"]) == found | {"segstudio.resources"}
+    assert setup["package-dir"] == {"segstudio": "segstudio", "segstudio.resources": "resources"}
+    assert (REPO / "resources" / "models" / f"{DEFAULT}.safetensors").is_file()
+    assert not (REPO / "segstudio" / "resources").exists()  # one copy, at the top level (issue 32)

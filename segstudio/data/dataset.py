@@ -25,7 +25,7 @@ class SegmentationDataset(Dataset):
             :mod:`segstudio.data.transforms`).
         cache: keep decoded uint8 images and masks in memory (fast epochs for small datasets).
         mask_filter: ``f(image path, mask uint8 (H, W)) -> mask`` applied after reading, e.g.
-            :func:`segstudio.io.project.load_human_labels` so a validation set scores only the pixels a person
+            :func:`segstudio.io.provenance_files.load_human_labels` so a validation set scores only the pixels a person
             painted or changed (issue 30: a model is never graded on its own accepted predictions).
 
     Items: ``(image float32 (3, H, W), mask int64 (H, W))`` after ``transform``.

@@ -24,12 +24,12 @@ _EXPORTS = {
     "available_devices": "devices",
     "resolve_device": "devices",
     "Predictor": "predictor",
-    "CancelToken": "trainer",
-    "Cancelled": "trainer",
+    "CancelToken": "cancel",
+    "Cancelled": "cancel",
     "TrainConfig": "train_config",
     "Trainer": "trainer",
-    "finetune_config": "trainer",
-    "train_on_folder": "trainer",
+    "finetune_config": "finetune",
+    "train_on_folder": "finetune",
     "evaluate": "evaluate",
     "list_versions": "versions",
     "next_version_dir": "versions",
@@ -52,7 +52,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names come from
     from segstudio.engine.evaluate import evaluate
     from segstudio.engine.predictor import Predictor
     from segstudio.engine.train_config import TrainConfig
-    from segstudio.engine.trainer import CancelToken, Cancelled, Trainer, finetune_config, train_on_folder
+    from segstudio.engine.cancel import CancelToken, Cancelled
+    from segstudio.engine.finetune import finetune_config, train_on_folder
+    from segstudio.engine.trainer import Trainer
     from segstudio.engine.versions import list_versions, next_version_dir
 
 

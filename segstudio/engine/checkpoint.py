@@ -35,14 +35,21 @@ FORMAT_VERSION = 1
 
 
 def _bundled_dir(name: str) -> Path:
-    """Folder ``segstudio/resources/<name>`` of the installed package, located with :mod:`importlib.resources`.
+    """Folder ``<name>`` of the bundled resources: ``segstudio/resources/<name>`` of an installed package, else
+    ``resources/<name>`` at the top level of the source checkout this package runs from.
 
-    The bundled models and samples are package data (``[tool.setuptools.package-data]`` in pyproject.toml), so a
-    wheel / ``pip install .`` ships them next to the code. pip installs wheels unzipped, so the traversable is a
-    real folder; a zipped install (zipimport) is not supported and gives a path that does not exist (loading the
-    default model then raises :class:`CheckpointError` naming it).
+    The repository keeps the bundled models and samples in a top-level ``resources/`` folder; the wheel ships it
+    inside the package as ``segstudio/resources`` (package data of the ``segstudio.resources`` package, mapped to
+    ``resources/`` by ``package-dir`` in pyproject.toml), located with :mod:`importlib.resources`. pip installs
+    wheels unzipped, so the traversable is a real folder; a zipped install (zipimport) is not supported and gives a
+    path that does not exist (loading the default model then raises :class:`CheckpointError` naming it). A source
+    checkout (``PYTHONPATH`` or an editable install) has no ``segstudio/resources``: the top-level folder is used.
     """
-    return Path(str(_resources.files("segstudio").joinpath("resources", name)))
+    installed = Path(str(_resources.files("segstudio").joinpath("resources", name)))
+    if installed.is_dir():
+        return installed
+    checkout = Path(__file__).resolve().parents[2] / "resources" / name
+    return checkout if checkout.is_dir() else installed
 
 
 DEFAULT_MODEL_DIR = _bundled_dir("models")
@@ -176,7 +183,7 @@ def _class_dims(key: str, new: torch.Tensor, old: torch.Tensor, new_k: int) -> i
 
 def copy_head_rows(model: torch.nn.Module, old_state: dict[str, torch.Tensor], rows: list[int | None]) -> list[str]:
     """Build ``model``'s classifier from an old classifier, class by class: new class ``i`` gets old row
-    ``rows[i]`` (see :func:`segstudio.io.project.head_rows`); a class with ``None`` keeps the model's current
+    ``rows[i]`` (see :func:`segstudio.core.class_mapping.head_rows`); a class with ``None`` keeps the model's current
     values (its fresh initialisation, when called on a newly built model).
 
     Every parameter / buffer under a ``classifier`` module whose first dim is the new class count
@@ -237,7 +244,7 @@ def load_state_into(
     are skipped and returned. Any other missing, unexpected or mis-shaped key is an error.
 
     With ``head_rows`` (for each of the model's classes the row of ``state``'s classifier it inherits, or
-    ``None``: :func:`segstudio.io.project.head_rows`) the classifier is assembled by :func:`copy_head_rows`
+    ``None``: :func:`segstudio.core.class_mapping.head_rows`) the classifier is assembled by :func:`copy_head_rows`
     instead, whatever its shapes: inherited rows are copied to their new places, the others stay at their fresh
     initialisation. Its keys are returned when any class is ``None`` (a partly new head), else none are.
 
@@ -335,37 +342,6 @@ def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -
         raise CheckpointError(f"{weights}: {exc} (card: {card['architecture']}, {len(card['classes'])} classes)") from exc
     model.eval()
     return LoadedModel(model, card, weights)
-
-
-def open_model(checkpoint: str | Path | None = None, bundled: str | None = None, backend: str = "torch"):
-    """The model a command names: ``bundled`` (a bundled model's name, ``segstudio/resources/models/<name>``), or
-    ``checkpoint``: ``None`` / ``"default"`` (the default model), a path (``model.safetensors``, a run folder,
-    ``.pt``), or a bundled model's name when no such path exists. ``backend="onnxruntime"``: ``checkpoint`` is an
-    ONNX file written by ``segstudio export`` (:func:`segstudio.engine.export.load_onnx`).
-
-    Raises:
-        FileNotFoundError: no bundled model of that name (the message lists them).
-        ValueError: ``onnxruntime`` without a ``.onnx`` checkpoint.
-        CheckpointError: the file does not load.
-    """
-    if backend == "onnxruntime":
-        if not checkpoint or Path(checkpoint).suffix.lower() != ".onnx":
-            raise ValueError("--backend onnxruntime runs an exported model: pass --checkpoint FILE.onnx (see `segstudio export`)")
-        from segstudio.engine.export import load_onnx
-
-        return load_onnx(checkpoint)
-    if bundled:
-        cand = DEFAULT_MODEL_DIR / f"{bundled}.safetensors"
-        if not cand.is_file():
-            names = sorted(p.stem for p in DEFAULT_MODEL_DIR.glob("*.safetensors"))
-            raise FileNotFoundError(f"no bundled model {bundled!r}; bundled: {', '.join(names) or 'none'}")
-        return load_checkpoint(cand)
-    if checkpoint is None or str(checkpoint) == "default":
-        return load_checkpoint(None)
-    named = DEFAULT_MODEL_DIR / f"{checkpoint}.safetensors"
-    if not Path(checkpoint).exists() and named.is_file():  # a bundled model by name, e.g. isbi2012_unet
-        return load_checkpoint(named)
-    return load_checkpoint(checkpoint)
 
 
 def save_checkpoint(

@@ -4,7 +4,7 @@
    (read back by :func:`segstudio.io.datasets.read_manifest`, so ``segstudio train --data manifest.json``
    trains on exactly those files, split as written).
 2. :func:`torchrun_command` writes the exact ``torchrun ... -m segstudio train ...`` command line that
-   runs the same :class:`~segstudio.engine.trainer.TrainConfig` on N GPUs per node and M nodes
+   runs the same :class:`~segstudio.engine.train_config.TrainConfig` on N GPUs per node and M nodes
    (single node: ``--standalone``; several: c10d rendezvous).
 3. :func:`import_checkpoint` copies the run's ``model.safetensors`` + ``model.json`` into the image
    folder's model versions (``labels/models/vNNN``) so the app can switch to it.
@@ -21,7 +21,8 @@ from pathlib import Path
 from segstudio.core.labels import ClassSpec
 from segstudio.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from segstudio.engine.options import config_to_args
-from segstudio.engine.trainer import TrainConfig, holdout_split
+from segstudio.engine.finetune import holdout_split
+from segstudio.engine.train_config import TrainConfig
 from segstudio.engine.versions import next_version_dir
 from segstudio.io.atomic import atomic_write_bytes
 from segstudio.io.datasets import MANIFEST_FORMAT, DatasetSample, find_samples
@@ -81,8 +82,8 @@ def write_manifest(
 def manifest_for_folder(folder: str | Path, path: str | Path, holdout_fraction: float = 0.0) -> Path:
     """Manifest of every labelled image of an app folder (or dataset folder), with an optional held-out val split.
 
-    The split is the one :func:`segstudio.engine.trainer.train_on_folder` would make locally
-    (:func:`~segstudio.engine.trainer.holdout_split`); a dataset folder keeps its ``val.txt``.
+    The split is the one :func:`segstudio.engine.finetune.train_on_folder` would make locally
+    (:func:`~segstudio.engine.finetune.holdout_split`); a dataset folder keeps its ``val.txt``.
 
     Raises:
         FileNotFoundError: not a dataset / no labelled images.

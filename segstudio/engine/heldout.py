@@ -2,7 +2,7 @@
 
 A fine-tune records its images by content in the model card: ``training_data.image_sha1`` for training and
 ``training_data.val_image_sha1`` for the held-out images that picked the best checkpoint (SHA-1 of the image
-file's bytes, :func:`segstudio.engine.trainer.file_sha1`), and the same images' perceptual keys
+file's bytes, :func:`file_sha1`), and the same images' perceptual keys
 (``image_phash`` / ``val_image_phash``, :func:`perceptual_key`). An image is *held out* only when neither the
 model nor any model it was fine-tuned from trained on it or selected a checkpoint with it.
 
@@ -110,6 +110,17 @@ def image_phash(path: str | Path) -> str | None:
         return None
 
 
+def file_sha1(path: str | Path) -> str:
+    """Hex SHA-1 of a file's bytes (the content key of an image in the model card)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _key_bytes(keys: Iterable[str]) -> np.ndarray:
     rows = []
     for k in keys:
@@ -209,16 +220,10 @@ def card_content_keys(train_images: list[Path], val_images: list[Path], parent_c
         lineage = lineage_keys(chain)
         legacy_train, legacy_val = _legacy_files(chain)  # an old ancestor without hashes: key its files while they are here
         for f, files in (("image", legacy_train), ("val_image", legacy_val)):
-            lineage[f"{f}_sha1"] += [h for h in map(_sha1, files) if h not in lineage[f"{f}_sha1"]]
+            lineage[f"{f}_sha1"] += [h for h in map(file_sha1, files) if h not in lineage[f"{f}_sha1"]]
             lineage[f"{f}_phash"] += [k for k in map(image_phash, files) if k and k not in lineage[f"{f}_phash"]]
         out["lineage"] = lineage
     return out
-
-
-def _sha1(path: Path) -> str:
-    from segstudio.engine.trainer import file_sha1
-
-    return file_sha1(path)
 
 
 def _split_stems(root: str, split: str) -> list[str]:
@@ -315,8 +320,6 @@ def classify_images(chain: list[dict], paths: Iterable[Path], digest: Callable[[
     Returns:
         :class:`ImageRoles`.
     """
-    from segstudio.engine.trainer import file_sha1
-
     digest = digest or file_sha1
     keys = lineage_keys(chain)
     train_h, val_h = set(keys["image_sha1"]), set(keys["val_image_sha1"])

@@ -99,7 +99,7 @@ def predict_images(
         batch_size: see :meth:`Predictor.predict_many` (``None``: 4 on a GPU, 1 on the CPU).
         crf: :class:`segstudio.postprocess.CRFParams` for a dense CRF on the probabilities, or ``None``.
         morph: :class:`segstudio.postprocess.MorphParams` (per-class morphology after argmax), or ``None``.
-        cancel: a :class:`~segstudio.engine.trainer.CancelToken` (anything with ``check()``) checked before
+        cancel: a :class:`~segstudio.engine.cancel.CancelToken` (anything with ``check()``) checked before
             each image; its ``Cancelled`` propagates.
 
     Yields:

@@ -42,14 +42,12 @@ from segstudio.core.labels import mirror_permutation
 from segstudio.data.transforms import to_model_input
 from segstudio.engine.checkpoint import LoadedModel
 from segstudio.engine.devices import resolve_device
+from segstudio.engine.tiling import tile_starts, tile_weight_map
 
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("labels", "proba", "logits")
 """What :meth:`Predictor.predict_many` yields per image."""
-
-TILE_WEIGHTS = ("gaussian", "constant")
-"""Blending weights for overlapping sliding-window tiles."""
 
 
 AUTO_SCALE_BELOW = 0.75
@@ -116,61 +114,6 @@ def fuse_conv_bn(model: torch.nn.Module) -> tuple[torch.nn.Module, int]:
     return model, n
 
 
-def tile_starts(size: int, tile: int, overlap: float, align: int = 1) -> list[int]:
-    """Start offsets, multiples of ``align``, of tiles of length ``tile`` covering ``[0, size)``.
-
-    Neighbouring tiles share at least ``overlap`` (a fraction of ``tile``): the stride is
-    ``tile * (1 - overlap)`` rounded down to a multiple of ``align`` (and at most ``tile - align``). The last
-    tile starts at the first multiple of ``align`` from which a whole tile reaches ``size``; it is clipped
-    to the image, so it can be up to ``align - 1`` pixels shorter. Aligning starts to the network's total
-    stride keeps every tile on the same feature grid as the whole image (CNNs with stride s are only
-    equivariant to shifts by multiples of s), which is what makes tiled and whole-image predictions agree.
-    The overlap follows MONAI's ``sliding_window_inference`` (default 0.25) and nnU-Net (0.5).
-    ``tile >= size`` → ``[0]``.
-
-    Raises:
-        ValueError: ``tile < 2 * align`` or overlap outside ``[0, 1)``.
-    """
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    if tile >= size:
-        return [0]
-    if tile < 2 * align:
-        raise ValueError(f"tile ({tile} px) must be at least twice the alignment ({align} px)")
-    stride = (int(tile * (1.0 - overlap)) // align) * align
-    stride = max(align, min(stride, ((tile - align) // align) * align))
-    starts = list(range(0, size - tile, stride))
-    last = -(-(size - tile) // align) * align
-    if not starts or last > starts[-1]:
-        starts.append(last)
-    return starts
-
-
-def tile_weight_map(h: int, w: int, mode: str = "gaussian", sigma_scale: float = 0.125) -> torch.Tensor:
-    """Blending weights float32 (h, w) for one tile, max 1, all > 0.
-
-    ``"gaussian"``: a separable Gaussian centred on the tile with sigma = ``sigma_scale`` × side (nnU-Net,
-    Isensee et al., Nature Methods 2021, uses 1/8; MONAI ``sliding_window_inference(mode="gaussian")``
-    likewise), floored at 1e-3 so border pixels seen by one tile only still count. Centre pixels, which
-    saw the most context, dominate where tiles overlap, which hides tile seams. ``"constant"``: plain average.
-
-    Raises:
-        ValueError: unknown mode.
-    """
-    if mode == "constant":
-        return torch.ones(h, w)
-    if mode != "gaussian":
-        raise ValueError(f"tile weights must be one of {TILE_WEIGHTS}, got {mode!r}")
-
-    def g(n: int) -> torch.Tensor:
-        x = torch.arange(n, dtype=torch.float32) - (n - 1) / 2.0
-        s = max(sigma_scale * n, 1e-6)
-        return torch.exp(-0.5 * (x / s) ** 2)
-
-    m = g(h)[:, None] * g(w)[None, :]
-    return (m / m.max()).clamp_(min=1e-3)
-
-
 def fast_argmax(logits: torch.Tensor) -> torch.Tensor:
     """Class index uint8 (N, H, W) of logits (N, K, H, W), K <= 256.
 
@@ -218,9 +161,9 @@ class Predictor:
             see ``docs/benchmarks.md`` for whether it pays off).
         tile_size: ``(h, w)`` or one int, pixels, of sliding-window tiles.
         tile_overlap: fraction of a tile shared with its neighbour, in ``[0, 1)`` (default 0.25, MONAI's default).
-        tile_weights: ``"gaussian"`` (default) or ``"constant"``; see :func:`tile_weight_map`.
+        tile_weights: ``"gaussian"`` (default) or ``"constant"``; see :func:`~segstudio.engine.tiling.tile_weight_map`.
         tile_align: tile offsets are multiples of this many pixels (default 32, a multiple of the total stride
-            of every model in the zoo); see :func:`tile_starts`.
+            of every model in the zoo); see :func:`~segstudio.engine.tiling.tile_starts`.
         max_pixels: images with more pixels than this are predicted tile by tile (default 2048²); ``None`` never.
         on_notice: called with each notice string (from the thread that runs the prediction).
         lazy: defer :meth:`prepare` (BN folding, device move, compile) to the first prediction, so a GUI can

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from segstudio.engine.options import option, parse_floats, parse_pair
+from segstudio.engine.option_meta import option, parse_floats, parse_pair
 
 __all__ = ["CLASS_WEIGHT_METHODS", "DEFAULT_TIMEOUT_S", "KEEP_CHOICES", "RECIPE_FIELDS", "TRAIN_SPLITS", "TrainConfig"]
 
@@ -175,4 +175,4 @@ RECIPE_FIELDS = (
     "epochs", "batch_size", "lr", "lr_head", "crop_size", "scale_range", "loss", "class_weights",
     "class_weight_max", "freeze_bn", "adapt_bn", "warmup_fraction", "val_interval_s", "patience", "budget_s", "keep",
 )
-"""TrainConfig fields the recipe fills when they are ``None`` (see :func:`segstudio.engine.trainer.apply_recipe`)."""
+"""TrainConfig fields the recipe fills when they are ``None`` (see :func:`segstudio.engine.finetune.apply_recipe`)."""

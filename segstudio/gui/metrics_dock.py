@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 from segstudio.core import IGNORE_INDEX, ClassSpec, validate_label_map
 from segstudio.engine.heldout import ROLE_HELD_OUT, ROLE_TRAIN, ROLE_VAL, ImageRoles, card_lineage, classify_images
 from segstudio.io import label_path_for, read_image, read_index_png
-from segstudio.io.project import load_human_labels
+from segstudio.io.provenance_files import load_human_labels
 from segstudio.metrics import ConfusionMatrix
 
 log = logging.getLogger(__name__)

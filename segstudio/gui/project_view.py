@@ -43,6 +43,7 @@ from segstudio.gui.versions_dock import ABCompareDialog, VersionsPanel, make_ab_
 from segstudio.io import label_path_for, load_classes, save_classes
 from segstudio.io.layout import CARD_FILENAME, WEIGHTS_FILENAME, ProjectLayout
 from segstudio.io.validation import read_validation_list, set_validation
+from segstudio.core.class_mapping import class_lut, match_classes
 from segstudio.io.project import (
     PROJECT_FILENAME,
     STATUS_CORRECTED,
@@ -53,14 +54,11 @@ from segstudio.io.project import (
     ModelVersion,
     Project,
     ProjectError,
-    class_lut,
-    load_provenance,
-    match_classes,
     provenance_percent,
     relabel_label_files,
-    save_provenance,
     version_status,
 )
+from segstudio.io.provenance_files import load_provenance, save_provenance
 from segstudio.core.provenance import provenance_counts
 
 log = logging.getLogger(__name__)

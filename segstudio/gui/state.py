@@ -79,9 +79,8 @@ from segstudio.io import (
     read_index_png,
 )
 from segstudio.io.layout import CARD_FILENAME, ProjectLayout
+from segstudio.core.class_mapping import class_lut, follow_class_edit
 from segstudio.io.project import (
-    class_lut,
-    follow_class_edit,
     PROJECT_FILENAME,
     STATUS_CORRECTED,
     STATUS_REVIEWED,

@@ -29,7 +29,7 @@ from segstudio.core.provenance import PROV_MODEL, PROV_NONE
 from segstudio.engine import Cancelled, LoadedModel
 from segstudio.gui.workers import Job
 from segstudio.io import label_path_for
-from segstudio.io.project import match_classes
+from segstudio.core.class_mapping import match_classes
 
 if TYPE_CHECKING:
     from segstudio.gui.state import ProjectState

@@ -709,7 +709,7 @@ _CLICK_MODEL: dict[str, object] = {}
 def shared_click_model(path=None):
     """The click model (:func:`segstudio.engine.interactive.load_click_model`, default: the shipped one),
     loaded once per process and shared by every canvas; thread-safe (called from workers)."""
-    from segstudio.engine.interactive import default_click_model_path, load_click_model
+    from segstudio.engine.click.session import default_click_model_path, load_click_model
 
     key = str(path or default_click_model_path())
     with _CLICK_MODEL_LOCK:
@@ -854,7 +854,7 @@ class ClickTool(Tool):
         image, path = doc.image, self.model_path
 
         def work(job: Job):
-            from segstudio.engine.interactive import ClickSession
+            from segstudio.engine.click.session import ClickSession
 
             job.report(0, 1, "encoding the image for click-to-segment")
             return k, ClickSession(shared_click_model(path), image)
@@ -914,7 +914,7 @@ class ClickTool(Tool):
         known, model_path = set(self._sessions), self.model_path
 
         def work(job: Job):
-            from segstudio.engine.interactive import ClickSession
+            from segstudio.engine.click.session import ClickSession
             from segstudio.io import ImageReadError, read_image
 
             job.report(0, 1, f"click-to-segment: prefetching {path.name}")
@@ -964,7 +964,7 @@ class ClickTool(Tool):
 
         Returns False (with a status message) outside the image or with no image shown.
         """
-        from segstudio.engine.interactive import Click
+        from segstudio.engine.click.protocol import Click
 
         doc = self.canvas.doc
         if doc is None:

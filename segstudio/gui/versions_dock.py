@@ -32,7 +32,8 @@ from segstudio.core import IGNORE_INDEX, ClassSpec, blend_overlay
 from segstudio.engine import Predictor, load_checkpoint
 from segstudio.gui.qtutil import rgb_to_qimage
 from segstudio.gui.workers import Job
-from segstudio.io.project import ModelVersion, class_lut
+from segstudio.core.class_mapping import class_lut
+from segstudio.io.project import ModelVersion
 from segstudio.metrics import ConfusionMatrix
 
 log = logging.getLogger(__name__)

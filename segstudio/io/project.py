@@ -1,5 +1,6 @@
 """The project file ``<folder>/segstudio.json``: images and their status, effort and provenance, classes,
-model versions, and where the user left off. Also provenance files, class mapping and relabelling on disk.
+model versions, and where the user left off. Also relabelling the label files on disk. The provenance files are
+:mod:`segstudio.io.provenance_files`; the class mapping by name (pure functions) is :mod:`segstudio.core.class_mapping`.
 
 Layout of an app folder::
 
@@ -29,11 +30,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segstudio.core.labels import IGNORE_INDEX, ClassSpec, validate_label_map
-from segstudio.core.provenance import PROVENANCE_NAMES, human_labels, validate_provenance
+from segstudio.core.labels import ClassSpec, validate_label_map
+from segstudio.core.provenance import PROVENANCE_NAMES
 from segstudio.io.atomic import STALE_TEMP_AGE_S, TEMP_SUFFIX, atomic_write_bytes, sweep_stale_temps, temp_prefix
 from segstudio.io.images import list_images
-from segstudio.io.labels import label_path_for, read_index_png, write_index_png
+from segstudio.io.labels import label_path_for, read_index_png
 from segstudio.io.layout import PROJECT_FILENAME, PROVENANCE_DIRNAME, ProjectLayout  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -475,192 +476,7 @@ def sweep_project_temps(folder: str | Path, older_than_s: float = STALE_TEMP_AGE
     return removed
 
 
-# -- provenance files -------------------------------------------------------------------------
-def provenance_path_for(image_path: str | Path) -> Path:
-    """Where the provenance of ``image_path``'s labels is saved: ``<folder>/labels/provenance/<stem>.png``."""
-    return ProjectLayout.of_image(image_path).provenance_path(image_path)
-
-
-def save_provenance(image_path: str | Path, prov: np.ndarray) -> Path:
-    """Atomically save a uint8 (H, W) provenance map (values 0..3) as an 8-bit PNG; returns its path.
-
-    Raises:
-        ValueError: not a valid provenance map (nothing written).
-        OSError: cannot write (the old file stays intact).
-    """
-    validate_provenance(prov)
-    return write_index_png(provenance_path_for(image_path), prov)
-
-
-def load_provenance(image_path: str | Path, shape: tuple[int, int]) -> np.ndarray | None:
-    """Read the provenance map of ``image_path``'s labels: uint8 (H, W), or ``None`` when there is none.
-
-    Raises:
-        ValueError: the file is not an 8-bit map of ``shape`` with values 0..3 (message names the file).
-        OSError: unreadable.
-    """
-    path = provenance_path_for(image_path)
-    if not path.is_file():
-        return None
-    try:
-        return validate_provenance(read_index_png(path), shape)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
-
-
-def load_human_labels(image_path: str | Path, labels: np.ndarray) -> np.ndarray:
-    """``labels`` (the saved label map of ``image_path``, (H, W)) with every pixel no person painted or changed set
-    to :data:`~segstudio.core.labels.IGNORE_INDEX`, by the saved provenance file: what held-out and validation
-    figures may score (:func:`segstudio.core.provenance.human_labels`). Labels without a provenance file were
-    written outside SegStudio (ground truth, an import) and count as a person's.
-
-    Raises:
-        ValueError: the provenance file is not an 8-bit map of the labels' shape with values 0..3.
-        OSError: it is unreadable.
-    """
-    return human_labels(labels, load_provenance(image_path, labels.shape[:2]))
-
-
-# -- classes: mapping and relabelling -----------------------------------------------------------
-def resolve_alias(name: str, names, aliases: dict[str, str] | None) -> str | None:
-    """The class of ``names`` that class ``name`` is now: itself, else what it was renamed to (``aliases``:
-    former name → current name, the project's rename lineage), else ``None``."""
-    if name in names:
-        return name
-    target = (aliases or {}).get(name)
-    return target if target is not None and target in names else None
-
-
-def class_lut(src: ClassSpec, dst: ClassSpec, aliases: dict[str, str] | None = None) -> np.ndarray:
-    """Look-up table uint8 (256,) sending each class id of ``src`` to the id of the same-named class in ``dst``.
-
-    With ``aliases`` (former name → current name, see :attr:`Project.class_aliases`) a class of ``src`` that
-    ``dst`` renamed maps to its new name's id (a rename keeps the id's lineage). Classes of ``src`` missing from
-    ``dst`` map to :data:`IGNORE_INDEX`, and so do ids ``>= K_src`` (including the ignore value itself). Apply
-    as ``lut[labels]``.
-    """
-    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    index = {n: i for i, n in enumerate(dst.names)}
-    for i, n in enumerate(src.names):
-        target = resolve_alias(n, index, aliases)
-        if target is not None:
-            lut[i] = index[target]
-    return lut
-
-
-def head_rows(old_names, new_names, aliases: dict[str, str] | None = None) -> list[int | None]:
-    """Which row of a model's classifier each class of a new class list inherits (a fine-tune's head mapping).
-
-    Class ``i`` of ``new_names`` inherits row ``j`` of the old classifier when ``old_names[j]`` is the same name,
-    else when ``old_names[j]`` is a former name of it through the project's renames (``aliases``: former name →
-    current name, :attr:`Project.class_aliases`; one step, as :func:`class_lut` follows them). A class that
-    answers to its own name is never taken by an alias (as in :func:`resolve_alias`); when several old classes
-    were renamed into one new class, it inherits the first of them in the old order. A class the model never had
-    gets ``None`` (its row starts fresh); an old class no new class reaches (deleted) is inherited by none.
-
-    Args:
-        old_names: sequence of str, the model's class names in classifier-row order.
-        new_names: sequence of str, the dataset's class names in the order of the new classifier.
-        aliases: ``{former name: current name}`` or ``None`` (no renames).
-
-    Returns:
-        ``list[int | None]`` of ``len(new_names)``: the old row of each new class, or ``None``. Every old row
-        appears at most once. Identical lists give ``[0, 1, ..., K-1]``.
-
-    Raises:
-        ValueError: a name repeated within ``old_names`` or within ``new_names`` (the mapping would be ambiguous).
-    """
-    old_names, new_names = list(old_names), list(new_names)
-    for what, names in (("old", old_names), ("new", new_names)):
-        if len(set(names)) != len(names):
-            dup = sorted({n for n in names if names.count(n) > 1})
-            raise ValueError(f"head_rows: the {what} class names repeat {dup}")
-    index = {n: i for i, n in enumerate(new_names)}
-    rows: list[int | None] = [None] * len(new_names)
-    for j, n in enumerate(old_names):  # the same name first ...
-        if n in index:
-            rows[index[n]] = j
-    for j, n in enumerate(old_names):  # ... then a former name, for a class its own name did not reach
-        target = resolve_alias(n, index, aliases)
-        if target is not None and target != n and rows[index[target]] is None:
-            rows[index[target]] = j
-    return rows
-
-
-def follow_class_edit(aliases: dict[str, str], old: ClassSpec, new: ClassSpec, lut: np.ndarray) -> dict[str, str]:
-    """The rename lineage after a class edit (``lut``: uint8 (256,) old id → new id, :data:`IGNORE_INDEX` for
-    a deleted class).
-
-    A class whose id now holds another name gets ``{old name: new name}``; earlier aliases follow it (``a → b``
-    then ``b → c`` gives ``a → c``); aliases of a deleted class go, and so does an alias whose former name is a
-    class of ``new`` again (that class answers to its own name).
-
-    Returns:
-        The new ``{former name: current name}`` (a new dict).
-    """
-    renamed: dict[str, str | None] = {}
-    for i, n in enumerate(old.names):
-        j = int(lut[i])
-        renamed[n] = new.names[j] if j < new.num_classes else None
-    out: dict[str, str] = {}
-    for k, v in aliases.items():
-        t = renamed[v] if v in renamed else (v if v in new.names else None)
-        if t is not None:
-            out[k] = t
-    for n, t in renamed.items():
-        if t is not None and t != n:
-            out[n] = t
-    return {k: v for k, v in out.items() if k not in new.names and k != v}
-
-
-@dataclass(frozen=True)
-class ClassMatch:
-    """How a model's classes relate to a project's (by name).
-
-    Attributes:
-        same: identical names in the same order (predictions need no mapping).
-        matched: names in both.
-        model_only: names the model predicts that the project lacks (predicted as ignore).
-        project_only: project classes the model cannot predict (a fine-tune gives them fresh classifier rows, see
-            :func:`head_rows`).
-    """
-
-    same: bool
-    matched: tuple[str, ...]
-    model_only: tuple[str, ...]
-    project_only: tuple[str, ...]
-
-    def notice(self) -> str:
-        """One human-readable paragraph for the UI ('' when ``same``)."""
-        if self.same:
-            return ""
-        parts = [f"The model's classes differ from the project's: {len(self.matched)} matched by name"]
-        if self.model_only:
-            parts.append(f"model-only (shown as unlabelled): {', '.join(self.model_only)}")
-        if self.project_only:
-            parts.append(f"not known to the model: {', '.join(self.project_only)}")
-        if not self.model_only and not self.project_only:
-            parts.append("same names in another order (predictions are remapped)")
-        return "; ".join(parts) + (
-            ". Fine-tuning gives the model the project's classes: each class it knows keeps what it learnt, "
-            "the others are learnt from the saved labels."
-        )
-
-
-def match_classes(model: ClassSpec, project: ClassSpec, aliases: dict[str, str] | None = None) -> ClassMatch:
-    """Compare a model's classes with a project's by name, following the project's renames (``aliases``:
-    former name → current name; see :class:`ClassMatch`)."""
-    pset = set(project.names)
-    resolved = {n: resolve_alias(n, pset, aliases) for n in model.names}
-    reached = {r for r in resolved.values() if r is not None}
-    return ClassMatch(
-        same=model.names == project.names,
-        matched=tuple(n for n in project.names if n in reached),
-        model_only=tuple(n for n in model.names if resolved[n] is None),
-        project_only=tuple(n for n in project.names if n not in reached),
-    )
-
-
+# -- classes: relabelling on disk ---------------------------------------------------------------
 def relabel_label_files(folder: str | Path, lut: np.ndarray, classes: ClassSpec) -> list[Path]:
     """Map every saved label file of the image folder through ``lut`` and write the new ``classes.json``.
 
@@ -670,7 +486,7 @@ def relabel_label_files(folder: str | Path, lut: np.ndarray, classes: ClassSpec)
 
     Args:
         folder: image folder with ``labels/``.
-        lut: uint8 (256,) old class id → new class id (:data:`IGNORE_INDEX` for deleted classes).
+        lut: uint8 (256,) old class id → new class id (:data:`~segstudio.core.labels.IGNORE_INDEX` for deleted classes).
         classes: the new class list.
 
     Returns:

@@ -2,7 +2,7 @@
 
 Every other corrected image trains the next model version (issue 29: no image is withheld behind the person's
 back); the images listed here never train and draw the fine-tune's validation curve
-(:func:`segstudio.engine.trainer.user_validation_split`). The GUI's Edit ▸ Set aside for validation toggles an image.
+(:func:`segstudio.engine.finetune.user_validation_split`). The GUI's Edit ▸ Set aside for validation toggles an image.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Task and training protocol follow RITM (Sofiiuk, Petrov, Konushin, "Reviving Ite
 Guidance for Interactive Segmentation", ICIP 2022, arXiv:2102.06583): the input is the RGB image plus a
 positive-click disk map, a negative-click disk map (disks of radius 5 px, their Sec. 3.1) and the previous
 mask (their Sec. 3.2, "mask guidance"); the output is one channel of object logits. The iterative click
-simulation that trains it lives in :mod:`segstudio.engine.interactive`.
+simulation that trains it lives in :mod:`segstudio.engine.click`.
 
 Deviation (deliberate, for encode-once speed on CPU): RITM fuses the click maps right after the first conv of
 the backbone (their Conv1S, Fig. 2), so every click re-runs the whole backbone. Here, as in FocalClick's
@@ -17,7 +17,7 @@ answers each click from the cached features.
 
 Not in the semantic-model registry (``list_models()``): its input (6 channels) and output (one object) break the
 registry's contract (RGB in, K class logits out), so the model picker and the per-architecture tests do not
-offer or build it; :mod:`segstudio.engine.interactive` builds it directly.
+offer or build it; :mod:`segstudio.engine.click` builds it directly.
 """
 
 from __future__ import annotations
