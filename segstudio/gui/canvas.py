@@ -146,7 +146,7 @@ class Canvas(QGraphicsView):
         self._pan_from = None
         self._auto_fit = True  # keep the image fitted to the view until the user zooms
         self.next_image_provider: Callable[[], Path | None] = state.next_path if state is not None else _no_next
-        self.jobs = ToolJobs(self, state)
+        self.jobs = ToolJobs(self, state.runner if state is not None else None)
         if state is None:  # with a state, its job runner reports failures (status bar, log, jobFailed)
             self.jobs.failed.connect(self.status)
             self.hint.connect(self.status)

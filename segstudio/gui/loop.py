@@ -32,21 +32,6 @@ from segstudio.io import ImageReadError, find_samples, label_path_for, read_imag
 log = logging.getLogger(__name__)
 
 
-def tile_reporter(job: Job, name: str, index: int, count: int):
-    """Progress callback for :meth:`segstudio.engine.Predictor.tile_progress` in a predict worker.
-
-    Each finished tile of a sliding-window prediction reports ``"predicting NAME (i/n): tile d/t"`` through
-    ``job`` (the status-bar progress bar) and checks the job's cancel token, so a large image can be
-    cancelled between tiles.
-    """
-
-    def on_tile(done: int, total: int) -> None:
-        job.cancel_token.check()
-        job.report(done, total, f"predicting {name} ({index + 1}/{count}): tile {done}/{total} (sliding window)")
-
-    return on_tile
-
-
 def _menu(win, title: str) -> QMenu:
     """The window's menu called ``title`` (ignoring ``&``), created at the end of the bar if missing."""
     for act in win.menuBar().actions():

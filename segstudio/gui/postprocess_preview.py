@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.history import make_patch
 from segstudio.core.provenance import PROV_CRF
-from segstudio.gui.canvas import LabelOverlayItem
+from segstudio.gui.overlay import LabelOverlayItem
 from segstudio.gui.relay import on_gui
 from segstudio.gui.workers import Job
 from segstudio.postprocess import CRFParams, MorphParams, apply_morphology, refine

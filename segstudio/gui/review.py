@@ -30,7 +30,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 
 from segstudio.engine.uncertainty import mean_uncertainty, rank_by_uncertainty, uncertainty_map
-from segstudio.gui.state import MAIN
+from segstudio.gui.jobs import MAIN
 from segstudio.gui.tools import ClickTool
 from segstudio.gui.workers import Job
 from segstudio.io import ImageReadError, label_path_for, read_image

@@ -64,11 +64,12 @@ from segstudio.engine import (
     next_version_dir,
     train_on_folder,
 )
+from segstudio.gui.jobs import MAIN, TOOL_SLOT, JobRunner
 from segstudio.gui.prompts import Prompts
 from segstudio.gui.relay import on_gui
 from segstudio.gui.state_predict import PredictController, model_fits
 from segstudio.gui.state_save import SaveController
-from segstudio.gui.workers import Job, start_job
+from segstudio.gui.workers import Job
 from segstudio.io import (
     ImageReadError,
     find_samples,
@@ -92,14 +93,6 @@ from segstudio.io.project import (
 )
 
 log = logging.getLogger(__name__)
-
-MAIN = "main"
-"""Job slot of the window's model work (predict, fine-tune, import): one at a time."""
-
-TOOL_SLOT = "tool:"
-"""Prefix of the job slots of the canvas tools' work (SLIC, GrabCut, click model): ``"tool:<job name>"``,
-started by :class:`~segstudio.gui.tools.ToolJobs` through :meth:`ProjectState.start`."""
-
 
 @dataclass
 class ModelEntry:
@@ -237,7 +230,11 @@ class ProjectState(QObject):
         self.accepted: dict[Path, np.ndarray] = {}  # bool (H, W): pixels a person accepted (saved on disk)
         self.class_aliases: dict[str, str] = {}  # the project's renames, former name -> current (Project.class_aliases)
         self.class_notice = ""
-        self.jobs: dict[str, Job] = {}
+        self.runner = JobRunner(self, self.say, self._after_main_job)  # the one job runner (gui/jobs.py)
+        for mine, its in ((self.jobStarted, self.runner.jobStarted), (self.jobProgress, self.runner.jobProgress),
+                          (self.jobFinished, self.runner.jobFinished), (self.jobFailed, self.runner.jobFailed),
+                          (self.jobCancelled, self.runner.jobCancelled)):
+            its.connect(mine)
         self.book = None
         self.train_fn = train_on_folder  # the window routes it through its module (tests spy on it there)
         self.is_editing = lambda: False  # the window: True while a mouse stroke is in progress on the canvas
@@ -262,80 +259,29 @@ class ProjectState(QObject):
         log.info("%s", text)
         self.message.emit(text)
 
-    # -- the one job runner --------------------------------------------------------------------------
+    # -- the one job runner (gui/jobs.py) -------------------------------------------------------------
+    @property
+    def jobs(self) -> dict[str, Job]:
+        """Running jobs by slot (the runner's)."""
+        return self.runner.jobs
+
     def start(
         self, job: Job, slot: str = MAIN, on_result=None, on_finished=None, on_progress=None, on_done=None, on_ready=None
     ) -> bool:
-        """Run ``job`` on a worker thread (:func:`~segstudio.gui.workers.start_job`).
-
-        Slot :data:`MAIN` holds one job at a time (False and a "busy" message when taken); any other slot
-        cancels the job it held. The canvas tools' jobs use slots ``TOOL_SLOT + name`` (:data:`TOOL_SLOT`). The callbacks run on the GUI thread; ``on_ready(job)`` runs after this runner's
-        connections and before the thread starts (observers connect there, after the state's own handlers). A
-        failure is reported through ``jobFailed`` and the status bar (the traceback goes to the log); a cancel
-        through ``jobCancelled``.
-        """
-        if slot == MAIN and self.job is not None:
-            self.say(f"busy: {self.job.name} is running")
-            return False
-        if slot != MAIN:
-            self.cancel(slot)
-        relay = QObject(self)  # GUI-thread owner of this job's relays (the job itself moves to its thread)
-        job.relay_parent = relay
-        for signal, fn in ((job.result, on_result), (job.finished, on_finished), (job.progress, on_progress)):
-            if fn is not None:
-                signal.connect(on_gui(fn, relay))
-        if slot == MAIN:
-            job.progress.connect(on_gui(self.jobProgress.emit, relay))
-        job.failed.connect(on_gui(lambda msg, j=job: self._on_failed(j, msg), relay))
-        job.cancelled.connect(on_gui(lambda j=job: self._on_cancelled(j), relay))
-
-        def done(j=job, s=slot) -> None:
-            if self.jobs.get(s) is j:
-                self.jobs.pop(s)
-            if on_done is not None:
-                on_done()
-            self.jobFinished.emit(s, j.name)
-            relay.deleteLater()
-            if s == MAIN:
-                self._after_main_job(j)
-
-        job.done.connect(on_gui(done, relay))
-        if on_ready is not None:
-            on_ready(job)
-        self.jobs[slot] = job
-        self.jobStarted.emit(slot, job.name)
-        start_job(job, self)
-        return True
+        """Run ``job`` on the window's one job runner (:meth:`JobRunner.start <segstudio.gui.jobs.JobRunner.start>`)."""
+        return self.runner.start(job, slot, on_result, on_finished, on_progress, on_done, on_ready)
 
     def cancel(self, slot: str = MAIN) -> None:
         """Ask the job in ``slot`` to stop (it ends at its next check)."""
-        job = self.jobs.get(slot)
-        if job is not None:
-            job.cancel()
-            if slot == MAIN:
-                self.say(f"cancelling {job.name}…")
-            else:
-                self.jobs.pop(slot)
+        self.runner.cancel(slot)
 
     def cancel_all(self) -> None:
-        for slot in list(self.jobs):
-            job = self.jobs.get(slot)
-            if job is not None:
-                job.cancel()
-
-    def _on_failed(self, job: Job, msg: str) -> None:
-        self.report_failure(job.name, msg)
+        """Ask every running job to stop."""
+        self.runner.cancel_all()
 
     def report_failure(self, name: str, message: str) -> None:
-        """Report that job ``name`` failed outside its worker's own error path (e.g. applying its result on
-        the GUI thread raised): the log, the status bar and ``jobFailed(name, message)``, as a worker's failure."""
-        log.error("%s", message)
-        self.say(message)
-        self.jobFailed.emit(name, message)
-
-    def _on_cancelled(self, job: Job) -> None:
-        self.say(f"{job.name} cancelled")
-        self.jobCancelled.emit(job.name)
+        """Report a job's failure (see :meth:`JobRunner.report_failure <segstudio.gui.jobs.JobRunner.report_failure>`)."""
+        self.runner.report_failure(name, message)
 
     def _after_main_job(self, finished: Job) -> None:
         after, self._after_job = self._after_job, None
@@ -478,8 +424,8 @@ class ProjectState(QObject):
         if not changed:
             return
         for doc in self.docs.values():
-            if self._has_unaccepted_prediction(doc):
-                self._set_stale(doc.path, f"predicted by an earlier model; {label} is in use now")
+            if self.has_unaccepted_prediction(doc):
+                self.set_stale(doc.path, f"predicted by an earlier model; {label} is in use now")
         fits, why = self.model_fits()
         if not fits:
             self.say(why)
@@ -739,12 +685,12 @@ class ProjectState(QObject):
         try:
             image = read_image(path)
         except ImageReadError as exc:
-            self._mark_failed(path, str(exc))
+            self.mark_failed(path, str(exc))
             return None
         try:
             doc = Document(path, image, self.classes)
         except ValueError as exc:
-            self._mark_failed(path, f"{path.name}: {exc}")
+            self.mark_failed(path, f"{path.name}: {exc}")
             return None
         lp = label_path_for(path)
         if lp.is_file():
@@ -760,24 +706,31 @@ class ProjectState(QObject):
         self._saving.offer_recovery(doc)
         return doc
 
-    def _mark_failed(self, path: Path, why: str) -> None:
+    def mark_failed(self, path: Path, why: str) -> None:
+        """Record that ``path`` could not be read or predicted (``why``): status bar and ``imageFailed``."""
         self.failed[path] = why
         self.say(why)
         self.imageFailed.emit(path, why)
 
-    def _set_stale(self, path: Path, why: str) -> None:
+    def set_stale(self, path: Path, why: str) -> None:
+        """Mark ``path``'s shown prediction out of date because ``why`` ('' clears it); emits ``staleChanged``."""
         if why:
             self.stale[path] = why
         else:
             self.stale.pop(path, None)
         self.staleChanged.emit(path, why)
 
-    def _has_unaccepted_prediction(self, doc: Document) -> bool:
+    def has_unaccepted_prediction(self, doc: Document) -> bool:
+        """True if ``doc`` has model pixels no person accepted yet (an explicit save accepts them)."""
         guess = doc.provenance.map == PROV_MODEL
         acc = self.accepted.get(doc.path)
         if acc is not None:
             guess &= ~acc
         return bool(guess.any())
+
+    def accept_all(self, doc: Document) -> None:
+        """Every pixel of ``doc`` is accepted by a person (an explicit save: Ctrl+S, Mark reviewed)."""
+        self.accepted[doc.path] = np.ones(doc.shape, bool)
 
     def human_mask(self, doc: Document) -> np.ndarray:
         """bool (H, W): pixels a person decided (painted, erased, CRF they asked for) or accepted (saved)."""

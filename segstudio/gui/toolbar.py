@@ -1,9 +1,10 @@
 """The window's tool bar (tools with icons, brush size, opacity, overlay / outline toggles, inference scale) and
 its status-bar read-out (x, y, class under the cursor, zoom %, the image's status).
 
-The tools shown are :data:`TOOL_ACTIONS`, one ``(tool id, name, shortcut)`` row per tool: adding a tool to the
-tool bar, the Tools menu and the shortcuts is one line there (its icon is drawn by :func:`tool_icon`; a tool
-without a drawing gets its initial). Icons are painted with ``QPainter``, nothing is downloaded.
+The tools shown are :data:`TOOL_ACTIONS`, one ``(tool id, name, shortcut)`` row per tool, read from the tool
+table (:data:`segstudio.gui.tools.TOOL_TABLE`): adding a tool to the tool bar, the Tools menu and the
+shortcuts help is one class in that table (its icon is its ``draw_icon``; a tool without a drawing gets its
+initial). Icons are painted with ``QPainter``, nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -13,87 +14,39 @@ from PySide6.QtGui import QAction, QActionGroup, QBrush, QColor, QIcon, QPainter
 from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QToolBar
 
 from segstudio.core import IGNORE_INDEX
-from segstudio.gui.tools import (
-    TOOL_BRUSH,
-    TOOL_CLICK,
-    TOOL_ERASER,
-    TOOL_FILL,
-    TOOL_GRABCUT,
-    TOOL_LASSO,
-    TOOL_POLYGON,
-    TOOL_SUPERPIXEL,
-)
+from segstudio.gui.tools import TOOL_BRUSH, TOOL_TABLE, Tool, ToolId, tool_class
+from segstudio.gui.tools.base import ICON_ACCENT as _ACCENT
+from segstudio.gui.tools.base import ICON_INK as _INK
 
-TOOL_ACTIONS: list[tuple[str, str, str]] = [
-    (TOOL_BRUSH, "Brush", "B"),
-    (TOOL_ERASER, "Eraser", "E"),
-    (TOOL_FILL, "Flood fill", "F"),
-    (TOOL_POLYGON, "Polygon", "P"),
-    (TOOL_LASSO, "Lasso", "L"),
-    (TOOL_SUPERPIXEL, "Superpixel brush", "S"),
-    (TOOL_GRABCUT, "GrabCut rectangle", "G"),
-    (TOOL_CLICK, "Click to segment (left: object, right / Shift+left: not object, Enter: apply)", "C"),
-]
-"""Tools of the tool bar and the Tools menu, in order: ``(tool id, name, shortcut)``."""
+TOOL_ACTIONS: list[tuple[ToolId, str, str]] = [(cls.name, cls.label, cls.shortcut) for cls in TOOL_TABLE]
+"""Tools of the tool bar and the Tools menu, in order: ``(tool id, name, shortcut)``, read from the tool table
+(:data:`segstudio.gui.tools.TOOL_TABLE`)."""
 
 SCALES = ("auto", "1", "0.5", "0.25", "0.125")
 """Choices of the tool bar's inference-scale box (see :meth:`segstudio.engine.Predictor.scale_for`)."""
 
-_INK = QColor(40, 40, 40)
-_ACCENT = QColor(30, 136, 229)
+
+
+def _tool_class_or_none(tool: str) -> type[Tool] | None:
+    try:
+        return tool_class(tool)
+    except KeyError:
+        return None
 
 
 def tool_icon(tool: str, size: int = 24) -> QIcon:
-    """A simple ``size``×``size`` icon for ``tool`` drawn with ``QPainter`` (unknown tools: their initial)."""
+    """A simple ``size``×``size`` icon for ``tool`` drawn with ``QPainter``: a tool's own drawing
+    (:meth:`Tool.draw_icon <segstudio.gui.tools.base.Tool.draw_icon>`), the window's toggles ("show",
+    "outline", "clear", "fill_unlabelled"), else the initial."""
     pm = QPixmap(size, size)
     pm.fill(Qt.GlobalColor.transparent)
     p = QPainter(pm)
     p.setRenderHint(QPainter.RenderHint.Antialiasing)
     p.scale(size / 24.0, size / 24.0)
     p.setPen(QPen(_INK, 1.6))
-    if tool == TOOL_BRUSH:
-        p.setBrush(QBrush(_ACCENT))
-        p.drawEllipse(QPointF(12, 12), 7.5, 7.5)
-    elif tool == TOOL_ERASER:
-        p.translate(12, 12)
-        p.rotate(-35)
-        p.setBrush(QBrush(QColor(240, 240, 240)))
-        p.drawRect(QRectF(-8, -4.5, 16, 9))
-        p.setBrush(QBrush(QColor(229, 57, 53)))
-        p.drawRect(QRectF(-8, -4.5, 6, 9))
-    elif tool == TOOL_FILL:
-        path = QPainterPath(QPointF(12, 3))
-        path.cubicTo(QPointF(20, 12), QPointF(19, 21), QPointF(12, 21))
-        path.cubicTo(QPointF(5, 21), QPointF(4, 12), QPointF(12, 3))
-        p.setBrush(QBrush(_ACCENT))
-        p.drawPath(path)
-    elif tool in (TOOL_POLYGON, TOOL_LASSO):
-        if tool == TOOL_POLYGON:
-            pts = [QPointF(4, 18), QPointF(7, 5), QPointF(19, 4), QPointF(20, 16), QPointF(11, 20)]
-            p.setBrush(Qt.BrushStyle.NoBrush)
-            p.drawPolygon(QPolygonF(pts))
-            p.setBrush(QBrush(_ACCENT))
-            for q in pts:
-                p.drawEllipse(q, 1.8, 1.8)
-        else:
-            p.setPen(QPen(_INK, 1.6, Qt.PenStyle.DashLine))
-            p.drawEllipse(QRectF(3, 5, 18, 12))
-            p.setPen(QPen(_INK, 1.6))
-            p.drawLine(QPointF(7, 16), QPointF(5, 22))
-    elif tool == TOOL_SUPERPIXEL:
-        p.setBrush(QBrush(_ACCENT))
-        for i in range(3):
-            for j in range(3):
-                if (i + j) % 2 == 0:
-                    p.drawRect(QRectF(3 + 6 * j, 3 + 6 * i, 6, 6))
-        p.setBrush(Qt.BrushStyle.NoBrush)
-        p.drawRect(QRectF(3, 3, 18, 18))
-    elif tool == TOOL_GRABCUT:
-        p.setPen(QPen(_INK, 1.4, Qt.PenStyle.DashLine))
-        p.drawRect(QRectF(3, 3, 18, 18))
-        p.setPen(QPen(_INK, 1.2))
-        p.setBrush(QBrush(_ACCENT))
-        p.drawEllipse(QRectF(7, 7, 10, 10))
+    cls = _tool_class_or_none(tool)
+    if cls is not None and cls.draw_icon is not Tool.draw_icon:
+        cls.draw_icon(p)  # each tool class draws its own icon
     elif tool == "show":  # an eye
         p.setBrush(Qt.BrushStyle.NoBrush)
         path = QPainterPath(QPointF(2, 12))
