@@ -157,7 +157,6 @@ class MainWindow(QMainWindow):
         st.message.connect(self.message)
         st.classNotice.connect(self._on_class_notice)
         st.folderOpened.connect(self._on_folder_opened)
-        st.currentClassChanged.connect(lambda c: setattr(cv, "current_class", c))
         st.modelChanged.connect(lambda _m, _l: self._update_title())
         st.documentChanged.connect(self._on_document)
         st.labelsSaved.connect(lambda _p: self._update_title())

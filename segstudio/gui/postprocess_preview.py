@@ -256,9 +256,7 @@ class PostprocessPreview(QObject):
             return False
         patch = make_patch(doc.labels, 0, 0, self.preview)
         if patch is not None:
-            doc.apply_patch(patch, origin=PROV_CRF)  # provenance: post-processing, not the human
-            self.win.canvas.refresh_patch(patch)
-            self.win.canvas.edited.emit()
+            doc.apply_patch(patch, origin=PROV_CRF)  # provenance: post-processing, not the human; its event repaints
         self.panel.status.setText(
             "Applied: one undo step (Ctrl+Z)." if patch is not None else "Nothing changed: the preview equals the labels."
         )

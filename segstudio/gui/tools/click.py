@@ -343,7 +343,6 @@ class ClickTool(Tool):
         after[mask[r0 : r1 + 1, c0 : c1 + 1]] = value
         footprint = (int(r0), int(c0), region[r0 : r1 + 1, c0 : c1 + 1])  # confirmed, changed or not
         patch = doc.apply_patch(make_patch(doc.labels, int(r0), int(c0), after), touched=footprint)
-        self.host.show_edit(patch, doc)
         return patch
 
     def undo_click(self) -> None:

@@ -107,9 +107,7 @@ class StrokeTool(Tool):
             box = (r0, c0, touched[r0:r1, c0:c1])
         # Every pixel under the stroke is the person's now, changed or not (a stroke inside a region the model
         # already predicted as this class confirms it): one undo step even when no value changed.
-        patch = doc.apply_patch(merge_patches(labels, patches), touched=box)
-        if patch is not None:
-            self.host.show_edit(patch, doc)
+        doc.apply_patch(merge_patches(labels, patches), touched=box)  # its event repaints the view
 
 
 class BrushTool(StrokeTool):
@@ -294,7 +292,6 @@ class FillTool(Tool):
         if not (0 <= y < h and 0 <= x < w):
             return None
         patch = doc.fill(y, x, value)
-        self.host.show_edit(patch, doc)
         return patch
 
     def press(self, y: float, x: float) -> None:

@@ -50,7 +50,6 @@ class ShapeTool(Tool):
         if not self.check_value(doc, value):
             return None
         patch = doc.polygon(np.asarray(pts, dtype=np.float64), value, self.host.polygon_rule)
-        self.host.show_edit(patch, doc)
         return patch
 
     def cancel(self) -> None:
@@ -245,7 +244,6 @@ class GrabCutTool(Tool):
             return
         patch = doc.apply_region(mask, class_id)
         self._applied = patch is not None
-        self.host.show_edit(patch, doc)
         self.host.status.emit(f"GrabCut: {int(mask.sum())} px → class {class_id + 1}")
 
     def _on_done(self) -> None:
