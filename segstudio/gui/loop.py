@@ -128,7 +128,7 @@ class LabellingLoop(QObject):
         return job
 
     def _cancel(self, kind: str) -> None:
-        self.state.cancel(kind)
+        self.state.runner.cancel(kind)
 
     def busy(self) -> bool:
         """True while any loop job (or a refine preview) runs."""
@@ -172,7 +172,7 @@ class LabellingLoop(QObject):
 
     def _cancel_training(self) -> None:
         if self.state.job is not None and self.state.job.name == "fine-tune":
-            self.state.cancel()
+            self.state.runner.cancel()
 
     def _use_checkpoint(self, path: str) -> None:
         from segstudio.engine import CheckpointError, load_checkpoint

@@ -319,7 +319,7 @@ class MainWindow(QMainWindow):
     finetune = property(lambda self: self.state.finetune)
     saved_sample_count = property(lambda self: self.state.saved_sample_count)
     train_version = property(lambda self: self.state.train_version)
-    cancel_job = property(lambda self: lambda: self.state.cancel(MAIN))
+    cancel_job = property(lambda self: lambda: self.state.runner.cancel(MAIN))
 
     def show_shortcuts(self) -> None:
         """Help ▸ Keyboard shortcuts (the table is read from this window's actions)."""

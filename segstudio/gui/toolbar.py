@@ -10,7 +10,7 @@ initial). Icons are painted with ``QPainter``, nothing is downloaded.
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QAction, QActionGroup, QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
+from PySide6.QtGui import QAction, QActionGroup, QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QToolBar
 
 from segstudio.core import IGNORE_INDEX

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from PySide6.QtCore import QCoreApplication, QObject, QPointF, QRectF, Qt, Signal, SignalInstance, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QPointF, Qt, Signal, SignalInstance, Slot
 from PySide6.QtGui import QColor, QPainter, QTransform
 from PySide6.QtWidgets import QGraphicsScene, QWidget
 
