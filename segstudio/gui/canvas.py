@@ -95,6 +95,7 @@ class Canvas(QGraphicsView):
         edited(): a person changed the shown label map (stroke, fill, region, CRF, undo, redo). Emitted only by
             the canvas, from the shown document's own change events (:class:`~segstudio.core.DocumentEvent`).
         brushSizeChanged(int): radius in image pixels.
+        opacityChanged(float): the overlay's opacity was set (:meth:`set_opacity`).
         navigate(int): arrow keys (next/previous image).
         status(str): a message for the status bar.
         hint(str): a tool's passing hint ("ready", "encoding…"): shown unless it would hide a recent message.
@@ -106,6 +107,7 @@ class Canvas(QGraphicsView):
     """
 
     edited = Signal()
+    opacityChanged = Signal(float)
     brushSizeChanged = Signal(int)
     navigate = Signal(int)
     status = Signal(str)
@@ -127,6 +129,7 @@ class Canvas(QGraphicsView):
         self.image_item = QGraphicsPixmapItem()
         self.overlay = LabelOverlayItem()
         self.overlay.setOpacity(0.5)
+        self.overlay_on = True  # the user's "show overlay" choice (the class panel's check box sets it)
         self.sp_item = QGraphicsPixmapItem()  # superpixel boundaries while the superpixel tool is on
         self.sp_item.setZValue(5)
         self.sp_item.setOpacity(0.6)
@@ -252,10 +255,14 @@ class Canvas(QGraphicsView):
             self.overlay.update_rect(self.doc.labels, *patch.rect)
 
     def set_overlay_visible(self, on: bool) -> None:
-        self.overlay.setVisible(on)
+        """Show or hide the label overlay (the user's choice, :attr:`overlay_on`; a preview may hide it meanwhile)."""
+        self.overlay_on = bool(on)
+        self.overlay.setVisible(self.overlay_on)
 
     def set_opacity(self, value: float) -> None:
+        """Overlay opacity in [0, 1]; emits :attr:`opacityChanged` (previews drawn over the image follow it)."""
         self.overlay.setOpacity(value)
+        self.opacityChanged.emit(float(value))
 
     def set_class_visible(self, class_id: int, visible: bool) -> None:
         """Show or hide one class in the overlay (the labels are untouched)."""

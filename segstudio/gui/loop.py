@@ -83,7 +83,7 @@ class LabellingLoop(QObject):
 
         self.heatmap = UncertaintyLayer()
         win.canvas.scene().addItem(self.heatmap)
-        self.preview = PostprocessPreview(win, self.postprocess_panel)
+        self.preview = PostprocessPreview(win.state, win.canvas, self.postprocess_panel, self)
 
         m_model, m_tools, m_help = _menu(win, "&Model"), _menu(win, "&Tools"), _menu(win, "&Help")
         self.act_finetune_options = self._action("Fine-tune with options…", self.finetune_with_options, ["Ctrl+Shift+T"], m_model)
