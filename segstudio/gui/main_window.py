@@ -92,7 +92,7 @@ class MainWindow(QMainWindow):
         st.book = self.project_ctl
         if model is not None:
             st.set_model(model)
-        self.new_model_ctl = NewModelController(self)  # Model ▸ New model…; bundled models in the picker
+        self.new_model_ctl = NewModelController(st, window_menu(self, "Model"), self)  # Model ▸ New model…; bundled models in the picker
         self.review = ReviewQueue(st, self.canvas, self)  # Model ▸ Predict folder and review: Enter / Space / Backspace
         self.review.act_review = self._action("Predict folder and review", self.review.start, ["Ctrl+Shift+R"], window_menu(self, "Model"))
         build_tool_bar(self)
