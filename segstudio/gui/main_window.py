@@ -22,7 +22,7 @@ from segstudio.gui.canvas import TOOL_BRUSH, TOOL_ERASER, Canvas
 from segstudio.gui.canvas_controls import CanvasControls
 from segstudio.gui.cluster_dialog import import_trained_checkpoint, open_cluster_dialog
 from segstudio.gui.docks import ClassPanel, FileList, ModelPanel
-from segstudio.gui.loop import LabellingLoop
+from segstudio.gui.loop import LabellingLoop, build_loop_view
 from segstudio.gui.new_model_dialog import NewModelController
 from segstudio.gui.project_view import ProjectController
 from segstudio.gui.prompts import Prompts
@@ -87,7 +87,8 @@ class MainWindow(QMainWindow):
         build_status_bar(self)  # message, x/y/class/zoom/status read-out, stale banner, progress, Cancel
         build_actions(self)  # menus and window-wide shortcuts (window_actions.py)
         self._connect()
-        self.loop = LabellingLoop(self)  # training view, uncertainty, metrics, refine preview, Help ▸ Device
+        self.loop = LabellingLoop(st, self.canvas, self)  # training view, uncertainty, metrics, refine preview, Help ▸ Device
+        build_loop_view(self, self.loop)
         self.project_ctl = ProjectController(self)  # segstudio.json, class editor, versions + A/B, effort
         st.book = self.project_ctl
         if model is not None:

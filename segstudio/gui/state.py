@@ -114,7 +114,8 @@ class ProjectState(QObject):
     Signals:
         folderOpened(Path): a folder was opened (docks reset themselves).
         classesChanged(ClassSpec), currentClassChanged(int), modelsChanged(), modelChanged(object model, str label),
-        documentChanged(object doc or None): the document shown changed or its labels were replaced,
+        documentChanged(object doc or None): the document shown changed or its labels were replaced, indexChanged(int):
+            :meth:`set_index` showed that row (after loading and starting its prediction),
         labelsChanged(Path): labels of an open document were replaced (prediction, reset, relabel),
         labelsSaved(Path), staleChanged(Path, str why or ''), imageFailed(Path, str why),
         message(str): status bar text, jobStarted(str slot, str name), jobProgress(int, int, str),
@@ -130,6 +131,7 @@ class ProjectState(QObject):
     modelsChanged = Signal()
     modelChanged = Signal(object, str)
     documentChanged = Signal(object)
+    indexChanged = Signal(int)
     labelsChanged = Signal(object)
     labelsSaved = Signal(object)
     staleChanged = Signal(object, str)
@@ -170,10 +172,8 @@ class ProjectState(QObject):
         self.class_aliases: dict[str, str] = {}  # the project's renames, former name -> current (Project.class_aliases)
         self.class_notice = ""
         self.runner = JobRunner(self, self.say, self._after_main_job)  # the one job runner (gui/jobs.py)
-        for mine, its in ((self.jobStarted, self.runner.jobStarted), (self.jobProgress, self.runner.jobProgress),
-                          (self.jobFinished, self.runner.jobFinished), (self.jobFailed, self.runner.jobFailed),
-                          (self.jobCancelled, self.runner.jobCancelled)):
-            its.connect(mine)
+        for name in ("jobStarted", "jobProgress", "jobFinished", "jobFailed", "jobCancelled"):  # the runner's, re-emitted
+            getattr(self.runner, name).connect(getattr(self, name))
         self.book = None
         self.train_fn = train_on_folder  # the window routes it through its module (tests spy on it there)
         self.is_editing = lambda: False  # the window: True while a mouse stroke is in progress on the canvas
@@ -493,6 +493,7 @@ class ProjectState(QObject):
         self.documentChanged.emit(doc)
         if doc is not None and self.needs_prediction(doc) and self.job is None:
             self.predict_paths([doc.path])
+        self.indexChanged.emit(index)
 
     def next_path(self) -> Path | None:
         """The image Next (Right, PgDown) would show: the one after :attr:`index` in the list, or ``None``
