@@ -167,3 +167,40 @@ def test_no_import_circle_among_gui_modules():
 
     cycles = [c for c in find_cycles(import_graph(REPO / ROOT)) if any(".gui" in m for m in c)]
     assert cycles == []
+
+
+# -- controllers receive the state and their widget, never the window -------------------------------
+CONTROLLERS = {
+    "loop.py": "LabellingLoop", "review.py": "ReviewQueue", "postprocess_preview.py": "PostprocessPreview",
+    "project_view.py": "ProjectController", "new_model_dialog.py": "NewModelController",
+}
+
+
+def test_no_module_but_the_window_reads_win_and_controllers_never_touch_a_window():
+    import re
+
+    hits = {}
+    for path in sorted(GUI.rglob("*.py")):
+        if path.name != "main_window.py":
+            n = len(re.findall(r"\bwin\.", path.read_text(encoding="utf-8")))
+            if n:
+                hits[path.name] = n
+    assert hits == {}
+    for name, cls_name in CONTROLLERS.items():
+        tree = ast.parse((GUI / name).read_text(encoding="utf-8"))
+        cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls_name)
+        reads = [
+            n.attr for n in ast.walk(cls)
+            if isinstance(n, ast.Attribute) and (
+                (isinstance(n.value, ast.Name) and n.value.id in ("win", "window"))
+                or (isinstance(n.value, ast.Attribute) and n.value.attr in ("win", "window"))
+            )
+        ]
+        args = [a.arg for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__" for a in f.args.args]
+        assert reads == [] and "win" not in args and "window" not in args, (cls_name, reads, args)
+
+
+def test_rooms_stay_small():
+    sizes = {p.relative_to(GUI).as_posix(): len(p.read_text(encoding="utf-8").splitlines()) for p in GUI.rglob("*.py")}
+    assert sizes["main_window.py"] <= 350
+    assert {k: v for k, v in sizes.items() if v > 700} == {}

@@ -24,7 +24,7 @@ from segstudio.gui.cluster_dialog import import_trained_checkpoint, open_cluster
 from segstudio.gui.docks import ClassPanel, FileList, ModelPanel
 from segstudio.gui.loop import LabellingLoop, build_loop_view
 from segstudio.gui.new_model_dialog import NewModelController
-from segstudio.gui.project_view import ProjectController
+from segstudio.gui.project_view import ProjectController, build_project_view
 from segstudio.gui.prompts import Prompts
 from segstudio.gui.qtutil import add_dock, collect_garbage_on_gui_thread, window_action, window_menu
 from segstudio.gui.review import ReviewQueue
@@ -89,7 +89,8 @@ class MainWindow(QMainWindow):
         self._connect()
         self.loop = LabellingLoop(st, self.canvas, self)  # training view, uncertainty, metrics, refine preview, Help ▸ Device
         build_loop_view(self, self.loop)
-        self.project_ctl = ProjectController(self)  # segstudio.json, class editor, versions + A/B, effort
+        self.project_ctl = ProjectController(st, self.canvas, self)  # segstudio.json, class editor, versions + A/B, effort
+        build_project_view(self, self.project_ctl)
         st.book = self.project_ctl
         if model is not None:
             st.set_model(model)
