@@ -79,7 +79,7 @@ def test_next_image_is_prefetched_and_served_from_the_cache(qtbot, folder):
         assert tool.session(doc2) is None and tool.hits == 1, "a replaced file is encoded anew"
         qtbot.waitUntil(lambda: tool.session(doc2) is not None and not cv.busy, timeout=120_000)
         assert tool.encodes == 4 and tool.cache_key(doc2) == image_key(f2, replaced)
-        assert len(tool._sessions) <= ClickTool.CACHE
+        assert len(tool.encodings) <= ClickTool.CACHE
     finally:
         qtbot.waitUntil(lambda: not cv.busy, timeout=120_000)
 
@@ -91,7 +91,7 @@ def test_moving_to_the_image_being_prefetched_waits_for_it(qtbot, folder, monkey
 
     from PySide6.QtCore import QThread
 
-    from segstudio.gui import tools
+    from segstudio.gui.tools import click as tools
 
     gate = threading.Event()
     shared = tools.shared_click_model
@@ -143,7 +143,7 @@ def test_review_queue_prefetches_the_queues_next_image(qtbot, folder):
         assert cv.next_image_path() == f0 and win.state.next_path() == f2
         win.set_tool(TOOL_CLICK)
         qtbot.waitUntil(lambda: tool.encodes == 2 and not cv.busy, timeout=120_000)
-        assert {k[0] for k in tool._sessions} == {str(f1), str(f0)}, "the queue's next image is prefetched, not f2"
+        assert {k[0] for k in tool.encodings} == {str(f1), str(f0)}, "the queue's next image is prefetched, not f2"
 
         doc1 = win.current_doc()
         h, w = doc1.shape

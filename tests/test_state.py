@@ -548,7 +548,7 @@ def _session(qtbot, root, models, actions):
     painted: dict = {}  # image path -> bool mask of every pixel a stroke may have touched
     accepted: set = set()  # images saved with Ctrl+S (the whole image accepted)
     entries = {}
-    renames = 0
+    renames = added = 0
     try:
         for act in actions:
             kind = act[0]
@@ -590,8 +590,9 @@ def _session(qtbot, root, models, actions):
                     new = ClassSpec(old.names[1:], old.colors[1:])
                     lut = np.full(256, IGNORE_INDEX, np.uint8)
                     lut[1 : old.num_classes] = np.arange(old.num_classes - 1)
-                else:
-                    new, lut = ClassSpec(old.names + (f"extra{old.num_classes}",)), np.arange(256, dtype=np.uint8)
+                else:  # a fresh name each time (add, delete, add must not repeat a name: class names are unique)
+                    added += 1
+                    new, lut = ClassSpec(old.names + (f"extra{added}",)), np.arange(256, dtype=np.uint8)
                 lut[IGNORE_INDEX] = IGNORE_INDEX
                 relabel = not np.array_equal(lut[: old.num_classes], np.arange(old.num_classes))
                 win.project_ctl.apply_classes(new, lut, relabel, act[1], confirm=False)

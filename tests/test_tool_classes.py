@@ -421,14 +421,14 @@ def test_tool_jobs_in_the_window_run_and_fail_through_the_project_state(qtbot, t
     jobFailed signal and the status bar; the GrabCut's undo history is untouched."""
     from PIL import Image
 
-    from segstudio.gui import tools
-    from segstudio.gui.state import TOOL_SLOT
+    from segstudio.gui.jobs import TOOL_SLOT
+    from segstudio.gui.tools import region as tools
 
     Image.fromarray(make_image()[0]).save(tmp_path / "a.png")
     win = show_window(qtbot, None, active=False)
     assert win.open_folder(tmp_path)
     st, cv = win.state, win.canvas
-    assert cv.jobs.state is st
+    assert cv.jobs.runner is st.runner
     started, failed, canvas_status = [], [], []
     st.jobStarted.connect(lambda slot, name: started.append((slot, name)))
     st.jobFailed.connect(lambda name, msg: failed.append((name, msg)))

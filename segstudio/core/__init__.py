@@ -14,12 +14,13 @@ from segstudio.core.labels import (
 )
 from segstudio.core.history import History, Patch, merge_patches
 from segstudio.core.paint import dab_mask, flood_fill, paint_dab, paint_stroke
-from segstudio.core.document import Document
+from segstudio.core.document import Document, DocumentEvent
 
 __all__ = [
     "IGNORE_INDEX",
     "ClassSpec",
     "Document",
+    "DocumentEvent",
     "History",
     "Patch",
     "blend_overlay",

@@ -1,7 +1,16 @@
-"""A :class:`Document`: one image, its label map, its edit history and where the labels came from."""
+"""A :class:`Document`: one image, its label map, its edit history and where the labels came from.
+
+A document announces its own changes: every write of its label map goes through one of its methods
+(:meth:`Document.apply_patch` and the paint methods built on it, :meth:`~Document.undo`, :meth:`~Document.redo`,
+:meth:`~Document.set_labels`, :meth:`~Document.relabel`), and each such call that changed something calls the
+document's observers once with a :class:`DocumentEvent` (a plain callback list, no Qt: napari's Labels layer
+``data_setitem`` → ``events.labels_update``). Views, the crash journal and the title listen; nobody announces an
+edit on a document's behalf.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +24,51 @@ from segstudio.core.provenance import PROV_HUMAN, PROV_MODEL, PROV_NONE, Provena
 SOURCE_NONE = "none"
 SOURCE_PREDICTED = "predicted"
 SOURCE_SAVED = "saved"
+
+EDIT_PATCH = "patch"
+"""Event kind: one edit recorded as an undo step (:meth:`Document.apply_patch` and the paint methods)."""
+EDIT_UNDO = "undo"
+"""Event kind: an undo step was undone."""
+EDIT_REDO = "redo"
+"""Event kind: an undo step was redone."""
+EDIT_LABELS = "labels"
+"""Event kind: the whole label map was replaced (:meth:`Document.set_labels`)."""
+EDIT_RELABEL = "relabel"
+"""Event kind: the classes changed and every label was mapped to the new ids (:meth:`Document.relabel`)."""
+
+
+@dataclass(frozen=True)
+class DocumentEvent:
+    """What one write of a :class:`Document` changed.
+
+    Attributes:
+        doc: the document.
+        kind: :data:`EDIT_PATCH`, :data:`EDIT_UNDO`, :data:`EDIT_REDO`, :data:`EDIT_LABELS` or :data:`EDIT_RELABEL`.
+        patch: the undo step written, undone or redone (``None`` for a whole-map change).
+        origin: provenance of an :data:`EDIT_PATCH` (``PROV_HUMAN``, ``PROV_MODEL``, ``PROV_CRF``), else ``None``.
+    """
+
+    doc: "Document"
+    kind: str
+    patch: Patch | None = None
+    origin: int | None = None
+
+    @property
+    def rect(self) -> tuple[int, int, int, int] | None:
+        """``(x, y, w, h)`` of the changed box, or ``None`` when the whole map changed."""
+        return self.patch.rect if self.patch is not None else None
+
+    @property
+    def by_person(self) -> bool:
+        """True for a person's edit (or one done at their request, e.g. CRF) and for undo / redo; False for a
+        model's prediction filling pixels and for whole-map replacements."""
+        if self.kind in (EDIT_UNDO, EDIT_REDO):
+            return True
+        return self.kind == EDIT_PATCH and self.origin != PROV_MODEL
+
+
+DocumentObserver = Callable[[DocumentEvent], None]
+"""An observer of a document: called with each :class:`DocumentEvent`, after the write."""
 
 
 @dataclass
@@ -32,6 +86,8 @@ class Document:
         provenance: per-pixel origin of the labels (:class:`~segstudio.core.provenance.ProvenanceMap`:
             uint8 (H, W), 0 none / 1 model / 2 human / 3 CRF), kept in step with every edit, undo and redo.
         edits: number of human edit operations (strokes, fills...) since the document was created.
+
+    Observers (:meth:`subscribe`) are called once per write-path call that changed something, after it.
     """
 
     path: Path
@@ -43,6 +99,7 @@ class Document:
     history: History = field(default_factory=History)
     provenance: ProvenanceMap = None  # type: ignore[assignment]
     edits: int = 0
+    _observers: list = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
@@ -53,6 +110,22 @@ class Document:
         if self.provenance is None:
             self.provenance = ProvenanceMap(self.image.shape[:2])
             self.provenance.reset(self.labels, PROV_HUMAN)
+
+    # -- change events -------------------------------------------------------------------------
+    def subscribe(self, observer: DocumentObserver) -> None:
+        """Call ``observer(event)`` after every change of this document's labels (once per write; no duplicates)."""
+        if observer not in self._observers:
+            self._observers.append(observer)
+
+    def unsubscribe(self, observer: DocumentObserver) -> None:
+        """Stop calling ``observer`` (nothing when it was not subscribed)."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    def _announce(self, kind: str, patch: Patch | None = None, origin: int | None = None) -> None:
+        event = DocumentEvent(self, kind, patch, origin)
+        for observer in list(self._observers):
+            observer(event)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -71,6 +144,7 @@ class Document:
         self.dirty = False
         self.history.clear()
         self.provenance.reset(self.labels, {SOURCE_PREDICTED: PROV_MODEL, SOURCE_NONE: PROV_NONE}.get(source, PROV_HUMAN))
+        self._announce(EDIT_LABELS)
 
     def _edited(self, patch: Patch | None, origin: int = PROV_HUMAN, touched=None) -> Patch | None:
         """Record an edit already written into :attr:`labels` as one undo step.
@@ -100,6 +174,7 @@ class Document:
             self.provenance.record(patch, origin, touched)
             self.provenance.trim(len(self.history))
             self.edits += int(origin == PROV_HUMAN)
+            self._announce(EDIT_PATCH, patch, origin)
         return patch
 
     @staticmethod
@@ -173,17 +248,21 @@ class Document:
         return self._edited(patch, origin, touched)
 
     def undo(self) -> Patch | None:
+        """Undo the last edit; returns its patch (``None``: nothing to undo)."""
         patch = self.history.undo(self.labels)
         if patch is not None:
             self.dirty = True
             self.provenance.undo()
+            self._announce(EDIT_UNDO, patch)
         return patch
 
     def redo(self) -> Patch | None:
+        """Redo the last undone edit; returns its patch (``None``: nothing to redo)."""
         patch = self.history.redo(self.labels)
         if patch is not None:
             self.dirty = True
             self.provenance.redo()
+            self._announce(EDIT_REDO, patch)
         return patch
 
     def mark_saved(self) -> None:
@@ -205,3 +284,4 @@ class Document:
         self.labels, self.classes = labels, classes
         self.history.clear()
         self.provenance.clear_history()
+        self._announce(EDIT_RELABEL)

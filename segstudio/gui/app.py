@@ -40,7 +40,7 @@ def run(folder: str | None = None, checkpoint: str | None = None) -> int:
     except CheckpointError as exc:
         QMessageBox.critical(None, "SegStudio", f"Cannot load the model: {exc}")
         model = None
-    win = MainWindow(model)
-    win.show()
-    win.open_folder(folder or user_samples_dir())
+    window = MainWindow(model)
+    window.show()
+    window.open_folder(folder or user_samples_dir())
     return app.exec()

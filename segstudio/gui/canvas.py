@@ -26,7 +26,9 @@ from PySide6.QtWidgets import (
     QLabel,
 )
 
-from segstudio.core import IGNORE_INDEX, Document, Patch
+import shiboken6
+
+from segstudio.core import IGNORE_INDEX, Document, DocumentEvent, Patch
 from segstudio.gui.overlay import LabelOverlayItem, compose_rgba, premultiplied_argb32_lut
 from segstudio.gui.qtutil import rgb_to_qimage
 from segstudio.gui.tools import (
@@ -74,7 +76,9 @@ class Canvas(QGraphicsView):
         doc: the shown document, or ``None``.
         tool: name of the current tool; assigning it switches tools like :meth:`set_tool`.
         tools: the tool instances by name; ``active_tool`` is the current one.
-        current_class: class id the tools paint (checked against the document's classes before painting).
+        current_class: class id the tools paint (checked against the document's classes before painting): the
+            state's :attr:`~segstudio.gui.state.ProjectState.current_class` (assigning it calls
+            :meth:`~segstudio.gui.state.ProjectState.set_current_class`); a canvas without a state keeps its own.
         brush_radius: brush radius in image pixels (1..256; set with :meth:`set_brush_radius`).
         polygon_rule: fill rule of polygon and lasso, ``"nonzero"`` or ``"evenodd"``.
         jobs: the tools' background jobs (:class:`~segstudio.gui.tools.ToolJobs`).
@@ -88,8 +92,10 @@ class Canvas(QGraphicsView):
             :class:`~segstudio.gui.review.ReviewQueue`).
 
     Signals:
-        edited(): the label map changed (stroke, fill, region, undo, redo).
+        edited(): a person changed the shown label map (stroke, fill, region, CRF, undo, redo). Emitted only by
+            the canvas, from the shown document's own change events (:class:`~segstudio.core.DocumentEvent`).
         brushSizeChanged(int): radius in image pixels.
+        opacityChanged(float): the overlay's opacity was set (:meth:`set_opacity`).
         navigate(int): arrow keys (next/previous image).
         status(str): a message for the status bar.
         hint(str): a tool's passing hint ("ready", "encoding…"): shown unless it would hide a recent message.
@@ -101,6 +107,7 @@ class Canvas(QGraphicsView):
     """
 
     edited = Signal()
+    opacityChanged = Signal(float)
     brushSizeChanged = Signal(int)
     navigate = Signal(int)
     status = Signal(str)
@@ -122,6 +129,7 @@ class Canvas(QGraphicsView):
         self.image_item = QGraphicsPixmapItem()
         self.overlay = LabelOverlayItem()
         self.overlay.setOpacity(0.5)
+        self.overlay_on = True  # the user's "show overlay" choice (the class panel's check box sets it)
         self.sp_item = QGraphicsPixmapItem()  # superpixel boundaries while the superpixel tool is on
         self.sp_item.setZValue(5)
         self.sp_item.setOpacity(0.6)
@@ -139,14 +147,14 @@ class Canvas(QGraphicsView):
         self.rect_item.hide()
         for it in (self.image_item, self.overlay, self.sp_item, self.cursor_item, self.shape_item, self.rect_item):
             self.scene().addItem(it)
-        self.doc: Document | None = None
+        self.doc: Document | None = None  # the document this view shows (set_document); its events repaint it
         self.brush_radius = 8
-        self.current_class = 0
+        self._current_class = 0  # only a canvas without a state keeps its own current class
         self.polygon_rule = "nonzero"
         self._pan_from = None
         self._auto_fit = True  # keep the image fitted to the view until the user zooms
         self.next_image_provider: Callable[[], Path | None] = state.next_path if state is not None else _no_next
-        self.jobs = ToolJobs(self, state)
+        self.jobs = ToolJobs(self, state.runner if state is not None else None)
         if state is None:  # with a state, its job runner reports failures (status bar, log, jobFailed)
             self.jobs.failed.connect(self.status)
             self.hint.connect(self.status)
@@ -171,10 +179,25 @@ class Canvas(QGraphicsView):
         self.notice.adjustSize()
         self.notice.move(8, 8)
 
+    @property
+    def current_class(self) -> int:
+        """The class id the tools paint (the state's, when there is one)."""
+        return int(self.state.current_class) if self.state is not None else self._current_class
+
+    @current_class.setter
+    def current_class(self, c: int) -> None:
+        if self.state is not None:
+            if int(c) != self.state.current_class:
+                self.state.set_current_class(c)
+        else:
+            self._current_class = int(c)
+
     # -- document -------------------------------------------------------------------------
     def set_document(self, doc: Document | None, fit: bool = True) -> None:
-        """Show ``doc`` (``None``: nothing). A stroke in progress becomes an undo step of the document it
-        was painted on; an unclosed shape is dropped."""
+        """Show ``doc`` (``None``: nothing) and observe its change events (the overlay repaints from them). A
+        stroke in progress becomes an undo step of the document it was painted on; an unclosed shape is dropped."""
+        if self.doc is not None and self.doc is not doc:
+            self.doc.unsubscribe(self._on_document_event)
         self.doc = doc
         self.active_tool.finish()
         if doc is None:
@@ -182,6 +205,7 @@ class Canvas(QGraphicsView):
             self.overlay.set_labels(np.full((1, 1), IGNORE_INDEX, np.uint8))
             self.sp_item.hide()
             return
+        doc.subscribe(self._on_document_event)
         self.image_item.setPixmap(QPixmap.fromImage(rgb_to_qimage(doc.image)))
         self.overlay.set_classes(doc.classes)
         self.overlay.set_labels(doc.labels)
@@ -194,6 +218,20 @@ class Canvas(QGraphicsView):
         for t in self.tools.values():
             if t is not self.active_tool:
                 t.document_shown()
+
+    def _on_document_event(self, event: DocumentEvent) -> None:
+        """The shown document changed: repaint what changed; a person's edit (or undo / redo) is :attr:`edited`."""
+        if not shiboken6.isValid(self):  # the view is gone (the document outlived it)
+            event.doc.unsubscribe(self._on_document_event)
+            return
+        if event.doc is not self.doc:
+            return
+        if event.patch is not None:
+            self.overlay.update_rect(event.doc.labels, *event.patch.rect)
+        else:
+            self.refresh_labels()
+        if event.by_person:
+            self.edited.emit()
 
     def next_image_path(self) -> Path | None:
         """Path of the image that will be shown next, as :attr:`next_image_provider` says: by default the one
@@ -216,18 +254,15 @@ class Canvas(QGraphicsView):
         if patch is not None and self.doc is not None:
             self.overlay.update_rect(self.doc.labels, *patch.rect)
 
-    def show_edit(self, patch: Patch | None, doc: Document | None = None) -> None:
-        """A finished edit (already one undo step of ``doc``, default the shown document): when ``doc`` is
-        the shown document and ``patch`` is not ``None``, redraw its rectangle and emit :attr:`edited`."""
-        if patch is not None and (doc is None or doc is self.doc) and self.doc is not None:
-            self.refresh_patch(patch)
-            self.edited.emit()
-
     def set_overlay_visible(self, on: bool) -> None:
-        self.overlay.setVisible(on)
+        """Show or hide the label overlay (the user's choice, :attr:`overlay_on`; a preview may hide it meanwhile)."""
+        self.overlay_on = bool(on)
+        self.overlay.setVisible(self.overlay_on)
 
     def set_opacity(self, value: float) -> None:
+        """Overlay opacity in [0, 1]; emits :attr:`opacityChanged` (previews drawn over the image follow it)."""
         self.overlay.setOpacity(value)
+        self.opacityChanged.emit(float(value))
 
     def set_class_visible(self, class_id: int, visible: bool) -> None:
         """Show or hide one class in the overlay (the labels are untouched)."""
@@ -345,12 +380,14 @@ class Canvas(QGraphicsView):
         return any(t.pending for t in self.tools.values())
 
     def undo(self) -> None:
+        """Undo the shown document's last edit (not while a gesture is pending); its event repaints."""
         if self.doc is not None and not self._pending():
-            self.show_edit(self.doc.undo())
+            self.doc.undo()
 
     def redo(self) -> None:
+        """Redo the shown document's last undone edit; its event repaints."""
         if self.doc is not None and not self._pending():
-            self.show_edit(self.doc.redo())
+            self.doc.redo()
 
     # -- mouse ------------------------------------------------------------------------------
     def _image_pos(self, event) -> tuple[float, float]:

@@ -106,7 +106,6 @@ class CanvasControls(QObject):
         if doc is None or self.canvas._pending():
             return None
         patch = doc.apply_region(doc.labels == IGNORE_INDEX, int(value))
-        self.canvas.show_edit(patch)
         return patch
 
     def clear_labels(self):
@@ -116,7 +115,6 @@ class CanvasControls(QObject):
         if doc is None or self.canvas._pending():
             return None
         patch = doc.apply_region(doc.labels != IGNORE_INDEX, IGNORE_INDEX)
-        self.canvas.show_edit(patch)
         return patch
 
     # -- events ---------------------------------------------------------------------------------

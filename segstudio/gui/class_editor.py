@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from segstudio.core import IGNORE_INDEX, ClassSpec, default_palette
 from segstudio.gui.qtutil import color_icon
+from segstudio.gui.state_models import recolour_renamed
 from segstudio.io import load_classes, save_classes
 
 log = logging.getLogger(__name__)
@@ -144,15 +145,14 @@ class ClassEditorDialog(QDialog):
 
     def _preview_colours(self) -> None:
         """Show the colours the edit will be applied with: a class renamed but left in its old colour gets a new,
-        contrasting one at once (:meth:`ProjectState._recolour_renamed <segstudio.gui.state.ProjectState>`), so the
+        contrasting one at once (:func:`~segstudio.gui.state_models.recolour_renamed`), so the
         editor never shows a colour that changes on OK."""
-        from segstudio.gui.state import ProjectState
 
         try:
             edited = self.classes()
         except ValueError:
             return
-        final = ProjectState._recolour_renamed(self.original, edited, self.mapping())
+        final = recolour_renamed(self.original, edited, self.mapping())
         self.list.blockSignals(True)
         for row, (a, b) in enumerate(zip(edited.colors, final.colors)):
             if tuple(a) != tuple(b):

@@ -10,13 +10,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-#: Mouse gestures of the canvas (not actions, so listed by hand under the table).
-MOUSE_HELP = (
-    "Mouse: left button uses the tool · middle or right drag pans · wheel zooms at the cursor · "
-    "polygon: click vertices, double-click / Enter / click the first vertex closes, Backspace removes "
-    "the last vertex · lasso: drag a loop · GrabCut: drag a rectangle around the object · click to segment: "
-    "left click on the object, right click (or Shift + left) where it is not, Enter applies, Backspace "
-    "removes the last click"
+from segstudio.gui.tools import TOOL_TABLE
+
+#: Mouse gestures of the canvas (not actions, so listed under the table): the view's, then each tool's
+#: (:attr:`Tool.mouse_help <segstudio.gui.tools.base.Tool.mouse_help>`, from the tool table).
+MOUSE_HELP = "Mouse: left button uses the tool · middle or right drag pans · wheel zooms at the cursor · " + " · ".join(
+    cls.mouse_help for cls in TOOL_TABLE if cls.mouse_help
 )
 
 

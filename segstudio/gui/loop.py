@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDialog, QDockWidget, QMenu
+from PySide6.QtWidgets import QDialog, QDockWidget
 
 from segstudio.engine.uncertainty import mean_uncertainty, rank_by_uncertainty
 from segstudio.gui.device_dialog import DeviceDialog
 from segstudio.gui.metrics_dock import MetricsDock, evaluate_corrected
 from segstudio.gui.postprocess_preview import PostprocessPanel, PostprocessPreview
-from segstudio.gui.qtutil import add_dock, window_action
+from segstudio.gui.qtutil import add_dock, window_action, window_menu
 from segstudio.gui.relay import on_gui
 from segstudio.gui.training_dialog import TrainingDialog
 from segstudio.gui.training_panel import TrainingPanel
@@ -32,32 +31,14 @@ from segstudio.io import ImageReadError, find_samples, label_path_for, read_imag
 log = logging.getLogger(__name__)
 
 
-def tile_reporter(job: Job, name: str, index: int, count: int):
-    """Progress callback for :meth:`segstudio.engine.Predictor.tile_progress` in a predict worker.
-
-    Each finished tile of a sliding-window prediction reports ``"predicting NAME (i/n): tile d/t"`` through
-    ``job`` (the status-bar progress bar) and checks the job's cancel token, so a large image can be
-    cancelled between tiles.
-    """
-
-    def on_tile(done: int, total: int) -> None:
-        job.cancel_token.check()
-        job.report(done, total, f"predicting {name} ({index + 1}/{count}): tile {done}/{total} (sliding window)")
-
-    return on_tile
-
-
-def _menu(win, title: str) -> QMenu:
-    """The window's menu called ``title`` (ignoring ``&``), created at the end of the bar if missing."""
-    for act in win.menuBar().actions():
-        m = act.menu()
-        if m is not None and m.title().replace("&", "") == title.replace("&", ""):
-            return m
-    return win.menuBar().addMenu(title)
-
-
 class LabellingLoop(QObject):
-    """Training view, active learning, metrics, post-processing preview and device check for ``win``.
+    """Training view, active learning, metrics, post-processing preview and device check.
+
+    Args:
+        state: the :class:`~segstudio.gui.state.ProjectState`.
+        canvas: the :class:`~segstudio.gui.canvas.Canvas` (heat-map and refine preview are drawn on it).
+        parent: the QObject owning this controller. The window lays out its docks and menus with
+            :func:`build_loop_view`.
 
     Attributes:
         training_panel, correct_next, metrics, postprocess_panel: the dock widgets.
@@ -70,44 +51,24 @@ class LabellingLoop(QObject):
 
     KINDS = ("heatmap", "rank", "metrics")
 
-    def __init__(self, win) -> None:
-        super().__init__(win)
-        self.win = win
-        self.state = win.state
+    def __init__(self, state, canvas, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state, self.canvas = state, canvas
         self.umaps: dict[tuple, np.ndarray] = {}
         self.method = "entropy"
         self.device_dialog: DeviceDialog | None = None
         self._training_dir: Path | None = None
+        self.place_dock = lambda dock: None  # the window's layout: put a dock beside its neighbours before showing it
 
         self.training_panel = TrainingPanel()
         self.correct_next = CorrectNextPanel()
         self.metrics = MetricsDock()
         self.postprocess_panel = PostprocessPanel()
-        self.docks: dict[str, QDockWidget] = {}
-        for title, widget, area in (
-            ("Training", self.training_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
-            ("Metrics", self.metrics, Qt.DockWidgetArea.BottomDockWidgetArea),
-            ("Correct next", self.correct_next, Qt.DockWidgetArea.LeftDockWidgetArea),
-            ("Refine", self.postprocess_panel, Qt.DockWidgetArea.RightDockWidgetArea),
-        ):
-            self.docks[title] = add_dock(win, title, widget, area)
-        win.tabifyDockWidget(self.docks["Training"], self.docks["Metrics"])
-        self.docks["Training"].raise_()
-        for name in ("Refine", "Correct next"):
-            self.docks[name].hide()
+        self.docks: dict[str, QDockWidget] = {}  # filled by build_loop_view (the window's layout)
 
         self.heatmap = UncertaintyLayer()
-        win.canvas.scene().addItem(self.heatmap)
-        self.preview = PostprocessPreview(win, self.postprocess_panel)
-
-        m_model, m_tools, m_help = _menu(win, "&Model"), _menu(win, "&Tools"), _menu(win, "&Help")
-        self.act_finetune_options = self._action("Fine-tune with options…", self.finetune_with_options, ["Ctrl+Shift+T"], m_model)
-        self.act_metrics = self._action("Metrics on corrected images", lambda: self.compute_metrics(), ["Ctrl+M"], m_model)
-        self.act_refine = self._action("Refine labels (CRF / morphology)…", self.show_refine, ["Ctrl+R"], m_tools)
-        self.act_heatmap = self._action("Uncertainty heat-map", self.set_heatmap_visible, ["U"], m_tools)
-        self.act_heatmap.setCheckable(True)
-        self.act_correct_next = self._action("Correct next (rank by uncertainty)", self.show_correct_next, ["Ctrl+U"], m_tools)
-        self.act_device = self._action("Device…", lambda: self.show_device(), [], m_help)
+        canvas.scene().addItem(self.heatmap)
+        self.preview = PostprocessPreview(state, canvas, self.postprocess_panel, self)
 
         self.training_panel.cancelRequested.connect(self._cancel_training)
         self.training_panel.optionsRequested.connect(self.finetune_with_options)
@@ -118,15 +79,11 @@ class LabellingLoop(QObject):
         self.correct_next.method.currentTextChanged.connect(self._set_method)
         self.metrics.recomputeRequested.connect(lambda: self.compute_metrics())
         self.metrics.imageActivated.connect(self.go_to)
-        win.files.currentRowChanged.connect(self._on_image_changed)
         self.state.modelChanged.connect(self._on_model_changed)
         self.state.folderOpened.connect(self._on_folder_opened)
         self.state.trainingStarted.connect(self.watch_training)
-        win.canvas.edited.connect(self._on_edited)
-        win.installEventFilter(self)
-
-    def _action(self, text: str, slot, shortcuts, menu) -> QAction:
-        return window_action(self.win, text, slot, shortcuts, menu)
+        canvas.edited.connect(self._on_edited)
+        self.state.indexChanged.connect(self._on_image_changed)
 
     # -- jobs ----------------------------------------------------------------------------------
     @property
@@ -143,16 +100,17 @@ class LabellingLoop(QObject):
         return job
 
     def _cancel(self, kind: str) -> None:
-        self.state.cancel(kind)
+        self.state.runner.cancel(kind)
 
     def busy(self) -> bool:
         """True while any loop job (or a refine preview) runs."""
         return bool(self.jobs) or self.preview.job is not None
 
     def eventFilter(self, obj, event) -> bool:
-        """On the window's Close event, cancel the device check (the loop's other jobs run in the state's job
-        runner, which cancels them once the window agreed to close; the window then waits for their threads)."""
-        if obj is self.win and event.type() == QEvent.Type.Close:
+        """On the window's Close event (the filter is installed on the window only), cancel the device check (the
+        loop's other jobs run in the state's job runner, which cancels them once the window agreed to close; the
+        window then waits for their threads)."""
+        if event.type() == QEvent.Type.Close:
             if self.device_dialog is not None and self.device_dialog.job is not None:
                 self.device_dialog.job.cancel()
         return False
@@ -187,7 +145,7 @@ class LabellingLoop(QObject):
 
     def _cancel_training(self) -> None:
         if self.state.job is not None and self.state.job.name == "fine-tune":
-            self.state.cancel()
+            self.state.runner.cancel()
 
     def _use_checkpoint(self, path: str) -> None:
         from segstudio.engine import CheckpointError, load_checkpoint
@@ -209,7 +167,7 @@ class LabellingLoop(QObject):
         The chosen options become the window's ``finetune_config`` (the one-click path uses them next time).
         """
         k = self.state.classes.num_classes if self.state.classes is not None else 2
-        dlg = TrainingDialog(self.state.finetune_config, k, self.win)
+        dlg = TrainingDialog(self.state.finetune_config, k, self.canvas.window())
         self._dialog = dlg  # tests reach the open dialog here
         if dlg.exec() != QDialog.DialogCode.Accepted:
             return False
@@ -315,8 +273,10 @@ class LabellingLoop(QObject):
     def go_to(self, path) -> None:
         """Show image ``path`` of the open folder (from the Correct-next or metrics lists)."""
         if path in self.state.paths:
-            self.win.files.setCurrentRow(self.state.paths.index(path))
-            self.win.canvas.setFocus()
+            row = self.state.paths.index(path)
+            if row != self.state.index:
+                self.state.set_index(row)  # the image list follows the state
+            self.canvas.setFocus()
 
     # -- metrics ---------------------------------------------------------------------------------
     def compute_metrics(self, show: bool = True) -> bool:
@@ -355,14 +315,7 @@ class LabellingLoop(QObject):
     def show_refine(self) -> None:
         """Tools ▸ Refine labels…: show the Refine dock (as a tab beside Versions, when that dock exists)."""
         refine = self.docks["Refine"]
-        versions = self.win.findChild(QDockWidget, "Versions")
-        if (
-            versions is not None
-            and versions.isVisible()
-            and self.win.dockWidgetArea(versions) == Qt.DockWidgetArea.RightDockWidgetArea
-            and versions not in self.win.tabifiedDockWidgets(refine)
-        ):
-            self.win.tabifyDockWidget(versions, refine)
+        self.place_dock(refine)
         refine.show()
         refine.raise_()
 
@@ -373,7 +326,7 @@ class LabellingLoop(QObject):
         image = doc.image if doc is not None else self._sample_image()
         if self.device_dialog is not None and self.device_dialog.job is None:
             self.device_dialog.deleteLater()
-        self.device_dialog = DeviceDialog(self.state.predictor, image, parent=self.win, state=self.state)
+        self.device_dialog = DeviceDialog(self.state.predictor, image, parent=self.canvas.window(), state=self.state)
         self.device_dialog.show()
         if measure:
             self.device_dialog.measure()
@@ -429,3 +382,40 @@ class LabellingLoop(QObject):
             return len(find_samples(self.state.folder)[0]) if self.state.folder else 0
         except FileNotFoundError:
             return 0
+
+
+def build_loop_view(window, loop: LabellingLoop) -> None:
+    """Lay out ``loop``'s docks and menu actions in ``window`` (a :class:`~segstudio.gui.main_window.MainWindow`
+    whose menus, image list and canvas exist) and wire the window's image list and Close event to it."""
+    for title, widget, area in (
+        ("Training", loop.training_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
+        ("Metrics", loop.metrics, Qt.DockWidgetArea.BottomDockWidgetArea),
+        ("Correct next", loop.correct_next, Qt.DockWidgetArea.LeftDockWidgetArea),
+        ("Refine", loop.postprocess_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+    ):
+        loop.docks[title] = add_dock(window, title, widget, area)
+    window.tabifyDockWidget(loop.docks["Training"], loop.docks["Metrics"])
+    loop.docks["Training"].raise_()
+    for name in ("Refine", "Correct next"):
+        loop.docks[name].hide()
+
+    def beside_versions(dock: QDockWidget) -> None:  # the Refine dock as a tab beside Versions, when that dock shows
+        versions = window.findChild(QDockWidget, "Versions")
+        if (
+            versions is not None
+            and versions.isVisible()
+            and window.dockWidgetArea(versions) == Qt.DockWidgetArea.RightDockWidgetArea
+            and versions not in window.tabifiedDockWidgets(dock)
+        ):
+            window.tabifyDockWidget(versions, dock)
+
+    loop.place_dock = beside_versions
+    m_model, m_tools, m_help = window_menu(window, "&Model"), window_menu(window, "&Tools"), window_menu(window, "&Help")
+    loop.act_finetune_options = window_action(window, "Fine-tune with options…", loop.finetune_with_options, ["Ctrl+Shift+T"], m_model)
+    loop.act_metrics = window_action(window, "Metrics on corrected images", lambda: loop.compute_metrics(), ["Ctrl+M"], m_model)
+    loop.act_refine = window_action(window, "Refine labels (CRF / morphology)…", loop.show_refine, ["Ctrl+R"], m_tools)
+    loop.act_heatmap = window_action(window, "Uncertainty heat-map", loop.set_heatmap_visible, ["U"], m_tools)
+    loop.act_heatmap.setCheckable(True)
+    loop.act_correct_next = window_action(window, "Correct next (rank by uncertainty)", loop.show_correct_next, ["Ctrl+U"], m_tools)
+    loop.act_device = window_action(window, "Device…", lambda: loop.show_device(), [], m_help)
+    window.installEventFilter(loop)

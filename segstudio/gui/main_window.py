@@ -22,21 +22,19 @@ from segstudio.gui.canvas import TOOL_BRUSH, TOOL_ERASER, Canvas
 from segstudio.gui.canvas_controls import CanvasControls
 from segstudio.gui.cluster_dialog import import_trained_checkpoint, open_cluster_dialog
 from segstudio.gui.docks import ClassPanel, FileList, ModelPanel
-from segstudio.gui.loop import LabellingLoop
+from segstudio.gui.loop import LabellingLoop, build_loop_view
 from segstudio.gui.new_model_dialog import NewModelController
-from segstudio.gui.project_view import ProjectController
+from segstudio.gui.project_view import ProjectController, build_project_view
 from segstudio.gui.prompts import Prompts
-from segstudio.gui.qtutil import add_dock, collect_garbage_on_gui_thread, window_action
+from segstudio.gui.qtutil import add_dock, collect_garbage_on_gui_thread, window_action, window_menu
 from segstudio.gui.review import ReviewQueue
 from segstudio.gui.state import MAIN, ProjectState
-from segstudio.gui.toolbar import build_status_bar, build_tool_bar, make_tool_actions
+from segstudio.gui.toolbar import build_status_bar, build_tool_bar
+from segstudio.gui.window_actions import CLASS_KEYS, build_actions
 from segstudio.gui.window_layout import ScreenGuard, add_view_menu, restore_layout, save_layout
 
 log = logging.getLogger(__name__)
 __all__ = ["MainWindow", "ask_recover", "QMessageBox", "CLASS_KEYS"]
-
-CLASS_KEYS = [str(k) for k in range(1, 10)] + ["0"] + [f"Alt+{k}" for k in range(1, 10)] + ["Alt+0"]
-"""Shortcut of class 1..20: 1..9, 0 (10), Alt+1..Alt+9 (11..19), Alt+0 (20)."""
 
 
 
@@ -87,15 +85,18 @@ class MainWindow(QMainWindow):
         ):
             add_dock(self, title, widget, area)
         build_status_bar(self)  # message, x/y/class/zoom/status read-out, stale banner, progress, Cancel
-        self._build_actions()
+        build_actions(self)  # menus and window-wide shortcuts (window_actions.py)
         self._connect()
-        self.loop = LabellingLoop(self)  # training view, uncertainty, metrics, refine preview, Help ▸ Device
-        self.project_ctl = ProjectController(self)  # segstudio.json, class editor, versions + A/B, effort
+        self.loop = LabellingLoop(st, self.canvas, self)  # training view, uncertainty, metrics, refine preview, Help ▸ Device
+        build_loop_view(self, self.loop)
+        self.project_ctl = ProjectController(st, self.canvas, self)  # segstudio.json, class editor, versions + A/B, effort
+        build_project_view(self, self.project_ctl)
         st.book = self.project_ctl
         if model is not None:
             st.set_model(model)
-        self.new_model_ctl = NewModelController(self)  # Model ▸ New model…; bundled models in the picker
-        self.review = ReviewQueue(self)  # Model ▸ Predict folder and review: Enter / Space / Backspace
+        self.new_model_ctl = NewModelController(st, window_menu(self, "Model"), self)  # Model ▸ New model…; bundled models in the picker
+        self.review = ReviewQueue(st, self.canvas, self)  # Model ▸ Predict folder and review: Enter / Space / Backspace
+        self.review.act_review = self._action("Predict folder and review", self.review.start, ["Ctrl+Shift+R"], window_menu(self, "Model"))
         build_tool_bar(self)
         add_view_menu(self)
         restore_layout(self)  # the last session's geometry and docks; a first start: 90 % of the screen
@@ -105,51 +106,6 @@ class MainWindow(QMainWindow):
     def _action(self, text: str, slot, shortcuts=(), menu=None) -> QAction:
         return window_action(self, text, slot, shortcuts, menu)
 
-    def _build_actions(self) -> None:
-        mb, st, cv = self.menuBar(), self.state, self.canvas
-        m_file, m_edit, m_tools, m_model = mb.addMenu("&File"), mb.addMenu("&Edit"), mb.addMenu("&Tools"), mb.addMenu("&Model")
-        self.act_open = self._action("Open Folder…", self.ask_open_folder, ["Ctrl+O"], m_file)
-        self.act_save = self._action("Save labels (accept this image)", self.save_current, ["Ctrl+S"], m_file)
-        self._action("Next image", lambda: self.step(1), ["Right", "PgDown"], m_file)
-        self._action("Previous image", lambda: self.step(-1), ["Left", "PgUp"], m_file)
-        self._action("Quit", self.close, ["Ctrl+Q"], m_file)
-        self.act_undo = self._action("Undo", cv.undo, ["Ctrl+Z"], m_edit)
-        self.act_redo = self._action("Redo", cv.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], m_edit)
-        self.tool_actions = make_tool_actions(self, m_tools)  # toolbar.TOOL_ACTIONS: one line per tool
-        self.act_fill_unlabelled = self._action(
-            "Fill unlabelled with class", lambda: self.controls.fill_unlabelled(self.state.current_class), ["Shift+F"], m_edit
-        )
-        self.act_clear = self._action("Clear labels", self.controls.clear_labels, ["Shift+Del"], m_edit)
-        for act in (
-            self._action("Close polygon", cv.close_shape, ["Return", "Enter"], m_tools),
-            self._action("Cancel polygon / rectangle", cv.cancel_shape, ["Esc"], m_tools),
-        ):  # only while the canvas has focus, so Enter/Esc still work in the docks' fields
-            act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
-            cv.addAction(act)
-        self.act_outline = self._action("Outline mode", cv.set_outline, ["Shift+O"], m_tools)
-        self.act_outline.setCheckable(True)
-        self._action("Hide/show current class", self.class_panel.toggle_current_class, ["H"], m_tools)
-        self._action("Smaller brush (÷1.25)", lambda: self.controls.step_brush(False), ["["], m_tools)
-        self._action("Bigger brush (×1.25)", lambda: self.controls.step_brush(True), ["]"], m_tools)
-        self._action("Toggle overlay (hold V: peek)", lambda: self.class_panel.show_overlay.toggle(), ["O"], m_tools)
-        self._action("Zoom to fit", cv.zoom_fit, ["Ctrl+0"], m_tools)
-        self._action("Zoom 1:1", self.controls.zoom_1to1, ["Ctrl+1"], m_tools)
-        self._action("Peek under the overlay (hold on the image)", lambda: None, ["V"], m_tools)
-        for c, key in enumerate(CLASS_KEYS):
-            self._action(f"Class {c + 1}", lambda checked=False, c=c: self.pick_class(c), [key])
-        self._action("Predict image", st.predict_current, ["Ctrl+P"], m_model)
-        self._action("Predict folder", st.predict_folder, ["Ctrl+Shift+P"], m_model)
-        tta = self.act_tta = QAction("Flip test-time augmentation (about 2× slower)", self)
-        tta.setCheckable(True)
-        tta.setChecked(st.inference_tta)
-        tta.setToolTip("Also predict each image mirrored left-right and average the two (segstudio predict --tta)")
-        tta.toggled.connect(st.set_inference_tta)
-        m_model.addAction(tta)
-        self._action("Fine-tune on saved labels", self.finetune, ["Ctrl+T"], m_model)
-        self._action("Run fine-tune on a cluster…", self.run_on_cluster, (), m_model)
-        self._action("Import trained checkpoint…", self.import_trained_checkpoint, (), m_model)
-        self._action("Keyboard shortcuts", self.show_shortcuts, ["F1"], mb.addMenu("&Help"))
-
     def _connect(self) -> None:
         st, cv, cp = self.state, self.canvas, self.class_panel
         for view in (self.files, cp, self.model_panel):
@@ -157,7 +113,6 @@ class MainWindow(QMainWindow):
         st.message.connect(self.message)
         st.classNotice.connect(self._on_class_notice)
         st.folderOpened.connect(self._on_folder_opened)
-        st.currentClassChanged.connect(lambda c: setattr(cv, "current_class", c))
         st.modelChanged.connect(lambda _m, _l: self._update_title())
         st.documentChanged.connect(self._on_document)
         st.labelsSaved.connect(lambda _p: self._update_title())
@@ -320,7 +275,7 @@ class MainWindow(QMainWindow):
     finetune = property(lambda self: self.state.finetune)
     saved_sample_count = property(lambda self: self.state.saved_sample_count)
     train_version = property(lambda self: self.state.train_version)
-    cancel_job = property(lambda self: lambda: self.state.cancel(MAIN))
+    cancel_job = property(lambda self: lambda: self.state.runner.cancel(MAIN))
 
     def show_shortcuts(self) -> None:
         """Help ▸ Keyboard shortcuts (the table is read from this window's actions)."""

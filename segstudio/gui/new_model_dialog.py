@@ -31,14 +31,15 @@ from PySide6.QtWidgets import (
     QFrame,
     QGroupBox,
     QLabel,
+    QMenu,
     QMessageBox,
     QVBoxLayout,
+    QWidget,
 )
 
 from segstudio.core import ClassSpec
 from segstudio.engine import TrainConfig
 from segstudio.engine.checkpoint import DEFAULT_MODEL_DIR
-from segstudio.gui.loop import _menu
 from segstudio.gui.relay import on_gui
 from segstudio.gui.workers import Job, start_job
 from segstudio.io import find_samples
@@ -364,23 +365,25 @@ class NewModelDialog(QDialog):
 
 
 class NewModelController(QObject):
-    """Model ▸ New model… for ``win`` (a :class:`~segstudio.gui.main_window.MainWindow`), and the bundled
-    models in its model picker.
+    """Model ▸ New model… and the bundled models in the model picker.
+
+    Args:
+        state: the :class:`~segstudio.gui.state.ProjectState` (models, folder, training).
+        menu: the Model menu the action goes in (before "Run fine-tune on a cluster…").
+        dialog_parent: the widget the dialog and its messages open over.
 
     Attributes:
         act_new_model: the menu action.
         dialog: the last :class:`NewModelDialog` (tests reach it here).
     """
 
-    def __init__(self, win) -> None:
-        super().__init__(win)
-        self.win = win
+    def __init__(self, state, menu: QMenu, dialog_parent: QWidget | None = None) -> None:
+        super().__init__(dialog_parent)
+        self.state, self.dialog_parent = state, dialog_parent
         self.dialog: NewModelDialog | None = None
-        menu = _menu(win, "&Model")
-        self.act_new_model = QAction("New model…", win)
+        self.act_new_model = QAction("New model…", self)
         self.act_new_model.setStatusTip("Train any architecture + encoder from scratch on the saved labels")
         self.act_new_model.triggered.connect(lambda: self.show_dialog())
-        win.addAction(self.act_new_model)
         before = next((a for a in menu.actions() if a.text().startswith("Run fine-tune on a cluster")), None)
         menu.insertAction(before, self.act_new_model) if before is not None else menu.addAction(self.act_new_model)
         self.add_bundled_models()
@@ -390,7 +393,7 @@ class NewModelController(QObject):
 
         A bundled model already in the picker (the start model) keeps its entry. Returns the number added.
         """
-        st = self.win.state
+        st = self.state
         listed = {}
         for i, e in enumerate(st.models):
             path = e.entry if isinstance(e.entry, Path) else getattr(e.entry, "path", None)
@@ -412,7 +415,7 @@ class NewModelController(QObject):
 
     def _saved_images(self) -> int:
         try:
-            return len(find_samples(self.win.state.folder)[0]) if self.win.state.folder is not None else 0
+            return len(find_samples(self.state.folder)[0]) if self.state.folder is not None else 0
         except FileNotFoundError:
             return 0
 
@@ -421,12 +424,12 @@ class NewModelController(QObject):
 
         Returns the dialog, or ``None`` without an open folder.
         """
-        win, st = self.win, self.win.state
+        parent, st = self.dialog_parent, self.state
         if st.folder is None or st.classes is None:
-            QMessageBox.information(win, "SegStudio", "Open an image folder and save some corrected labels first.")
+            QMessageBox.information(parent, "SegStudio", "Open an image folder and save some corrected labels first.")
             return None
         st.autosave()  # the summary counts what is saved now
-        dlg = NewModelDialog(st.classes, self._config(), self._saved_images(), win)
+        dlg = NewModelDialog(st.classes, self._config(), self._saved_images(), parent)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.accepted.connect(lambda: self.train(dlg.architecture(), dlg.model_kwargs()))
         self.dialog = dlg
@@ -435,12 +438,12 @@ class NewModelController(QObject):
 
     def _config(self) -> TrainConfig:
         # The window's budget; BatchNorm statistics are learnt (frozen ones only make sense for a trained model).
-        return replace(self.win.state.finetune_config, freeze_bn=False)
+        return replace(self.state.finetune_config, freeze_bn=False)
 
     def train(self, architecture: str, model_kwargs: dict | None = None) -> bool:
         """Train a new ``architecture`` (builder arguments ``model_kwargs``, e.g. ``{"encoder": "resnet18",
         "pretrained": False}``) on the saved labels as the next version; False when it cannot start."""
-        st = self.win.state
+        st = self.state
         if st.folder is None:
             return False
         if st.job is not None:

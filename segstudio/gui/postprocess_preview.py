@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.history import make_patch
 from segstudio.core.provenance import PROV_CRF
-from segstudio.gui.canvas import LabelOverlayItem
+from segstudio.gui.overlay import LabelOverlayItem
 from segstudio.gui.relay import on_gui
 from segstudio.gui.workers import Job
 from segstudio.postprocess import CRFParams, MorphParams, apply_morphology, refine
@@ -141,12 +141,14 @@ class PostprocessPanel(QWidget):
 
 
 class PostprocessPreview(QObject):
-    """Runs refinements for the window's current document and manages the preview overlay.
+    """Runs refinements for the project's current document and manages the preview overlay on the canvas.
 
     Args:
-        win: the :class:`~segstudio.gui.main_window.MainWindow` (uses ``canvas``, ``current_doc()``,
-            ``predictor``, ``message()``).
+        state: the :class:`~segstudio.gui.state.ProjectState` (current document, predictor, job runner).
+        canvas: the :class:`~segstudio.gui.canvas.Canvas` the preview is drawn on (its overlay is hidden while a
+            difference-only preview shows).
         panel: its :class:`PostprocessPanel`.
+        parent: the QObject owning this controller.
     Attributes:
         preview: uint8 (H, W) label map being previewed, or None.
         job: the running refinement job, or None.
@@ -158,13 +160,13 @@ class PostprocessPreview(QObject):
     applied = Signal()
     MAX_CRF_PIXELS = 2048 * 2048  # whole-image probabilities + dense CRF above this would need several GB
 
-    def __init__(self, win, panel: PostprocessPanel) -> None:
-        super().__init__(win)
-        self.win, self.panel = win, panel
+    def __init__(self, state, canvas, panel: PostprocessPanel, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state, self.canvas, self.panel = state, canvas, panel
         self.item = LabelOverlayItem()
         self.item.setZValue(4)
         self.item.hide()
-        win.canvas.scene().addItem(self.item)
+        canvas.scene().addItem(self.item)
         self.preview: np.ndarray | None = None
         self._doc = None
         self.job: Job | None = None
@@ -172,16 +174,16 @@ class PostprocessPreview(QObject):
         panel.acceptRequested.connect(self.accept)
         panel.discardRequested.connect(self.discard)
         panel.show_diff.toggled.connect(lambda _: self._sync_overlay())
-        win.class_panel.opacityChanged.connect(self.item.setOpacity)
+        canvas.opacityChanged.connect(self.item.setOpacity)
 
     def run(self) -> bool:
         """Start computing the preview of the current document in a worker; False if nothing to do."""
-        doc = self.win.state.current_doc()
+        doc = self.state.current_doc()
         if doc is None or self.job is not None:
             return False
         crf, morph = self.panel.crf_params(), self.panel.morph_params()
         use_model = self.panel.source.currentText() == SOURCE_PREDICTION
-        predictor = self.win.state.predictor
+        predictor = self.state.predictor
         if use_model and predictor is None:
             self.panel.status.setText("No model loaded: choose 'Current labels' or load a model.")
             return False
@@ -214,7 +216,7 @@ class PostprocessPreview(QObject):
         self.job.failed.connect(on_gui(self.panel.status.setText, self))
         self.panel.preview.setEnabled(False)
         # The window's one job runner: a failure also reaches the status bar and the log.
-        self.win.state.start(self.job, "refine", on_finished=self._on_result, on_progress=self._on_progress, on_done=self._on_done)
+        self.state.start(self.job, "refine", on_finished=self._on_result, on_progress=self._on_progress, on_done=self._on_done)
         return True
 
     def _on_progress(self, _done: int, _total: int, text: str) -> None:
@@ -225,14 +227,14 @@ class PostprocessPreview(QObject):
         self.panel.preview.setEnabled(True)
 
     def _on_result(self, labels: np.ndarray) -> None:
-        doc = self.win.state.current_doc()
+        doc = self.state.current_doc()
         if doc is not self._doc or labels.shape != doc.shape:
             self.panel.status.setText("The image changed while refining; preview dropped.")
             return
         self.preview = labels
         self.item.set_classes(doc.classes)
         self.item.set_labels(labels)
-        self.item.setOpacity(self.win.canvas.overlay.opacity())
+        self.item.setOpacity(self.canvas.overlay.opacity())
         changed = int((labels != doc.labels).sum())
         self.panel.status.setText(
             f"Preview: {changed} pixel(s) ({100 * changed / labels.size:.2f} %) change. Accept or Discard."
@@ -244,21 +246,17 @@ class PostprocessPreview(QObject):
     def _sync_overlay(self) -> None:
         on = self.preview is not None
         self.item.setVisible(on)
-        self.win.canvas.overlay.setVisible(
-            self.win.class_panel.show_overlay.isChecked() and not (on and self.panel.show_diff.isChecked())
-        )
+        self.canvas.overlay.setVisible(self.canvas.overlay_on and not (on and self.panel.show_diff.isChecked()))
 
     def accept(self) -> bool:
         """Write the preview into the document as one undo step; False when there is no preview."""
-        doc = self.win.state.current_doc()
+        doc = self.state.current_doc()
         if self.preview is None or doc is None or doc is not self._doc:
             self.discard()
             return False
         patch = make_patch(doc.labels, 0, 0, self.preview)
         if patch is not None:
-            doc.apply_patch(patch, origin=PROV_CRF)  # provenance: post-processing, not the human
-            self.win.canvas.refresh_patch(patch)
-            self.win.canvas.edited.emit()
+            doc.apply_patch(patch, origin=PROV_CRF)  # provenance: post-processing, not the human; its event repaints
         self.panel.status.setText(
             "Applied: one undo step (Ctrl+Z)." if patch is not None else "Nothing changed: the preview equals the labels."
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QColor
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
@@ -38,7 +38,7 @@ from segstudio.core.document import SOURCE_SAVED
 from segstudio.engine import LoadedModel, list_versions
 from segstudio.engine.versions import versions_dir
 from segstudio.gui.class_editor import ClassEditorDialog
-from segstudio.gui.qtutil import add_dock, window_action
+from segstudio.gui.qtutil import add_dock, window_action, window_menu
 from segstudio.gui.versions_dock import ABCompareDialog, VersionsPanel, make_ab_job
 from segstudio.io import label_path_for, load_classes, save_classes
 from segstudio.io.layout import CARD_FILENAME, WEIGHTS_FILENAME, ProjectLayout
@@ -161,18 +161,14 @@ class ProjectView(QWidget):
         )
 
 
-def _menu(win, title: str):
-    for act in win.menuBar().actions():
-        if act.menu() is not None and act.text().replace("&", "") == title:
-            return act.menu()
-    return win.menuBar().addMenu(title)
-
-
 class ProjectController(QObject):
     """Keeps a :class:`~segstudio.io.project.Project` in step with a main window (see the module docstring).
 
     Args:
-        win: the main window (its ``state``, ``canvas``, ``files`` and ``class_panel`` are used).
+        state: the :class:`~segstudio.gui.state.ProjectState` (its ``book``: called on open / load / predict / save).
+        canvas: the :class:`~segstudio.gui.canvas.Canvas` (edits and activity are counted from it).
+        parent: the QObject owning this controller. The window lays out its docks and menus with
+            :func:`build_project_view`.
         idle_s: idle cap of the activity clock, seconds.
 
     Attributes:
@@ -182,10 +178,9 @@ class ProjectController(QObject):
         match: how the model's classes relate to the project's (:class:`~segstudio.io.project.ClassMatch`).
     """
 
-    def __init__(self, win, idle_s: float = 30.0) -> None:
-        super().__init__(win)
-        self.win = win
-        self.state = win.state
+    def __init__(self, state, canvas, parent: QObject | None = None, idle_s: float = 30.0) -> None:
+        super().__init__(parent)
+        self.state, self.canvas = state, canvas
         self.project: Project | None = None
         self.clock = ActivityClock(idle_s)
         self.match = None
@@ -198,47 +193,23 @@ class ProjectController(QObject):
 
         self.view = ProjectView()
         self.versions = VersionsPanel()
-        self.docks = {}
-        bottom = [d for d in win.findChildren(QDockWidget) if win.dockWidgetArea(d) == Qt.DockWidgetArea.BottomDockWidgetArea]
-        for title, widget, area in (
-            ("Project", self.view, Qt.DockWidgetArea.BottomDockWidgetArea),
-            ("Versions", self.versions, Qt.DockWidgetArea.RightDockWidgetArea),
-        ):
-            self.docks[title] = add_dock(win, title, widget, area)
-        if bottom:  # the wide table shares the bottom area with the training/metrics docks, as a tab
-            win.tabifyDockWidget(bottom[-1], self.docks["Project"])
+        self.docks = {}  # filled by build_project_view (the window's layout)
 
-        m_file, m_edit, m_model = _menu(win, "File"), _menu(win, "Edit"), _menu(win, "Model")
-        self.act_classes = self._action("Edit classes…", self.edit_classes, ["Ctrl+Shift+K"], m_edit)
-        self.act_import = self._action("Import classes.json…", self.ask_import_classes, [], m_file)
-        self.act_export = self._action("Export classes.json…", self.ask_export_classes, [], m_file)
-        self.act_reviewed = self._action("Mark image reviewed", self.mark_reviewed, ["Ctrl+Return"], m_edit)
-        self.act_validation = self._action("Set aside for validation (never trained on)", self.toggle_validation, [], m_edit)
-        self.act_validation.setCheckable(True)
-        self.act_validation.setToolTip(
-            "Every corrected image trains the next fine-tune, except the ones set aside here: they only draw the "
-            "validation curve (labels/validation.txt)"
-        )
-        self.act_compare = self._action(
-            "Compare versions A/B…",
-            lambda: self.compare(self.versions.combo_a.currentText(), self.versions.combo_b.currentText()),
-            ["Ctrl+Shift+B"],
-            m_model,
-        )
-
-        win.canvas.viewport().installEventFilter(self)
-        win.canvas.installEventFilter(self)
-        win.canvas.edited.connect(self._on_edited)
-        win.files.currentRowChanged.connect(self._on_row)
-        self.view.imageActivated.connect(win.files.setCurrentRow)
+        canvas.viewport().installEventFilter(self)
+        canvas.installEventFilter(self)
+        canvas.edited.connect(self._on_edited)
+        state.indexChanged.connect(self._on_row)
+        self.view.imageActivated.connect(self.go_to_row)
         self.versions.useRequested.connect(self.use_version)
         self.versions.compareRequested.connect(self.compare)
         self.state.modelChanged.connect(self.on_model_changed)
         self.state.classesChanged.connect(lambda _c: self.refresh_versions())
         self.state.versionCancelled.connect(lambda _d: self._sync_versions() or self.refresh_versions())
 
-    def _action(self, text: str, slot, shortcuts, menu) -> QAction:
-        return window_action(self.win, text, slot, shortcuts, menu)
+    def go_to_row(self, row: int) -> None:
+        """Show image ``row`` of the list (a double-click in the Project table)."""
+        if 0 <= row < len(self.state.paths) and row != self.state.index:
+            self.state.set_index(row)  # the image list follows the state
 
     # -- hooks called by MainWindow ----------------------------------------------------------------
     def open(self, folder: Path, paths: list[Path]) -> int:
@@ -250,7 +221,7 @@ class ProjectController(QObject):
             project = Project.load(folder)
         except ProjectError as exc:
             aside = self._move_aside(folder / PROJECT_FILENAME)
-            QMessageBox.warning(self.win, "SegStudio", f"{exc}\n\nThe file was kept as {aside.name}; starting a new project.")
+            QMessageBox.warning(self.canvas.window(), "SegStudio", f"{exc}\n\nThe file was kept as {aside.name}; starting a new project.")
             project = Project(folder)
         self.project = project
         project.sync_images(paths)
@@ -422,7 +393,7 @@ class ProjectController(QObject):
         if self.state.classes is None:
             self.state.say("open a folder or load a model first")
             return
-        dlg = ClassEditorDialog(self.state.classes, self.win)
+        dlg = ClassEditorDialog(self.state.classes, self.canvas.window())
         if dlg.exec() == QDialog.DialogCode.Accepted:
             self.apply_classes(dlg.classes(), dlg.mapping(), dlg.needs_relabel(), dlg.describe_changes())
 
@@ -487,22 +458,22 @@ class ProjectController(QObject):
         return self.apply_classes(new, lut, relabel, desc, confirm)
 
     def ask_import_classes(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.win, "Import classes", str(self.state.folder or ""), "classes.json (*.json)")
+        path, _ = QFileDialog.getOpenFileName(self.canvas.window(), "Import classes", str(self.state.folder or ""), "classes.json (*.json)")
         if path:
             try:
                 self.import_classes_file(path)
             except ValueError as exc:
-                QMessageBox.warning(self.win, "Import classes", str(exc))
+                QMessageBox.warning(self.canvas.window(), "Import classes", str(exc))
 
     def ask_export_classes(self) -> None:
         if self.state.classes is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self.win, "Export classes", "classes.json", "classes.json (*.json)")
+        path, _ = QFileDialog.getSaveFileName(self.canvas.window(), "Export classes", "classes.json", "classes.json (*.json)")
         if path:
             try:
                 save_classes(path, self.state.classes)
             except OSError as exc:
-                QMessageBox.warning(self.win, "Export classes", str(exc))
+                QMessageBox.warning(self.canvas.window(), "Export classes", str(exc))
 
     # -- versions ------------------------------------------------------------------------------------
     def _version_name(self, model: LoadedModel, label: str) -> str:
@@ -584,8 +555,8 @@ class ProjectController(QObject):
 
     def _show_ab(self, image, result: dict, classes: ClassSpec, names: tuple[str, str]) -> None:
         if self.ab_dialog is None:
-            self.ab_dialog = ABCompareDialog(self.win)
-        opacity = self.win.class_panel.opacity.value() / 100.0
+            self.ab_dialog = ABCompareDialog(self.canvas.window())
+        opacity = self.canvas.overlay.opacity()
         self.ab_dialog.set_result(image, result, classes, names, opacity)
         self.ab_dialog.show()
         self.ab_dialog.raise_()
@@ -626,6 +597,38 @@ class ProjectController(QObject):
             k += 1
         os.replace(path, aside)
         return aside
+
+
+def build_project_view(window, ctl: ProjectController) -> None:
+    """Lay out ``ctl``'s Project and Versions docks and its menu actions in ``window`` (a
+    :class:`~segstudio.gui.main_window.MainWindow` whose menus and bottom docks exist)."""
+    bottom = [d for d in window.findChildren(QDockWidget) if window.dockWidgetArea(d) == Qt.DockWidgetArea.BottomDockWidgetArea]
+    for title, widget, area in (
+        ("Project", ctl.view, Qt.DockWidgetArea.BottomDockWidgetArea),
+        ("Versions", ctl.versions, Qt.DockWidgetArea.RightDockWidgetArea),
+    ):
+        ctl.docks[title] = add_dock(window, title, widget, area)
+    if bottom:  # the wide table shares the bottom area with the training/metrics docks, as a tab
+        window.tabifyDockWidget(bottom[-1], ctl.docks["Project"])
+
+    m_file, m_edit, m_model = window_menu(window, "File"), window_menu(window, "Edit"), window_menu(window, "Model")
+    ctl.act_classes = window_action(window, "Edit classes…", ctl.edit_classes, ["Ctrl+Shift+K"], m_edit)
+    ctl.act_import = window_action(window, "Import classes.json…", ctl.ask_import_classes, [], m_file)
+    ctl.act_export = window_action(window, "Export classes.json…", ctl.ask_export_classes, [], m_file)
+    ctl.act_reviewed = window_action(window, "Mark image reviewed", ctl.mark_reviewed, ["Ctrl+Return"], m_edit)
+    ctl.act_validation = window_action(window, "Set aside for validation (never trained on)", ctl.toggle_validation, [], m_edit)
+    ctl.act_validation.setCheckable(True)
+    ctl.act_validation.setToolTip(
+        "Every corrected image trains the next fine-tune, except the ones set aside here: they only draw the "
+        "validation curve (labels/validation.txt)"
+    )
+    ctl.act_compare = window_action(
+        window,
+        "Compare versions A/B…",
+        lambda: ctl.compare(ctl.versions.combo_a.currentText(), ctl.versions.combo_b.currentText()),
+        ["Ctrl+Shift+B"],
+        m_model,
+    )
 
 
 def _now() -> str:

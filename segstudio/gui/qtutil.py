@@ -7,7 +7,7 @@ import gc
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QColor, QIcon, QImage, QKeySequence, QPixmap
-from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QMenu, QScrollArea, QWidget
 
 
 def rgb_to_qimage(rgb: np.ndarray) -> QImage:
@@ -23,12 +23,12 @@ def color_icon(rgb: tuple[int, int, int], size: int = 16) -> QIcon:
     return QIcon(pm)
 
 
-def add_dock(win: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-    """Wrap ``widget`` in a dock titled (and object-named, for saved layouts) ``title`` and add it to ``win``.
+def add_dock(window: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    """Wrap ``widget`` in a dock titled (and object-named, for saved layouts) ``title`` and add it to ``window``.
 
     The widget sits in a frameless, resizable scroll area: a dock whose contents grow (more classes, a longer
     table) scrolls instead of raising the window's minimum size past the screen (issue 31)."""
-    dock = QDockWidget(title, win)
+    dock = QDockWidget(title, window)
     dock.setObjectName(title)
     scroll = QScrollArea()
     scroll.setObjectName(f"{title} scroll")
@@ -36,7 +36,7 @@ def add_dock(win: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetA
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setWidget(widget)
     dock.setWidget(scroll)
-    win.addDockWidget(area, dock)
+    window.addDockWidget(area, dock)
     return dock
 
 
@@ -65,19 +65,28 @@ def collect_garbage_on_gui_thread() -> None:
         gc.freeze()
 
 
-def window_action(win: QMainWindow, text: str, slot, shortcuts=(), menu=None) -> QAction:
-    """A ``QAction`` of ``win`` with window-wide shortcuts (``Qt.WindowShortcut``: they work whichever child has
+def window_action(window: QMainWindow, text: str, slot, shortcuts=(), menu=None) -> QAction:
+    """A ``QAction`` of ``window`` with window-wide shortcuts (``Qt.WindowShortcut``: they work whichever child has
     the focus), ``slot`` connected to ``triggered``, added to the window (so the shortcuts work with the menu
     bar hidden) and to ``menu`` if given.
 
     Args:
         shortcuts: key sequences as strings (``"Ctrl+Shift+R"``) or ``QKeySequence.StandardKey`` values.
     """
-    act = QAction(text, win)
+    act = QAction(text, window)
     act.setShortcuts([QKeySequence(s) for s in shortcuts])
     act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
     act.triggered.connect(slot)
-    win.addAction(act)
+    window.addAction(act)
     if menu is not None:
         menu.addAction(act)
     return act
+
+
+def window_menu(window: QMainWindow, title: str) -> QMenu:
+    """``window``'s menu called ``title`` (ignoring ``&``), created at the end of the menu bar if missing."""
+    for act in window.menuBar().actions():
+        m = act.menu()
+        if m is not None and m.title().replace("&", "") == title.replace("&", ""):
+            return m
+    return window.menuBar().addMenu(title)

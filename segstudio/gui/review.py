@@ -30,7 +30,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 
 from segstudio.engine.uncertainty import mean_uncertainty, rank_by_uncertainty, uncertainty_map
-from segstudio.gui.state import MAIN
+from segstudio.gui.jobs import MAIN
 from segstudio.gui.tools import ClickTool
 from segstudio.gui.workers import Job
 from segstudio.io import ImageReadError, label_path_for, read_image
@@ -41,7 +41,12 @@ STATUS_REVIEWED, STATUS_CORRECTED = "reviewed", "corrected"
 
 
 class ReviewQueue(QObject):
-    """The review queue of a main window (see the module docstring).
+    """The review queue (see the module docstring): drives the canvas through the project state.
+
+    Args:
+        state: the :class:`~segstudio.gui.state.ProjectState`.
+        canvas: the :class:`~segstudio.gui.canvas.Canvas` whose keys it takes while a queue is open.
+        parent: the QObject owning this controller.
 
     Attributes:
         queue: image paths, most uncertain first (empty: no review open).
@@ -56,21 +61,16 @@ class ReviewQueue(QObject):
     changed = Signal()
     _KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space, Qt.Key.Key_Backspace, Qt.Key.Key_Escape)
 
-    def __init__(self, win) -> None:
-        super().__init__(win)
-        self.win = win
-        self.state = win.state
+    def __init__(self, state, canvas, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state, self.canvas = state, canvas
         self.queue: list[Path] = []
         self.pos = -1
         self.scores: dict[Path, float] = {}
         self.outcome: dict[Path, str] = {}
         self._saved_provider = None  # the canvas's next-image provider while the queue is open
-        m_model = next(
-            (a.menu() for a in win.menuBar().actions() if a.menu() is not None and a.text().replace("&", "") == "Model"),
-            None,
-        )
-        self.act_review = win._action("Predict folder and review", self.start, ["Ctrl+Shift+R"], m_model)
-        win.canvas.installEventFilter(self)
+        self.act_review = None  # Model ▸ Predict folder and review (the window's action, set by the window)
+        canvas.installEventFilter(self)
         self.state.folderOpened.connect(lambda _f: self.close())
 
     @property
@@ -91,7 +91,7 @@ class ReviewQueue(QObject):
 
     def _follow_queue(self, on: bool) -> None:
         """Make the canvas's next image the queue's (``on``), or give back the provider it had before."""
-        cv = self.win.canvas
+        cv = self.canvas
         if on and self._saved_provider is None:
             self._saved_provider = cv.next_image_provider
             cv.next_image_provider = self.next_path
@@ -182,7 +182,8 @@ class ReviewQueue(QObject):
         if not self.state.save_doc(doc, accept=True, explicit=True):
             return False
         status = STATUS_CORRECTED if edited else STATUS_REVIEWED
-        self.win.project_ctl.set_image_status(doc.path, status)
+        if self.state.book is not None:
+            self.state.book.set_image_status(doc.path, status)
         self.outcome[doc.path] = status
         self.state.documentChanged.emit(doc)
         self._show(self.pos + 1)
@@ -210,8 +211,10 @@ class ReviewQueue(QObject):
             return
         self.pos = pos
         path = self.queue[pos]
-        self.win.files.setCurrentRow(self.state.paths.index(path))
-        self.win.canvas.setFocus()
+        row = self.state.paths.index(path)
+        if row != self.state.index:
+            self.state.set_index(row)  # the image list follows the state
+        self.canvas.setFocus()
         score = self.scores.get(path)
         self.state.say(
             f"review {pos + 1}/{len(self.queue)}: {path.name}"
@@ -227,7 +230,7 @@ class ReviewQueue(QObject):
         key = event.key()
         if key not in self._KEYS or event.modifiers() not in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.KeypadModifier):
             return False
-        cv = self.win.canvas
+        cv = self.canvas
         if key != Qt.Key.Key_Space and (cv.shape_points or (isinstance(cv.active_tool, ClickTool) and cv.active_tool.clicks)):
             return False  # Enter / Backspace / Esc finish or edit the polygon or the clicked object in progress
         if t == QEvent.Type.ShortcutOverride:

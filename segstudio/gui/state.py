@@ -27,23 +27,19 @@ The labeller's rules it enforces (issue 17):
 * **A read-only folder** is detected at open (labels can go to a separate, writable folder); saves that
   cannot happen are reported once, never as a dialog per image change; unsaved edits are offered a
   save elsewhere on quit.
-* **One job runner** (:meth:`ProjectState.start`) starts every background job of the window and its
-  controllers — the canvas tools' SLIC / GrabCut / click-model work included (slots :data:`TOOL_SLOT`) — on
-  :func:`~segstudio.gui.workers.start_job`; a job's failure always reaches the status bar
-  and the log (``jobFailed``), never a success message.
+* **One job runner** (:class:`~segstudio.gui.jobs.JobRunner`, owned here: :meth:`ProjectState.start`) starts every
+  background job, the canvas tools' included (slots :data:`~segstudio.gui.jobs.TOOL_SLOT`); a job's failure
+  always reaches the status bar and the log (``jobFailed``), never a success message.
 
-Two private collaborators, owned by ``ProjectState`` and called by nothing else, hold the code of its saving
-and prediction sides: :class:`~segstudio.gui.state_save.SaveController` (label files, read-only folders,
-crash journal) and :class:`~segstudio.gui.state_predict.PredictController` (predict, apply, stale). They
-emit no signal; ``ProjectState`` stays the only owner, the only writer's entry point and the only emitter.
+Private collaborators, owned by ``ProjectState`` and called by nothing else, hold its saving, prediction and
+training sides (:mod:`~segstudio.gui.state_save`, :mod:`~segstudio.gui.state_predict`,
+:mod:`~segstudio.gui.state_train`) and its folder opening (:mod:`~segstudio.gui.state_folder`); they use its
+public methods, and ``ProjectState`` stays the only owner and the only writer's entry point.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,103 +50,39 @@ from segstudio.core.document import SOURCE_NONE, SOURCE_SAVED
 from segstudio.core.labels import IGNORE_INDEX
 from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL, PROV_NONE
 from segstudio.engine import (
-    Cancelled,
     LoadedModel,
     Predictor,
     TrainConfig,
     finetune_config,
     list_versions,
     load_checkpoint,
-    next_version_dir,
     train_on_folder,
 )
+from segstudio.gui.jobs import MAIN, JobRunner
 from segstudio.gui.prompts import Prompts
-from segstudio.gui.relay import on_gui
+from segstudio.gui.state_folder import choose_classes_and_model
+from segstudio.gui.state_models import (  # noqa: F401  (ModelEntry, contrasting_color: re-exported)
+    ModelEntry, card_classes, class_notice_text, contrasting_color, recolour_renamed,
+)
 from segstudio.gui.state_predict import PredictController, model_fits
 from segstudio.gui.state_save import SaveController
-from segstudio.gui.workers import Job, start_job
+from segstudio.gui.state_train import TrainController
+from segstudio.gui.workers import Job
 from segstudio.io import (
     ImageReadError,
-    find_samples,
     label_path_for,
     list_images,
-    load_classes,
     read_image,
     read_index_png,
 )
-from segstudio.io.layout import CARD_FILENAME, ProjectLayout
 from segstudio.core.class_mapping import class_lut, follow_class_edit
 from segstudio.io.project import (
-    PROJECT_FILENAME,
     STATUS_CORRECTED,
     STATUS_REVIEWED,
-    Project,
-    ProjectError,
-    mark_version_cancelled,
     version_status,
 )
 
 log = logging.getLogger(__name__)
-
-MAIN = "main"
-"""Job slot of the window's model work (predict, fine-tune, import): one at a time."""
-
-TOOL_SLOT = "tool:"
-"""Prefix of the job slots of the canvas tools' work (SLIC, GrabCut, click model): ``"tool:<job name>"``,
-started by :class:`~segstudio.gui.tools.ToolJobs` through :meth:`ProjectState.start`."""
-
-
-@dataclass
-class ModelEntry:
-    """One row of the model picker.
-
-    Attributes:
-        label: text shown in the picker (``"bundled: ISBI-2012 U-Net"``, ``"<folder>/v002"``...).
-        entry: the loaded model, or its weights path (loaded when picked).
-        classes: the model's classes from its card (``None`` when unreadable).
-        tooltip: picker tooltip.
-        folder: the image folder whose version this is (``None`` for bundled / start models); such entries
-            go when another folder is opened.
-    """
-
-    label: str
-    entry: LoadedModel | Path
-    classes: ClassSpec | None = None
-    tooltip: str = ""
-    folder: Path | None = None
-
-
-def _card_classes(weights: Path) -> ClassSpec | None:
-    for card_path in (weights.with_suffix(".json"), weights.parent / CARD_FILENAME):
-        try:
-            return ClassSpec.from_json(json.loads(card_path.read_text(encoding="utf-8"))["classes"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return None
-
-
-_CONTRAST_CANDIDATES = [
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
-    (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180),
-    (0, 0, 128), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 0, 255), (0, 255, 255),
-]  # Sasha Trubetskoy's "20 distinct colours" + primaries
-
-
-def contrasting_color(others: list[tuple[int, int, int]]) -> tuple[int, int, int]:
-    """A saturated colour far (RGB distance) from every colour in ``others`` and from grey, black and white.
-
-    Args:
-        others: ``(r, g, b)`` colours (0..255) already in use.
-
-    Returns:
-        The candidate of a fixed 24-colour list whose smallest distance to ``others`` + the greys is largest.
-    """
-    avoid = np.asarray(list(others) + [(128, 128, 128), (0, 0, 0), (255, 255, 255)], dtype=np.float64)
-    cand = np.asarray(_CONTRAST_CANDIDATES, dtype=np.float64)
-    d = np.sqrt(((cand[:, None, :] - avoid[None, :, :]) ** 2).sum(-1)).min(1)
-    return tuple(int(v) for v in _CONTRAST_CANDIDATES[int(np.argmax(d))])
-
 
 class ProjectState(QObject):
     """The open project's state and every change to it (see the module docstring).
@@ -181,7 +113,8 @@ class ProjectState(QObject):
     Signals:
         folderOpened(Path): a folder was opened (docks reset themselves).
         classesChanged(ClassSpec), currentClassChanged(int), modelsChanged(), modelChanged(object model, str label),
-        documentChanged(object doc or None): the document shown changed or its labels were replaced,
+        documentChanged(object doc or None): the document shown changed or its labels were replaced, indexChanged(int):
+            :meth:`set_index` showed that row (after loading and starting its prediction),
         labelsChanged(Path): labels of an open document were replaced (prediction, reset, relabel),
         labelsSaved(Path), staleChanged(Path, str why or ''), imageFailed(Path, str why),
         message(str): status bar text, jobStarted(str slot, str name), jobProgress(int, int, str),
@@ -197,6 +130,7 @@ class ProjectState(QObject):
     modelsChanged = Signal()
     modelChanged = Signal(object, str)
     documentChanged = Signal(object)
+    indexChanged = Signal(int)
     labelsChanged = Signal(object)
     labelsSaved = Signal(object)
     staleChanged = Signal(object, str)
@@ -236,12 +170,15 @@ class ProjectState(QObject):
         self.accepted: dict[Path, np.ndarray] = {}  # bool (H, W): pixels a person accepted (saved on disk)
         self.class_aliases: dict[str, str] = {}  # the project's renames, former name -> current (Project.class_aliases)
         self.class_notice = ""
-        self.jobs: dict[str, Job] = {}
+        self.runner = JobRunner(self, self.say, self._after_main_job)  # the one job runner (gui/jobs.py)
+        for name in ("jobStarted", "jobProgress", "jobFinished", "jobFailed", "jobCancelled"):  # the runner's, re-emitted
+            getattr(self.runner, name).connect(getattr(self, name))
         self.book = None
         self.train_fn = train_on_folder  # the window routes it through its module (tests spy on it there)
         self.is_editing = lambda: False  # the window: True while a mouse stroke is in progress on the canvas
         self._predicting = PredictController(self)  # the prediction side (private collaborator)
         self._saving = SaveController(self)  # the saving side (private collaborator)
+        self._training = TrainController(self)  # the training side (private collaborator)
         self._after_job = None
         self._opened_before = False
         self.start_row = 0
@@ -261,80 +198,16 @@ class ProjectState(QObject):
         log.info("%s", text)
         self.message.emit(text)
 
-    # -- the one job runner --------------------------------------------------------------------------
-    def start(
-        self, job: Job, slot: str = MAIN, on_result=None, on_finished=None, on_progress=None, on_done=None, on_ready=None
-    ) -> bool:
-        """Run ``job`` on a worker thread (:func:`~segstudio.gui.workers.start_job`).
+    # -- the one job runner (gui/jobs.py) -------------------------------------------------------------
+    @property
+    def jobs(self) -> dict[str, Job]:
+        """Running jobs by slot (the runner's)."""
+        return self.runner.jobs
 
-        Slot :data:`MAIN` holds one job at a time (False and a "busy" message when taken); any other slot
-        cancels the job it held. The canvas tools' jobs use slots ``TOOL_SLOT + name`` (:data:`TOOL_SLOT`). The callbacks run on the GUI thread; ``on_ready(job)`` runs after this runner's
-        connections and before the thread starts (observers connect there, after the state's own handlers). A
-        failure is reported through ``jobFailed`` and the status bar (the traceback goes to the log); a cancel
-        through ``jobCancelled``.
-        """
-        if slot == MAIN and self.job is not None:
-            self.say(f"busy: {self.job.name} is running")
-            return False
-        if slot != MAIN:
-            self.cancel(slot)
-        relay = QObject(self)  # GUI-thread owner of this job's relays (the job itself moves to its thread)
-        job.relay_parent = relay
-        for signal, fn in ((job.result, on_result), (job.finished, on_finished), (job.progress, on_progress)):
-            if fn is not None:
-                signal.connect(on_gui(fn, relay))
-        if slot == MAIN:
-            job.progress.connect(on_gui(self.jobProgress.emit, relay))
-        job.failed.connect(on_gui(lambda msg, j=job: self._on_failed(j, msg), relay))
-        job.cancelled.connect(on_gui(lambda j=job: self._on_cancelled(j), relay))
-
-        def done(j=job, s=slot) -> None:
-            if self.jobs.get(s) is j:
-                self.jobs.pop(s)
-            if on_done is not None:
-                on_done()
-            self.jobFinished.emit(s, j.name)
-            relay.deleteLater()
-            if s == MAIN:
-                self._after_main_job(j)
-
-        job.done.connect(on_gui(done, relay))
-        if on_ready is not None:
-            on_ready(job)
-        self.jobs[slot] = job
-        self.jobStarted.emit(slot, job.name)
-        start_job(job, self)
-        return True
-
-    def cancel(self, slot: str = MAIN) -> None:
-        """Ask the job in ``slot`` to stop (it ends at its next check)."""
-        job = self.jobs.get(slot)
-        if job is not None:
-            job.cancel()
-            if slot == MAIN:
-                self.say(f"cancelling {job.name}…")
-            else:
-                self.jobs.pop(slot)
-
-    def cancel_all(self) -> None:
-        for slot in list(self.jobs):
-            job = self.jobs.get(slot)
-            if job is not None:
-                job.cancel()
-
-    def _on_failed(self, job: Job, msg: str) -> None:
-        self.report_failure(job.name, msg)
-
-    def report_failure(self, name: str, message: str) -> None:
-        """Report that job ``name`` failed outside its worker's own error path (e.g. applying its result on
-        the GUI thread raised): the log, the status bar and ``jobFailed(name, message)``, as a worker's failure."""
-        log.error("%s", message)
-        self.say(message)
-        self.jobFailed.emit(name, message)
-
-    def _on_cancelled(self, job: Job) -> None:
-        self.say(f"{job.name} cancelled")
-        self.jobCancelled.emit(job.name)
+    def start(self, job: Job, slot: str = MAIN, **callbacks) -> bool:
+        """Run ``job`` on the window's one job runner (:meth:`JobRunner.start <segstudio.gui.jobs.JobRunner.start>`;
+        ``cancel``, ``cancel_all`` and ``report_failure`` are the runner's too: :attr:`runner`)."""
+        return self.runner.start(job, slot, **callbacks)
 
     def _after_main_job(self, finished: Job) -> None:
         after, self._after_job = self._after_job, None
@@ -382,7 +255,7 @@ class ProjectState(QObject):
         old = self.classes
         self.autosave()  # a person's unsaved pixels go to disk with the old ids, then get relabelled with the rest
         if old is not None:
-            classes = self._recolour_renamed(old, classes, lut)
+            classes = recolour_renamed(old, classes, lut)
         relabel_files(classes)
         dropped = 0
         for doc in self.docs.values():
@@ -412,25 +285,10 @@ class ProjectState(QObject):
         self._repredict_current_if_needed()
         return note
 
-    @staticmethod
-    def _recolour_renamed(old: ClassSpec, new: ClassSpec, lut: np.ndarray) -> ClassSpec:
-        """A class renamed but left in its old colour gets a new colour that contrasts with the others."""
-        colors = list(new.colors)
-        origin = {int(lut[i]): i for i in range(old.num_classes) if lut[i] != IGNORE_INDEX}
-        if np.array_equal(lut[: old.num_classes], np.arange(old.num_classes)) and new.num_classes >= old.num_classes:
-            origin = {i: i for i in range(old.num_classes)}
-        changed = False
-        for j, name in enumerate(new.names):
-            i = origin.get(j)
-            if i is not None and old.names[i] != name and tuple(colors[j]) == tuple(old.colors[i]):
-                colors[j] = contrasting_color([c for k, c in enumerate(colors) if k != j])
-                changed = True
-        return ClassSpec(new.names, tuple(colors)) if changed else new
-
     # -- models -------------------------------------------------------------------------------------
     def add_model_entry(self, label: str, entry: LoadedModel | Path, tooltip: str = "", folder: Path | None = None) -> int:
         """Add a picker row (or replace the one with the same label); returns its index."""
-        classes = entry.classes if isinstance(entry, LoadedModel) else _card_classes(Path(entry))
+        classes = entry.classes if isinstance(entry, LoadedModel) else card_classes(Path(entry))
         for i, e in enumerate(self.models):
             if e.label == label:
                 self.models[i] = ModelEntry(label, entry, classes, tooltip or e.tooltip, folder if folder is not None else e.folder)
@@ -477,8 +335,8 @@ class ProjectState(QObject):
         if not changed:
             return
         for doc in self.docs.values():
-            if self._has_unaccepted_prediction(doc):
-                self._set_stale(doc.path, f"predicted by an earlier model; {label} is in use now")
+            if self.has_unaccepted_prediction(doc):
+                self.set_stale(doc.path, f"predicted by an earlier model; {label} is in use now")
         fits, why = self.model_fits()
         if not fits:
             self.say(why)
@@ -550,14 +408,7 @@ class ProjectState(QObject):
         ``classNotice`` when it changed; returns it."""
         text = ""
         if self.model is not None and self.classes is not None:
-            lut = self.model_lut()
-            lost = [n for i, n in enumerate(self.model.classes.names) if lut[i] == IGNORE_INDEX]
-            if lost and len(lost) < self.model.classes.num_classes:
-                text = (
-                    f"{self.model_label or self.model.display_name} predicts {', '.join(lost)}, "
-                    f"which {'is' if len(lost) == 1 else 'are'} not a class of this project (deleted): "
-                    "those pixels are shown unlabelled"
-                )
+            text = class_notice_text(self.model.classes, self.model_lut(), self.model_label or self.model.display_name)
         if text != self.class_notice:
             self.class_notice = text
             self.classNotice.emit(text)
@@ -585,7 +436,7 @@ class ProjectState(QObject):
         source = folder
         folder, paths, read_only = self._saving.label_folder(folder, paths)  # a read-only folder: labels elsewhere?
         if self.job is not None:
-            self.cancel(MAIN)  # predictions of the previous folder
+            self.runner.cancel(MAIN)  # predictions of the previous folder
         self.folder, self.source_folder, self.paths, self.docs, self.index = folder, source, paths, {}, -1
         self.read_only = read_only
         self.stale, self.failed, self.accepted = {}, {}, {}
@@ -595,13 +446,13 @@ class ProjectState(QObject):
         self.models = [e for e in self.models if e.folder is None]  # the previous folder's versions go
         for v in list_versions(folder):
             label = f"{folder.name}/{v.name}" + (" (cancelled)" if version_status(v) == "cancelled" else "")
-            self.models.append(ModelEntry(label, v / "model.safetensors", _card_classes(v / "model.safetensors"), "", folder))
+            self.models.append(ModelEntry(label, v / "model.safetensors", card_classes(v / "model.safetensors"), "", folder))
         self.modelsChanged.emit()
         start = self.book.open(folder, paths) if self.book is not None else 0
         idx = self.find_model(self.model_label) if self.model is not None else None
         if self.book is not None and idx is not None and self.models[idx].folder is None:
             self.book.record_model(self.model, self.model_label)  # a parent of the folder's versions, maybe
-        classes, model_idx = self._choose_classes_and_model(folder, paths)
+        classes, model_idx = choose_classes_and_model(self, folder, self._opened_before)
         if classes is None:  # nothing in the folder names them: the chosen model's, else the one in use
             chosen = self.models[model_idx].classes if model_idx is not None else None
             classes = chosen or (self.model.classes if self.model else ClassSpec(("background", "foreground")))
@@ -617,87 +468,10 @@ class ProjectState(QObject):
         self.start_row = start  # the window shows it through its image list (set_index)
         return True
 
-    @staticmethod
-    def _fits(model_classes: ClassSpec | None, classes: ClassSpec | None) -> bool:
-        if model_classes is None or classes is None:
-            return classes is None
-        return set(classes.names) <= set(model_classes.names)
-
-    def _folder_classes(self, folder: Path, project: Project | None) -> ClassSpec | None:
-        saved = ProjectLayout(folder).classes_file
-        if saved.is_file():
-            try:
-                return load_classes(saved)
-            except ValueError as exc:
-                self.prompts.warning(f"{exc}\nUsing the model's classes instead.")
-                return None
-        if project is not None and project.classes is not None:
-            return project.classes
-        for cand in (folder / "classes.json", folder.parent / "classes.json"):  # a dataset's images/ folder
-            if cand.is_file():
-                try:
-                    return load_classes(cand)
-                except ValueError:
-                    continue
-        return None
-
-    def _choose_classes_and_model(self, folder: Path, paths: list[Path]) -> tuple[ClassSpec | None, int | None]:
-        """The folder's classes and the picker row of its model (``None`` = keep / no model)."""
-        try:
-            project = Project.load(folder) if (folder / PROJECT_FILENAME).is_file() else None
-        except ProjectError:
-            project = None  # the bookkeeper reported it and set the file aside
-        self.class_aliases = dict(project.class_aliases) if project is not None else {}
-        classes = self._folder_classes(folder, project)
-        # 1. the project's own model
-        if project is not None and project.current_version is not None:
-            idx = self._project_model_index(folder, project)
-            if idx is not None:
-                return classes, idx
-            self.say(f"model version {project.current_version} of the project is missing; using the newest model")
-        # 2. the folder's newest finished version
-        for i in reversed(range(len(self.models))):
-            e = self.models[i]
-            if e.folder == folder and not e.label.endswith("(cancelled)"):
-                return classes, i
-        # 3. a model whose classes fit the folder's classes: the one in use, else a bundled one
-        if classes is not None:
-            if self.model is not None and self._fits(self.model.classes, classes) and not self._opened_before:
-                return classes, None
-            exact = [i for i, e in enumerate(self.models) if e.classes is not None and e.classes.names == classes.names]
-            fit = [i for i, e in enumerate(self.models) if self._fits(e.classes, classes)]
-            if exact or fit:
-                return classes, (exact or fit)[0]
-        # 4. nothing says: the start model for the first folder, else ask
-        if not self._opened_before or not self.models:
-            return classes, None
-        why = f"{folder.name} has no project file, model versions or classes that pick a model."
-        idx = self.prompts.choose_model(folder, [e.label for e in self.models], why)
-        if idx is None:
-            self.model, self.model_label, self.predictor = None, "", None
-            self.modelChanged.emit(None, "")
-            return classes, None
-        if classes is None:
-            e = self.models[idx]
-            classes = e.classes
-        return classes, idx
-
-    def _project_model_index(self, folder: Path, project: Project) -> int | None:
-        name = project.current_version
-        v = project.version(name)
-        for label in (name, f"{folder.name}/{name}"):
-            idx = self.find_model(label)
-            if idx is not None:
-                return idx
-        if v is not None:
-            path = v.resolve(folder)
-            if path.is_file():
-                for i, e in enumerate(self.models):
-                    p = e.entry.path if isinstance(e.entry, LoadedModel) else e.entry
-                    if p is not None and Path(p).resolve() == path.resolve():
-                        return i
-                return self.add_model_entry(name, path)
-        return None
+    def clear_model(self) -> None:
+        """Use no model (the user declined to pick one): emits ``modelChanged(None, '')``."""
+        self.model, self.model_label, self.predictor = None, "", None
+        self.modelChanged.emit(None, "")
 
     def leave_folder(self) -> bool:
         """Save what can be saved before another folder (or quitting); False when the user cancels."""
@@ -718,6 +492,7 @@ class ProjectState(QObject):
         self.documentChanged.emit(doc)
         if doc is not None and self.needs_prediction(doc) and self.job is None:
             self.predict_paths([doc.path])
+        self.indexChanged.emit(index)
 
     def next_path(self) -> Path | None:
         """The image Next (Right, PgDown) would show: the one after :attr:`index` in the list, or ``None``
@@ -738,12 +513,12 @@ class ProjectState(QObject):
         try:
             image = read_image(path)
         except ImageReadError as exc:
-            self._mark_failed(path, str(exc))
+            self.mark_failed(path, str(exc))
             return None
         try:
             doc = Document(path, image, self.classes)
         except ValueError as exc:
-            self._mark_failed(path, f"{path.name}: {exc}")
+            self.mark_failed(path, f"{path.name}: {exc}")
             return None
         lp = label_path_for(path)
         if lp.is_file():
@@ -759,24 +534,31 @@ class ProjectState(QObject):
         self._saving.offer_recovery(doc)
         return doc
 
-    def _mark_failed(self, path: Path, why: str) -> None:
+    def mark_failed(self, path: Path, why: str) -> None:
+        """Record that ``path`` could not be read or predicted (``why``): status bar and ``imageFailed``."""
         self.failed[path] = why
         self.say(why)
         self.imageFailed.emit(path, why)
 
-    def _set_stale(self, path: Path, why: str) -> None:
+    def set_stale(self, path: Path, why: str) -> None:
+        """Mark ``path``'s shown prediction out of date because ``why`` ('' clears it); emits ``staleChanged``."""
         if why:
             self.stale[path] = why
         else:
             self.stale.pop(path, None)
         self.staleChanged.emit(path, why)
 
-    def _has_unaccepted_prediction(self, doc: Document) -> bool:
+    def has_unaccepted_prediction(self, doc: Document) -> bool:
+        """True if ``doc`` has model pixels no person accepted yet (an explicit save accepts them)."""
         guess = doc.provenance.map == PROV_MODEL
         acc = self.accepted.get(doc.path)
         if acc is not None:
             guess &= ~acc
         return bool(guess.any())
+
+    def accept_all(self, doc: Document) -> None:
+        """Every pixel of ``doc`` is accepted by a person (an explicit save: Ctrl+S, Mark reviewed)."""
+        self.accepted[doc.path] = np.ones(doc.shape, bool)
 
     def human_mask(self, doc: Document) -> np.ndarray:
         """bool (H, W): pixels a person decided (painted, erased, CRF they asked for) or accepted (saved)."""
@@ -878,135 +660,28 @@ class ProjectState(QObject):
     # -- training -----------------------------------------------------------------------------------
     def saved_sample_count(self) -> int:
         """Autosave, then count the open folder's images with saved labels (0 after telling the user to save some)."""
-        self.autosave()
-        try:
-            samples, _ = find_samples(self.folder)
-        except FileNotFoundError:
-            samples = []
-        if not samples:
-            self.prompts.info("Save corrected labels for at least one image first.")
-        return len(samples)
+        return self._training.saved_sample_count()
 
     def finetune(self) -> bool:
         """Train the current model on every image with saved labels, as a new version ``labels/models/vNNN``."""
-        if self.folder is None or self.model is None:
-            return False
-        if self.read_only:
-            self.say("a read-only folder cannot hold a fine-tuned version: reopen it with a separate labels folder")
-            return False
-        n = self.saved_sample_count()
-        return bool(n) and self.train_version(n, init=self.model.path, config=self.finetune_config)
+        return self._training.finetune()
 
     def train_version(self, n_images: int, what: str = "fine-tune", extra_card: dict | None = None, **train_kwargs) -> bool:
-        """Train in a worker on the folder's saved labels as a new version ``labels/models/vNNN``.
-
-        The one path of the one-click fine-tune and of Model ▸ New model…: progress bar and Cancel, live curves
-        (``trainingStarted``), then the new model is used and the current image re-predicted. A cancelled run
-        that left a checkpoint is marked cancelled (:func:`~segstudio.io.project.mark_version_cancelled`).
-
-        Args:
-            n_images: images with saved labels (for the status message).
-            what: the job's wording in the status bar (``"fine-tune"``, ``"new lraspp"``...).
-            extra_card: model-card fields on top of ``name`` (``"<folder>/vNNN"``).
-            train_kwargs: :func:`~segstudio.engine.train_on_folder` arguments (``init`` or ``model_name`` +
-                ``model_kwargs``, ``config``).
-        """
-        if self.job is not None and self.job.name != "predict":
-            self.say(f"busy: {self.job.name} is running")
-            return False
-        out_dir = next_version_dir(self.folder)
-        folder = self.folder
-        card = {"name": f"{folder.name}/{out_dir.name}", **(extra_card or {})}
-        train = self.train_fn
-
-        budget_s = self.expected_budget_s(train_kwargs.get("config"))  # the status bar shows time until steps are planned
-
-        def work(job: Job):
-            last, first_total, t0 = {}, [], time.perf_counter()
-
-            def cb(event: str, info: dict) -> None:
-                job.emit_result(event, dict(info))  # live curves in the training dock
-                if event == "step":
-                    last.update(info)
-                    total = info["total_steps"]
-                    first_total[:1] = first_total[:1] or [total]
-                    text = (f"{what} {out_dir.name}: epoch {info['epoch'] + 1} step {info['step']}/{info['steps_per_epoch']}"
-                            f" loss {info['loss']:.3f}")
-                    if budget_s and total == first_total[0]:  # a budget run before its steps are planned: time
-                        job.report(int(min(time.perf_counter() - t0, budget_s)), int(budget_s), text)
-                    else:
-                        job.report(info["global_step"], total, text)
-
-            try:
-                path = train(folder, out_dir, callbacks=[cb], cancel=job.cancel_token, extra_card=card, **train_kwargs)
-            except Cancelled:
-                info = {"steps_done": last.get("global_step"), "total_steps": last.get("total_steps")}
-                if mark_version_cancelled(out_dir, info) is not None:
-                    job.cancelled_dir = out_dir
-                raise
-            return load_checkpoint(path)
-
-        job = Job("fine-tune", work)  # one kind for the training dock's Cancel
-        job.cancelled_dir = None
-        job.budget_s = self.expected_budget_s(train_kwargs.get("config"))  # the training dock shows it until steps are planned
-
-        def on_finished(loaded) -> None:
-            self._on_trained(loaded, out_dir, n_images, what)
-
-        def on_done() -> None:
-            if job.cancelled_dir is not None:
-                self.add_model_entry(f"{folder.name}/{out_dir.name} (cancelled)", out_dir / "model.safetensors", folder=folder)
-                self.versionCancelled.emit(out_dir)
-                self.say(f"{what} cancelled; {out_dir.name} is kept as a cancelled version (its last good checkpoint)")
-
-        def begin() -> bool:
-            return self.start(job, MAIN, on_finished=on_finished, on_done=on_done, on_ready=lambda j: self.trainingStarted.emit(j, out_dir))
-
-        running = self.job
-        if running is not None and running.name == "predict":  # training supersedes a prediction in flight
-            running.cancel()
-            self._after_job = begin
-            self.say(f"{what} starts once the running prediction has stopped")
-            return True
-        return begin()
+        """Train in a worker on the folder's saved labels as a new version (see
+        :meth:`TrainController.train_version <segstudio.gui.state_train.TrainController.train_version>`)."""
+        return self._training.train_version(n_images, what, extra_card, **train_kwargs)
 
     def expected_budget_s(self, config: TrainConfig | None) -> float | None:
-        """The time budget (seconds) a fine-tune with ``config`` runs under: its ``budget_s``, else the recipe's
-        default for the device (:func:`~segstudio.engine.recipe.default_budget_s`) when no step or epoch count
-        replaces it; ``None`` for a run without a budget."""
-        if config is None:
-            return None
-        if config.budget_s is not None:
-            return float(config.budget_s)
-        if config.recipe and config.max_steps is None and config.epochs is None:
-            from segstudio.engine.distributed import current, device_for
-            from segstudio.engine.recipe import default_budget_s
-
-            try:
-                kind = device_for(current(), config.device or self.device).type
-            except (RuntimeError, ValueError):
-                kind = "cpu"
-            return float(default_budget_s(kind))
-        return None
-
-    def _on_trained(self, loaded: LoadedModel, out_dir: Path, n: int, what: str) -> None:
-        self.add_model_entry(f"{self.folder.name}/{out_dir.name}", loaded, folder=self.folder)
-        self.set_model(loaded, f"{self.folder.name}/{out_dir.name}")
-        done = "fine-tuned" if what == "fine-tune" else f"{what} trained"
-        self.say(f"{done} on {n} labelled image(s): new model {out_dir.name}")
+        """The time budget (seconds) a fine-tune with ``config`` runs under, ``None`` for a run without one."""
+        return self._training.expected_budget_s(config)
 
     def import_checkpoint(self, path: str | Path) -> bool:
         """Copy a (cluster) run's model into ``labels/models/vNNN`` in a worker, then switch to it."""
-        from segstudio.engine.cluster import import_checkpoint
+        return self._training.import_checkpoint(path)
 
-        folder = self.folder
-        job = Job("import checkpoint", lambda job: load_checkpoint(import_checkpoint(path, folder)))
-
-        def on_finished(loaded: LoadedModel) -> None:
-            self.set_model(loaded, loaded.card.get("name") or loaded.display_name)
-            self.say(f"imported {loaded.card.get('imported_from')} as {loaded.path.parent.name}")
-
-        return self.start(job, MAIN, on_finished=on_finished)
+    def run_after_main_job(self, fn) -> None:
+        """Run ``fn()`` once the running :data:`MAIN` job has ended (instead of the usual follow-up prediction)."""
+        self._after_job = fn
 
     # -- closing ------------------------------------------------------------------------------------
     def can_close(self) -> bool:
@@ -1020,5 +695,5 @@ class ProjectState(QObject):
                 return False
         if not self.leave_folder():
             return False
-        self.cancel_all()
+        self.runner.cancel_all()
         return True

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,12 +26,10 @@ from segstudio.core.history import make_patch
 from segstudio.core.labels import IGNORE_INDEX, validate_label_map
 from segstudio.core.provenance import PROV_MODEL, PROV_NONE
 from segstudio.engine import Cancelled, LoadedModel
+from segstudio.gui.jobs import tile_reporter
 from segstudio.gui.workers import Job
 from segstudio.io import label_path_for
 from segstudio.core.class_mapping import match_classes
-
-if TYPE_CHECKING:
-    from segstudio.gui.state import ProjectState
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +81,7 @@ class PredictController:
             the job, mark images stale or failed and tell the user.
     """
 
-    def __init__(self, state: ProjectState) -> None:
+    def __init__(self, state: ProjectState) -> None:  # noqa: F821 (the owner; importing it would make a circle)
         self._state = state
         self._pending: list[tuple] = []  # predictions that arrived during a stroke (applied when it ends)
 
@@ -114,8 +111,8 @@ class PredictController:
         fits, why = st.model_fits()
         if not fits:
             for p in paths:
-                if p in st.docs and st._has_unaccepted_prediction(st.docs[p]):
-                    st._set_stale(p, why)
+                if p in st.docs and st.has_unaccepted_prediction(st.docs[p]):
+                    st.set_stale(p, why)
             st.say(why)
             return False
         predictor, model = st.predictor, st.model
@@ -126,7 +123,6 @@ class PredictController:
             # The engine's folder pipeline (segstudio.engine.predict_folder, the same as `segstudio predict`):
             # open documents' images are passed as arrays, the others decoded on its prefetch thread.
             from segstudio.engine.predict_folder import predict_images
-            from segstudio.gui.loop import tile_reporter
 
             ok, failed, current = 0, 0, 0
 
@@ -156,7 +152,7 @@ class PredictController:
 
         def on_result(p, out) -> None:
             if isinstance(out, PredictionFailure):
-                st._mark_failed(p, f"{p.name}: not predicted ({out.message})")
+                st.mark_failed(p, f"{p.name}: not predicted ({out.message})")
             elif not st.apply_prediction(p, out, model):
                 job.rejected.append(p)
 
@@ -187,12 +183,12 @@ class PredictController:
             return True
         if model is not st.model:
             if doc is not None:
-                st._set_stale(path, "predicted by a model no longer in use")
+                st.set_stale(path, "predicted by a model no longer in use")
             return False
         fits, why = st.model_fits(model)
         if not fits:
             if doc is not None:
-                st._set_stale(path, why)
+                st.set_stale(path, why)
             st.say(why)
             return False
         mapped = labels if model.classes.names == st.classes.names else st.model_lut(model)[labels]
@@ -205,7 +201,7 @@ class PredictController:
         try:
             validate_label_map(mapped, st.classes.num_classes, doc.shape)
         except ValueError as exc:
-            st._set_stale(path, f"prediction not usable: {exc}")
+            st.set_stale(path, f"prediction not usable: {exc}")
             return False
         keep = st.human_mask(doc)
         new = np.where(keep, doc.labels, mapped).astype(np.uint8)
@@ -217,7 +213,7 @@ class PredictController:
             doc.provenance.map = np.where(keep, prov, np.where(new != IGNORE_INDEX, PROV_MODEL, PROV_NONE)).astype(np.uint8)
         if (~keep).any() and doc.source == SOURCE_NONE:
             doc.source = SOURCE_PREDICTED
-        st._set_stale(path, "")
+        st.set_stale(path, "")
         st.failed.pop(path, None)
         return doc
 

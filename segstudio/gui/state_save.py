@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,9 +31,6 @@ from segstudio.io import label_path_for, read_index_png, save_labels
 from segstudio.io.journal import Journal, JournalError, replay, replay_provenance
 from segstudio.io.labels import write_index_png
 from segstudio.io.project import folder_writable, make_work_folder
-
-if TYPE_CHECKING:
-    from segstudio.gui.state import ProjectState
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +68,7 @@ class SaveController:
             (``prompts``), tell the user (``say``) and save each document (``save_doc``).
     """
 
-    def __init__(self, state: ProjectState) -> None:
+    def __init__(self, state: ProjectState) -> None:  # noqa: F821 (the owner; importing it would make a circle)
         self._state = state
         self._journals: dict[Path, Journal] = {}
         self.error_shown: str | None = None  # the last save failure told to the user (once per reason)
@@ -169,9 +165,9 @@ class SaveController:
             self.error_shown = str(exc)
             return False, False
         if accept:
-            st.accepted[doc.path] = np.ones(doc.shape, bool)
+            st.accept_all(doc)
         doc.dirty = False
-        if accept or not st._has_unaccepted_prediction(doc):
+        if accept or not st.has_unaccepted_prediction(doc):
             doc.source = SOURCE_SAVED
         if st.book is not None:
             st.book.on_saved(doc, prov)  # provenance file, status, segstudio.json

@@ -1,99 +1,52 @@
 """The window's tool bar (tools with icons, brush size, opacity, overlay / outline toggles, inference scale) and
 its status-bar read-out (x, y, class under the cursor, zoom %, the image's status).
 
-The tools shown are :data:`TOOL_ACTIONS`, one ``(tool id, name, shortcut)`` row per tool: adding a tool to the
-tool bar, the Tools menu and the shortcuts is one line there (its icon is drawn by :func:`tool_icon`; a tool
-without a drawing gets its initial). Icons are painted with ``QPainter``, nothing is downloaded.
+The tools shown are :data:`TOOL_ACTIONS`, one ``(tool id, name, shortcut)`` row per tool, read from the tool
+table (:data:`segstudio.gui.tools.TOOL_TABLE`): adding a tool to the tool bar, the Tools menu and the
+shortcuts help is one class in that table (its icon is its ``draw_icon``; a tool without a drawing gets its
+initial). Icons are painted with ``QPainter``, nothing is downloaded.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QAction, QActionGroup, QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
+from PySide6.QtGui import QAction, QActionGroup, QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QToolBar
 
 from segstudio.core import IGNORE_INDEX
-from segstudio.gui.tools import (
-    TOOL_BRUSH,
-    TOOL_CLICK,
-    TOOL_ERASER,
-    TOOL_FILL,
-    TOOL_GRABCUT,
-    TOOL_LASSO,
-    TOOL_POLYGON,
-    TOOL_SUPERPIXEL,
-)
+from segstudio.gui.tools import TOOL_BRUSH, TOOL_TABLE, Tool, ToolId, tool_class
+from segstudio.gui.tools.base import ICON_ACCENT as _ACCENT
+from segstudio.gui.tools.base import ICON_INK as _INK
 
-TOOL_ACTIONS: list[tuple[str, str, str]] = [
-    (TOOL_BRUSH, "Brush", "B"),
-    (TOOL_ERASER, "Eraser", "E"),
-    (TOOL_FILL, "Flood fill", "F"),
-    (TOOL_POLYGON, "Polygon", "P"),
-    (TOOL_LASSO, "Lasso", "L"),
-    (TOOL_SUPERPIXEL, "Superpixel brush", "S"),
-    (TOOL_GRABCUT, "GrabCut rectangle", "G"),
-    (TOOL_CLICK, "Click to segment (left: object, right / Shift+left: not object, Enter: apply)", "C"),
-]
-"""Tools of the tool bar and the Tools menu, in order: ``(tool id, name, shortcut)``."""
+TOOL_ACTIONS: list[tuple[ToolId, str, str]] = [(cls.name, cls.label, cls.shortcut) for cls in TOOL_TABLE]
+"""Tools of the tool bar and the Tools menu, in order: ``(tool id, name, shortcut)``, read from the tool table
+(:data:`segstudio.gui.tools.TOOL_TABLE`)."""
 
 SCALES = ("auto", "1", "0.5", "0.25", "0.125")
 """Choices of the tool bar's inference-scale box (see :meth:`segstudio.engine.Predictor.scale_for`)."""
 
-_INK = QColor(40, 40, 40)
-_ACCENT = QColor(30, 136, 229)
+
+
+def _tool_class_or_none(tool: str) -> type[Tool] | None:
+    try:
+        return tool_class(tool)
+    except KeyError:
+        return None
 
 
 def tool_icon(tool: str, size: int = 24) -> QIcon:
-    """A simple ``size``×``size`` icon for ``tool`` drawn with ``QPainter`` (unknown tools: their initial)."""
+    """A simple ``size``×``size`` icon for ``tool`` drawn with ``QPainter``: a tool's own drawing
+    (:meth:`Tool.draw_icon <segstudio.gui.tools.base.Tool.draw_icon>`), the window's toggles ("show",
+    "outline", "clear", "fill_unlabelled"), else the initial."""
     pm = QPixmap(size, size)
     pm.fill(Qt.GlobalColor.transparent)
     p = QPainter(pm)
     p.setRenderHint(QPainter.RenderHint.Antialiasing)
     p.scale(size / 24.0, size / 24.0)
     p.setPen(QPen(_INK, 1.6))
-    if tool == TOOL_BRUSH:
-        p.setBrush(QBrush(_ACCENT))
-        p.drawEllipse(QPointF(12, 12), 7.5, 7.5)
-    elif tool == TOOL_ERASER:
-        p.translate(12, 12)
-        p.rotate(-35)
-        p.setBrush(QBrush(QColor(240, 240, 240)))
-        p.drawRect(QRectF(-8, -4.5, 16, 9))
-        p.setBrush(QBrush(QColor(229, 57, 53)))
-        p.drawRect(QRectF(-8, -4.5, 6, 9))
-    elif tool == TOOL_FILL:
-        path = QPainterPath(QPointF(12, 3))
-        path.cubicTo(QPointF(20, 12), QPointF(19, 21), QPointF(12, 21))
-        path.cubicTo(QPointF(5, 21), QPointF(4, 12), QPointF(12, 3))
-        p.setBrush(QBrush(_ACCENT))
-        p.drawPath(path)
-    elif tool in (TOOL_POLYGON, TOOL_LASSO):
-        if tool == TOOL_POLYGON:
-            pts = [QPointF(4, 18), QPointF(7, 5), QPointF(19, 4), QPointF(20, 16), QPointF(11, 20)]
-            p.setBrush(Qt.BrushStyle.NoBrush)
-            p.drawPolygon(QPolygonF(pts))
-            p.setBrush(QBrush(_ACCENT))
-            for q in pts:
-                p.drawEllipse(q, 1.8, 1.8)
-        else:
-            p.setPen(QPen(_INK, 1.6, Qt.PenStyle.DashLine))
-            p.drawEllipse(QRectF(3, 5, 18, 12))
-            p.setPen(QPen(_INK, 1.6))
-            p.drawLine(QPointF(7, 16), QPointF(5, 22))
-    elif tool == TOOL_SUPERPIXEL:
-        p.setBrush(QBrush(_ACCENT))
-        for i in range(3):
-            for j in range(3):
-                if (i + j) % 2 == 0:
-                    p.drawRect(QRectF(3 + 6 * j, 3 + 6 * i, 6, 6))
-        p.setBrush(Qt.BrushStyle.NoBrush)
-        p.drawRect(QRectF(3, 3, 18, 18))
-    elif tool == TOOL_GRABCUT:
-        p.setPen(QPen(_INK, 1.4, Qt.PenStyle.DashLine))
-        p.drawRect(QRectF(3, 3, 18, 18))
-        p.setPen(QPen(_INK, 1.2))
-        p.setBrush(QBrush(_ACCENT))
-        p.drawEllipse(QRectF(7, 7, 10, 10))
+    cls = _tool_class_or_none(tool)
+    if cls is not None and cls.draw_icon is not Tool.draw_icon:
+        cls.draw_icon(p)  # each tool class draws its own icon
     elif tool == "show":  # an eye
         p.setBrush(Qt.BrushStyle.NoBrush)
         path = QPainterPath(QPointF(2, 12))
@@ -126,24 +79,24 @@ def tool_icon(tool: str, size: int = 24) -> QIcon:
     return QIcon(pm)
 
 
-def build_tool_bar(win) -> QToolBar:
-    """The main tool bar of ``win`` (a :class:`~segstudio.gui.main_window.MainWindow` whose tool actions,
+def build_tool_bar(window) -> QToolBar:
+    """The main tool bar of ``window`` (a :class:`~segstudio.gui.main_window.MainWindow` whose tool actions,
     ``act_outline``, ``act_fill_unlabelled``, ``act_clear``, canvas and class panel exist).
 
-    Sets ``win.tool_bar``, ``win.tool_group`` (exclusive), ``win.brush_spin``, ``win.opacity_slider``,
-    ``win.act_show_overlay`` and ``win.scale_box``; each widget follows its counterpart both ways.
+    Sets ``window.tool_bar``, ``window.tool_group`` (exclusive), ``window.brush_spin``, ``window.opacity_slider``,
+    ``window.act_show_overlay`` and ``window.scale_box``; each widget follows its counterpart both ways.
     """
-    tb = QToolBar("Tools", win)
+    tb = QToolBar("Tools", window)
     tb.setObjectName("Tools")  # saved layouts find it by name
-    win.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
-    win.tool_bar = tb
-    for act in win.tool_actions.values():
+    window.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
+    window.tool_bar = tb
+    for act in window.tool_actions.values():
         tb.addAction(act)
     tb.addSeparator()
-    cv, cp = win.canvas, win.class_panel
+    cv, cp = window.canvas, window.class_panel
 
     tb.addWidget(QLabel(" Brush "))
-    spin = win.brush_spin = QSpinBox()
+    spin = window.brush_spin = QSpinBox()
     spin.setRange(1, 256)
     spin.setSuffix(" px")
     spin.setValue(cv.brush_radius)
@@ -153,7 +106,7 @@ def build_tool_bar(win) -> QToolBar:
     tb.addWidget(spin)
 
     tb.addWidget(QLabel(" Opacity "))
-    sl = win.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+    sl = window.opacity_slider = QSlider(Qt.Orientation.Horizontal)
     sl.setRange(0, 100)
     sl.setFixedWidth(110)
     sl.setValue(cp.opacity.value())
@@ -162,30 +115,30 @@ def build_tool_bar(win) -> QToolBar:
     cp.opacity.valueChanged.connect(sl.setValue)
     tb.addWidget(sl)
 
-    show = win.act_show_overlay = QAction(tool_icon("show"), "Show overlay", win)
+    show = window.act_show_overlay = QAction(tool_icon("show"), "Show overlay", window)
     show.setCheckable(True)
     show.setChecked(cp.show_overlay.isChecked())
     show.setToolTip("Show the label overlay (O); hold V to peek under it")
     show.toggled.connect(cp.show_overlay.setChecked)
     cp.show_overlay.toggled.connect(show.setChecked)
     tb.addAction(show)
-    win.act_outline.setIcon(tool_icon("outline"))
-    tb.addAction(win.act_outline)
+    window.act_outline.setIcon(tool_icon("outline"))
+    tb.addAction(window.act_outline)
     tb.addSeparator()
-    for act, name in ((win.act_fill_unlabelled, "fill_unlabelled"), (win.act_clear, "clear")):
+    for act, name in ((window.act_fill_unlabelled, "fill_unlabelled"), (window.act_clear, "clear")):
         act.setIcon(tool_icon(name))
         tb.addAction(act)
     tb.addSeparator()
 
     tb.addWidget(QLabel(" Scale "))
-    box = win.scale_box = QComboBox()
+    box = window.scale_box = QComboBox()
     box.addItems(SCALES)
-    box.setCurrentText(str(win.state.inference_scale))
+    box.setCurrentText(str(window.state.inference_scale))
     box.setToolTip(
         "Inference scale: photos are resized by this factor before predicting (auto: from the model's training "
         "image size, for photos much larger than those)"
     )
-    box.currentTextChanged.connect(win.state.set_inference_scale)
+    box.currentTextChanged.connect(window.state.set_inference_scale)
     tb.addWidget(box)
     for w in (spin, sl, box):  # the canvas keeps the keyboard (tool keys) unless one of these is clicked
         w.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
@@ -239,28 +192,28 @@ class ElidedLabel(QLabel):
         return QSize(200, super().sizeHint().height())
 
 
-def build_status_bar(win) -> None:
-    """``win``'s status bar: the message (``win.status_text``), then the permanent :class:`CursorStatus`
-    (``win.cursor_status``), the stale-overlay banner (``win.stale_label``), the job's progress bar
-    (``win.progress``) and its Cancel button (``win.cancel_button``)."""
-    win.status_text = ElidedLabel()
-    win.stale_label = QLabel()
-    win.stale_label.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; padding: 1px 6px; }")
-    win.stale_label.hide()
-    win.notice_label = QLabel()  # what the model predicts that the project has no class for (ProjectState.classNotice)
-    win.notice_label.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; padding: 1px 6px; }")
-    win.notice_label.setMaximumWidth(420)
-    win.notice_label.hide()
-    win.progress = QProgressBar()
-    win.progress.setMaximumWidth(260)
-    win.progress.hide()
-    win.cancel_button = QPushButton("Cancel")
-    win.cancel_button.hide()
-    win.cancel_button.clicked.connect(win.cancel_job)
-    win.cursor_status = CursorStatus(win)
-    sb = win.statusBar()
-    sb.addWidget(win.status_text, 1)
-    for w in (win.cursor_status, win.stale_label, win.notice_label, win.progress, win.cancel_button):
+def build_status_bar(window) -> None:
+    """``window``'s status bar: the message (``window.status_text``), then the permanent :class:`CursorStatus`
+    (``window.cursor_status``), the stale-overlay banner (``window.stale_label``), the job's progress bar
+    (``window.progress``) and its Cancel button (``window.cancel_button``)."""
+    window.status_text = ElidedLabel()
+    window.stale_label = QLabel()
+    window.stale_label.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; padding: 1px 6px; }")
+    window.stale_label.hide()
+    window.notice_label = QLabel()  # what the model predicts that the project has no class for (ProjectState.classNotice)
+    window.notice_label.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; padding: 1px 6px; }")
+    window.notice_label.setMaximumWidth(420)
+    window.notice_label.hide()
+    window.progress = QProgressBar()
+    window.progress.setMaximumWidth(260)
+    window.progress.hide()
+    window.cancel_button = QPushButton("Cancel")
+    window.cancel_button.hide()
+    window.cancel_button.clicked.connect(window.cancel_job)
+    window.cursor_status = CursorStatus(window.state, window.controls, window.image_status)
+    sb = window.statusBar()
+    sb.addWidget(window.status_text, 1)
+    for w in (window.cursor_status, window.stale_label, window.notice_label, window.progress, window.cancel_button):
         sb.addPermanentWidget(w)
 
 
@@ -271,16 +224,16 @@ def _shortcut_in_tooltip(act: QAction) -> None:
         act.setToolTip(f"{tip} ({keys[0]})")
 
 
-def make_tool_actions(win, menu) -> dict[str, QAction]:
+def make_tool_actions(window, menu) -> dict[str, QAction]:
     """One checkable action per :data:`TOOL_ACTIONS` row (exclusive group, in ``menu``), keyed by tool id."""
-    win.tool_group = QActionGroup(win)
+    window.tool_group = QActionGroup(window)
     acts = {}
     for tool, name, key in TOOL_ACTIONS:
-        act = win._action(name, lambda checked=False, t=tool: win.set_tool(t), [key], menu)
+        act = window._action(name, lambda checked=False, t=tool: window.set_tool(t), [key], menu)
         act.setIcon(tool_icon(tool))
         act.setCheckable(True)
         act.setToolTip(f"{name} ({key})")
-        win.tool_group.addAction(act)
+        window.tool_group.addAction(act)
         acts[tool] = act
     acts[TOOL_BRUSH].setChecked(True)
     return acts
@@ -290,12 +243,14 @@ class CursorStatus(QLabel):
     """Status-bar read-out: ``x, y`` (image pixels), the class under the cursor, zoom %, the image's status.
 
     Args:
-        win: the main window (its ``state`` and ``canvas`` are read; ``image_status(doc)`` gives the status).
+        state: the project state (the shown document).
+        controls: the canvas's :class:`~segstudio.gui.canvas_controls.CanvasControls` (the zoom).
+        image_status: ``image_status(doc) -> str``, the image's status for the read-out.
     """
 
-    def __init__(self, win) -> None:
+    def __init__(self, state, controls, image_status) -> None:
         super().__init__()
-        self.win = win
+        self.state, self.controls, self.image_status = state, controls, image_status
         self.xy: tuple[int, int] | None = None
         self.setMinimumWidth(360)
         self.setTextFormat(Qt.TextFormat.PlainText)
@@ -306,8 +261,8 @@ class CursorStatus(QLabel):
 
     def refresh(self, *_args) -> None:
         """Recompute the text from the cursor position, the shown document and the canvas's zoom."""
-        doc = self.win.state.current_doc()
-        zoom = f"{self.win.controls.zoom * 100:.0f} %"
+        doc = self.state.current_doc()
+        zoom = f"{self.controls.zoom * 100:.0f} %"
         if doc is None:
             self.setText(zoom)
             return
@@ -318,7 +273,7 @@ class CursorStatus(QLabel):
             v = int(doc.labels[y, x])
             name = "unlabelled" if v == IGNORE_INDEX or v >= doc.classes.num_classes else doc.classes.names[v]
             parts += [f"x {x}, y {y}", name]
-        parts += [zoom, self.win.image_status(doc)]
+        parts += [zoom, self.image_status(doc)]
         self.setText("  ·  ".join(parts))
 
 
