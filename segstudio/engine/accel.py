@@ -56,10 +56,10 @@ def cpu_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def loader_workers(requested: int | None, device: torch.device | str) -> int:
-    """DataLoader worker processes: ``requested`` when given (>= 0); ``None`` → ``min(8, cores - 1)`` on CUDA (decode
-    and augmentation must keep up with the GPU; one core stays with the training loop), ``0`` elsewhere (the CPU
-    path: the model already uses every core, workers would only compete with it).
+def loader_workers(requested: int | None, device: torch.device | str, world_size: int = 1) -> int:
+    """DataLoader worker processes: ``requested`` when given (>= 0); ``None`` → ``min(8, cores / world_size - 1)`` on
+    CUDA (decode and augmentation must keep up with the GPU; one core per process stays with the training loop),
+    ``0`` elsewhere (the CPU path: the model already uses every core, workers would only compete with it).
 
     Raises:
         ValueError: a negative ``requested``.
@@ -70,7 +70,7 @@ def loader_workers(requested: int | None, device: torch.device | str) -> int:
         return int(requested)
     if torch.device(device).type != "cuda":
         return 0
-    return max(0, min(8, cpu_cores() - 1))
+    return max(0, min(8, cpu_cores() // max(1, int(world_size)) - 1))
 
 
 def enable_cudnn_autotune(device: torch.device | str) -> bool:
