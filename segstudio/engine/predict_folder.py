@@ -257,6 +257,12 @@ def predict_folder(
     return result
 
 
+OVERLAY_COMPRESS_LEVEL = 1
+"""zlib level of the overlay PNGs (a preview; the label maps keep :func:`segstudio.io.write_index_png`'s level 6).
+Level 1 encodes a 480×360 overlay several times faster than Pillow's default 6 for files ~15 % larger (measured
+on CamVid frames, issue 33); the pixels are the same."""
+
+
 def _write_pair(label_path: Path, overlay_path: Path, image: np.ndarray, labels: np.ndarray, classes, opacity: float) -> None:
     """Write the uint8 (H, W) label map as an index PNG and its overlay on the uint8 (H, W, 3) image, each atomically
     (temporary file, fsync, ``os.replace``; :func:`segstudio.io.atomic_write_bytes`)."""
@@ -267,5 +273,5 @@ def _write_pair(label_path: Path, overlay_path: Path, image: np.ndarray, labels:
 
     write_index_png(label_path, labels)
     buf = _io.BytesIO()
-    Image.fromarray(blend_overlay(image, labels, classes, opacity)).save(buf, format="PNG")
+    Image.fromarray(blend_overlay(image, labels, classes, opacity)).save(buf, format="PNG", compress_level=OVERLAY_COMPRESS_LEVEL)
     atomic_write_bytes(overlay_path, buf.getvalue())
