@@ -114,18 +114,29 @@ def _normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - m) / s
 
 
-def _run_batch(predictor: Predictor, images: list[np.ndarray], dtype: torch.dtype | None, pending: bool = True) -> _Pending:
-    """Same-size uint8 (H, W, 3) images → uint8 labels (N, H, W) on the host (as a :class:`_Pending`)."""
+def _run_batch(predictor: Predictor, images: list[np.ndarray], dtype: torch.dtype | None, pending: bool = True,
+               inputs: list[torch.Tensor | None] | None = None) -> _Pending:
+    """Same-size uint8 (H, W, 3) images → uint8 labels (N, H, W) on the host (as a :class:`_Pending`).
+
+    ``inputs``: the images already normalised on the CPU (float32 (3, H, W) each, by the decode threads), used
+    when every one is given (the CPU path); else the uint8 batch is normalised here (on the device on CUDA)."""
     device = predictor.device
     n, (h, w) = len(images), images[0].shape[:2]
     cuda = device.type == "cuda"
-    stage = torch.empty((n, h, w, 3), dtype=torch.uint8, pin_memory=cuda)
-    np.stack(images, out=stage.numpy())
-    x = stage.to(device, non_blocking=True) if cuda else stage
+    stage = None
+    if inputs is not None and not cuda and all(t is not None for t in inputs):
+        x = inputs[0][None] if n == 1 else torch.stack(inputs)
+    else:
+        stage = torch.empty((n, h, w, 3), dtype=torch.uint8, pin_memory=cuda)
+        np.stack(images, out=stage.numpy())
     with torch.inference_mode():
-        x = _normalise(x, predictor.loaded.mean, predictor.loaded.std)
+        if stage is not None:
+            x = stage.to(device, non_blocking=True) if cuda else stage
+            x = _normalise(x, predictor.loaded.mean, predictor.loaded.std)
         if predictor.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)  # a no-op: the permuted NHWC batch already is
+        else:
+            x = x.contiguous()  # the layout the per-image path gives such a model (same kernels, same bits)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = predictor._runner(x)["out"]
         labels = fast_argmax(logits if cuda else logits.float())
@@ -141,12 +152,8 @@ def _run_batch(predictor: Predictor, images: list[np.ndarray], dtype: torch.dtyp
     return res
 
 
-def _decoded(items: Iterable, workers: int, lookahead: int) -> Iterator[tuple[int, np.ndarray | None, Exception | None]]:
-    """``(index, image, error)`` in input order; files decoded by ``workers`` threads, ``lookahead`` in flight."""
-    from segstudio.io import read_image
-
-    def load(item):
-        return item if isinstance(item, np.ndarray) else read_image(item)
+def _decoded(items: Iterable, workers: int, lookahead: int, load) -> Iterator[tuple[int, object, Exception | None]]:
+    """``(index, load(item), error)`` in input order; ``load`` runs on ``workers`` threads, ``lookahead`` in flight."""
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segstudio-decode") as pool:
         window: collections.deque[tuple[int, Future]] = collections.deque()
@@ -221,7 +228,8 @@ def predict_batched(
         """Start ``batch`` on the device; yield the results of the batch before it (one batch in flight)."""
         nonlocal inflight
         try:
-            started = _Flight(batch, _run_batch(predictor, [b[1] for b in batch], dtype))
+            started = _Flight(batch, _run_batch(predictor, [b[1] for b in batch], dtype,
+                                                inputs=[inputs.pop(b[0], None) for b in batch]))
         except Exception as exc:  # noqa: BLE001  (out of memory or a bad image: per image, with the fallbacks)
             log.debug("batch of %d failed (%s); predicting one by one", len(batch), exc)
             yield from drain()
@@ -245,8 +253,24 @@ def predict_batched(
         for k, (i, image) in enumerate(flight.batch):
             yield ImagePrediction(i, labels[k].copy() if len(flight.batch) > 1 else labels[k], image)
 
+    from segstudio.io import read_image
+
+    mean, std = predictor.loaded.mean, predictor.loaded.std
+
+    def load(item) -> tuple[np.ndarray, torch.Tensor | None]:
+        """Decode; on the CPU also normalise here, off the model's thread (as the old prefetch thread did)."""
+        image = item if isinstance(item, np.ndarray) else read_image(item)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {image.dtype} {image.shape}")
+        if device.type != "cpu" or predictor._alone(*image.shape[:2]):
+            return image, None
+        with torch.inference_mode():
+            return image, _normalise(torch.from_numpy(image)[None], mean, std)[0]
+
     batch: list[tuple[int, np.ndarray]] = []
-    for i, image, exc in _decoded(items, workers, lookahead):
+    inputs: dict[int, torch.Tensor | None] = {}
+    for i, loaded_item, exc in _decoded(items, workers, lookahead, load):
+        image = None if exc is not None else loaded_item[0]
         if cancel is not None:
             cancel.check()
         if exc is not None:
@@ -266,6 +290,7 @@ def predict_batched(
             yield per_image(i, image)
             continue
         batch.append((i, image))
+        inputs[i] = loaded_item[1]
     if batch:
         yield from launch(batch)
     yield from drain()
