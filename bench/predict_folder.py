@@ -28,8 +28,9 @@ in the same interleaved chunks. ``SEGSTUDIO_BENCH_CHUNK`` should be at least the
 decode, to-tensor, copies, argmax, results) and the *model alone* (the Predictor's prepared model on synthetic
 batches already on the device). The smaller of the two ceilings is what bounds the pipeline (printed). The same
 two pipeline figures for the batched pipeline (``batched_*``), and ``predict_folder`` (label and overlay PNGs
-written to a temporary folder) old (per-image, serial writes) vs new (batched, writer pool), with the real and
-the null model: the data-path ceiling of the whole ``segstudio predict``.
+written to a temporary folder) as it was before issue 33 (``today``: per-image stream, serial writes, overlays at
+zlib level 6), with today's per-image stream in the new writer pool (``per-image (old)``) and new (batched, writer
+pool), each with the real and the null model: the data-path ceiling of the whole ``segstudio predict``.
 
 Env: ``SEGSTUDIO_BENCH_IMAGES`` (default 24, quick 8), ``SEGSTUDIO_BENCH_ROUNDS`` (passes, default 2, quick 1),
 ``SEGSTUDIO_BENCH_CHUNK`` (4). ``--record`` (the dispatcher's) writes ``docs/records/predict-folder.json``
@@ -117,6 +118,25 @@ def where_time_goes(loaded, paths: list[Path], device, batch: int = 4, reps: int
                 pass
         return reps * len(paths) / (time.perf_counter() - t0)
 
+    def today(pred, out: Path, b: int) -> None:
+        """main's ``predict_folder`` loop before issue 33: per-image stream, serial writes, overlay at zlib 6."""
+        import io as _io
+
+        from PIL import Image
+
+        from segstudio.core import blend_overlay
+        from segstudio.engine.predict_folder import output_names, predict_images
+        from segstudio.io import atomic_write_bytes, write_index_png
+
+        out.mkdir(parents=True, exist_ok=True)
+        names = output_names(paths)
+        for res in predict_images(pred, paths, batch_size=b):
+            label_name, overlay_name = names[paths[res.index]]
+            write_index_png(out / label_name, res.labels)
+            buf = _io.BytesIO()
+            Image.fromarray(blend_overlay(res.image, res.labels, pred.classes, 0.5)).save(buf, format="PNG")
+            atomic_write_bytes(out / overlay_name, buf.getvalue())
+
     def folder(pred, pipe: str) -> float:
         import shutil
         import tempfile
@@ -126,10 +146,13 @@ def where_time_goes(loaded, paths: list[Path], device, batch: int = 4, reps: int
         tmp = Path(tempfile.mkdtemp(prefix="segstudio-bench-"))
         try:
             b = fast_batch if pipe == "batched" else batch
-            predict_folder(pred, paths[:batch], tmp / "warm", batch_size=b, pipeline=pipe)
+            predict_folder(pred, paths[:batch], tmp / "warm", batch_size=b, pipeline="per-image" if pipe == "today" else pipe)
             t0 = time.perf_counter()
             for r in range(reps):
-                predict_folder(pred, paths, tmp / str(r), batch_size=b, pipeline=pipe)
+                if pipe == "today":
+                    today(pred, tmp / str(r), b)
+                else:
+                    predict_folder(pred, paths, tmp / str(r), batch_size=b, pipeline=pipe)
             return reps * len(paths) / (time.perf_counter() - t0)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -163,7 +186,9 @@ def where_time_goes(loaded, paths: list[Path], device, batch: int = 4, reps: int
     res["batched_full_pipeline_images_per_s"] = round(pipeline(full, True), 3)
     res["batched_data_path_images_per_s"] = round(pipeline(null, True), 3)
     res["predict_folder_images_per_s"] = {
+        "today (serial writes)": round(folder(full, "today"), 3),
         "per-image (old)": round(folder(full, "per-image"), 3), "batched (new)": round(folder(full, "batched"), 3),
+        "today (serial writes), null model": round(folder(null, "today"), 3),
         "per-image (old), null model": round(folder(null, "per-image"), 3),
         "batched (new), null model": round(folder(null, "batched"), 3),
     }
@@ -171,8 +196,8 @@ def where_time_goes(loaded, paths: list[Path], device, batch: int = 4, reps: int
     print(f"batched pipeline (batch {fast_batch}, {device}): full {res['batched_full_pipeline_images_per_s']:.2f} img/s; "
           f"data path alone {res['batched_data_path_images_per_s']:.2f} img/s (old: {res['data_path_images_per_s']:.2f})", flush=True)
     print("predict_folder with PNG writing, img/s: " + "; ".join(f"{k} {v:.2f}" for k, v in pf.items())
-          + f"; new/old {pf['batched (new)'] / pf['per-image (old)']:.2f}x, data-path ceiling new/old "
-          f"{pf['batched (new), null model'] / pf['per-image (old), null model']:.2f}x", flush=True)
+          + f"; new/today {pf['batched (new)'] / pf['today (serial writes)']:.2f}x, data-path ceiling new/today "
+          f"{pf['batched (new), null model'] / pf['today (serial writes), null model']:.2f}x", flush=True)
     return res
 
 

@@ -87,7 +87,8 @@ def test_predict_folder_says_where_the_time_goes():
     # the batched pipeline (issue 33, item 4): its own two figures and predict_folder old vs new, real and null model
     assert res["batched_data_path_images_per_s"] > res["batched_full_pipeline_images_per_s"] > 0
     assert set(res["predict_folder_images_per_s"]) == {
-        "per-image (old)", "batched (new)", "per-image (old), null model", "batched (new), null model"}
+        "today (serial writes)", "per-image (old)", "batched (new)", "today (serial writes), null model",
+        "per-image (old), null model", "batched (new), null model"}
     assert all(v > 0 for v in res["predict_folder_images_per_s"].values())
 
 
