@@ -109,9 +109,22 @@ def _normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 (N, H, W, 3) → float32 (N, 3, H, W) with channels_last strides: ``(x / 255 - mean) / std``, the same
     operations as :func:`segstudio.data.transforms.to_model_input` (so the CPU result is bit-identical)."""
     x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    m, s = _mean_std(tuple(mean), tuple(std), x.device)
     return (x - m) / s
+
+
+_STATS: dict = {}
+
+
+def _mean_std(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 (1, 3, 1, 1) mean and std on ``device``, made once: building them per batch would copy from pageable
+    memory, which waits for the work queued on the GPU and so stalls the pipeline."""
+    key = (mean, std, str(device))
+    if key not in _STATS:
+        with torch.inference_mode(False), torch.no_grad():
+            _STATS[key] = (torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1),
+                           torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1))
+    return _STATS[key]
 
 
 def _run_batch(predictor: Predictor, images: list[np.ndarray], dtype: torch.dtype | None, pending: bool = True,
