@@ -24,7 +24,7 @@ if [ ! -d "$SUBSET/datasets/camvid" ]; then
   echo "no $SUBSET/datasets/camvid: run 'python scripts/make_gpu_subset.py' first (and carry $SUBSET)" >&2
   exit 2
 fi
-export SEGSTUDIO_SHARED="$PWD/$SUBSET" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export SEGSTUDIO_SHARED="$(cd "$SUBSET" && pwd)" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export TORCH_HOME="${TORCH_HOME:-$PWD/.torch}"
 STAMP="$(date -u +%Y%m%d-%H%M%S)"
 if [ "$DRY" = 1 ]; then

@@ -204,3 +204,31 @@ def test_accelerator_settings_leave_the_cpu_alone():
     assert loader_workers(None, "cpu") == 0 and loader_workers(3, "cpu") == 3 and loader_workers(0, "cuda") == 0
     with pytest.raises(ValueError):
         loader_workers(-1, "cpu")
+
+
+def test_cpu_training_keeps_float32_and_no_workers(loaded, tmp_path):
+    """Issue 33's CUDA training settings leave the CPU Trainer as it was: no autocast, no scaler, no workers."""
+    from segstudio.data import SegmentationDataset
+    from segstudio.data.transforms import eval_transforms
+    from segstudio.engine import TrainConfig, Trainer
+    from segstudio.io.datasets import find_samples
+
+    root = tmp_path / "ds"
+    imgs = _write(root / "images", 2)
+    (root / "masks").mkdir()
+    from PIL import Image
+
+    for p in imgs:
+        Image.fromarray(np.zeros((40, 56), np.uint8)).save(root / "masks" / p.name)
+    (root / "train.txt").write_text("".join(p.stem + "\n" for p in imgs))
+    (root / "classes.json").write_text('[{"id": 0, "name": "a", "color": [0, 0, 0]}, {"id": 1, "name": "b", "color": [9, 9, 9]}]')
+    samples, classes = find_samples(root, "train")
+    ds = SegmentationDataset(samples, classes.num_classes, transform=eval_transforms())
+    card = dict(loaded.card, classes=[{"id": 0, "name": "a"}, {"id": 1, "name": "b"}])
+    cfg = TrainConfig(epochs=1, batch_size=2, lr=1e-3, crop_size=(32, 32), loss="ce", class_weights="none",
+                      freeze_bn=False, device="cpu", max_steps=1)
+    tr = Trainer(_Small(2), card, ds, None, cfg, out_dir=tmp_path / "run")
+    assert tr.amp_dtype is None and not tr.use_amp and not tr.scaler.is_enabled()
+    assert tr.num_workers == 0 and not tr.loader.pin_memory and cfg.amp == "auto" and cfg.num_workers is None
+    tr.fit()
+    assert tr.state.step == 1

@@ -150,7 +150,7 @@ def predict_folder(
     output: str | Path,
     *,
     opacity: float = 0.5,
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
     crf=None,
     morph=None,
     progress: Callable[[int, int], None] | None = None,
