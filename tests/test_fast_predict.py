@@ -232,3 +232,24 @@ def test_cpu_training_keeps_float32_and_no_workers(loaded, tmp_path):
     assert tr.num_workers == 0 and not tr.loader.pin_memory and cfg.amp == "auto" and cfg.num_workers is None
     tr.fit()
     assert tr.state.step == 1
+
+
+def test_out_of_memory_in_a_batch_halves_the_batch_and_loses_no_image(loaded, tmp_path, monkeypatch):
+    from segstudio.engine import fast_predict
+
+    pred = _small_predictor(loaded)
+    imgs = _write(tmp_path / "in", 6)
+    real, sizes = fast_predict._run_batch, []
+
+    def fake(predictor, images, dtype, pending=True, inputs=None):
+        sizes.append(len(images))
+        if len(images) > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(predictor, images, dtype, pending, inputs)
+
+    monkeypatch.setattr(fast_predict, "_run_batch", fake)
+    got = list(predict_batched(pred, imgs, batch_size=4))
+    assert [r.index for r in got] == list(range(6)) and all(r.error is None for r in got)
+    assert sizes == [4, 2] and any("batches of 2" in n for n in pred.notices)
+    for r, p in zip(got, imgs):
+        assert np.array_equal(r.labels, pred.predict(read_image(p)))

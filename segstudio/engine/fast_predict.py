@@ -36,7 +36,7 @@ import torch
 
 from segstudio.engine.accel import amp_dtype, auto_batch_size, cpu_cores, enable_cudnn_autotune
 from segstudio.engine.predict_folder import ImagePrediction
-from segstudio.engine.predictor import Predictor, fast_argmax
+from segstudio.engine.predictor import Predictor, fast_argmax, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -239,12 +239,17 @@ def predict_batched(
 
     def launch(batch: list) -> Iterator[ImagePrediction]:
         """Start ``batch`` on the device; yield the results of the batch before it (one batch in flight)."""
-        nonlocal inflight
+        nonlocal inflight, size
         try:
             started = _Flight(batch, _run_batch(predictor, [b[1] for b in batch], dtype,
                                                 inputs=[inputs.pop(b[0], None) for b in batch]))
         except Exception as exc:  # noqa: BLE001  (out of memory or a bad image: per image, with the fallbacks)
             log.debug("batch of %d failed (%s); predicting one by one", len(batch), exc)
+            if is_out_of_memory(exc) and len(batch) > 1:  # later batches: half as large
+                size = max(1, len(batch) // 2)
+                predictor._notice(f"out of memory on {predictor.device} with a batch of {len(batch)}; batches of {size} from now on")
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
             yield from drain()
             for i, image in batch:
                 yield per_image(i, image)
