@@ -18,13 +18,23 @@ PyTorch) through the same ``Predictor.predict_many`` (batch 1) with ONNX Runtime
 ``torch.get_num_threads()`` intra-op threads: its ratio stands beside torch's on the same images and threads
 (``SEGSTUDIO_BENCH_ONNX=0`` leaves it out; the export time is reported separately).
 
+**The batched pipeline** (issue 33, ``segstudio.engine.fast_predict.predict_batched``: decode pool, pinned
+non-blocking copies, bf16 autocast and on-device argmax on CUDA) is a row beside them, ``batched pipeline`` (its
+default batch: 8 on CUDA, 1 on the CPU; on CUDA also ``batched pipeline fp16`` and ``batched pipeline auto batch``),
+in the same interleaved chunks. ``SEGSTUDIO_BENCH_CHUNK`` should be at least the batch on a GPU.
+
 **Where the time goes** (issue 33): three figures per device for the batch-4 Predictor: the full pipeline, the
 *data path alone* (the same ``predict_many`` with a null model that returns zero logits of the right shape:
 decode, to-tensor, copies, argmax, results) and the *model alone* (the Predictor's prepared model on synthetic
-batches already on the device). The smaller of the two ceilings is what bounds the pipeline (printed).
+batches already on the device). The smaller of the two ceilings is what bounds the pipeline (printed). The same
+two pipeline figures for the batched pipeline (``batched_*``), and ``predict_folder`` (label and overlay PNGs
+written to a temporary folder) as it was before issue 33 (``today``: per-image stream, serial writes, overlays at
+zlib level 6), with today's per-image stream in the new writer pool (``per-image (old)``) and new (batched, writer
+pool), each with the real and the null model: the data-path ceiling of the whole ``segstudio predict``.
 
 Env: ``SEGSTUDIO_BENCH_IMAGES`` (default 24, quick 8), ``SEGSTUDIO_BENCH_ROUNDS`` (passes, default 2, quick 1),
-``SEGSTUDIO_BENCH_CHUNK`` (4). ``--record`` (the dispatcher's) writes ``docs/records/predict-folder.json``.
+``SEGSTUDIO_BENCH_CHUNK`` (4). ``--record`` (the dispatcher's) writes ``docs/records/predict-folder.json``
+(``SEGSTUDIO_BENCH_RECORD``: another record name).
 """
 
 from __future__ import annotations
@@ -79,9 +89,11 @@ class NullModel(torch.nn.Module):
         return {"out": x.new_zeros((x.shape[0], self.k, x.shape[2], x.shape[3]))}
 
 
-def where_time_goes(loaded, paths: list[Path], device, batch: int = 4, reps: int = 3) -> dict:
+def where_time_goes(loaded, paths: list[Path], device, batch: int = 4, reps: int = 3, fast_batch: int | None = None) -> dict:
     """Images/s of the full batch-``batch`` pipeline, of its data path alone (a :class:`NullModel`) and of the model
-    alone on synthetic (batch, 3, H, W) inputs on ``device``; ``bound`` names the slower of the two parts."""
+    alone on synthetic (batch, 3, H, W) inputs on ``device``; ``bound`` names the slower of the two parts. The same
+    for the batched pipeline (batch ``fast_batch``, default: its device default) and for ``predict_folder`` (files
+    written) old vs new."""
     from segstudio.engine import Predictor
     from segstudio.engine.checkpoint import LoadedModel
     from segstudio.io import read_image
@@ -90,14 +102,60 @@ def where_time_goes(loaded, paths: list[Path], device, batch: int = 4, reps: int
     null = Predictor(LoadedModel(model=NullModel(loaded.classes.num_classes).eval(), card=loaded.card), str(device), fuse_bn=False)
     h, w = read_image(paths[0]).shape[:2]
 
-    def pipeline(pred) -> float:
-        for _ in pred.predict_many(paths[:batch], batch_size=batch):  # warm-up
+    def pipeline(pred, batched: bool = False) -> float:
+        from segstudio.engine.fast_predict import predict_batched
+
+        def once(part):
+            if batched:
+                return predict_batched(pred, part, batch_size=fast_batch)
+            return pred.predict_many(part, batch_size=batch)
+
+        for _ in once(paths[:batch]):  # warm-up
             pass
         t0 = time.perf_counter()
         for _ in range(reps):
-            for _ in pred.predict_many(paths, batch_size=batch):
+            for _ in once(paths):
                 pass
         return reps * len(paths) / (time.perf_counter() - t0)
+
+    def today(pred, out: Path, b: int) -> None:
+        """main's ``predict_folder`` loop before issue 33: per-image stream, serial writes, overlay at zlib 6."""
+        import io as _io
+
+        from PIL import Image
+
+        from segstudio.core import blend_overlay
+        from segstudio.engine.predict_folder import output_names, predict_images
+        from segstudio.io import atomic_write_bytes, write_index_png
+
+        out.mkdir(parents=True, exist_ok=True)
+        names = output_names(paths)
+        for res in predict_images(pred, paths, batch_size=b):
+            label_name, overlay_name = names[paths[res.index]]
+            write_index_png(out / label_name, res.labels)
+            buf = _io.BytesIO()
+            Image.fromarray(blend_overlay(res.image, res.labels, pred.classes, 0.5)).save(buf, format="PNG")
+            atomic_write_bytes(out / overlay_name, buf.getvalue())
+
+    def folder(pred, pipe: str) -> float:
+        import shutil
+        import tempfile
+
+        from segstudio.engine.predict_folder import predict_folder
+
+        tmp = Path(tempfile.mkdtemp(prefix="segstudio-bench-"))
+        try:
+            b = fast_batch if pipe == "batched" else batch
+            predict_folder(pred, paths[:batch], tmp / "warm", batch_size=b, pipeline="per-image" if pipe == "today" else pipe)
+            t0 = time.perf_counter()
+            for r in range(reps):
+                if pipe == "today":
+                    today(pred, tmp / str(r), b)
+                else:
+                    predict_folder(pred, paths, tmp / str(r), batch_size=b, pipeline=pipe)
+            return reps * len(paths) / (time.perf_counter() - t0)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def model_alone() -> float:
         x = torch.randn(batch, 3, h, w, device=device)
@@ -116,12 +174,30 @@ def where_time_goes(loaded, paths: list[Path], device, batch: int = 4, reps: int
                 torch.cuda.synchronize(device)
         return n * batch / (time.perf_counter() - t0)
 
+    if fast_batch is None:
+        fast_batch = 8 if device.type == "cuda" else 1
     res = {"batch": batch, "full_pipeline_images_per_s": round(pipeline(full), 3),
            "data_path_images_per_s": round(pipeline(null), 3), "model_alone_images_per_s": round(model_alone(), 3)}
     res["bound"] = "data path" if res["data_path_images_per_s"] < res["model_alone_images_per_s"] else "model"
     print(f"where the time goes (batch {batch}, {device}): full pipeline {res['full_pipeline_images_per_s']:.2f} img/s; "
           f"data path alone (null model) {res['data_path_images_per_s']:.2f} img/s; model alone (synthetic batches) "
           f"{res['model_alone_images_per_s']:.2f} img/s: bound by the {res['bound']}", flush=True)
+    res["batched_batch"] = fast_batch
+    res["batched_full_pipeline_images_per_s"] = round(pipeline(full, True), 3)
+    res["batched_data_path_images_per_s"] = round(pipeline(null, True), 3)
+    res["predict_folder_images_per_s"] = {
+        "today (serial writes)": round(folder(full, "today"), 3),
+        "per-image (old)": round(folder(full, "per-image"), 3), "batched (new)": round(folder(full, "batched"), 3),
+        "today (serial writes), null model": round(folder(null, "today"), 3),
+        "per-image (old), null model": round(folder(null, "per-image"), 3),
+        "batched (new), null model": round(folder(null, "batched"), 3),
+    }
+    pf = res["predict_folder_images_per_s"]
+    print(f"batched pipeline (batch {fast_batch}, {device}): full {res['batched_full_pipeline_images_per_s']:.2f} img/s; "
+          f"data path alone {res['batched_data_path_images_per_s']:.2f} img/s (old: {res['data_path_images_per_s']:.2f})", flush=True)
+    print("predict_folder with PNG writing, img/s: " + "; ".join(f"{k} {v:.2f}" for k, v in pf.items())
+          + f"; new/today {pf['batched (new)'] / pf['today (serial writes)']:.2f}x, data-path ceiling new/today "
+          f"{pf['batched (new), null model'] / pf['today (serial writes), null model']:.2f}x", flush=True)
     return res
 
 
@@ -144,7 +220,21 @@ def run(args) -> dict:
     compile_s = None
     if os.environ.get("SEGSTUDIO_BENCH_COMPILE") == "1":
         variants["full+torch.compile"] = dict(kw=dict(compile=True), batch=4)
+    variants["batched pipeline"] = dict(kw=dict(), batch=None, batched=True)
+    if device.type == "cuda":
+        variants["batched pipeline fp16"] = dict(kw=dict(), batch=None, batched=True, precision="fp16")
+        variants["batched pipeline auto batch"] = dict(kw=dict(), batch="auto", batched=True)
     preds = {k: Predictor(loaded, str(device), **v["kw"]) for k, v in variants.items()}
+
+    def predict(k, part):
+        """Label maps of ``part`` by method ``k``."""
+        v = variants[k]
+        if v.get("batched"):
+            from segstudio.engine.fast_predict import predict_batched
+
+            return [r.labels for r in predict_batched(preds[k], part, batch_size=v["batch"], precision=v.get("precision", "auto"))]
+        return [res.output for res in preds[k].predict_many(part, batch_size=v["batch"])]
+
     export_s = None
     if device.type == "cpu" and os.environ.get("SEGSTUDIO_BENCH_ONNX", "1") == "1":
         import importlib.util
@@ -164,8 +254,7 @@ def run(args) -> dict:
     ref = baseline(model, paths[:2], loaded.mean, loaded.std, device)
     for k, p in preds.items():
         t0 = time.perf_counter()
-        for _ in p.predict_many(paths[:4], batch_size=variants[k]["batch"]):
-            pass
+        predict(k, paths[:4])
         if "compile" in k:
             compile_s = time.perf_counter() - t0
     # Interleave finely: every chunk of images is run by every method (order rotated per chunk), so load
@@ -183,7 +272,7 @@ def run(args) -> dict:
             if k == "baseline":
                 labels[k] = baseline(model, part, loaded.mean, loaded.std, device)
             else:
-                labels[k] = [res.output for res in preds[k].predict_many(part, batch_size=variants[k]["batch"])]
+                labels[k] = predict(k, part)
             took[k] = time.perf_counter() - t0
             secs[k] += took[k]
         for k in variants:
@@ -206,6 +295,8 @@ def run(args) -> dict:
         "agreement_with_baseline": {k: round(min(v), 5) for k, v in agree.items()},
         "target": ">= 1.3x",
     }
+    if "+fold BN+channels_last" in med:  # issue 33: the batched pipeline vs today's Predictor, same run
+        res["batched_vs_predictor"] = {k: round(med[k] / med["+fold BN+channels_last"], 3) for k in variants if k.startswith("batched")}
     if compile_s is not None:
         res["compile_warmup_s"] = round(compile_s, 1)
     if export_s is not None:
@@ -220,7 +311,7 @@ def run(args) -> dict:
         from bench._record import model_entry, write_record
         from segstudio.engine.checkpoint import default_checkpoint
 
-        path = write_record("predict-folder", res, script="python -m bench predict_folder",
+        path = write_record(os.environ.get("SEGSTUDIO_BENCH_RECORD", "predict-folder"), res, script="python -m bench predict_folder",
                             models=[model_entry("camvid_deeplabv3plus_mobilenetv2", default_checkpoint())],
                             notes=getattr(args, "notes", "") or "")
         print(f"wrote {path}")

@@ -121,10 +121,10 @@ class _TimedLoader:
             yield item
 
 
-def trainer_run(model, card, ds, batch, workers, steps, device, profile=False, waits=None) -> list[float]:
+def trainer_run(model, card, ds, batch, workers, steps, device, profile=False, waits=None, amp="auto") -> list[float]:
     """``Trainer.fit`` for ``steps`` steps; returns the timestamps of its ``"step"`` callbacks.
 
-    ``waits``: a list that receives the seconds each batch took to arrive."""
+    ``waits``: a list that receives the seconds each batch took to arrive; ``amp``: ``TrainConfig.amp``."""
     from segstudio.engine.trainer import TrainConfig, Trainer
 
     stamps: list[float] = []
@@ -133,7 +133,7 @@ def trainer_run(model, card, ds, batch, workers, steps, device, profile=False, w
         if event == "step":
             stamps.append(time.perf_counter())
 
-    cfg = TrainConfig(epochs=1, batch_size=batch, num_workers=workers, device=str(device), max_steps=steps, seed=0)
+    cfg = TrainConfig(epochs=1, batch_size=batch, num_workers=workers, device=str(device), max_steps=steps, seed=0, amp=amp)
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(model, card, ds, None, cfg, tmp, callbacks=[cb])
         tr.loader = timed = _TimedLoader(tr.loader)
@@ -169,7 +169,7 @@ def run(args) -> dict:
     loaded = load_checkpoint(None)
     ds = _dataset(crop, Path(os.environ.get("SEGSTUDIO_BENCH_DATA", CAMVID)))
     check_steps_fit(len(ds), batch, steps)
-    plain, framework, waits, twaits = [], [], [], []
+    plain, framework, waits, twaits, fp32 = [], [], [], [], []
     for r in range(rounds):
         for which in ("plain", "trainer") if r % 2 == 0 else ("trainer", "plain"):
             if which == "plain":
@@ -181,8 +181,10 @@ def run(args) -> dict:
                 stamps = trainer_run(copy.deepcopy(loaded.model), loaded.card, ds, batch, workers, steps, device, waits=w)
                 framework.append(_rate(stamps))
                 twaits.append(sum(w[WARMUP:steps]) / (stamps[-1] - stamps[WARMUP - 1]))
+        if device.type == "cuda":  # issue 33: the same Trainer in float32 (amp off) beside its autocast default
+            fp32.append(_rate(trainer_run(copy.deepcopy(loaded.model), loaded.card, ds, batch, workers, steps, device, amp="off")))
         print(f"round {r + 1}: plain {plain[-1]:.3f} steps/s  Trainer {framework[-1]:.3f} steps/s "
-              f"(ratio {framework[-1] / plain[-1]:.2f})", flush=True)
+              f"(ratio {framework[-1] / plain[-1]:.2f})" + (f"  Trainer fp32 {fp32[-1]:.3f} steps/s" if fp32 else ""), flush=True)
     if os.environ.get("SEGSTUDIO_BENCH_PROFILE") == "1":
         trainer_run(copy.deepcopy(loaded.model), loaded.card, ds, batch, workers, 2, device, profile=True)
     mp, mf = statistics.median(plain), statistics.median(framework)
@@ -203,6 +205,11 @@ def run(args) -> dict:
         "data_wait_fraction_trainer": round(statistics.median(twaits), 4),
         "target": ">= 1.0x",
     }
+    if fp32:
+        res["trainer_fp32_steps_per_s"] = round(statistics.median(fp32), 4)
+        res["autocast_speedup"] = round(mf / statistics.median(fp32), 3)
+        res["autocast_target"] = ">= 2x"
+        print(f"Trainer autocast {mf:.3f} vs float32 {res['trainer_fp32_steps_per_s']:.3f} steps/s: {res['autocast_speedup']:.2f}x")
     print(f"plain loop {mp:.3f} steps/s, Trainer {mf:.3f} steps/s: ratio {mf / mp:.2f}x "
           f"(batch {batch}, crop {crop}, {workers} worker(s)); waited for data: plain loop "
           f"{100 * res['data_wait_fraction_plain']:.1f}%, Trainer {100 * res['data_wait_fraction_trainer']:.1f}% of the time")

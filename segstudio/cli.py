@@ -111,6 +111,16 @@ def _predict_output_names(images, max_bytes: int = 255):
     return output_names(images, max_bytes)
 
 
+def _batch_size_arg(text: str):
+    """``--batch-size``: a positive integer or ``auto`` (argparse turns the ValueError into a usage error)."""
+    from segstudio.engine.accel import parse_batch_size
+
+    try:
+        return parse_batch_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_predict(args) -> int:
     from segstudio.engine import Predictor
     from segstudio.engine.console import count_progress
@@ -214,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--opacity", type=float, default=0.5)
     pr.add_argument(
-        "--batch-size", type=int, default=None, help="same-size images stacked per forward pass (default: 4 on a GPU, 1 on the CPU)"
+        "--batch-size", type=_batch_size_arg, default=None,
+        help="same-size images stacked per forward pass: a number, or 'auto' (from the free GPU memory and a measured "
+        "per-image footprint; 1 on the CPU) (default: 8 on a GPU, 1 on the CPU)",
     )
     pr.add_argument(
         "--tile-size",

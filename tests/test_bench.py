@@ -84,6 +84,12 @@ def test_predict_folder_says_where_the_time_goes():
     assert res["data_path_images_per_s"] > res["full_pipeline_images_per_s"] > 0 and res["model_alone_images_per_s"] > 0
     slower = min(("data path", res["data_path_images_per_s"]), ("model", res["model_alone_images_per_s"]), key=lambda t: t[1])
     assert res["bound"] == slower[0]
+    # the batched pipeline (issue 33, item 4): its own two figures and predict_folder old vs new, real and null model
+    assert res["batched_data_path_images_per_s"] > res["batched_full_pipeline_images_per_s"] > 0
+    assert set(res["predict_folder_images_per_s"]) == {
+        "today (serial writes)", "per-image (old)", "batched (new)", "today (serial writes), null model",
+        "per-image (old), null model", "batched (new), null model"}
+    assert all(v > 0 for v in res["predict_folder_images_per_s"].values())
 
 
 def test_runs_table_lists_every_run_and_the_mean_of_the_domains_that_have_it():

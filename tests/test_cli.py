@@ -294,7 +294,7 @@ _CHANGED = {
     "train_split": "train+val", "max_steps": 90, "sync_bn": True, "dist_timeout_s": 120.0, "hflip": False, "vflip": True, "rotate": 10.0,
     "translate": 0.1, "elastic": 4.0, "color_jitter": 0.0, "recipe": True, "budget_s": 90.0, "lr_head": 0.01,
     "warmup_fraction": 0.05, "adapt_bn": False, "class_weight_max": 5.0, "val_interval_s": 12.5, "patience": 4,
-    "keep": "last",
+    "keep": "last", "amp": "off",
 }
 
 
@@ -357,7 +357,7 @@ def test_unset_train_flags_stay_none_for_the_recipe():
     args = build_parser().parse_args(["train", "--data", "d", "-o", "o", "--init", "default"])
     cfg = config_from_args(args, recipe=True, holdout_fraction=0.0)
     assert all(getattr(cfg, f) is None for f in RECIPE_FIELDS)
-    assert cfg.weight_decay == 1e-4 and cfg.hflip is True and cfg.color_jitter == 0.2 and cfg.num_workers == 0
+    assert cfg.weight_decay == 1e-4 and cfg.hflip is True and cfg.color_jitter == 0.2 and cfg.num_workers is None
     args = build_parser().parse_args(["train", "--data", "d", "-o", "o", "--init", "default", "--no-recipe"])
     assert args.recipe is False
 

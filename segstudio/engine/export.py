@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import io
+import itertools
 import json
 import logging
 import os
@@ -244,6 +245,8 @@ def export_model(
     if dynamic_shapes and min(h, w) < MIN_DYNAMIC_SIDE:
         raise ValueError(f"the verification image must be at least {MIN_DYNAMIC_SIDE} px a side, got {w}x{h}")
     model = loaded.model.eval()
+    if any(t.device.type != "cpu" for t in itertools.chain(model.parameters(), model.buffers())):
+        model = copy.deepcopy(model).cpu().eval()  # a model on the GPU exports from a CPU copy (it is left where it is)
     with torch.no_grad():
         ref_fn = lambda t: model(t)["out"].float().numpy().astype(np.float64)  # noqa: E731
         inputs = [x]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from segstudio.engine.option_meta import option, parse_floats, parse_pair
 
-__all__ = ["CLASS_WEIGHT_METHODS", "DEFAULT_TIMEOUT_S", "KEEP_CHOICES", "RECIPE_FIELDS", "TRAIN_SPLITS", "TrainConfig"]
+__all__ = ["CLASS_WEIGHT_METHODS", "DEFAULT_TIMEOUT_S", "AMP_CHOICES", "KEEP_CHOICES", "RECIPE_FIELDS", "TRAIN_SPLITS", "TrainConfig"]
 
 CLASS_WEIGHT_METHODS = ("none", "median", "inverse")
 """The ``class_weights`` choices: the same tuple as :data:`segstudio.losses.weights.CLASS_WEIGHT_METHODS`
@@ -18,6 +18,9 @@ CLASS_WEIGHT_METHODS = ("none", "median", "inverse")
 TRAIN_SPLITS = ("train", "train+val")
 """The ``train_split`` choices: the dataset's train split, or train and val together (then nothing is validated
 and the last epoch's weights are the model: how CamVid test figures are reported, e.g. ENet, BiSeNet, DDRNet)."""
+
+AMP_CHOICES = ("auto", "bf16", "fp16", "off")
+"""The ``amp`` choices (the same tuple as :data:`segstudio.engine.accel.AMP_CHOICES`, repeated here torch-free)."""
 
 KEEP_CHOICES = ("best", "last")
 """The ``keep`` choices: the weights of the best validation, or the final weights."""
@@ -49,7 +52,8 @@ class TrainConfig:
         holdout_fraction: for an image folder with saved labels (no ``val.txt``), hold out about this
             fraction of the labelled images (at least one, chosen by a stable hash of the file name so an
             image keeps its role as more are labelled) for validation; only when 5 or more are labelled.
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes; ``None`` (default): 0 on the CPU, from the core count on CUDA
+            (:func:`segstudio.engine.accel.loader_workers`).
         device: ``auto``, ``cpu``, ``cuda``...
         seed: RNG seed for weights, shuffling and augmentation.
         val_every: validate every N epochs (when there is a validation set).
@@ -82,6 +86,8 @@ class TrainConfig:
             ``val_every`` epochs (``None``: ``budget_s / 8``).
         keep: ``"best"``: ``model.safetensors`` holds the weights of the best validation mIoU; ``"last"``: the final
             weights (validation, if any, only draws the curve).
+        amp: mixed precision on CUDA (see :data:`AMP_CHOICES`; :func:`segstudio.engine.accel.amp_dtype`): ``"auto"``
+            bfloat16 where supported, else float16 with a gradient scaler; ``"off"`` float32. No effect on the CPU.
         patience: with ``budget_s`` and validation, stop after this many validations without a better mIoU once
             half the budget is spent (``None``: never early).
     """
@@ -117,7 +123,8 @@ class TrainConfig:
     holdout_fraction: float = field(default=0.0, metadata=option(
         "--holdout-fraction", "image folder with saved labels: hold out about this fraction of the labelled images "
         "for validation (default 0.2 with the recipe, else 0)", type=float, metavar="FRAC", unset=True))
-    num_workers: int = field(default=0, metadata=option("--workers", "DataLoader worker processes", type=int))
+    num_workers: int | None = field(default=None, metadata=option(
+        "--workers", "DataLoader worker processes (default: 0 on the CPU; on CUDA from the core count, up to 8)", type=int))
     device: str = field(default="auto", metadata=option("--device", "auto, cpu, cuda, cuda:1, mps (default auto)"))
     seed: int = field(default=0, metadata=option(
         "--seed", "RNG seed for weights, shuffling and augmentation", type=int))
@@ -166,6 +173,10 @@ class TrainConfig:
     keep: str = field(default="best", metadata=option(
         "--keep", "which weights become model.safetensors: 'best' on validation (default), or 'last' (the fine-tune "
         "recipe's: the final weights of the poly schedule; validation only draws the curve)", choices=KEEP_CHOICES))
+    amp: str = field(default="auto", metadata=option(
+        "--amp", "mixed precision on CUDA: auto (bfloat16 where the GPU supports it, else float16 with a gradient "
+        "scaler; with channels_last), bf16, fp16 or off (float32); the CPU always trains in float32",
+        choices=AMP_CHOICES))
     patience: int | None = field(default=None, metadata=option(
         "--patience", "with a budget: stop after this many validations without a better mIoU once half the budget "
         "is spent (default: the recipe's)", type=int))

@@ -31,6 +31,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from segstudio.engine import accel
 from segstudio.engine import recipe as recipe_mod
 from segstudio.engine.cancel import CancelToken
 from segstudio.engine.train_config import RECIPE_FIELDS, TrainConfig  # noqa: F401 (RECIPE_FIELDS, TrainConfig re-exported: their old home)
@@ -177,6 +178,7 @@ class Trainer:
         self.model = model.to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
+        accel.enable_cudnn_autotune(self.device)  # CUDA only: cuDNN picks the fastest kernels per crop shape
         if self.config.freeze_encoder:
             if not isinstance(getattr(self.model, "encoder", None), torch.nn.Module):
                 raise ValueError(f"freeze_encoder: {type(model).__name__} has no encoder to freeze; untick it")
@@ -208,15 +210,18 @@ class Trainer:
         )
         if len(self.sampler) == 0:
             raise ValueError(f"{len(train_set)} training image(s) for {world} processes: each needs at least one")
+        # Workers: as configured, else from the core count on CUDA (0 on the CPU; accel.loader_workers).
+        self.num_workers = accel.loader_workers(self.config.num_workers, self.device, world)
         self.loader = DataLoader(
             _SeededItems(train_set),
             batch_size=self.rank_batch,
             sampler=self.sampler,
             drop_last=len(self.sampler) > self.rank_batch,
-            num_workers=self.config.num_workers,
+            num_workers=self.num_workers,
             generator=g,
-            persistent_workers=self.config.num_workers > 0,
+            persistent_workers=self.num_workers > 0,
             pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if self.num_workers > 0 and self.device.type == "cuda" else None,
         )
         self.steps_per_epoch = len(self.loader)
         self.total_steps = self.steps_per_epoch * self.config.epochs
@@ -235,9 +240,15 @@ class Trainer:
         )
         self.schedule: dict = {"budget_s": self.config.budget_s, "planned_steps": None, "step_s": None, "stopped": None}
         self._step_times: list[float] = []
-        self.use_amp = self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        # Mixed precision on CUDA: bfloat16 where supported (no scaler needed), else float16 with a GradScaler.
+        self.amp_dtype = accel.amp_dtype(self.device, self.config.amp)
+        self.use_amp = self.amp_dtype is not None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.state = TrainState()
+
+    def _autocast(self):
+        """``torch.autocast`` with the run's mixed-precision dtype on CUDA; a disabled one on the CPU (float32)."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.use_amp)
 
     def _param_groups(self) -> tuple[list[dict], dict]:
         """AdamW groups: ``"pretrained"`` at ``lr`` and, when ``lr_head`` differs and some trainable parameters are
@@ -369,7 +380,7 @@ class Trainer:
                 self.cancel.check()
                 x, y = self.val_set[i]
                 x = x.unsqueeze(0).to(self.device)
-                with torch.autocast(self.device.type, enabled=self.use_amp):
+                with self._autocast():
                     pred = self.model(x)["out"].argmax(1)
                 cm.update(y, pred[0])
         all_reduce_confusion(cm, self.dist)
@@ -409,7 +420,7 @@ class Trainer:
                 for x, _ in self.loader:
                     self.cancel.check()
                     x = x.to(self.device, non_blocking=True)
-                    with torch.autocast(self.device.type, enabled=self.use_amp):
+                    with self._autocast():
                         self.model(x)
                     done += 1
                     if done >= passes:
@@ -487,9 +498,9 @@ class Trainer:
                 y = y.to(self.device, non_blocking=True)
                 if self.device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(self.device.type, enabled=self.use_amp):
+                with self._autocast():
                     out = self.net(x)
-                loss = self.loss_fn(out, y)
+                    loss = self.loss_fn(out, y)  # inside: autocast runs the loss's softmax / NLL in float32
                 # The mean over ranks (= the one-process loss when ranks count equal pixels): logged, and the
                 # NaN check below then stops every rank together instead of leaving peers waiting.
                 mean_loss = all_reduce_mean(loss, self.dist) if self.dist.world_size > 1 else loss.detach()
