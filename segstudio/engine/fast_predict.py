@@ -30,15 +30,32 @@ import logging
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from segstudio.engine.accel import amp_dtype, auto_batch_size, cpu_cores, enable_cudnn_autotune
-from segstudio.engine.predict_folder import ImagePrediction
 from segstudio.engine.predictor import Predictor, fast_argmax, is_out_of_memory
 
 log = logging.getLogger(__name__)
+
+
+class ImagePrediction(NamedTuple):
+    """One result of :func:`segstudio.engine.predict_folder.predict_images` and :func:`predict_batched`.
+
+    Attributes:
+        index: position of the input, 0-based.
+        labels: uint8 (H, W) label map of model class ids; ``None`` when ``error`` is set.
+        image: the decoded uint8 (H, W, 3) RGB image (``None`` when it could not be read).
+        error: why this input has no prediction (unreadable file: ``segstudio.io.ImageReadError``; a failed
+            forward pass or post-processing: that exception), else ``None``.
+    """
+
+    index: int
+    labels: np.ndarray | None
+    image: np.ndarray | None
+    error: Exception | None = None
 
 
 def fast_path_supported(predictor: Predictor, crf=None, morph=None) -> bool:

@@ -17,30 +17,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
+from segstudio.engine.fast_predict import ImagePrediction  # noqa: F401 (re-exported: its old home)
 from segstudio.engine.predictor import Predictor
 
 log = logging.getLogger(__name__)
-
-
-class ImagePrediction(NamedTuple):
-    """One result of :func:`predict_images`.
-
-    Attributes:
-        index: position of the input, 0-based.
-        labels: uint8 (H, W) label map of model class ids; ``None`` when ``error`` is set.
-        image: the decoded uint8 (H, W, 3) RGB image (``None`` when it could not be read).
-        error: why this input has no prediction (unreadable file: ``segstudio.io.ImageReadError``; a failed
-            forward pass or post-processing: that exception), else ``None``.
-    """
-
-    index: int
-    labels: np.ndarray | None
-    image: np.ndarray | None
-    error: Exception | None = None
 
 
 def collect_images(items: Iterable[str | Path]) -> list[Path]:
