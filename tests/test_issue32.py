@@ -204,3 +204,26 @@ def test_rooms_stay_small():
     sizes = {p.relative_to(GUI).as_posix(): len(p.read_text(encoding="utf-8").splitlines()) for p in GUI.rglob("*.py")}
     assert sizes["main_window.py"] <= 350
     assert {k: v for k, v in sizes.items() if v > 700} == {}
+
+
+def test_the_crash_journal_hears_a_persons_edit_from_the_document_itself(qtbot, tmp_path):
+    """The journal observes each open document (not the canvas): an edit of an image that is not shown is
+    journalled; a model's fill of pixels is not a person's edit and writes no patch."""
+    from PIL import Image
+
+    from qt_helpers import show_window
+    from segstudio.io.journal import journal_path_for, read_journal
+
+    for i in range(2):
+        Image.fromarray(np.full((16, 20, 3), 40 * i, np.uint8)).save(tmp_path / f"img{i}.png")
+    win = show_window(qtbot, None, active=False)
+    assert win.open_folder(tmp_path)
+    st = win.state
+    other = st.load_doc(st.paths[1] if st.current_doc().path == st.paths[0] else st.paths[0])
+    assert other is not st.current_doc() and win.canvas.doc is not other
+    jp = journal_path_for(other.path)
+    other.apply_patch(make_patch(other.labels, 0, 0, np.ones((2, 3), np.uint8)), origin=PROV_MODEL)
+    assert not jp.exists()  # a model's pixels: nothing for the journal
+    other.fill(5, 5, 1)  # a person's fill, written straight into the (unshown) document
+    contents = read_journal(jp)
+    assert jp.is_file() and contents.base is not None and contents.base[5, 5] == 1

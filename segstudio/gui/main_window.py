@@ -212,8 +212,7 @@ class MainWindow(QMainWindow):
         self.progress.setValue(done)
         self.message(text)
 
-    def _on_edited(self) -> None:
-        self.state.journal_edit()
+    def _on_edited(self) -> None:  # the journal heard the document first (ProjectState._on_doc_event)
         self.state.flush_pending()
         self._update_title()
 

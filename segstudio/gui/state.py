@@ -46,7 +46,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from segstudio.core import ClassSpec, Document
-from segstudio.core.document import SOURCE_NONE, SOURCE_SAVED
+from segstudio.core.document import SOURCE_NONE, SOURCE_SAVED, DocumentEvent
 from segstudio.core.labels import IGNORE_INDEX
 from segstudio.core.provenance import PROV_CRF, PROV_HUMAN, PROV_MODEL, PROV_NONE
 from segstudio.engine import (
@@ -532,6 +532,7 @@ class ProjectState(QObject):
             self.accepted[path] = doc.provenance.map != PROV_NONE
         self.docs[path] = doc
         self._saving.offer_recovery(doc)
+        doc.subscribe(self._on_doc_event)  # after recovery: replaying the journal is not a new edit
         return doc
 
     def mark_failed(self, path: Path, why: str) -> None:
@@ -567,16 +568,11 @@ class ProjectState(QObject):
         return mask | acc if acc is not None else mask
 
     # -- journal (crash safety) ----------------------------------------------------------------------
-    def journal_edit(self) -> None:
-        """Append the edit just finished to the image's journal (fsynced) before anything else happens.
-
-        The record holds the current pixels of the box the edit touched (the last undo-stack patch, and
-        the last redo-stack patch for an undo), so replay is exact for strokes, fills, undo and redo.
-        The first edit (or one after the history was cleared, e.g. a relabel) writes the whole map.
-        """
-        doc = self.current_doc()
-        if doc is not None:
-            self._saving.journal_edit(doc)
+    def _on_doc_event(self, event: DocumentEvent) -> None:
+        """A person's edit (or undo / redo) of an open document goes to its crash journal (fsynced) before anyone
+        else hears of it: the box it touched, or the whole map for a first edit (``SaveController.journal_edit``)."""
+        if event.by_person:
+            self._saving.journal_edit(event.doc)
 
     # -- prediction ---------------------------------------------------------------------------------
     def predict_paths(self, paths: list[Path]) -> bool:

@@ -186,7 +186,9 @@ class SaveController:
 
     # -- journal (crash safety) ----------------------------------------------------------------------
     def journal_edit(self, doc: Document) -> None:
-        """See :meth:`ProjectState.journal_edit <segstudio.gui.state.ProjectState.journal_edit>`."""
+        """Append ``doc``'s edit just finished to its journal (fsynced): the current pixels and provenance of the box
+        the last undo-stack patch touched (for an undo, the last redo-stack patch), so replay is exact for strokes,
+        fills, undo and redo; the whole map for a first edit or one after the history was cleared (a relabel)."""
         if not doc.dirty:
             return
         journal = self._journals.setdefault(doc.path, Journal(doc.path))
