@@ -22,11 +22,8 @@ RECORDS = REPO / "docs" / "records"
 
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes (the identity of a model's weights in a record)."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def git_state() -> dict:

@@ -114,11 +114,8 @@ def file_sha1(path: str | Path) -> str:
     """Hex SHA-1 of a file's bytes (the content key of an image in the model card)."""
     import hashlib
 
-    h = hashlib.sha1()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha1").hexdigest()
 
 
 def _key_bytes(keys: Iterable[str]) -> np.ndarray:
