@@ -5,7 +5,7 @@ predictions against the saved labels, split into images the model (or any model 
 trained on, images that selected its checkpoint (validation) and held-out images that neither saw, recognised
 by content along the whole lineage, near-duplicates included (:mod:`segstudio.engine.heldout`), so the held-out
 numbers are an honest estimate. The held-out and validation figures score only the pixels a person painted or
-changed (:func:`segstudio.io.project.load_human_labels`): a model's prediction accepted unchanged is a training
+changed (:func:`segstudio.io.provenance_files.load_human_labels`): a model's prediction accepted unchanged is a training
 label, never a grade for that model. Computed in a worker (:func:`evaluate_corrected`) after each fine-tune or on
 request.
 """
@@ -73,7 +73,7 @@ class CorrectedEval:
         classes: class names (K).
         per_image: ``{path: ConfusionMatrix}`` of each image with saved labels, over all its saved pixels.
         per_image_human: ``{path: ConfusionMatrix}`` over the pixels a person painted or changed only
-            (:func:`segstudio.io.project.load_human_labels`): what the held-out and validation scopes score.
+            (:func:`segstudio.io.provenance_files.load_human_labels`): what the held-out and validation scopes score.
         roles: ``{path: role}`` (see :func:`training_roles`).
         near_duplicates: ``{path: Hamming distance}``: images that are training or validation images only by
             their perceptual key (a mirrored, re-encoded or resized copy), so not held out.

@@ -1,5 +1,5 @@
 """Model ▸ New model…: train any registered architecture + encoder from scratch on the corrected labels,
-and the bundled models (``segstudio/resources/models``) in the model picker.
+and the bundled models (``resources/models``, installed as ``segstudio/resources/models``) in the model picker.
 
 :class:`NewModelDialog` picks the architecture (every name in :func:`segstudio.models.list_models`, with the
 paper it implements), the encoder (for encoder-based nets, each marked with whether its ImageNet weights are

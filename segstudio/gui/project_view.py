@@ -175,7 +175,7 @@ class ProjectController(QObject):
         project: the open project, or ``None`` before a folder is opened.
         view: the :class:`ProjectView` (in the "Project" dock).
         versions: the :class:`~segstudio.gui.versions_dock.VersionsPanel` (in the "Versions" dock).
-        match: how the model's classes relate to the project's (:class:`~segstudio.io.project.ClassMatch`).
+        match: how the model's classes relate to the project's (:class:`~segstudio.core.class_mapping.ClassMatch`).
     """
 
     def __init__(self, state, canvas, parent: QObject | None = None, idle_s: float = 30.0) -> None:

@@ -3,7 +3,7 @@
 :class:`PredictController` runs the model on the current image or the folder (one worker job through
 :meth:`ProjectState.start <segstudio.gui.state.ProjectState.start>`), and applies a prediction to a document
 by the labeller's rules (see :mod:`segstudio.gui.state`): only when the model is still the one in use and
-its classes map onto the project's by name (:func:`model_fits`, :func:`~segstudio.io.project.class_lut`),
+its classes map onto the project's by name (:func:`model_fits`, :func:`~segstudio.core.class_mapping.class_lut`),
 only on pixels no person decided or accepted, as one undoable step on an edited image (written to that
 image's crash journal), else the image is marked stale with the reason.
 

@@ -74,7 +74,7 @@ def make_ab_job(weights_a: Path, weights_b: Path, image: np.ndarray, classes: Cl
     """A job (start it with :func:`~segstudio.gui.workers.start_job`) that predicts ``image`` (uint8 (H, W, 3)
     RGB) with two checkpoints and compares them.
 
-    Each prediction is mapped to ``classes`` by class name (see :func:`segstudio.io.project.class_lut`).
+    Each prediction is mapped to ``classes`` by class name (see :func:`segstudio.core.class_mapping.class_lut`).
     The job's ``finished`` signal carries ``{"a": uint8 (H, W), "b": uint8 (H, W), **compare_label_maps(...)}``.
     """
 
