@@ -200,8 +200,11 @@ def test_train_budget_flag_plans_the_schedule(small_dataset, tmp_path):
     # A budget and no step cap: the budget ends the run (no early stop in the one-click recipe), within one step,
     # the final validation and the checkpoint write of the budget (issue 30, item 10).
     assert sched["stopped"] == "budget" and sched["steps_done"] >= 1, sched
-    step_s = sched["step_s"] or 0.0
-    assert sched["time_s"] <= sched["budget_s"] + 2 * step_s + (sched.get("val_s") or 0.0) + (sched.get("save_s") or 0.0) + 1.0, sched
+    extra = (sched.get("val_s") or 0.0) + (sched.get("save_s") or 0.0)
+    # A loaded machine may not reach the steps the schedule times: then a step is the run's mean step (no wall-clock
+    # constant: the budget must end the run within two steps, whatever a step costs on this machine).
+    step_s = sched["step_s"] or (sched["time_s"] - extra) / sched["steps_done"]
+    assert sched["time_s"] <= sched["budget_s"] + 2 * step_s + extra + 1.0, sched
 
 
 def test_train_unet_with_an_imagenet_encoder(small_dataset, tmp_path):
