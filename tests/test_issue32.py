@@ -133,6 +133,8 @@ def test_the_tool_table_drives_tool_bar_menu_and_help(qtbot):
         assert isinstance(win.canvas.tools[tid], cls)
         if cls.mouse_help:
             assert cls.mouse_help in MOUSE_HELP
+    menus = [a.text() for a in win.menuBar().actions()]
+    assert menus[-2:] == ["&View", "&Help"] and menus[0] == "&File"  # Help stays the last menu
     with pytest.raises(KeyError):
         tool_class("no such tool")
 

@@ -7,7 +7,7 @@ The settings are an INI file in the user's config folder (``SegStudio/SegStudio.
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QRect, QSettings, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMenu, QWidget
 
 LAYOUT_VERSION = 2
 """``saveState`` version: bump it when the docks change so an old layout is ignored, not half-applied
@@ -141,8 +141,14 @@ def save_layout(window: QMainWindow) -> None:
 
 
 def add_view_menu(window: QMainWindow) -> None:
-    """View menu: show or hide each dock and the tool bar (their toggle actions)."""
-    menu = window.menuBar().addMenu("&View")
+    """View menu (before Help, the last menu by convention): show or hide each dock and the tool bar."""
+    mb = window.menuBar()
+    help_menu = next((a for a in mb.actions() if a.text() == "&Help"), None)
+    menu = QMenu("&View", mb)
+    if help_menu is not None:
+        mb.insertMenu(help_menu, menu)
+    else:
+        mb.addMenu(menu)
     for name, dock in sorted(_docks(window).items()):
         menu.addAction(dock.toggleViewAction())
     if getattr(window, "tool_bar", None) is not None:
