@@ -90,3 +90,24 @@ def test_adapted_weights_save_load_reset(tmp_path, net):
         load_adapted(path)
     with pytest.raises(ValueError):
         apply_adapted(net, {"head.weight": torch.zeros(3)})
+
+
+def test_adaptation_cache_encodes_each_example_once(net, monkeypatch):
+    exs = [_example(i) for i in range(2)]
+    calls = []
+    cache: dict = {}
+    import copy as _copy
+
+    deep = _copy.deepcopy
+
+    def counting_deepcopy(m, *a):  # count encodings on the working copy adapt_click_decoder makes
+        out = deep(m, *a)
+        if isinstance(m, ClickNet):
+            enc = out.encode_image
+            out.encode_image = lambda x: (calls.append(1), enc(x))[1]
+        return out
+
+    monkeypatch.setattr("segstudio.engine.click.adapt.copy.deepcopy", counting_deepcopy)
+    adapt_click_decoder(net, exs, max_steps=1, cache=cache)
+    adapt_click_decoder(net, exs + [_example(5)], max_steps=1, cache=cache)
+    assert len(calls) == 3 and len(cache) == 3

@@ -87,7 +87,7 @@ def _loss(logits: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.
 
 def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], seconds: float = 5.0, max_steps: int = 60,
                         lr: float = 1e-4, max_clicks: int = 6, max_side: int = 512, seed: int = 0,
-                        cancelled=None) -> tuple[dict[str, torch.Tensor], dict]:
+                        cancelled=None, cache: dict | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """Fine-tune the click decoder of ``model`` on finished objects; the model itself is not changed.
 
     Each step picks an example, builds a click sequence — half the time a prefix of the recorded ``clicks`` (when
@@ -104,6 +104,9 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
         max_clicks: longest simulated click sequence.
         seed: RNG seed of the click simulation.
         cancelled: optional ``cancelled() -> bool``, polled between steps (a worker job's cancel flag).
+        cache: optional dict kept by the caller between calls: the prepared encoding of each example (keyed by
+            ``id(example)``), so a growing pool of finished objects is encoded once (valid because the encoder and
+            neck are never adapted; use one cache per base model).
 
     Returns:
         ``(state, info)``: adapted decoder tensors (:func:`decoder_state` layout) and ``{"steps", "seconds",
@@ -125,6 +128,9 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
     opt = torch.optim.Adam(params, lr=lr)
     prepared = []
     for ex in examples:
+        if cache is not None and id(ex) in cache:
+            prepared.append(cache[id(ex)])
+            continue
         if ex.image.ndim != 3 or ex.image.shape[2] != 3 or ex.image.dtype != np.uint8:
             raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {ex.image.dtype} {ex.image.shape}")
         if ex.mask.shape != ex.image.shape[:2]:
@@ -148,6 +154,8 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
             enc = work.encode_image(to_model_input(img, IMAGENET_MEAN, IMAGENET_STD)[None])
         enc = {"feats": [f.detach() for f in enc["feats"]], "size": enc["size"]}
         prepared.append((enc, gt, ign, clicks))
+        if cache is not None:
+            cache[id(ex)] = prepared[-1]
     if not prepared:
         raise ValueError("no finished object with a non-empty mask to adapt on")
     losses: list[float] = []
