@@ -193,6 +193,7 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
 
         bank = ObjectBank.from_shared(cfg.objects_from, tuple(cfg.domains) or DOMAINS, split=cfg.split, rng=rng)
         data_info = {"datasets": [str(Path(cfg.objects_from) / d) for d in bank.domains], "split": cfg.split,
+                     "images": sum(len(f) for f in bank.files),
                      "objects": bank.stats(), "copy_paste": cfg.copy_paste,
                      "objects_rule": "8-connected components per class >= 0.5 % of the image, plus unions of adjacent "
                                      "parts (datasets with a 'background' class and >= 2 others)"}
