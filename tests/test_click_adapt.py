@@ -111,3 +111,19 @@ def test_adaptation_cache_encodes_each_example_once(net, monkeypatch):
     adapt_click_decoder(net, exs, max_steps=1, cache=cache)
     adapt_click_decoder(net, exs + [_example(5)], max_steps=1, cache=cache)
     assert len(calls) == 3 and len(cache) == 3
+
+
+def test_project_click_model_applies_the_projects_adaptation(tmp_path):
+    from segstudio.engine.click.cache import project_click_model, shared_click_model
+
+    base = shared_click_model()
+    f = adapted_path(tmp_path)
+    assert project_click_model(None, None) is base and project_click_model(None, f) is base  # nothing adapted
+    state = decoder_state(base)
+    state["head.bias"] = state["head.bias"] + 1.0
+    save_adapted(f, state)
+    m = project_click_model(None, f)
+    assert m is not base and torch.equal(m.state_dict()["head.bias"], state["head.bias"])
+    assert project_click_model(None, f) is m  # loaded once per file version
+    f.write_bytes(b"junk, not safetensors")
+    assert project_click_model(None, f) is base  # unreadable: ignored
