@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from segstudio.engine.click.cache import shared_click_model
@@ -56,7 +56,9 @@ def test_applied_objects_adapt_the_decoder_kept_with_the_project_and_reset(qtbot
         _click(cv, w // 2, h // 2)
         qtbot.waitUntil(lambda: tool.mask is not None and not tool.busy, timeout=60_000)
         tool.cancel()
-        assert tool.reset_adaptation() is True
+        reset = [a for a in win.findChildren(QAction) if a.text().startswith("Reset click-to-segment learning")]
+        assert len(reset) == 1
+        reset[0].trigger()  # Model ▸ Reset click-to-segment learning (this folder)
         assert not f.exists() and tool.session().model is base
         assert tool.reset_adaptation() is False
     finally:
