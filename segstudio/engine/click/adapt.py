@@ -99,7 +99,8 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
     Args:
         model: a ClickNet (e.g. from :func:`~segstudio.engine.click.session.load_click_model`).
         examples: finished objects; empty masks are skipped.
-        seconds: wall-clock budget (encoding included); stops earlier after ``max_steps`` steps.
+        seconds: wall-clock budget of the steps (encoding the examples comes on top: a loaded machine must not spend
+            it all on encoding); at least one step runs unless cancelled; stops earlier after ``max_steps`` steps.
         lr: Adam learning rate of the decoder.
         max_clicks: longest simulated click sequence.
         seed: RNG seed of the click simulation.
@@ -160,7 +161,8 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
         raise ValueError("no finished object with a non-empty mask to adapt on")
     losses: list[float] = []
     step = 0
-    while step < max_steps and time.monotonic() - t0 < seconds:
+    t_steps = time.monotonic()
+    while step < max_steps and (step == 0 or time.monotonic() - t_steps < seconds):
         if cancelled is not None and cancelled():
             break
         enc, gt, ign, rec = rng.choice(prepared)
