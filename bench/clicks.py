@@ -118,6 +118,7 @@ def run(args) -> dict:
     res = {m: {"ious": [], "ms": [], "encode_ms": []} for m in a.methods}
     names = dict(enumerate(classes.names))
     per_class: dict[str, int] = {}
+    obj_class: list[str] = []  # class name of each evaluated object, in the order of res[m]["ious"]
     for si, ks in by_image.items():
         image, labels = read_image(samples[si].image), read_index_png(samples[si].mask)
         ignore = labels == IGNORE_INDEX
@@ -131,6 +132,7 @@ def run(args) -> dict:
         for k in ks:
             cid, gt = objs[k]
             per_class[names.get(cid, str(cid))] = per_class.get(names.get(cid, str(cid)), 0) + 1
+            obj_class.append(names.get(cid, str(cid)))
             for m in a.methods:
                 ms = res[m]["ms"]
 
@@ -161,6 +163,14 @@ def run(args) -> dict:
         if r["encode_ms"]:
             out["encode_ms_median"] = statistics.median(r["encode_ms"])
         summary["methods"][m] = out
+    summary["per_class"] = {}
+    for cname in sorted(set(obj_class)):
+        sel = [i for i, c in enumerate(obj_class) if c == cname]
+        summary["per_class"][cname] = {
+            m: {"n": len(sel),
+                "NoC@85": float(statistics.fmean(noc(r["ious"][i], 0.85, a.max_clicks) for i in sel)),
+                "NoC@90": float(statistics.fmean(noc(r["ious"][i], 0.90, a.max_clicks) for i in sel))}
+            for m, r in res.items()}
     print(f"\n{data.name} ({a.split}), {len(index)} objects {per_class}, max {a.max_clicks} clicks, "
           f"torch threads {torch.get_num_threads()}")
     print("| method | NoC@85 | NoC@90 | >=20 clicks @90 | IoU@1 | ms/click (median) | encode ms/image |")
@@ -172,6 +182,13 @@ def run(args) -> dict:
         enc = f"{o['encode_ms_median']:.0f}" if "encode_ms_median" in o else "-"
         print(f"| {m} | {o['NoC@85']:.2f} | {o['NoC@90']:.2f} | {o['fail@90']} | {o['IoU@1']:.3f} | "
               f"{o['ms_per_click_median']:.1f} | {enc} |")
+    if len(summary["per_class"]) > 1:
+        ms = list(summary["methods"])
+        print("\n| class | n | " + " | ".join(f"{m} NoC@85 / @90" for m in ms) + " |")
+        print("|---|---|" + "---|" * len(ms))
+        for cname, row in summary["per_class"].items():
+            cells = " | ".join(f"{row[m]['NoC@85']:.2f} / {row[m]['NoC@90']:.2f}" for m in ms)
+            print(f"| {cname} | {row[ms[0]]['n']} | {cells} |")
     if getattr(args, "record", False):
         from bench._record import model_entry, write_record
         from segstudio.engine.click.session import default_click_model_path

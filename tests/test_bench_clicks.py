@@ -54,3 +54,13 @@ def test_session_adapts_between_images_and_reports_blocks(tmp_path):
         assert all(1 <= v <= 3 for pair in r["adapted"] + r["base"] for v in pair)
     assert out["images"][0]["adapted"] == out["images"][0]["base"]  # nothing adapted before the first image
     assert out["adapt_seconds_median"] is not None
+
+
+def test_per_class_noc_is_reported(tmp_path):
+    root = _dataset(tmp_path / "toy")
+    out = clicks.run(_args("--data", str(root), "--split", "val", "--max-clicks", "2", "--methods", "grabcut"))
+    assert set(out["per_class"]) == {"background", "thing"}
+    assert out["per_class"]["thing"]["grabcut"]["n"] == 3
+    n = sum(row["grabcut"]["n"] for row in out["per_class"].values())
+    mean = sum(row["grabcut"]["NoC@85"] * row["grabcut"]["n"] for row in out["per_class"].values()) / n
+    assert abs(mean - out["methods"]["grabcut"]["NoC@85"]) < 1e-9
