@@ -45,7 +45,14 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", default="runs/clicknet")
     p.add_argument("--install", action="store_true", help="write the result into resources/models/interactive/")
+    p.add_argument("--install-only", action="store_true",
+                   help="install OUT/model.safetensors (a finished or stopped run) without training")
+    p.add_argument("--training-command", default="", help="with --install-only: the command that trained OUT")
     args = p.parse_args(argv)
+    if args.install_only:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        install(Path(args.out), args.training_command or "(not given)")
+        return 0
     if not args.data and not args.objects_from:
         p.error("give --data or --objects-from")
     if args.crop % 16:
@@ -62,12 +69,34 @@ def main(argv=None) -> int:
     summary = train_click_model(cfg)
     logging.info("done: %s", json.dumps(summary))
     if args.install:
-        model, card = load_click_model(Path(args.out) / "model.safetensors")
-        card["training_command"] = "python scripts/train_click_model.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        CLICK_MODEL_DIR.mkdir(parents=True, exist_ok=True)
-        w = save_checkpoint(CLICK_MODEL_DIR, model, card, half=True, stem=CLICK_MODEL_NAME)
-        logging.info("installed %s (%.1f MB)", w, w.stat().st_size / 1e6)
+        install(Path(args.out), "python scripts/train_click_model.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     return 0
+
+
+def machine() -> dict:
+    """The machine that trained (recorded in the card): platform, processor, CPU count, torch threads."""
+    import os
+    import platform
+
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(0)}
+
+
+def install(out: Path, command: str) -> Path:
+    """Copy ``out/model.safetensors`` (float16) + its card to resources/models/interactive/clicknet_mobilenetv2.*;
+    the card gets the training command and, when missing, the machine; then run ``scripts/bundled_card_keys.py``
+    for the content keys of its training images (SHA-1 + perceptual keys)."""
+    import subprocess
+
+    model, card = load_click_model(out / "model.safetensors")
+    card["training_command"] = command
+    card.setdefault("machine", machine())
+    CLICK_MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    w = save_checkpoint(CLICK_MODEL_DIR, model, card, half=True, stem=CLICK_MODEL_NAME)
+    logging.info("installed %s (%.1f MB)", w, w.stat().st_size / 1e6)
+    subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "bundled_card_keys.py")], check=True)
+    return w
 
 
 if __name__ == "__main__":

@@ -114,3 +114,27 @@ def test_click_training_on_the_bank_checkpoints_and_resumes(tmp_path):
     assert card["training_data"]["objects"]["cars"]["images"] == 3 and card["training"]["copy_paste"] == 0.5
     cfg.max_steps, cfg.resume = 3, True
     assert train_click_model(cfg)["steps"] == 3  # continued, not restarted
+
+
+def test_install_only_copies_a_run_with_machine_and_command(tmp_path, monkeypatch):
+    import importlib.util
+    import subprocess
+    from pathlib import Path
+
+    from segstudio.engine.checkpoint import save_checkpoint
+    from segstudio.models.clicknet import ClickNet
+
+    spec = importlib.util.spec_from_file_location("train_click_model", Path(__file__).resolve().parents[1] / "scripts" / "train_click_model.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    run = tmp_path / "run"
+    save_checkpoint(run, ClickNet(pretrained=False, width=32),
+                    {"architecture": "clicknet", "name": "clicknet_mobilenetv2", "model_kwargs": {"width": 32}})
+    monkeypatch.setattr(mod, "CLICK_MODEL_DIR", tmp_path / "installed")
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+    assert mod.main(["--install-only", "--out", str(run), "--training-command", "python x"]) == 0
+    card = json.loads((tmp_path / "installed" / "clicknet_mobilenetv2.json").read_text())
+    assert card["training_command"] == "python x" and card["weights_dtype"] == "float16"
+    assert card["machine"]["cpus"] >= 1 and "torch_threads" in card["machine"]
+    assert calls and "bundled_card_keys.py" in str(calls[0][0])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import platform
 import random
 import time
 from dataclasses import dataclass, field
@@ -264,6 +266,8 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
             "encoder_pretrained": encoder_pretrained,
             "guidance": {"channels": ["positive disks", "negative disks", "previous mask"], "click_radius_px": CLICK_RADIUS},
             "training_data": data_info,
+            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                        "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
             "training": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items() if k != "datasets"}, **summary},
             **({"parent": {"name": parent.get("name"), "created": parent.get("created"), "weights": str(cfg.init)}} if parent else {}),
         }
