@@ -5,7 +5,7 @@
 ``docs/records/clicks-<dataset>[-<classes>].json`` (with the click model's SHA-256). ``--data`` takes any dataset
 folder of the ``../shared`` layout (every proxy) and ``--split`` any of its split lists (``val`` for decisions).
 ``--compare-model PATH`` runs a second click model (method ``clicknet_b``) on the same objects in the same run,
-e.g. a new training run against the shipped model.
+e.g. a new training run against the shipped model; its record is ``clicks-<dataset>[-<classes>]-<split>.json``.
 
 ``--session`` (issue 34, item 4) runs the protocol as a labelling session instead: the split's images in order
 (``--session-images``, default 30), up to ``--per-image`` objects of each (evenly spaced over its object list),
@@ -193,7 +193,7 @@ def run(args) -> dict:
         from bench._record import model_entry, write_record
         from segstudio.engine.click.session import default_click_model_path
 
-        name = "-".join(["clicks", data.name, *(a.classes or [])]).lower()
+        name = "-".join(["clicks", data.name, *(a.classes or []), *([a.split] if a.compare_model else [])]).lower()
         weights = Path(a.model) if a.model else default_click_model_path()
         models = [model_entry("clicknet", weights)] if "clicknet" in a.methods else []
         if a.compare_model:
