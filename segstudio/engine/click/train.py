@@ -237,7 +237,7 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
     budget = cfg.minutes * 60.0
     state_path = out / "train_state.pt"
     if cfg.resume and state_path.is_file():
-        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         step, losses = int(st["step"]), list(st["losses"])
