@@ -1,8 +1,19 @@
 """Click-to-segment: the NoC protocol for the click model and for GrabCut driven by the same clicks.
 
 ``python -m bench clicks --data DIR [--split test] [--max-clicks 20] [--classes NAME|ID ...] [--limit N]
-[--model PATH] [--methods clicknet grabcut] [--record]``; ``--record`` writes
-``docs/records/clicks-<dataset>[-<classes>].json`` (with the click model's SHA-256).
+[--model PATH] [--compare-model PATH] [--methods clicknet grabcut] [--record]``; ``--record`` writes
+``docs/records/clicks-<dataset>[-<classes>].json`` (with the click model's SHA-256). ``--data`` takes any dataset
+folder of the ``../shared`` layout (every proxy) and ``--split`` any of its split lists (``val`` for decisions).
+``--compare-model PATH`` runs a second click model (method ``clicknet_b``) on the same objects in the same run,
+e.g. a new training run against the shipped model; its record is ``clicks-<dataset>[-<classes>]-<split>.json``.
+
+``--session`` (issue 34, item 4) runs the protocol as a labelling session instead: the split's images in order
+(``--session-images``, default 30), up to ``--per-image`` objects of each (evenly spaced over its object list),
+and after each image the click decoder is adapted on that image's finished objects together with the earlier ones
+(:func:`segstudio.engine.click.adapt.adapt_click_decoder`, ``--adapt-steps`` steps; Kontogianni et al., ECCV
+2020). The same objects are also run with the unadapted model in the same run (the control: later images may
+just be easier). It prints NoC@85 / NoC@90 over images 1–10, 11–20, 21–30; ``--record`` writes
+``docs/records/clicks-session-<dataset>.json``.
 
 Objects are the connected components (8-connected) of one class covering >= 0.5 % of the image, in a dataset
 folder of the ``../shared`` layout (``images/``, ``masks/``, ``<split>.txt``, ``classes.json``). For each object
@@ -39,7 +50,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--classes", nargs="+", help="class names or ids to take objects from (default all)")
     p.add_argument("--limit", type=int, default=0, help="at most this many objects, evenly spaced (0: all)")
     p.add_argument("--model", help="click model weights (default: the shipped one)")
+    p.add_argument("--compare-model", help="a second click model run on the same objects (method clicknet_b)")
     p.add_argument("--methods", nargs="+", default=["clicknet", "grabcut"], choices=["clicknet", "grabcut"])
+    p.add_argument("--session", action="store_true", help="a labelling session with online adaptation (see above)")
+    p.add_argument("--session-images", type=int, default=30)
+    p.add_argument("--per-image", type=int, default=4, help="session: objects per image (evenly spaced)")
+    p.add_argument("--adapt-steps", type=int, default=30, help="session: decoder steps after each image")
+    p.add_argument("--adapt-lr", type=float, default=1e-4)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     return p.parse_args(argv)
 
@@ -76,6 +93,10 @@ def run(args) -> dict:
     if not (data / f"{a.split}.txt").is_file():
         have = sorted(p.stem for p in data.glob("*.txt"))
         raise SystemExit(f"{data} has no {a.split}.txt; choose --split from {have}")
+    if a.session:
+        return run_session(a, record=getattr(args, "record", False), notes=getattr(args, "notes", "") or "")
+    if a.compare_model and "clicknet_b" not in a.methods:
+        a.methods = [*a.methods, "clicknet_b"]
     samples, classes = find_samples(data, a.split)
     ids = _class_ids(a.classes, classes)
     # the object list: (sample index, object index in that image)
@@ -89,30 +110,35 @@ def run(args) -> dict:
     by_image: dict[int, list[int]] = {}
     for si, k in index:
         by_image.setdefault(si, []).append(k)
-    model = card = None
+    model = card = model_b = card_b = None
     if "clicknet" in a.methods:
         model, card = load_click_model(a.model)
+    if "clicknet_b" in a.methods:
+        model_b, card_b = load_click_model(a.compare_model)
     res = {m: {"ious": [], "ms": [], "encode_ms": []} for m in a.methods}
     names = dict(enumerate(classes.names))
     per_class: dict[str, int] = {}
+    obj_class: list[str] = []  # class name of each evaluated object, in the order of res[m]["ious"]
     for si, ks in by_image.items():
         image, labels = read_image(samples[si].image), read_index_png(samples[si].mask)
         ignore = labels == IGNORE_INDEX
         objs = object_masks(labels, ids)
-        session = None
-        if model is not None:
-            t = time.perf_counter()
-            session = ClickSession(model, image)
-            res["clicknet"]["encode_ms"].append(1e3 * (time.perf_counter() - t))
+        sessions = {}
+        for m, net in (("clicknet", model), ("clicknet_b", model_b)):
+            if net is not None:
+                t = time.perf_counter()
+                sessions[m] = ClickSession(net, image)
+                res[m]["encode_ms"].append(1e3 * (time.perf_counter() - t))
         for k in ks:
             cid, gt = objs[k]
             per_class[names.get(cid, str(cid))] = per_class.get(names.get(cid, str(cid)), 0) + 1
+            obj_class.append(names.get(cid, str(cid)))
             for m in a.methods:
                 ms = res[m]["ms"]
 
                 def predict(clicks, prev, m=m, ms=ms):
                     t = time.perf_counter()
-                    out = session.predict(clicks, prev) if m == "clicknet" else grabcut_from_clicks(image, clicks, prev)
+                    out = sessions[m].predict(clicks, prev) if m in sessions else grabcut_from_clicks(image, clicks, prev)
                     ms.append(1e3 * (time.perf_counter() - t))
                     return out
 
@@ -121,7 +147,9 @@ def run(args) -> dict:
     summary = {"data": str(data), "split": a.split, "objects": len(index), "classes": per_class,
                "max_clicks": a.max_clicks, "methods": {}}
     if card is not None:
-        summary["model"] = {"name": card.get("name"), "training": card.get("training", {})}
+        summary["model"] = {"name": card.get("name"), "path": str(a.model or "shipped"), "training": card.get("training", {})}
+    if card_b is not None:
+        summary["model_b"] = {"name": card_b.get("name"), "path": str(a.compare_model), "training": card_b.get("training", {})}
     for m, r in res.items():
         ious = r["ious"]
         out = {
@@ -135,6 +163,14 @@ def run(args) -> dict:
         if r["encode_ms"]:
             out["encode_ms_median"] = statistics.median(r["encode_ms"])
         summary["methods"][m] = out
+    summary["per_class"] = {}
+    for cname in sorted(set(obj_class)):
+        sel = [i for i, c in enumerate(obj_class) if c == cname]
+        summary["per_class"][cname] = {
+            m: {"n": len(sel),
+                "NoC@85": float(statistics.fmean(noc(r["ious"][i], 0.85, a.max_clicks) for i in sel)),
+                "NoC@90": float(statistics.fmean(noc(r["ious"][i], 0.90, a.max_clicks) for i in sel))}
+            for m, r in res.items()}
     print(f"\n{data.name} ({a.split}), {len(index)} objects {per_class}, max {a.max_clicks} clicks, "
           f"torch threads {torch.get_num_threads()}")
     print("| method | NoC@85 | NoC@90 | >=20 clicks @90 | IoU@1 | ms/click (median) | encode ms/image |")
@@ -146,14 +182,121 @@ def run(args) -> dict:
         enc = f"{o['encode_ms_median']:.0f}" if "encode_ms_median" in o else "-"
         print(f"| {m} | {o['NoC@85']:.2f} | {o['NoC@90']:.2f} | {o['fail@90']} | {o['IoU@1']:.3f} | "
               f"{o['ms_per_click_median']:.1f} | {enc} |")
+    if len(summary["per_class"]) > 1:
+        ms = list(summary["methods"])
+        print("\n| class | n | " + " | ".join(f"{m} NoC@85 / @90" for m in ms) + " |")
+        print("|---|---|" + "---|" * len(ms))
+        for cname, row in summary["per_class"].items():
+            cells = " | ".join(f"{row[m]['NoC@85']:.2f} / {row[m]['NoC@90']:.2f}" for m in ms)
+            print(f"| {cname} | {row[ms[0]]['n']} | {cells} |")
     if getattr(args, "record", False):
         from bench._record import model_entry, write_record
         from segstudio.engine.click.session import default_click_model_path
 
-        name = "-".join(["clicks", data.name, *(a.classes or [])]).lower()
+        name = "-".join(["clicks", data.name, *(a.classes or []), *([a.split] if a.compare_model else [])]).lower()
         weights = Path(a.model) if a.model else default_click_model_path()
         models = [model_entry("clicknet", weights)] if "clicknet" in a.methods else []
+        if a.compare_model:
+            models.append(model_entry("clicknet_b", Path(a.compare_model)))
         path = write_record(name, summary, script="python -m bench clicks", models=models,
                             notes=getattr(args, "notes", "") or "")
+        print(f"wrote {path}")
+    return summary
+
+
+def run_session(a, record: bool = False, notes: str = "") -> dict:
+    """``--session``: the split's first ``a.session_images`` images in order as a labelling session, the click decoder
+    adapted after each image on every object finished so far; the unadapted model on the same objects as control.
+
+    Returns the summary dict (per image NoC@85/90 of both, the 10-image block means, the adaptation info).
+    """
+    import copy
+
+    import torch
+
+    from segstudio.core.labels import IGNORE_INDEX
+    from segstudio.engine.click.adapt import AdaptExample, adapt_click_decoder, apply_adapted
+    from segstudio.engine.click.protocol import Click, evaluate_object, noc, object_masks
+    from segstudio.engine.click.session import ClickSession, load_click_model
+    from segstudio.io.datasets import find_samples
+    from segstudio.io.images import read_image
+    from segstudio.io.labels import read_index_png
+
+    data = Path(a.data)
+    samples, classes = find_samples(data, a.split)
+    samples = samples[: a.session_images]
+    base, card = load_click_model(a.model)
+    adapted = base
+    pool: list[AdaptExample] = []
+    rows = []
+    t_adapt = []
+    enc_cache: dict = {}
+    for i, s in enumerate(samples):
+        image, labels = read_image(s.image), read_index_png(s.mask)
+        ignore = labels == IGNORE_INDEX
+        objs = object_masks(labels)
+        if a.per_image and len(objs) > a.per_image:
+            objs = [objs[j] for j in sorted(set(np.linspace(0, len(objs) - 1, a.per_image).round().astype(int).tolist()))]
+        sess_base = ClickSession(base, image)
+        sess_ad = copy.copy(sess_base)  # the adapted decoder reads the same cached encoding (encoder + neck frozen)
+        sess_ad.model = adapted
+        row = {"image": s.image.name, "objects": len(objs), "adapted": [], "base": []}
+        for _, gt in objs:
+            for key, sess in (("adapted", sess_ad), ("base", sess_base)):
+                clicks_made: list[Click] = []
+
+                def predict(clicks, prev, sess=sess, rec=clicks_made):
+                    rec[:] = clicks
+                    return sess.predict(clicks, prev)
+
+                ious = evaluate_object(predict, gt, a.max_clicks, ignore, stop_iou=0.90)
+                row[key].append([noc(ious, 0.85, a.max_clicks), noc(ious, 0.90, a.max_clicks)])
+                if key == "adapted":
+                    pool.append(AdaptExample(image, gt, list(clicks_made), ignore))
+        rows.append(row)
+        if i + 1 < len(samples) and pool:
+            t = time.perf_counter()
+            state, info = adapt_click_decoder(adapted, pool, seconds=1e9, max_steps=a.adapt_steps, lr=a.adapt_lr,
+                                              seed=i, cache=enc_cache)
+            adapted = apply_adapted(base, state)
+            t_adapt.append(time.perf_counter() - t)
+
+        def mean(key, j):
+            return float(np.mean([v[j] for v in row[key]])) if row[key] else None
+        log.info("image %d %s: %d objects, NoC@85 adapted %s base %s", i + 1, s.image.name, len(objs), mean("adapted", 0), mean("base", 0))
+    blocks = []
+    for b in range(0, len(rows), 10):
+        blk = rows[b:b + 10]
+        out = {"images": f"{b + 1}-{b + len(blk)}", "objects": sum(r["objects"] for r in blk)}
+        for key in ("adapted", "base"):
+            vals = [v for r in blk for v in r[key]]
+            out[key] = {"NoC@85": float(np.mean([v[0] for v in vals])) if vals else None,
+                        "NoC@90": float(np.mean([v[1] for v in vals])) if vals else None}
+        blocks.append(out)
+    summary = {"data": str(data), "split": a.split, "session_images": len(rows), "per_image": a.per_image,
+               "max_clicks": a.max_clicks, "adapt_steps": a.adapt_steps, "adapt_lr": a.adapt_lr,
+               "adapt_seconds_median": float(statistics.median(t_adapt)) if t_adapt else None,
+               "torch_threads": torch.get_num_threads(),
+               "model": {"name": card.get("name"), "path": str(a.model or "shipped")}, "blocks": blocks, "images": rows}
+    if len(blocks) >= 3 and blocks[0]["adapted"]["NoC@85"]:
+        first, third = blocks[0]["adapted"]["NoC@85"], blocks[2]["adapted"]["NoC@85"]
+        summary["reduction_21_30_vs_1_10_adapted"] = round(1 - third / first, 4)
+        fb, tb = blocks[0]["base"]["NoC@85"], blocks[2]["base"]["NoC@85"]
+        summary["reduction_21_30_vs_1_10_base"] = round(1 - tb / fb, 4) if fb else None
+    print(f"\n{data.name} ({a.split}) session: {len(rows)} images, <= {a.per_image} objects each, "
+          f"{a.adapt_steps} adaptation steps after each image (median {summary['adapt_seconds_median']} s)")
+    print("| images | objects | NoC@85 adapted | NoC@85 unadapted | NoC@90 adapted | NoC@90 unadapted |")
+    print("|---|---|---|---|---|---|")
+    for b in blocks:
+        f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        print(f"| {b['images']} | {b['objects']} | {f(b['adapted']['NoC@85'])} | {f(b['base']['NoC@85'])} | "
+              f"{f(b['adapted']['NoC@90'])} | {f(b['base']['NoC@90'])} |")
+    if record:
+        from bench._record import model_entry, write_record
+        from segstudio.engine.click.session import default_click_model_path
+
+        weights = Path(a.model) if a.model else default_click_model_path()
+        path = write_record(f"clicks-session-{data.name}".lower(), summary, script="python -m bench clicks --session",
+                            models=[model_entry("clicknet", weights)], notes=notes)
         print(f"wrote {path}")
     return summary

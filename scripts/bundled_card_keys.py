@@ -4,8 +4,9 @@ The held-out rule (:mod:`segstudio.engine.heldout`) recognises a model's trainin
 SHA-1 of their bytes and their perceptual key (``training_data.image_sha1`` / ``val_image_sha1`` /
 ``image_phash`` / ``val_image_phash``). A card without them falls back to its ``training_data.path`` on the
 machine it was trained on, which is missing anywhere else. This script reads, for each card in
-``resources/models/``, which dataset it names (the last component of ``training_data.path``, looked up
-under ``--shared/datasets``), which splits trained it (``training_data.splits``, default ``["train"]``) and, when
+``resources/models/`` (and ``interactive/``), which dataset it names (the last component of ``training_data.path``, looked up
+under ``--shared/datasets``; a card with a ``training_data.datasets`` list instead — the click model — names
+several, each read with ``training_data.split``), which splits trained it (``training_data.splits``, default ``["train"]``) and, when
 ``training_data.val_images`` > 0 and ``val`` did not train it, that ``val`` selected its checkpoint; it checks the
 image counts against the card and, where the card already lists SHA-1s, that the files give the same set (so a
 wrong folder cannot overwrite a card's record), then writes the four lists atomically. Re-running it is a no-op
@@ -54,6 +55,14 @@ def card_keys(card: dict, shared: Path) -> dict[str, list[str]]:
         ValueError: the image counts or the card's existing SHA-1s disagree with the files.
     """
     td = card["training_data"]
+    if "datasets" in td and "path" not in td:  # a model trained on several datasets (the click model): their splits
+        split = td.get("split", "train")
+        train = [p for d in td["datasets"] for p in _split_images(shared / "datasets" / Path(d).name, split)]
+        val: list[Path] = []
+        root = ", ".join(Path(d).name for d in td["datasets"])
+        if "images" in td and len(train) != td["images"]:
+            raise ValueError(f"{card.get('name')}: {root} give {len(train)} training images, the card says {td['images']}")
+        return _keys(card, root, train, val, td)
     root = shared / "datasets" / Path(td["path"]).name
     splits = list(td.get("splits") or ["train"])
     train = [p for sp in splits for p in _split_images(root, sp)]
@@ -61,6 +70,10 @@ def card_keys(card: dict, shared: Path) -> dict[str, list[str]]:
     if len(train) != td["images"] or len(val) != td.get("val_images", 0):
         raise ValueError(f"{card.get('name')}: {root} gives {len(train)} training / {len(val)} validation images, "
                          f"the card says {td['images']} / {td.get('val_images', 0)}")
+    return _keys(card, root, train, val, td)
+
+
+def _keys(card: dict, root, train: list[Path], val: list[Path], td: dict) -> dict[str, list[str]]:
     keys = {
         "image_sha1": [file_sha1(p) for p in train],
         "val_image_sha1": [file_sha1(p) for p in val],
@@ -81,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="write nothing; exit 1 if a card lacks its keys")
     args = ap.parse_args(argv)
     stale = 0
-    for path in sorted(MODELS.glob("*.json")):
+    for path in sorted([*MODELS.glob("*.json"), *MODELS.glob("interactive/*.json")]):
         card = json.loads(path.read_text(encoding="utf-8"))
         if "training_data" not in card or "architecture" not in card:
             continue

@@ -25,7 +25,16 @@ from segstudio.engine.click.train import ClickTrainConfig, train_click_model
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", nargs="+", required=True, help="dataset folders (images/, masks/, train.txt, classes.json)")
+    p.add_argument("--data", nargs="+", default=[], help="dataset folders (images/, masks/, train.txt, classes.json)")
+    p.add_argument("--objects-from", default="", help="a ../shared/datasets folder: train on the class-agnostic object "
+                   "bank of --domains there (train splits; segstudio.engine.click.objects) instead of --data")
+    p.add_argument("--domains", nargs="+", default=[], help="dataset names under --objects-from (default: all six)")
+    p.add_argument("--copy-paste", type=float, default=0.3, help="probability of a copy-paste sample (--objects-from)")
+    p.add_argument("--init", default="", help="start from these click-model weights (e.g. the shipped model)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt if present")
+    p.add_argument("--encoder-lr-factor", type=float, default=0.1)
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--max-iter-clicks", type=int, default=3)
     p.add_argument("--split", default="train")
     p.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget")
     p.add_argument("--max-steps", type=int, default=0)
@@ -36,7 +45,16 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", default="runs/clicknet")
     p.add_argument("--install", action="store_true", help="write the result into resources/models/interactive/")
+    p.add_argument("--install-only", action="store_true",
+                   help="install OUT/model.safetensors (a finished or stopped run) without training")
+    p.add_argument("--training-command", default="", help="with --install-only: the command that trained OUT")
     args = p.parse_args(argv)
+    if args.install_only:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        install(Path(args.out), args.training_command or "(not given)")
+        return 0
+    if not args.data and not args.objects_from:
+        p.error("give --data or --objects-from")
     if args.crop % 16:
         p.error(f"--crop must be a multiple of 16, got {args.crop}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -44,16 +62,41 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     cfg = ClickTrainConfig(datasets=args.data, split=args.split, crop=args.crop, batch_size=args.batch_size,
                            minutes=args.minutes, max_steps=args.max_steps, lr=args.lr,
-                           train_encoder=args.train_encoder, out=args.out)
+                           train_encoder=args.train_encoder, out=args.out, objects_from=args.objects_from,
+                           domains=tuple(args.domains), copy_paste=args.copy_paste if args.objects_from else 0.0,
+                           init=args.init, resume=args.resume, encoder_lr_factor=args.encoder_lr_factor,
+                           save_every=args.save_every, max_iter_clicks=args.max_iter_clicks)
     summary = train_click_model(cfg)
     logging.info("done: %s", json.dumps(summary))
     if args.install:
-        model, card = load_click_model(Path(args.out) / "model.safetensors")
-        card["training_command"] = "python scripts/train_click_model.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        CLICK_MODEL_DIR.mkdir(parents=True, exist_ok=True)
-        w = save_checkpoint(CLICK_MODEL_DIR, model, card, half=True, stem=CLICK_MODEL_NAME)
-        logging.info("installed %s (%.1f MB)", w, w.stat().st_size / 1e6)
+        install(Path(args.out), "python scripts/train_click_model.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     return 0
+
+
+def machine() -> dict:
+    """The machine that trained (recorded in the card): platform, processor, CPU count, torch threads."""
+    import os
+    import platform
+
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(0)}
+
+
+def install(out: Path, command: str) -> Path:
+    """Copy ``out/model.safetensors`` (float16) + its card to resources/models/interactive/clicknet_mobilenetv2.*;
+    the card gets the training command and, when missing, the machine; then run ``scripts/bundled_card_keys.py``
+    for the content keys of its training images (SHA-1 + perceptual keys)."""
+    import subprocess
+
+    model, card = load_click_model(out / "model.safetensors")
+    card["training_command"] = command
+    card.setdefault("machine", machine())
+    CLICK_MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    w = save_checkpoint(CLICK_MODEL_DIR, model, card, half=True, stem=CLICK_MODEL_NAME)
+    logging.info("installed %s (%.1f MB)", w, w.stat().st_size / 1e6)
+    subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "bundled_card_keys.py")], check=True)
+    return w
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from PySide6.QtGui import QAction
 
 from segstudio.gui.qtutil import window_action
 from segstudio.gui.toolbar import make_tool_actions
+from segstudio.gui.tools import TOOL_CLICK
 
 CLASS_KEYS = [str(k) for k in range(1, 10)] + ["0"] + [f"Alt+{k}" for k in range(1, 10)] + ["Alt+0"]
 """Shortcut of class 1..20: 1..9, 0 (10), Alt+1..Alt+9 (11..19), Alt+0 (20)."""
@@ -59,4 +60,6 @@ def build_actions(window) -> None:
     window_action(window, "Fine-tune on saved labels", window.finetune, ["Ctrl+T"], m_model)
     window_action(window, "Run fine-tune on a cluster…", window.run_on_cluster, (), m_model)
     window_action(window, "Import trained checkpoint…", window.import_trained_checkpoint, (), m_model)
+    window_action(window, "Reset click-to-segment learning (this folder)",
+                  lambda: cv.tools[TOOL_CLICK].reset_adaptation(), (), m_model)
     window_action(window, "Keyboard shortcuts", window.show_shortcuts, ["F1"], mb.addMenu("&Help"))

@@ -10,6 +10,7 @@ An image folder ``F`` opened as a project::
     F/labels/validation.txt           images the person set aside for validation: never trained on (one name a line)
     F/labels/.journal/<sha1>.ssj      crash-recovery journal of unsaved edits (segstudio.io.journal)
     F/labels/models/vNNN/             model versions fine-tuned on this folder (segstudio.engine.versions)
+    F/labels/models/click_adapted.*   the click decoder adapted to this folder's objects (segstudio.engine.click.adapt)
     F/labels/cluster/                 manifest + command for a cluster run (segstudio.engine.cluster)
 
 A training run folder (and each model version) holds ``model.safetensors``, ``model.json`` (the model card) and

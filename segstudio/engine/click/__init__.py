@@ -24,5 +24,9 @@ ImageNet encoder is kept frozen by default so a CPU can train the decoder in min
 Modules: :mod:`~segstudio.engine.click.protocol` (objects, click simulation, IoU / NoC, guidance maps, GrabCut
 from clicks; numpy and OpenCV, no torch), :mod:`~segstudio.engine.click.session` (the shipped click model and the
 encode-once :class:`~segstudio.engine.click.session.ClickSession` the GUI's Click tool runs) and
-:mod:`~segstudio.engine.click.train` (training a click model, ``scripts/train_click_model.py``).
+:mod:`~segstudio.engine.click.train` (training a click model, ``scripts/train_click_model.py``),
+:mod:`~segstudio.engine.click.objects` (the class-agnostic object bank of every ``../shared`` train split: per-class
+components, unions of adjacent parts, copy-paste; issue 34), :mod:`~segstudio.engine.click.adapt` (adapting the
+click decoder to the objects a person finished, Kontogianni et al., ECCV 2020, kept with the project) and
+:mod:`~segstudio.engine.click.cache` (the shared model, the project's adapted model, the GUI's encoding cache).
 """

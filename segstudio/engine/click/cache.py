@@ -34,6 +34,47 @@ def shared_click_model(path=None):
         return _CLICK_MODEL[key]
 
 
+_ADAPTED: dict[tuple, object] = {}
+
+
+def project_click_model(path=None, adapted_file=None):
+    """The click model a project uses: :func:`shared_click_model` of ``path`` with the project's adapted decoder
+    (:func:`segstudio.engine.click.adapt.load_adapted` of ``adapted_file``, e.g.
+    ``labels/models/click_adapted.safetensors``) applied when that file exists; the shared model itself when it does
+    not (never adapted, or reset). Loaded once per file version (path, mtime, size); thread-safe.
+
+    An unreadable adapted file is ignored (the shared model is returned; the error is logged).
+    """
+    import logging
+    from pathlib import Path
+
+    base = shared_click_model(path)
+    if adapted_file is None:
+        return base
+    f = Path(adapted_file)
+    try:
+        st = f.stat()
+    except OSError:
+        return base
+    key = (str(path), str(f), st.st_mtime_ns, st.st_size)
+    with _CLICK_MODEL_LOCK:
+        if key in _ADAPTED:
+            return _ADAPTED[key]
+    from segstudio.engine.click.adapt import apply_adapted, load_adapted
+
+    try:
+        state = load_adapted(f)
+        model = base if state is None else apply_adapted(base, state)
+    except ValueError as exc:
+        logging.getLogger(__name__).warning("click model adaptation %s ignored: %s", f, exc)
+        return base
+    with _CLICK_MODEL_LOCK:
+        for k in [k for k in _ADAPTED if k[:2] == key[:2]]:  # older versions of this file
+            del _ADAPTED[k]
+        _ADAPTED[key] = model
+    return model
+
+
 def image_key(path, image: np.ndarray) -> tuple:
     """Cache key of an image's click-model encoding: ``(str(path), shape, SHA-1 of the pixels)``.
 
@@ -111,4 +152,4 @@ class EncodingCache:
         return iter(list(self._sessions))
 
 
-__all__ = ["EncodingCache", "connected_to_clicks", "image_key", "shared_click_model"]
+__all__ = ["EncodingCache", "connected_to_clicks", "image_key", "project_click_model", "shared_click_model"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import platform
 import random
 import time
 from dataclasses import dataclass, field
@@ -46,8 +48,17 @@ class ClickTrainConfig:
         lr: AdamW learning rate of the trained parts.
         train_encoder: also train the encoder's last two stages (10x lower LR); False = frozen encoder.
         max_iter_clicks: up to this many extra clicks simulated from the model's own errors per step.
-        out: folder for ``model.safetensors`` + ``model.json`` (written every ``save_every`` steps and at the end).
+        out: folder for ``model.safetensors`` + ``model.json`` (written every ``save_every`` steps and at the end)
+            and the resumable ``train_state.pt`` (model, optimizer, step, elapsed time, RNG states).
         seed: RNG seed.
+        objects_from: a ``../shared/datasets`` folder: train on the class-agnostic
+            :class:`~segstudio.engine.click.objects.ObjectBank` of ``domains`` there (train splits only) instead of
+            :class:`ObjectCrops` of ``datasets``.
+        domains: dataset names under ``objects_from`` (default :data:`~segstudio.engine.click.objects.DOMAINS`).
+        copy_paste: probability of a copy-paste sample (object pasted onto another image), with ``objects_from``.
+        init: start from these click-model weights (``.safetensors`` with its card; e.g. the shipped model).
+        resume: continue from ``out/train_state.pt`` when it exists (the minutes budget counts the earlier runs).
+        encoder_lr_factor: learning rate of the unfrozen encoder stages relative to ``lr``.
     """
 
     datasets: list[str] = field(default_factory=list)
@@ -63,6 +74,12 @@ class ClickTrainConfig:
     save_every: int = 100
     seed: int = 0
     width: int = 96
+    objects_from: str = ""
+    domains: tuple[str, ...] = ()
+    copy_paste: float = 0.0
+    init: str = ""
+    resume: bool = False
+    encoder_lr_factor: float = 0.1
 
 
 class ObjectCrops:
@@ -173,9 +190,33 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
     """
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
-    data = ObjectCrops(cfg.datasets, cfg.split, cfg.crop, rng)
+    if cfg.objects_from:
+        from segstudio.engine.click.objects import DOMAINS, ObjectBank
+
+        bank = ObjectBank.from_shared(cfg.objects_from, tuple(cfg.domains) or DOMAINS, split=cfg.split, rng=rng)
+        data_info = {"datasets": [str(Path(cfg.objects_from) / d) for d in bank.domains], "split": cfg.split,
+                     "images": sum(len(f) for f in bank.files),
+                     "objects": bank.stats(), "copy_paste": cfg.copy_paste,
+                     "objects_rule": "8-connected components per class >= 0.5 % of the image, plus unions of adjacent "
+                                     "parts (datasets with a 'background' class and >= 2 others)"}
+
+        def draw():
+            return bank.sample(cfg.crop, cfg.copy_paste)
+    else:
+        crops = ObjectCrops(cfg.datasets, cfg.split, cfg.crop, rng)
+        data_info = {"datasets": [str(d) for d in cfg.datasets], "split": cfg.split}
+
+        def draw():
+            return crops.sample()
     model = ClickNet(num_classes=1, pretrained=True, width=cfg.width)
     encoder_pretrained = bool(model.encoder.pretrained)
+    parent = None
+    if cfg.init:
+        from segstudio.engine.click.session import load_click_model
+
+        init_model, parent = load_click_model(cfg.init)
+        model.load_state_dict(init_model.state_dict())
+        encoder_pretrained = bool(parent.get("encoder_pretrained", encoder_pretrained))
     enc_params = list(model.encoder.parameters())
     for p in enc_params:
         p.requires_grad_(False)
@@ -184,7 +225,7 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
         late = [p for st in model.encoder.stages[3:] for p in st.parameters()]
         for p in late:
             p.requires_grad_(True)
-        groups.append({"params": late, "lr": cfg.lr / 10})
+        groups.append({"params": late, "lr": cfg.lr * cfg.encoder_lr_factor})
     opt = torch.optim.AdamW(groups, weight_decay=1e-4)
     for g in opt.param_groups:
         g["base_lr"] = g["lr"]
@@ -194,6 +235,26 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     t0, step, losses = time.monotonic(), 0, []
     budget = cfg.minutes * 60.0
+    state_path = out / "train_state.pt"
+    if cfg.resume and state_path.is_file():
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        step, losses = int(st["step"]), list(st["losses"])
+        t0 -= float(st["elapsed_s"])
+        rng.setstate(st["py_rng"])
+        torch.set_rng_state(st["torch_rng"])
+        log.info("resumed %s at step %d (%.1f min done)", state_path, step, st["elapsed_s"] / 60)
+
+    def save_state() -> None:
+        import io as _io
+
+        from segstudio.io import atomic_write_bytes
+
+        buf = _io.BytesIO()
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "losses": losses[-200:],
+                    "elapsed_s": time.monotonic() - t0, "py_rng": rng.getstate(), "torch_rng": torch.get_rng_state()}, buf)
+        atomic_write_bytes(state_path, buf.getvalue())
 
     def card(summary: dict) -> dict:
         return {
@@ -204,8 +265,11 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
             "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input": "RGB uint8 / 255"},
             "encoder_pretrained": encoder_pretrained,
             "guidance": {"channels": ["positive disks", "negative disks", "previous mask"], "click_radius_px": CLICK_RADIUS},
-            "training_data": {"datasets": [str(d) for d in cfg.datasets], "split": cfg.split},
-            "training": {**{k: v for k, v in vars(cfg).items() if k != "datasets"}, **summary},
+            "training_data": data_info,
+            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                        "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
+            "training": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items() if k != "datasets"}, **summary},
+            **({"parent": {"name": parent.get("name"), "created": parent.get("created"), "weights": str(cfg.init)}} if parent else {}),
         }
 
     def save(summary: dict) -> None:
@@ -218,7 +282,7 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
         frac = min(elapsed / budget, 1.0)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        batch = [data.sample() for _ in range(cfg.batch_size)]
+        batch = [draw() for _ in range(cfg.batch_size)]
         imgs = np.stack([b[0] for b in batch])
         gts = np.stack([b[1] for b in batch])
         igns = np.stack([b[2] for b in batch])
@@ -270,8 +334,10 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
         if step % 20 == 0:
             log.info("step %d loss %.4f (avg20 %.4f) %.1f min", step, losses[-1], np.mean(losses[-20:]), (time.monotonic() - t0) / 60)
         if step % cfg.save_every == 0:
+            save_state()
             save({"steps": step, "train_minutes": round((time.monotonic() - t0) / 60, 2), "loss_last100": float(np.mean(losses[-100:]))})
     summary = {"steps": step, "train_minutes": round((time.monotonic() - t0) / 60, 2),
                "loss_last100": float(np.mean(losses[-100:])) if losses else None}
+    save_state()
     save(summary)
     return summary

@@ -14,7 +14,7 @@ from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import QGraphicsPixmapItem
 
 from segstudio.core import IGNORE_INDEX, Document, Patch
-from segstudio.engine.click.cache import EncodingCache, connected_to_clicks, image_key, shared_click_model
+from segstudio.engine.click.cache import EncodingCache, connected_to_clicks, image_key, project_click_model, shared_click_model
 from segstudio.gui.tools.base import Tool, ToolHost, ToolId
 from segstudio.gui.workers import Job
 
@@ -69,6 +69,13 @@ class ClickTool(Tool):
     kept in an LRU cache of :attr:`CACHE` images (previous, current, next) keyed by :func:`~segstudio.engine.click.cache.image_key` (path,
     shape and pixel hash: an edited or replaced file is encoded anew, never served stale).
 
+    **Learning from the user's objects** (issue 34; Kontogianni et al., ECCV 2020). Every object applied with
+    Enter is kept (the last :attr:`ADAPT_KEEP` of the folder) and the click decoder is adapted on them in a worker
+    (:func:`~segstudio.engine.click.adapt.adapt_click_decoder`, :attr:`ADAPT_SECONDS` s, encoder frozen so the cached
+    encodings stay valid); the adapted weights are saved with the project
+    (``labels/models/click_adapted.safetensors``) and used for the folder's images from then on, also after a
+    restart. :meth:`reset_adaptation` deletes them. :attr:`adapt_online` switches it off.
+
     Attributes:
         clicks: the clicks of the object in progress.
         mask: bool (H, W) current object mask, or ``None`` before the first answer.
@@ -76,6 +83,8 @@ class ClickTool(Tool):
         used: the tool has been switched on (with an image shown) on this canvas.
         encodes: how many images this tool has encoded (shown + prefetched).
         hits: how many times a shown image's encoding was found in the cache (prefetched or kept).
+        adapt_online: adapt the click decoder after each applied object.
+        adaptations: how many adaptation jobs have finished.
     """
 
     name = ToolId.CLICK
@@ -86,6 +95,9 @@ class ClickTool(Tool):
     CACHE = 3
     JOB_PREDICT = "click:predict"
     JOB_PREFETCH = "click:prefetch"
+    JOB_ADAPT = "click:adapt"
+    ADAPT_KEEP = 16
+    ADAPT_SECONDS = 3.0
 
     def __init__(self, host: ToolHost) -> None:
         super().__init__(host)
@@ -105,6 +117,13 @@ class ClickTool(Tool):
         self._hit_doc: Document | None = None
         self._dirty = False
         self._item: QGraphicsPixmapItem | None = None
+        self.adapt_online = True
+        self.adaptations = 0
+        self._finished: list = []  # AdaptExample of the objects applied in _finished_folder
+        self._finished_folder = None
+        self._adapt_cache: dict = {}
+        self._adapt_again = False
+        self._adapt_stop = {"stop": False}  # replaced (and the old one set) by reset_adaptation
         self._filter = _ClickToolFilter(self)
         host.viewport().installEventFilter(self._filter)
         host.installEventFilter(self._filter)
@@ -146,13 +165,13 @@ class ClickTool(Tool):
                 self._announce = True
                 self.host.hint.emit("click-to-segment: encoding the image…")
             return
-        image, path = doc.image, self.model_path
+        image, path, adapted = doc.image, self.model_path, self.adapted_file()
 
         def work(job: Job):
             from segstudio.engine.click.session import ClickSession
 
             job.report(0, 1, "encoding the image for click-to-segment")
-            return k, ClickSession(shared_click_model(path), image)
+            return k, ClickSession(project_click_model(path, adapted), image)
 
         self.host.jobs.start(name, work, lambda payload: self._on_session(*payload))
         if not quiet:
@@ -206,7 +225,7 @@ class ClickTool(Tool):
             seen = self._prefetched.get(str(path))
             if seen is not None and seen[0] == stat and seen[1] in self.encodings:
                 return
-        known, model_path = set(self.encodings), self.model_path
+        known, model_path, adapted = set(self.encodings), self.model_path, self.adapted_file()
 
         def work(job: Job):
             from segstudio.engine.click.session import ClickSession
@@ -221,7 +240,7 @@ class ClickTool(Tool):
             k = key if key is not None else image_key(path, img)
             if k in known:
                 return k, None
-            return k, ClickSession(shared_click_model(model_path), img)
+            return k, ClickSession(project_click_model(model_path, adapted), img)
 
         def on_result(payload) -> None:
             k, session = payload
@@ -332,6 +351,7 @@ class ClickTool(Tool):
         from segstudio.core.history import make_patch
 
         region = mask if base is None else (mask | base)
+        clicks = list(self.clicks)
         self.cancel()
         if not region.any():
             return None
@@ -343,7 +363,105 @@ class ClickTool(Tool):
         after[mask[r0 : r1 + 1, c0 : c1 + 1]] = value
         footprint = (int(r0), int(c0), region[r0 : r1 + 1, c0 : c1 + 1])  # confirmed, changed or not
         patch = doc.apply_patch(make_patch(doc.labels, int(r0), int(c0), after), touched=footprint)
+        if self.adapt_online and mask.any():
+            self._learn(doc, mask, clicks)
         return patch
+
+    # -- learning from the applied objects (online adaptation) -------------------------------
+    def adapted_file(self):
+        """The open project's adapted click decoder (``<folder>/labels/models/click_adapted.safetensors``), or
+        ``None`` when no project folder is open (then nothing is adapted)."""
+        folder = getattr(getattr(self.host, "state", None), "folder", None)
+        if folder is None:
+            return None
+        from segstudio.engine.click.adapt import adapted_path
+
+        return adapted_path(folder)
+
+    def _learn(self, doc: Document, mask: np.ndarray, clicks: list) -> None:
+        """Keep an applied object and adapt the decoder on the kept ones in a worker (again when one runs)."""
+        from segstudio.engine.click.adapt import AdaptExample
+
+        f = self.adapted_file()
+        if f is None:
+            return
+        if f != self._finished_folder:
+            self._finished, self._adapt_cache, self._finished_folder = [], {}, f
+        ignore = doc.labels == IGNORE_INDEX if (doc.labels == IGNORE_INDEX).any() else None
+        self._finished = [*self._finished, AdaptExample(doc.image, mask.copy(), clicks, ignore)][-self.ADAPT_KEEP:]
+        live = {id(e) for e in self._finished}
+        self._adapt_cache = {k: v for k, v in self._adapt_cache.items() if k in live}
+        self._start_adapt()
+
+    def _start_adapt(self) -> None:
+        if self.host.jobs.running(self.JOB_ADAPT):
+            self._adapt_again = True
+            return
+        examples, f, model_path, cache = list(self._finished), self._finished_folder, self.model_path, self._adapt_cache
+        if not examples or f is None:
+            return
+        seconds, stop = self.ADAPT_SECONDS, self._adapt_stop
+
+        def work(job: Job):
+            from segstudio.engine.click.adapt import adapt_click_decoder, save_adapted
+
+            job.report(0, 1, "click-to-segment: learning from your objects")
+            start = project_click_model(model_path, f)  # continue from the project's adapted decoder
+            state, info = adapt_click_decoder(start, examples, seconds=seconds, cache=cache,
+                                              cancelled=lambda: job.cancel_token.cancelled or stop["stop"])
+            if job.cancel_token.cancelled or stop["stop"] or not info["steps"]:
+                return None
+            save_adapted(f, state, {**info, "objects_kept": len(examples)})
+            return f, project_click_model(model_path, f), info
+
+        def on_result(payload) -> None:
+            if payload is None:
+                return
+            f_done, model, info = payload
+            if stop["stop"]:  # reset while it ran: what it saved goes too
+                from segstudio.engine.click.adapt import reset_adapted
+
+                reset_adapted(f_done)
+                return
+            self.adaptations += 1
+            self._use_model(f_done, model)
+            log.info("click-to-segment adapted on %d object(s): %s", len(examples), info)
+
+        def on_done() -> None:
+            if self._adapt_again:
+                self._adapt_again = False
+                self._start_adapt()
+
+        self._adapt_again = False
+        self.host.jobs.start(self.JOB_ADAPT, work, on_result, on_done)
+
+    def _use_model(self, adapted_file, model) -> None:
+        """Answer clicks on the cached images with ``model`` (the same encodings: encoder and neck are never
+        adapted) while ``adapted_file`` is still the open project's."""
+        if adapted_file != self.adapted_file():
+            return
+        for k in self.encodings:
+            session = self.encodings.get(k)
+            if session is not None:
+                session.model = model
+
+    def reset_adaptation(self) -> bool:
+        """Forget what the click model learnt in the shown image's project: delete its adapted decoder and answer
+        with the shipped (or :attr:`model_path`) model again. True when adapted weights were deleted."""
+        from segstudio.engine.click.adapt import reset_adapted
+
+        f = self.adapted_file()
+        if f is None:
+            return False
+        self._adapt_stop["stop"] = True  # a running adaptation stops and its result is dropped
+        self._adapt_stop = {"stop": False}
+        self._adapt_again = False
+        if f == self._finished_folder:
+            self._finished, self._adapt_cache = [], {}
+        deleted = reset_adapted(f)
+        self._use_model(f, shared_click_model(self.model_path))
+        self.host.status.emit("click-to-segment: adaptation reset" if deleted else "click-to-segment: nothing adapted yet")
+        return deleted
 
     def undo_click(self) -> None:
         """Remove the last click (the mask is recomputed; with no click left everything is dropped)."""

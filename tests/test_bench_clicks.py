@@ -1,0 +1,66 @@
+"""``python -m bench clicks``: a second model in the same run, and the labelling session with adaptation (issue 34)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import cv2
+import numpy as np
+
+from bench import clicks
+
+
+def _dataset(root, n=3, size=64):
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    stems = [f"im{i}" for i in range(n)]
+    for i, s in enumerate(stems):
+        lab = np.zeros((size, size), np.uint8)
+        lab[12:40, 10 + 3 * i:36 + 3 * i] = 1
+        img = (rng.integers(0, 50, (size, size, 3)) + 150 * lab[..., None]).astype(np.uint8)
+        cv2.imwrite(str(root / "images" / f"{s}.png"), img[:, :, ::-1])
+        cv2.imwrite(str(root / "masks" / f"{s}.png"), lab)
+    (root / "val.txt").write_text("\n".join(stems) + "\n")
+    (root / "classes.json").write_text(json.dumps([{"id": 0, "name": "background", "color": [0, 0, 0]},
+                                                   {"id": 1, "name": "thing", "color": [255, 0, 0]}]))
+    return root
+
+
+def _args(*extra):
+    return argparse.Namespace(extra=list(extra), record=False, notes="")
+
+
+def test_compare_model_runs_in_the_same_run(tmp_path):
+    from segstudio.engine.click.session import default_click_model_path
+
+    root = _dataset(tmp_path / "toy")
+    out = clicks.run(_args("--data", str(root), "--split", "val", "--max-clicks", "3", "--methods", "clicknet",
+                           "--compare-model", str(default_click_model_path()), "--classes", "thing"))
+    assert set(out["methods"]) == {"clicknet", "clicknet_b"}
+    assert out["methods"]["clicknet"]["NoC@85"] == out["methods"]["clicknet_b"]["NoC@85"]  # the same model twice
+    assert out["objects"] == 3
+
+
+def test_session_adapts_between_images_and_reports_blocks(tmp_path):
+    root = _dataset(tmp_path / "toy")
+    out = clicks.run(_args("--data", str(root), "--split", "val", "--session", "--session-images", "3",
+                           "--per-image", "1", "--adapt-steps", "2", "--max-clicks", "3"))
+    assert out["session_images"] == 3 and len(out["images"]) == 3
+    assert len(out["blocks"]) == 1 and out["blocks"][0]["images"] == "1-3"
+    for r in out["images"]:
+        assert len(r["adapted"]) == len(r["base"]) == r["objects"] == 1
+        assert all(1 <= v <= 3 for pair in r["adapted"] + r["base"] for v in pair)
+    assert out["images"][0]["adapted"] == out["images"][0]["base"]  # nothing adapted before the first image
+    assert out["adapt_seconds_median"] is not None
+
+
+def test_per_class_noc_is_reported(tmp_path):
+    root = _dataset(tmp_path / "toy")
+    out = clicks.run(_args("--data", str(root), "--split", "val", "--max-clicks", "2", "--methods", "grabcut"))
+    assert set(out["per_class"]) == {"background", "thing"}
+    assert out["per_class"]["thing"]["grabcut"]["n"] == 3
+    n = sum(row["grabcut"]["n"] for row in out["per_class"].values())
+    mean = sum(row["grabcut"]["NoC@85"] * row["grabcut"]["n"] for row in out["per_class"].values()) / n
+    assert abs(mean - out["methods"]["grabcut"]["NoC@85"]) < 1e-9
