@@ -25,14 +25,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 
-from bench.gui_heartbeat import STALL_MS, TICK_MS, _stats  # noqa: E402
+from bench.gui_heartbeat import STALL_MS, Heartbeat, _stats  # noqa: E402
 
 RECORD_MODELS = ("interactive/clicknet_mobilenetv2",)
 """The shipped click model, whose weights these figures depend on (``--record`` names it)."""
 
 
 def run(args) -> dict:
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     import segstudio.gui.main_window as mw
@@ -53,19 +52,9 @@ def run(args) -> dict:
         for n in names:
             shutil.copy(camvid / "images" / f"{n}.png", work / f"{n}.png")
         win = mw.MainWindow(None)
-        for name in ("warning", "critical", "information"):
-            setattr(mw.QMessageBox, name, staticmethod(lambda *a, **k: print("dialog:", a[2] if len(a) > 2 else a)))
+        hb = Heartbeat(app, mw)
         win.show()
-        ticks: list[float] = []
-        timer = QTimer()
-        timer.setInterval(TICK_MS)
-        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-
-        def pump_until(cond, timeout_s: float) -> None:
-            t0 = time.perf_counter()
-            while not cond() and time.perf_counter() - t0 < timeout_s:
-                app.processEvents()
-                time.sleep(0.001)
+        ticks, timer, pump_until = hb.ticks, hb.timer, hb.pump_until
 
         win.open_folder(work)
         cv = win.canvas

@@ -44,6 +44,30 @@ STALL_MS = 100
 RECORD_MODELS = ("camvid_deeplabv3plus_mobilenetv2",)
 """Bundled models whose weights these figures depend on (``python -m bench gui_heartbeat --record`` names them)."""
 
+class Heartbeat:
+    """What both GUI benchmarks measure with (this one and ``bench click_heartbeat``): a :data:`TICK_MS` timer on
+    the GUI thread whose tick times (``perf_counter`` seconds) go to :attr:`ticks`, message boxes of ``mw`` (the
+    main-window module) that print instead of blocking, and :meth:`pump_until`, the event loop run by hand."""
+
+    def __init__(self, app, mw) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.app = app
+        self.ticks: list[float] = []
+        self.timer = QTimer()
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+        for name in ("warning", "critical", "information"):
+            setattr(mw.QMessageBox, name, staticmethod(lambda *a, **k: print("dialog:", a[2] if len(a) > 2 else a)))
+
+    def pump_until(self, cond, timeout_s: float) -> None:
+        """Process events until ``cond()`` is true or ``timeout_s`` seconds have passed."""
+        t0 = time.perf_counter()
+        while not cond() and time.perf_counter() - t0 < timeout_s:
+            self.app.processEvents()
+            time.sleep(0.001)
+
+
 def _stats(ticks: list[float]) -> dict:
     gaps = np.diff(np.asarray(ticks)) * 1000.0
     if gaps.size == 0:
@@ -58,7 +82,6 @@ def _stats(ticks: list[float]) -> dict:
 
 
 def run(args) -> dict:
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     import segstudio.gui.main_window as mw
@@ -86,19 +109,9 @@ def run(args) -> dict:
         win = mw.MainWindow(load_checkpoint(None))
         if quick:
             win.finetune_config.max_steps = 6
-        for name in ("warning", "critical", "information"):
-            setattr(mw.QMessageBox, name, staticmethod(lambda *a, **k: print("dialog:", a[2] if len(a) > 2 else a)))
+        hb = Heartbeat(app, mw)
         win.show()
-        ticks: list[float] = []
-        timer = QTimer()
-        timer.setInterval(TICK_MS)
-        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-
-        def pump_until(cond, timeout_s: float) -> None:
-            t0 = time.perf_counter()
-            while not cond() and time.perf_counter() - t0 < timeout_s:
-                app.processEvents()
-                time.sleep(0.001)
+        ticks, timer, pump_until = hb.ticks, hb.timer, hb.pump_until
 
         win.open_folder(work)
         pump_until(lambda: win.job is None and win.current_doc() is not None and win.current_doc().source != "none", 300)
@@ -115,7 +128,7 @@ def run(args) -> dict:
             doc.source = "none"
         ticks.clear()
         t0 = time.perf_counter()
-        win.predict_paths(list(win.paths) * (1 if quick else 2))
+        win.state.predict_paths(list(win.paths) * (1 if quick else 2))
         pump_until(lambda: win.job is None, 600)
         results["predict"] = {**_stats(ticks), "seconds": round(time.perf_counter() - t0, 1)}
 
