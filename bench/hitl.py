@@ -167,9 +167,8 @@ def finetune(app: Path, out: Path, init: str, overrides: dict, device: str, seed
 
     if out.exists():
         shutil.rmtree(out)
-    over = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if k not in ("start", "plan")}
-    if overrides.get("plan") == "fixed":
-        over = {**{k: tuple(v) if isinstance(v, list) else v for k, v in FIXED_PLAN.items()}, **over}
+    spec = {**FIXED_PLAN, **overrides} if overrides.get("plan") == "fixed" else overrides
+    over = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items() if k not in ("start", "plan")}
     over.setdefault("seed", seed)
     cfg = finetune_config(device=device, **over)
     t0 = time.perf_counter()
