@@ -70,3 +70,11 @@ def load_script(name: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def small_camvid_folder(dst: Path, camvid: Path, n: int, size: tuple[int, int] = (240, 180)) -> Path:
+    """``dst`` holding the first ``n`` CamVid val frames resized to ``size`` (W, H) as ``f0.png, f1.png, ...`` (an
+    image folder for the GUI tests whose model work must stay short on a CPU)."""
+    for i, stem in enumerate(camvid_stems(camvid, "val", n)):
+        Image.open(camvid / "images" / f"{stem}.png").convert("RGB").resize(size, Image.BILINEAR).save(dst / f"f{i}.png")
+    return dst

@@ -5,31 +5,21 @@ offscreen, the real window and the shipped click model on two small CamVid frame
 from __future__ import annotations
 
 import pytest
-from PIL import Image
-from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QAction, QMouseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 
 from segstudio.engine.click.cache import shared_click_model
 from segstudio.gui.tools import TOOL_CLICK, ClickTool
 
-from helpers import camvid_stems
-from qt_helpers import show_window
+from helpers import small_camvid_folder
+from qt_helpers import left_click, show_window
 
 SIZE = (240, 180)
 
 
 @pytest.fixture()
 def folder(tmp_path, camvid):
-    for i, stem in enumerate(camvid_stems(camvid, "val", 2)):
-        Image.open(camvid / "images" / f"{stem}.png").convert("RGB").resize(SIZE, Image.BILINEAR).save(tmp_path / f"f{i}.png")
-    return tmp_path
-
-
-def _click(cv, x, y):
-    pos = QPointF(cv.mapFromScene(QPointF(x + 0.5, y + 0.5)))
-    for kind, buttons in ((QMouseEvent.Type.MouseButtonPress, Qt.MouseButton.LeftButton), (QMouseEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton)):
-        QApplication.sendEvent(cv.viewport(), QMouseEvent(kind, pos, cv.mapToGlobal(pos), Qt.MouseButton.LeftButton, buttons, Qt.KeyboardModifier.NoModifier))
+    return small_camvid_folder(tmp_path, camvid, 2, SIZE)
 
 
 def test_applied_objects_adapt_the_decoder_kept_with_the_project_and_reset(qtbot, folder, monkeypatch):
@@ -43,7 +33,7 @@ def test_applied_objects_adapt_the_decoder_kept_with_the_project_and_reset(qtbot
         win.set_tool(TOOL_CLICK)
         qtbot.waitUntil(lambda: tool.session() is not None and not cv.busy, timeout=120_000)
         h, w = win.current_doc().shape
-        _click(cv, w // 2, h // 2)
+        left_click(cv, w // 2, h // 2)
         qtbot.waitUntil(lambda: tool.mask is not None and not tool.busy, timeout=60_000)
         cv.setFocus()
         qtbot.keyClick(cv, Qt.Key.Key_Return)
@@ -53,7 +43,7 @@ def test_applied_objects_adapt_the_decoder_kept_with_the_project_and_reset(qtbot
         base = shared_click_model(tool.model_path)
         assert tool.session().model is not base  # the adapted decoder answers now, on the same encoding
         assert tool.session().encoder_runs == 1
-        _click(cv, w // 2, h // 2)
+        left_click(cv, w // 2, h // 2)
         qtbot.waitUntil(lambda: tool.mask is not None and not tool.busy, timeout=60_000)
         tool.cancel()
         reset = [a for a in win.findChildren(QAction) if a.text().startswith("Reset click-to-segment learning")]

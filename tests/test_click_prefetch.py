@@ -8,29 +8,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import Qt
 
 from segstudio.gui.tools import TOOL_CLICK, ClickTool, image_key
 
-from helpers import camvid_stems
-from qt_helpers import show_window
+from helpers import small_camvid_folder
+from qt_helpers import left_click, show_window
 
 SIZE = (240, 180)  # (W, H): a quarter of CamVid's side, so each encode is short on a CPU
 
 
 @pytest.fixture()
 def folder(tmp_path, camvid):
-    for i, stem in enumerate(camvid_stems(camvid, "val", 3)):
-        Image.open(camvid / "images" / f"{stem}.png").convert("RGB").resize(SIZE, Image.BILINEAR).save(tmp_path / f"f{i}.png")
-    return tmp_path
-
-
-def _click(cv, x, y):
-    pos = QPointF(cv.mapFromScene(QPointF(x + 0.5, y + 0.5)))
-    for kind, buttons in ((QMouseEvent.Type.MouseButtonPress, Qt.MouseButton.LeftButton), (QMouseEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton)):
-        QApplication.sendEvent(cv.viewport(), QMouseEvent(kind, pos, cv.mapToGlobal(pos), Qt.MouseButton.LeftButton, buttons, Qt.KeyboardModifier.NoModifier))
+    return small_camvid_folder(tmp_path, camvid, 3, SIZE)
 
 
 def _encoding(cv) -> bool:
@@ -54,7 +44,7 @@ def test_next_image_is_prefetched_and_served_from_the_cache(qtbot, folder):
         qtbot.waitUntil(lambda: tool.encodes == 2 and not cv.busy, timeout=120_000)
         assert tool.session() is not None
         h, w = win.current_doc().shape
-        _click(cv, w // 2, h // 2)
+        left_click(cv, w // 2, h // 2)
         qtbot.waitUntil(lambda: tool.mask is not None and not tool.busy, timeout=60_000)
 
         win.step(1)  # → f1.png, prefetched: its encoding is there at once, no encode job started for it
@@ -62,7 +52,7 @@ def test_next_image_is_prefetched_and_served_from_the_cache(qtbot, folder):
         assert doc1.path.name == "f1.png"
         assert tool.session(doc1) is not None and tool.hits == 1 and tool.encodes == 2
         assert not any(n.startswith("click:encode") for n in cv.jobs._jobs)
-        _click(cv, w // 2, h // 2)
+        left_click(cv, w // 2, h // 2)
         qtbot.waitUntil(lambda: tool.mask is not None and not tool.busy, timeout=60_000)
         assert tool.mask.shape == doc1.shape and tool.mask.any(), "a click on the prefetched image gives a mask"
         assert tool.encodes in (2, 3)  # 3 once f2.png's prefetch has ended; never an encode of f1.png
@@ -115,7 +105,7 @@ def test_moving_to_the_image_being_prefetched_waits_for_it(qtbot, folder, monkey
         doc1 = win.current_doc()
         assert tool.session(doc1) is None and not any(n.startswith("click:encode") for n in cv.jobs._jobs)
         h, w = doc1.shape
-        _click(cv, w // 2, h // 2)  # before the encoding is there
+        left_click(cv, w // 2, h // 2)  # before the encoding is there
         assert len(tool.clicks) == 1 and tool.mask is None
         gate.set()
         qtbot.waitUntil(lambda: tool.mask is not None and not tool.busy, timeout=120_000)
@@ -147,7 +137,7 @@ def test_review_queue_prefetches_the_queues_next_image(qtbot, folder):
 
         doc1 = win.current_doc()
         h, w = doc1.shape
-        _click(cv, w // 2, h // 2)
+        left_click(cv, w // 2, h // 2)
         qtbot.waitUntil(lambda: tool.mask is not None and not tool.busy, timeout=60_000)
         cv.setFocus()
         before = doc1.labels.copy()
