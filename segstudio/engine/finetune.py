@@ -76,7 +76,6 @@ def apply_recipe(config: TrainConfig, stats: recipe_mod.DataStats, fresh_head: b
         "patience": 0,  # no early stop: a few validation images cannot tell when to stop
         "budget_s": r.budget_s,
         "keep": "last",
-        "head_init": r.head_init,
     }
     if config.budget_s is None and (config.max_steps is not None or config.epochs is not None):
         # An explicit schedule (steps / epochs) replaces the budget: no time limit, validation every val_every epochs.

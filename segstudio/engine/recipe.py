@@ -28,10 +28,6 @@ BatchNorm from a given batch):
   CVPR 2015 / Girshick et al. R-CNN), and the pretrained layers warm up linearly over the first
   :data:`WARMUP_FRACTION` of the steps (a soft form of the head-only warm-up of Howard & Ruder, ULMFiT, ACL
   2018). A model trained from scratch has one rate and no warm-up.
-- **New classifier rows** (:func:`choose_head_init`): rows of classes the starting checkpoint does not know are
-  fitted in closed form to the training pixels' features before the first step (linear discriminant analysis,
-  :mod:`segstudio.engine.head_init`; the linear-probe-then-fine-tune order of Kumar et al., ICLR 2022), so the
-  first steps do not back-propagate a random classifier's noise into the pretrained layers.
 - **BatchNorm** (:func:`choose_bn`): with small batches the statistics are re-estimated once on the new
   domain's training crops and then frozen (AdaBN, Li et al., "Revisiting Batch Normalization for Practical
   Domain Adaptation", ICLR-W 2017); with batches of :data:`BN_TRAIN_MIN_BATCH` or more BN trains normally.
@@ -302,12 +298,6 @@ def choose_lrs(fresh_head: bool, device_type: str = "cpu") -> tuple[float, float
     return base, base * (HEAD_LR_MULT if fresh_head else 1.0)
 
 
-def choose_head_init(fresh_head: bool) -> str:
-    """``"lda"`` when a fresh classifier sits on pretrained layers (fit it to the training features first), else
-    ``"random"`` (nothing new to fit: the classes are the checkpoint's, or every layer is new)."""
-    return "lda" if fresh_head else "random"
-
-
 def choose_bn(batch_size: int) -> str:
     """``"train"`` for batches of :data:`BN_TRAIN_MIN_BATCH` or more, else ``"adabn"`` (re-estimate, then freeze)."""
     return "train" if batch_size >= BN_TRAIN_MIN_BATCH else "adabn"
@@ -363,7 +353,6 @@ class Recipe:
         class_weight_max: clip of the weights.
         lr_body, lr_head: AdamW learning rates of the pretrained layers and of the (fresh) classifier.
         bn: ``"train"``, ``"adabn"`` or ``"frozen"``.
-        head_init: how new classifier rows start, ``"lda"`` or ``"random"``.
         val_interval_s: seconds between validations (``None``: no held-out images).
         reasons: one sentence per choice, for the model card and the log.
     """
@@ -379,7 +368,6 @@ class Recipe:
     lr_head: float
     bn: str
     val_interval_s: float | None
-    head_init: str = "random"
     reasons: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -445,8 +433,6 @@ def choose_recipe(
         "lr": f"new classifier x{HEAD_LR_MULT:g}" if fresh_head else "one rate for every layer",
         "bn": f"AdaBN statistics, then frozen (batch {batch} < {BN_TRAIN_MIN_BATCH})" if bn == "adabn"
               else f"batch {batch} large enough to train BatchNorm",
-        "head_init": "new classifier rows fitted to the training features (LDA) before the first step" if fresh_head
-                     else "no new classifier rows to fit",
         "checkpoint": "the final weights (poly decay to 0 over the budget); no checkpoint is picked on a few images",
     }
     return Recipe(
@@ -461,6 +447,5 @@ def choose_recipe(
         lr_head=lr_head,
         bn=bn,
         val_interval_s=validation_interval_s(budget, stats.num_val),
-        head_init=choose_head_init(fresh_head),
         reasons=reasons,
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from segstudio.engine.option_meta import option, parse_floats, parse_pair
 
-__all__ = ["CLASS_WEIGHT_METHODS", "DEFAULT_TIMEOUT_S", "AMP_CHOICES", "HEAD_INIT_CHOICES", "KEEP_CHOICES", "RECIPE_FIELDS", "TRAIN_SPLITS", "TrainConfig"]
+__all__ = ["CLASS_WEIGHT_METHODS", "DEFAULT_TIMEOUT_S", "AMP_CHOICES", "KEEP_CHOICES", "RECIPE_FIELDS", "TRAIN_SPLITS", "TrainConfig"]
 
 CLASS_WEIGHT_METHODS = ("none", "median", "inverse")
 """The ``class_weights`` choices: the same tuple as :data:`segstudio.losses.weights.CLASS_WEIGHT_METHODS`
@@ -24,9 +24,6 @@ AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 
 KEEP_CHOICES = ("best", "last")
 """The ``keep`` choices: the weights of the best validation, or the final weights."""
-HEAD_INIT_CHOICES = ("random", "lda")
-"""How new classifier rows start: ``"random"`` (the layer's default init) or ``"lda"`` (fitted in closed form to the
-training pixels' features, :mod:`segstudio.engine.head_init`)."""
 
 DEFAULT_TIMEOUT_S = 600.0
 """Default seconds a ``torchrun`` rank waits in a collective for its peers (:mod:`segstudio.engine.distributed`)."""
@@ -85,8 +82,6 @@ class TrainConfig:
         adapt_bn: before training, re-estimate BatchNorm statistics on the training crops (AdaBN), then keep
             them frozen (needs ``freeze_bn``).
         class_weight_max: clip the class weights to this value (``None``: no clip).
-        head_init: how freshly initialised classifier rows start (:data:`HEAD_INIT_CHOICES`; ``None``: the recipe's,
-            ``"random"`` without it).
         val_interval_s: with ``budget_s``, validate / write checkpoints every this many seconds instead of every
             ``val_every`` epochs (``None``: ``budget_s / 8``).
         keep: ``"best"``: ``model.safetensors`` holds the weights of the best validation mIoU; ``"last"``: the final
@@ -182,9 +177,6 @@ class TrainConfig:
         "--amp", "mixed precision on CUDA: auto (bfloat16 where the GPU supports it, else float16 with a gradient "
         "scaler; with channels_last), bf16, fp16 or off (float32); the CPU always trains in float32",
         choices=AMP_CHOICES))
-    head_init: str | None = field(default=None, metadata=option(
-        "--head-init", "how new classifier rows start: lda (fitted to the training pixels' features before the first "
-        "step) or random (default: the recipe's; random without it)", choices=HEAD_INIT_CHOICES))
     patience: int | None = field(default=None, metadata=option(
         "--patience", "with a budget: stop after this many validations without a better mIoU once half the budget "
         "is spent (default: the recipe's)", type=int))
@@ -193,6 +185,5 @@ class TrainConfig:
 RECIPE_FIELDS = (
     "epochs", "batch_size", "lr", "lr_head", "crop_size", "scale_range", "loss", "class_weights",
     "class_weight_max", "freeze_bn", "adapt_bn", "warmup_fraction", "val_interval_s", "patience", "budget_s", "keep",
-    "head_init",
 )
 """TrainConfig fields the recipe fills when they are ``None`` (see :func:`segstudio.engine.finetune.apply_recipe`)."""

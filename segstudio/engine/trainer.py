@@ -30,11 +30,8 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from torchvision import tv_tensors
 
-from segstudio.data.transforms import eval_transforms
 from segstudio.engine import accel
-from segstudio.engine import head_init as head_init_mod
 from segstudio.engine import recipe as recipe_mod
 from segstudio.engine.cancel import CancelToken
 from segstudio.engine.train_config import RECIPE_FIELDS, TrainConfig  # noqa: F401 (RECIPE_FIELDS, TrainConfig re-exported: their old home)
@@ -433,36 +430,6 @@ class Trainer:
         self.schedule["adabn_s"] = round(time.perf_counter() - t0, 2)
         log.info("AdaBN: BatchNorm statistics from %d batches in %.1fs", done, time.perf_counter() - t0)
 
-    def _init_head(self) -> None:
-        """Fit the new classifier rows to the training pixels' features (:func:`segstudio.engine.head_init.init_fresh_rows`)
-        before the first step, after any AdaBN; recorded in the schedule as ``head_init``. Every rank computes the
-        same rows from the same images (eval mode, no augmentation)."""
-        t0 = time.perf_counter()
-        names = [c["name"] for c in self.card["classes"]]
-        rows = (self.card.get("training") or {}).get("head_rows")
-        if rows is not None:
-            new = [rows.get(n) is None for n in names]
-        else:
-            new = [any(p.startswith("classifier.") for p in self.fresh_params)] * len(names)
-        ds = self.train_set
-        if not hasattr(ds, "load"):
-            record = {"method": "random", "why": "the training set cannot give full-size images"}
-        else:
-            idx = np.unique(np.linspace(0, len(ds) - 1, min(len(ds), head_init_mod.MAX_IMAGES)).round().astype(int))
-            tf = eval_transforms()
-
-            def samples():
-                for i in idx:
-                    self.cancel.check()
-                    image, mask = ds.load(int(i))
-                    yield tf(tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1)), tv_tensors.Mask(torch.from_numpy(mask)))
-
-            with self._autocast():
-                record = head_init_mod.init_fresh_rows(self.model, samples(), new, self.device)
-        record["seconds"] = round(time.perf_counter() - t0, 2)
-        self.schedule["head_init"] = record
-        log.info("new classifier rows: %s", record)
-
     def _replan(self) -> None:
         """With a budget: total steps from the median recent step time and the time left (see
         :func:`segstudio.engine.recipe.plan_total_steps`), at most the epochs / max_steps cap."""
@@ -512,8 +479,6 @@ class Trainer:
             self.total_steps = self.step_cap  # until the step time is measured
         if self.config.adapt_bn and self.state.step == 0:
             self._adapt_bn()
-        if self.config.head_init == "lda" and self.state.step == 0:
-            self._init_head()
         last_check, stale, stop, checked_at = time.perf_counter(), 0, None, self.state.step
         while self.state.epoch < self.config.epochs and self.state.step < self.total_steps and stop is None:
             self.model.train()
