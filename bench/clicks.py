@@ -9,11 +9,13 @@ e.g. a new training run against the shipped model; its record is ``clicks-<datas
 
 ``--session`` (issue 34, item 4) runs the protocol as a labelling session instead: the split's images in order
 (``--session-images``, default 30), up to ``--per-image`` objects of each (evenly spaced over its object list),
-and after each image the click decoder is adapted on that image's finished objects together with the earlier ones
-(:func:`segstudio.engine.click.adapt.adapt_click_decoder`, ``--adapt-steps`` steps; Kontogianni et al., ECCV
-2020). The same objects are also run with the unadapted model in the same run (the control: later images may
+and after each finished object the click decoder is adapted as the GUI's click tool does after each Enter
+(:mod:`segstudio.engine.click.adapt_policy`: it continues from its last adapted state on the most recent
+``--adapt-keep`` finished objects for ``--adapt-steps`` steps — the GUI's step cap, run exactly, so a session does
+not depend on the machine's speed; Kontogianni et al., ECCV 2020). ``--adapt-every image`` adapts once per image
+instead (the benchmark of before). The same objects are also run with the unadapted model in the same run (the control: later images may
 just be easier). It prints NoC@85 / NoC@90 over images 1–10, 11–20, 21–30; ``--record`` writes
-``docs/records/clicks-session-<dataset>.json``.
+``docs/records/clicks-session-<dataset>.json`` (val) or ``clicks-session-<dataset>-<split>.json``.
 
 Objects are the connected components (8-connected) of one class covering >= 0.5 % of the image, in a dataset
 folder of the ``../shared`` layout (``images/``, ``masks/``, ``<split>.txt``, ``classes.json``). For each object
@@ -55,8 +57,14 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--session", action="store_true", help="a labelling session with online adaptation (see above)")
     p.add_argument("--session-images", type=int, default=30)
     p.add_argument("--per-image", type=int, default=4, help="session: objects per image (evenly spaced)")
-    p.add_argument("--adapt-steps", type=int, default=30, help="session: decoder steps after each image")
-    p.add_argument("--adapt-lr", type=float, default=1e-4)
+    from segstudio.engine.click import adapt_policy
+
+    p.add_argument("--adapt-steps", type=int, default=adapt_policy.MAX_STEPS, help="session: decoder steps per adaptation")
+    p.add_argument("--adapt-lr", type=float, default=adapt_policy.LR)
+    p.add_argument("--adapt-keep", type=int, default=adapt_policy.KEEP_OBJECTS,
+                   help="session: an adaptation trains on this many most recent finished objects (0: all)")
+    p.add_argument("--adapt-every", choices=("object", "image"), default="object",
+                   help="session: adapt after each finished object (the GUI) or after each image")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     return p.parse_args(argv)
 
@@ -206,7 +214,8 @@ def run(args) -> dict:
 
 def run_session(a, record: bool = False, notes: str = "") -> dict:
     """``--session``: the split's first ``a.session_images`` images in order as a labelling session, the click decoder
-    adapted after each image on every object finished so far; the unadapted model on the same objects as control.
+    adapted after each finished object (or image, ``a.adapt_every``) on the most recent ``a.adapt_keep`` finished objects;
+    the unadapted model on the same objects as control.
 
     Returns the summary dict (per image NoC@85/90 of both, the 10-image block means, the adaptation info).
     """
@@ -241,7 +250,7 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
         sess_ad = copy.copy(sess_base)  # the adapted decoder reads the same cached encoding (encoder + neck frozen)
         sess_ad.model = adapted
         row = {"image": s.image.name, "objects": len(objs), "adapted": [], "base": []}
-        for _, gt in objs:
+        for j, (_, gt) in enumerate(objs):
             for key, sess in (("adapted", sess_ad), ("base", sess_base)):
                 clicks_made: list[Click] = []
 
@@ -253,13 +262,18 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
                 row[key].append([noc(ious, 0.85, a.max_clicks), noc(ious, 0.90, a.max_clicks)])
                 if key == "adapted":
                     pool.append(AdaptExample(image, gt, list(clicks_made), ignore))
+            last_object = i + 1 == len(samples) and j + 1 == len(objs)
+            if not last_object and (a.adapt_every == "object" or j + 1 == len(objs)):
+                t = time.perf_counter()
+                recent = pool[-a.adapt_keep:] if a.adapt_keep else pool
+                live = {id(e) for e in recent}
+                enc_cache = {k: v for k, v in enc_cache.items() if k in live}  # the GUI keeps the same window
+                state, info = adapt_click_decoder(adapted, recent, seconds=1e9, max_steps=a.adapt_steps, lr=a.adapt_lr,
+                                                  seed=len(pool), cache=enc_cache)
+                adapted = apply_adapted(base, state)
+                sess_ad.model = adapted
+                t_adapt.append(time.perf_counter() - t)
         rows.append(row)
-        if i + 1 < len(samples) and pool:
-            t = time.perf_counter()
-            state, info = adapt_click_decoder(adapted, pool, seconds=1e9, max_steps=a.adapt_steps, lr=a.adapt_lr,
-                                              seed=i, cache=enc_cache)
-            adapted = apply_adapted(base, state)
-            t_adapt.append(time.perf_counter() - t)
 
         def mean(key, j):
             return float(np.mean([v[j] for v in row[key]])) if row[key] else None
@@ -275,6 +289,7 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
         blocks.append(out)
     summary = {"data": str(data), "split": a.split, "session_images": len(rows), "per_image": a.per_image,
                "max_clicks": a.max_clicks, "adapt_steps": a.adapt_steps, "adapt_lr": a.adapt_lr,
+               "adapt_keep": a.adapt_keep, "adapt_every": a.adapt_every, "adaptations": len(t_adapt),
                "adapt_seconds_median": float(statistics.median(t_adapt)) if t_adapt else None,
                "torch_threads": torch.get_num_threads(),
                "model": {"name": card.get("name"), "path": str(a.model or "shipped")}, "blocks": blocks, "images": rows}
@@ -284,7 +299,8 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
         fb, tb = blocks[0]["base"]["NoC@85"], blocks[2]["base"]["NoC@85"]
         summary["reduction_21_30_vs_1_10_base"] = round(1 - tb / fb, 4) if fb else None
     print(f"\n{data.name} ({a.split}) session: {len(rows)} images, <= {a.per_image} objects each, "
-          f"{a.adapt_steps} adaptation steps after each image (median {summary['adapt_seconds_median']} s)")
+          f"{a.adapt_steps} adaptation steps after each {a.adapt_every} on the last {a.adapt_keep or 'all'} objects "
+          f"(median {summary['adapt_seconds_median']} s)")
     print("| images | objects | NoC@85 adapted | NoC@85 unadapted | NoC@90 adapted | NoC@90 unadapted |")
     print("|---|---|---|---|---|---|")
     for b in blocks:
@@ -296,7 +312,8 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
         from segstudio.engine.click.session import default_click_model_path
 
         weights = Path(a.model) if a.model else default_click_model_path()
-        path = write_record(f"clicks-session-{data.name}".lower(), summary, script="python -m bench clicks --session",
+        name = f"clicks-session-{data.name}" + ("" if a.split == "val" else f"-{a.split}")
+        path = write_record(name.lower(), summary, script="python -m bench clicks --session",
                             models=[model_entry("clicknet", weights)], notes=notes)
         print(f"wrote {path}")
     return summary

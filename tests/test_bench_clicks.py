@@ -64,3 +64,19 @@ def test_per_class_noc_is_reported(tmp_path):
     n = sum(row["grabcut"]["n"] for row in out["per_class"].values())
     mean = sum(row["grabcut"]["NoC@85"] * row["grabcut"]["n"] for row in out["per_class"].values()) / n
     assert abs(mean - out["methods"]["grabcut"]["NoC@85"]) < 1e-9
+
+
+def test_session_adapts_after_each_object_like_the_gui(tmp_path):
+    """The session follows the GUI's policy (engine.click.adapt_policy): an adaptation after every finished object
+    on the most recent ``--adapt-keep`` objects; ``--adapt-every image`` adapts once per image instead."""
+    from segstudio.engine.click import adapt_policy
+
+    root = _dataset(tmp_path / "toy")
+    common = ("--data", str(root), "--split", "val", "--session", "--session-images", "3", "--per-image", "2",
+              "--adapt-steps", "1", "--max-clicks", "2")
+    out = clicks.run(_args(*common, "--adapt-keep", "1"))
+    objects = sum(r["objects"] for r in out["images"])
+    assert objects == 6 and out["adaptations"] == objects - 1  # none after the last object
+    assert out["adapt_every"] == "object" and out["adapt_keep"] == 1
+    out = clicks.run(_args(*common, "--adapt-every", "image"))
+    assert out["adaptations"] == 2 and out["adapt_keep"] == adapt_policy.KEEP_OBJECTS

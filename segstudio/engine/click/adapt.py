@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from segstudio.engine.click.adapt_policy import ADAPT_SECONDS, LR, MAX_STEPS
 from segstudio.engine.click.protocol import Click, guidance_maps, next_click
 
 log = logging.getLogger(__name__)
@@ -85,15 +86,15 @@ def _loss(logits: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.
     return click_loss(logits, gt, valid)
 
 
-def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], seconds: float = 5.0, max_steps: int = 60,
-                        lr: float = 1e-4, max_clicks: int = 6, max_side: int = 512, seed: int = 0,
+def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], seconds: float = ADAPT_SECONDS,
+                        max_steps: int = MAX_STEPS, lr: float = LR, max_clicks: int = 6, max_side: int = 512, seed: int = 0,
                         cancelled=None, cache: dict | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """Fine-tune the click decoder of ``model`` on finished objects; the model itself is not changed.
 
     Each step picks an example, builds a click sequence — half the time a prefix of the recorded ``clicks`` (when
     given), otherwise the first click at the object's most interior point and up to ``max_clicks - 1`` more from the
     current decoder's own errors with its previous mask fed back (RITM iterative protocol, no gradient) — and takes one
-    Adam step of BCE + soft IoU (:func:`~segstudio.engine.click.train.click_loss`) on the accepted mask. Batch-norm
+    RAdam step of BCE + soft IoU (:func:`~segstudio.engine.click.train.click_loss`) on the accepted mask. Batch-norm
     statistics stay frozen (eval mode); the image is encoded once per example (downscaled to ``max_side``).
 
     Args:
@@ -101,7 +102,10 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
         examples: finished objects; empty masks are skipped.
         seconds: wall-clock budget of the steps (encoding the examples comes on top: a loaded machine must not spend
             it all on encoding); at least one step runs unless cancelled; stops earlier after ``max_steps`` steps.
-        lr: Adam learning rate of the decoder.
+        lr: learning rate of the decoder. The optimizer is RAdam (Liu et al., "On the Variance of the Adaptive
+            Learning Rate and Beyond", ICLR 2020): each adaptation starts a fresh optimizer, and plain Adam's first
+            steps move every decoder weight by the full rate in its gradient's sign direction, which can upset the
+            model after two steps; RAdam keeps those first steps small.
         max_clicks: longest simulated click sequence.
         seed: RNG seed of the click simulation.
         cancelled: optional ``cancelled() -> bool``, polled between steps (a worker job's cancel flag).
@@ -126,7 +130,7 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
     for n, p in work.named_parameters():
         p.requires_grad_(n.startswith(ADAPTED_PREFIXES))
     params = [p for p in work.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.RAdam(params, lr=lr)
     prepared = []
     for ex in examples:
         if cache is not None and id(ex) in cache:

@@ -14,6 +14,7 @@ from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import QGraphicsPixmapItem
 
 from segstudio.core import IGNORE_INDEX, Document, Patch
+from segstudio.engine.click import adapt_policy
 from segstudio.engine.click.cache import EncodingCache, connected_to_clicks, image_key, project_click_model, shared_click_model
 from segstudio.gui.tools.base import Tool, ToolHost, ToolId
 from segstudio.gui.workers import Job
@@ -96,8 +97,8 @@ class ClickTool(Tool):
     JOB_PREDICT = "click:predict"
     JOB_PREFETCH = "click:prefetch"
     JOB_ADAPT = "click:adapt"
-    ADAPT_KEEP = 16
-    ADAPT_SECONDS = 3.0
+    ADAPT_KEEP = adapt_policy.KEEP_OBJECTS
+    ADAPT_SECONDS = adapt_policy.ADAPT_SECONDS
 
     def __init__(self, host: ToolHost) -> None:
         super().__init__(host)
