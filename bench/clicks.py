@@ -224,7 +224,7 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
     import torch
 
     from segstudio.core.labels import IGNORE_INDEX
-    from segstudio.engine.click.adapt import AdaptExample, adapt_click_decoder, apply_adapted
+    from segstudio.engine.click.adapt import AdaptExample, adapt_click_decoder, apply_adapted, prune_cache
     from segstudio.engine.click.protocol import Click, evaluate_object, noc, object_masks
     from segstudio.engine.click.session import ClickSession, load_click_model
     from segstudio.io.datasets import find_samples
@@ -266,8 +266,7 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
             if not last_object and (a.adapt_every == "object" or j + 1 == len(objs)):
                 t = time.perf_counter()
                 recent = pool[-a.adapt_keep:] if a.adapt_keep else pool
-                live = {id(e) for e in recent}
-                enc_cache = {k: v for k, v in enc_cache.items() if k in live}  # the GUI keeps the same window
+                enc_cache = prune_cache(enc_cache, recent)  # the GUI keeps the same window
                 state, info = adapt_click_decoder(adapted, recent, seconds=1e9, max_steps=a.adapt_steps, lr=a.adapt_lr,
                                                   seed=len(pool), cache=enc_cache)
                 adapted = apply_adapted(base, state)

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 #: Parameter/buffer name prefixes of ClickNet that adaptation trains (the click-dependent decoder).
 ADAPTED_PREFIXES = ("guidance.", "fuse16.", "fuse8.", "fuse4.", "head.")
+#: The key of an adaptation cache that holds the optimizer state continued from one adaptation to the next.
+OPTIMIZER_KEY = "optimizer"
+#: The key of an adaptation cache that holds one encoding per image (objects of one image share it).
+IMAGES_KEY = "images"
 #: Where a project keeps its adapted click decoder, relative to the project (image) folder.
 ADAPTED_RELPATH = Path("labels") / "models" / "click_adapted.safetensors"
 
@@ -58,6 +62,17 @@ class AdaptExample:
     mask: np.ndarray
     clicks: list[Click] | None = None
     ignore: np.ndarray | None = None
+
+
+def prune_cache(cache: dict, examples: list) -> dict:
+    """The adaptation ``cache`` without the entries of examples no longer in ``examples`` and the encodings of
+    images none of them shows (the optimizer state under :data:`OPTIMIZER_KEY` stays)."""
+    live = {id(e) for e in examples}
+    live_images = {id(e.image) for e in examples}
+    out = {k: v for k, v in cache.items() if k == OPTIMIZER_KEY or k in live}
+    if IMAGES_KEY in cache:
+        out[IMAGES_KEY] = {k: v for k, v in cache[IMAGES_KEY].items() if k in live_images}
+    return out
 
 
 def decoder_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -94,7 +109,7 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
     Each step picks an example, builds a click sequence — half the time a prefix of the recorded ``clicks`` (when
     given), otherwise the first click at the object's most interior point and up to ``max_clicks - 1`` more from the
     current decoder's own errors with its previous mask fed back (RITM iterative protocol, no gradient) — and takes one
-    RAdam step of BCE + soft IoU (:func:`~segstudio.engine.click.train.click_loss`) on the accepted mask. Batch-norm
+    Adam step of BCE + soft IoU (:func:`~segstudio.engine.click.train.click_loss`) on the accepted mask. Batch-norm
     statistics stay frozen (eval mode); the image is encoded once per example (downscaled to ``max_side``).
 
     Args:
@@ -102,16 +117,18 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
         examples: finished objects; empty masks are skipped.
         seconds: wall-clock budget of the steps (encoding the examples comes on top: a loaded machine must not spend
             it all on encoding); at least one step runs unless cancelled; stops earlier after ``max_steps`` steps.
-        lr: learning rate of the decoder. The optimizer is RAdam (Liu et al., "On the Variance of the Adaptive
-            Learning Rate and Beyond", ICLR 2020): each adaptation starts a fresh optimizer, and plain Adam's first
-            steps move every decoder weight by the full rate in its gradient's sign direction, which can upset the
-            model after two steps; RAdam keeps those first steps small.
+        lr: Adam learning rate of the decoder. With ``cache``, Adam's state (its moment estimates) is kept there
+            and continued by the next call: a fresh Adam's first steps move every decoder weight by the full rate
+            in its gradient's sign direction, which can upset the model when an adaptation stops after a few steps
+            (a slow machine within the GUI's seconds), and a continued one does not repeat them.
         max_clicks: longest simulated click sequence.
         seed: RNG seed of the click simulation.
         cancelled: optional ``cancelled() -> bool``, polled between steps (a worker job's cancel flag).
         cache: optional dict kept by the caller between calls: the prepared encoding of each example (keyed by
-            ``id(example)``), so a growing pool of finished objects is encoded once (valid because the encoder and
-            neck are never adapted; use one cache per base model).
+            ``id(example)``; the objects of one image share one encoding, under :data:`IMAGES_KEY`), so a growing
+            pool of finished objects is encoded once (valid because the encoder and neck are never adapted; use one
+            cache per base model), and the optimizer's state under
+            :data:`OPTIMIZER_KEY` (a caller that prunes the cache keeps that key: :func:`prune_cache`).
 
     Returns:
         ``(state, info)``: adapted decoder tensors (:func:`decoder_state` layout) and ``{"steps", "seconds",
@@ -130,8 +147,15 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
     for n, p in work.named_parameters():
         p.requires_grad_(n.startswith(ADAPTED_PREFIXES))
     params = [p for p in work.parameters() if p.requires_grad]
-    opt = torch.optim.RAdam(params, lr=lr)
+    opt = torch.optim.Adam(params, lr=lr)
+    if cache is not None and OPTIMIZER_KEY in cache:
+        try:  # continue the optimizer of the previous adaptation (its moments), not a fresh one
+            opt.load_state_dict(cache[OPTIMIZER_KEY])
+        except (ValueError, KeyError) as exc:  # another model's optimizer: start afresh
+            log.debug("click adaptation: optimizer state not reused: %s", exc)
     prepared = []
+    # Encodings by image (the image object itself is kept to check identity, so a reused id() never matches).
+    images: dict = cache.setdefault(IMAGES_KEY, {}) if cache is not None else {}
     for ex in examples:
         if cache is not None and id(ex) in cache:
             prepared.append(cache[id(ex)])
@@ -155,9 +179,14 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
             clicks = [Click(min(int(c.y * s), size[1] - 1), min(int(c.x * s), size[0] - 1), c.positive) for c in clicks]
         if not gt.any():
             continue
-        with torch.no_grad():
-            enc = work.encode_image(to_model_input(img, IMAGENET_MEAN, IMAGENET_STD)[None])
-        enc = {"feats": [f.detach() for f in enc["feats"]], "size": enc["size"]}
+        shared = images.get(id(ex.image))
+        if shared is not None and shared[0] is ex.image:  # another object of the same image: one encoding
+            enc = shared[1]
+        else:
+            with torch.no_grad():
+                enc = work.encode_image(to_model_input(img, IMAGENET_MEAN, IMAGENET_STD)[None])
+            enc = {"feats": [f.detach() for f in enc["feats"]], "size": enc["size"]}
+            images[id(ex.image)] = (ex.image, enc)
         prepared.append((enc, gt, ign, clicks))
         if cache is not None:
             cache[id(ex)] = prepared[-1]
@@ -201,6 +230,8 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
         opt.step()
         losses.append(float(loss.item()))
         step += 1
+    if cache is not None and step:
+        cache[OPTIMIZER_KEY] = copy.deepcopy(opt.state_dict())
     info = {"steps": step, "seconds": round(time.monotonic() - t0, 2), "examples": len(prepared),
             "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None}
     log.debug("click decoder adapted: %s", info)

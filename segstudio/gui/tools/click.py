@@ -381,7 +381,7 @@ class ClickTool(Tool):
 
     def _learn(self, doc: Document, mask: np.ndarray, clicks: list) -> None:
         """Keep an applied object and adapt the decoder on the kept ones in a worker (again when one runs)."""
-        from segstudio.engine.click.adapt import AdaptExample
+        from segstudio.engine.click.adapt import AdaptExample, prune_cache
 
         f = self.adapted_file()
         if f is None:
@@ -390,8 +390,7 @@ class ClickTool(Tool):
             self._finished, self._adapt_cache, self._finished_folder = [], {}, f
         ignore = doc.labels == IGNORE_INDEX if (doc.labels == IGNORE_INDEX).any() else None
         self._finished = [*self._finished, AdaptExample(doc.image, mask.copy(), clicks, ignore)][-self.ADAPT_KEEP:]
-        live = {id(e) for e in self._finished}
-        self._adapt_cache = {k: v for k, v in self._adapt_cache.items() if k in live}
+        self._adapt_cache = prune_cache(self._adapt_cache, self._finished)
         self._start_adapt()
 
     def _start_adapt(self) -> None:
