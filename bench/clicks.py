@@ -12,8 +12,10 @@ e.g. a new training run against the shipped model; its record is ``clicks-<datas
 and after each finished object the click decoder is adapted as the GUI's click tool does after each Enter
 (:mod:`segstudio.engine.click.adapt_policy`: it continues from its last adapted state on the most recent
 ``--adapt-keep`` finished objects for ``--adapt-steps`` steps — the GUI's step cap, run exactly, so a session does
-not depend on the machine's speed; Kontogianni et al., ECCV 2020). ``--adapt-every image`` adapts once per image
-instead (the benchmark of before). The same objects are also run with the unadapted model in the same run (the control: later images may
+not depend on the machine's speed; Kontogianni et al., ECCV 2020). As in the GUI, a guard
+(:class:`segstudio.engine.click.adapt.AdaptGuard`) scores each finished object with both decoders on its recorded
+clicks before it trains, and the adapted decoder answers the next object only while it scores at least as well.
+``--adapt-every image`` adapts once per image instead (the benchmark of before). The same objects are also run with the unadapted model in the same run (the control: later images may
 just be easier). It prints NoC@85 / NoC@90 over images 1–10, 11–20, 21–30; ``--record`` writes
 ``docs/records/clicks-session-<dataset>.json`` (val) or ``clicks-session-<dataset>-<split>.json``.
 
@@ -224,7 +226,8 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
     import torch
 
     from segstudio.core.labels import IGNORE_INDEX
-    from segstudio.engine.click.adapt import AdaptExample, adapt_click_decoder, apply_adapted, prune_cache
+    from segstudio.engine.click.adapt import (AdaptExample, AdaptGuard, adapt_click_decoder, apply_adapted,
+                                              guard_new_examples, prune_cache)
     from segstudio.engine.click.protocol import Click, evaluate_object, noc, object_masks
     from segstudio.engine.click.session import ClickSession, load_click_model
     from segstudio.io.datasets import find_samples
@@ -235,7 +238,9 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
     samples, classes = find_samples(data, a.split)
     samples = samples[: a.session_images]
     base, card = load_click_model(a.model)
-    adapted = base
+    adapted = base  # the adapted decoder (trained on, whatever the guard says)
+    guard = AdaptGuard()
+    used_adapted = []  # per object: did the guard let the adapted decoder answer it
     pool: list[AdaptExample] = []
     rows = []
     t_adapt = []
@@ -248,7 +253,7 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
             objs = [objs[j] for j in sorted(set(np.linspace(0, len(objs) - 1, a.per_image).round().astype(int).tolist()))]
         sess_base = ClickSession(base, image)
         sess_ad = copy.copy(sess_base)  # the adapted decoder reads the same cached encoding (encoder + neck frozen)
-        sess_ad.model = adapted
+        sess_ad.model = adapted if guard.use_adapted else base
         row = {"image": s.image.name, "objects": len(objs), "adapted": [], "base": []}
         for j, (_, gt) in enumerate(objs):
             for key, sess in (("adapted", sess_ad), ("base", sess_base)):
@@ -261,7 +266,10 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
                 ious = evaluate_object(predict, gt, a.max_clicks, ignore, stop_iou=0.90)
                 row[key].append([noc(ious, 0.85, a.max_clicks), noc(ious, 0.90, a.max_clicks)])
                 if key == "adapted":
+                    used_adapted.append(sess.model is adapted and adapted is not base)
                     pool.append(AdaptExample(image, gt, list(clicks_made), ignore))
+                    # test, then train: both decoders answer the person's clicks before the object trains one
+                    guard_new_examples(guard, adapted, base, pool, enc_cache)
             last_object = i + 1 == len(samples) and j + 1 == len(objs)
             if not last_object and (a.adapt_every == "object" or j + 1 == len(objs)):
                 t = time.perf_counter()
@@ -270,7 +278,7 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
                 state, info = adapt_click_decoder(adapted, recent, seconds=1e9, max_steps=a.adapt_steps, lr=a.adapt_lr,
                                                   seed=len(pool), cache=enc_cache)
                 adapted = apply_adapted(base, state)
-                sess_ad.model = adapted
+                sess_ad.model = adapted if guard.use_adapted else base
                 t_adapt.append(time.perf_counter() - t)
         rows.append(row)
 
@@ -289,6 +297,7 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
     summary = {"data": str(data), "split": a.split, "session_images": len(rows), "per_image": a.per_image,
                "max_clicks": a.max_clicks, "adapt_steps": a.adapt_steps, "adapt_lr": a.adapt_lr,
                "adapt_keep": a.adapt_keep, "adapt_every": a.adapt_every, "adaptations": len(t_adapt),
+               "objects_answered_by_adapted": int(sum(used_adapted)), "guard": guard.to_json(),
                "adapt_seconds_median": float(statistics.median(t_adapt)) if t_adapt else None,
                "torch_threads": torch.get_num_threads(),
                "model": {"name": card.get("name"), "path": str(a.model or "shipped")}, "blocks": blocks, "images": rows}

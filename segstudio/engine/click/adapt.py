@@ -26,13 +26,13 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from segstudio.engine.click.adapt_policy import ADAPT_SECONDS, LR, MAX_STEPS
+from segstudio.engine.click.adapt_policy import ADAPT_SECONDS, KEEP_OBJECTS, LR, MAX_STEPS
 from segstudio.engine.click.protocol import Click, guidance_maps, next_click
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ ADAPTED_PREFIXES = ("guidance.", "fuse16.", "fuse8.", "fuse4.", "head.")
 OPTIMIZER_KEY = "optimizer"
 #: The key of an adaptation cache that holds one encoding per image (objects of one image share it).
 IMAGES_KEY = "images"
+#: The key of an adaptation cache that holds the ids of the examples already scored for the :class:`AdaptGuard`.
+SCORED_KEY = "scored"
 #: Where a project keeps its adapted click decoder, relative to the project (image) folder.
 ADAPTED_RELPATH = Path("labels") / "models" / "click_adapted.safetensors"
 
@@ -72,7 +74,33 @@ def prune_cache(cache: dict, examples: list) -> dict:
     out = {k: v for k, v in cache.items() if k == OPTIMIZER_KEY or k in live}
     if IMAGES_KEY in cache:
         out[IMAGES_KEY] = {k: v for k, v in cache[IMAGES_KEY].items() if k in live_images}
+    if SCORED_KEY in cache:
+        out[SCORED_KEY] = cache[SCORED_KEY] & live
     return out
+
+
+def guard_new_examples(guard: "AdaptGuard", adapted: torch.nn.Module, base: torch.nn.Module, examples: list,
+                       cache: dict) -> int:
+    """Score each example not scored yet (:data:`SCORED_KEY` of ``cache``) with both decoders (:func:`replay_score`)
+    into ``guard``, before it trains the adapted one; returns how many were scored."""
+    scored = cache.setdefault(SCORED_KEY, set())
+    n = 0
+    for ex in examples:
+        if id(ex) in scored:
+            continue
+        guard.add(replay_score(adapted, ex, cache=cache), replay_score(base, ex, cache=cache))
+        scored.add(id(ex))
+        n += 1
+    return n
+
+
+def load_guard(path: str | Path) -> AdaptGuard:
+    """The :class:`AdaptGuard` saved in the card beside the adapted decoder ``path`` (a new one when there is none)."""
+    try:
+        card = json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return AdaptGuard()
+    return AdaptGuard.from_json(card.get("guard"))
 
 
 def decoder_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -99,6 +127,114 @@ def _loss(logits: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.
     from segstudio.engine.click.train import click_loss
 
     return click_loss(logits, gt, valid)
+
+
+def _prepare(model: torch.nn.Module, ex: AdaptExample, max_side: int, cache: dict | None):
+    """``(encoding, gt, ignore, clicks)`` of one finished object at most ``max_side`` px (cached by ``id(ex)``; the
+    objects of one image share its encoding under :data:`IMAGES_KEY`), or ``None`` for an empty mask.
+
+    Raises:
+        ValueError: a non-uint8-RGB image or a mask of another shape.
+    """
+    import cv2
+
+    from segstudio.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_model_input
+
+    if cache is not None and id(ex) in cache:
+        return cache[id(ex)]
+    if ex.image.ndim != 3 or ex.image.shape[2] != 3 or ex.image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {ex.image.dtype} {ex.image.shape}")
+    if ex.mask.shape != ex.image.shape[:2]:
+        raise ValueError(f"mask {ex.mask.shape} does not match the image {ex.image.shape[:2]}")
+    if not ex.mask.any():
+        return None
+    # Encodings by image (the image object itself is kept to check identity, so a reused id() never matches).
+    images: dict = cache.setdefault(IMAGES_KEY, {}) if cache is not None else {}
+    h, w = ex.mask.shape
+    s = min(1.0, max_side / max(h, w))
+    img, gt = ex.image, ex.mask.astype(bool)
+    ign = ex.ignore.astype(bool) if ex.ignore is not None else np.zeros((h, w), bool)
+    clicks = list(ex.clicks or [])
+    if s < 1.0:
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        gt = cv2.resize(gt.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        ign = cv2.resize(ign.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        clicks = [Click(min(int(c.y * s), size[1] - 1), min(int(c.x * s), size[0] - 1), c.positive) for c in clicks]
+    if not gt.any():
+        return None
+    shared = images.get(id(ex.image))
+    if shared is not None and shared[0] is ex.image:  # another object of the same image: one encoding
+        enc = shared[1]
+    else:
+        with torch.no_grad():
+            enc = model.encode_image(to_model_input(img, IMAGENET_MEAN, IMAGENET_STD)[None])
+        enc = {"feats": [f.detach() for f in enc["feats"]], "size": enc["size"]}
+        images[id(ex.image)] = (ex.image, enc)
+    item = (enc, gt, ign, clicks)
+    if cache is not None:
+        cache[id(ex)] = item
+    return item
+
+
+@torch.no_grad()
+def replay_score(model: torch.nn.Module, example: AdaptExample, max_side: int = 512, cache: dict | None = None) -> float | None:
+    """How well ``model`` answers the clicks a person made on a finished object: the mean IoU with the accepted mask
+    over the prefixes of the recorded click sequence (each answer fed back as the previous mask, as the tool does),
+    in [0, 1]; ``None`` without recorded clicks or with an empty mask. Pixels in ``example.ignore`` do not count.
+
+    Used before the object joins the training pool, so it scores a model on an object it never trained on (the
+    "test, then train" order of prequential evaluation; Dawid, J. R. Stat. Soc. A 1984).
+    """
+    item = _prepare(model, example, max_side, cache)
+    if item is None or not item[3]:
+        return None
+    enc, gt, ign, clicks = item
+    prev, ious = None, []
+    valid = ~ign
+    for k in range(1, len(clicks) + 1):
+        g = torch.from_numpy(guidance_maps(clicks[:k], gt.shape, prev))[None]
+        prev = (model.decode_clicks(enc, g)[0, 0] > 0).numpy()
+        union = ((prev | gt) & valid).sum()
+        ious.append(float(((prev & gt) & valid).sum() / union) if union else 1.0)
+    return float(np.mean(ious))
+
+
+@dataclass
+class AdaptGuard:
+    """Whether the adapted decoder answers the person's clicks at least as well as the unadapted one.
+
+    Each finished object is scored by :func:`replay_score` with both models *before* it trains the decoder; the
+    adapted decoder is used while its mean score over the last :data:`~segstudio.engine.click.adapt_policy.KEEP_OBJECTS`
+    scored objects is at least the unadapted model's (so a domain where adaptation hurts, e.g. thin cracks, falls
+    back to the shipped model while adaptation goes on, and switches back when it catches up).
+
+    Attributes:
+        scores: ``[adapted, unadapted]`` score pairs, oldest first.
+    """
+
+    scores: list = field(default_factory=list)
+
+    def add(self, adapted: float | None, unadapted: float | None) -> None:
+        """Record one object's two scores (ignored when either is ``None``)."""
+        if adapted is None or unadapted is None:
+            return
+        self.scores = [*self.scores, [float(adapted), float(unadapted)]][-KEEP_OBJECTS:]
+
+    @property
+    def use_adapted(self) -> bool:
+        """True until an object is scored, then while the adapted mean >= the unadapted mean."""
+        if not self.scores:
+            return True
+        a = np.asarray(self.scores, np.float64)
+        return bool(a[:, 0].mean() >= a[:, 1].mean())
+
+    def to_json(self) -> dict:
+        return {"scores": [[round(x, 4) for x in p] for p in self.scores], "use_adapted": self.use_adapted}
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> "AdaptGuard":
+        return cls([list(map(float, p)) for p in (d or {}).get("scores", [])])
 
 
 def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], seconds: float = ADAPT_SECONDS,
@@ -137,10 +273,6 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
     Raises:
         ValueError: no usable example, or an image/mask pair of different shapes or a non-uint8-RGB image.
     """
-    import cv2
-
-    from segstudio.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_model_input
-
     t0 = time.monotonic()
     rng = random.Random(seed)
     work = copy.deepcopy(model).eval()
@@ -154,42 +286,10 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
         except (ValueError, KeyError) as exc:  # another model's optimizer: start afresh
             log.debug("click adaptation: optimizer state not reused: %s", exc)
     prepared = []
-    # Encodings by image (the image object itself is kept to check identity, so a reused id() never matches).
-    images: dict = cache.setdefault(IMAGES_KEY, {}) if cache is not None else {}
     for ex in examples:
-        if cache is not None and id(ex) in cache:
-            prepared.append(cache[id(ex)])
-            continue
-        if ex.image.ndim != 3 or ex.image.shape[2] != 3 or ex.image.dtype != np.uint8:
-            raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {ex.image.dtype} {ex.image.shape}")
-        if ex.mask.shape != ex.image.shape[:2]:
-            raise ValueError(f"mask {ex.mask.shape} does not match the image {ex.image.shape[:2]}")
-        if not ex.mask.any():
-            continue
-        h, w = ex.mask.shape
-        s = min(1.0, max_side / max(h, w))
-        img, gt = ex.image, ex.mask.astype(bool)
-        ign = ex.ignore.astype(bool) if ex.ignore is not None else np.zeros((h, w), bool)
-        clicks = list(ex.clicks or [])
-        if s < 1.0:
-            size = (max(1, round(w * s)), max(1, round(h * s)))
-            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-            gt = cv2.resize(gt.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-            ign = cv2.resize(ign.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-            clicks = [Click(min(int(c.y * s), size[1] - 1), min(int(c.x * s), size[0] - 1), c.positive) for c in clicks]
-        if not gt.any():
-            continue
-        shared = images.get(id(ex.image))
-        if shared is not None and shared[0] is ex.image:  # another object of the same image: one encoding
-            enc = shared[1]
-        else:
-            with torch.no_grad():
-                enc = work.encode_image(to_model_input(img, IMAGENET_MEAN, IMAGENET_STD)[None])
-            enc = {"feats": [f.detach() for f in enc["feats"]], "size": enc["size"]}
-            images[id(ex.image)] = (ex.image, enc)
-        prepared.append((enc, gt, ign, clicks))
-        if cache is not None:
-            cache[id(ex)] = prepared[-1]
+        item = _prepare(work, ex, max_side, cache)
+        if item is not None:
+            prepared.append(item)
     if not prepared:
         raise ValueError("no finished object with a non-empty mask to adapt on")
     losses: list[float] = []

@@ -37,11 +37,13 @@ def shared_click_model(path=None):
 _ADAPTED: dict[tuple, object] = {}
 
 
-def project_click_model(path=None, adapted_file=None):
+def project_click_model(path=None, adapted_file=None, respect_guard: bool = True):
     """The click model a project uses: :func:`shared_click_model` of ``path`` with the project's adapted decoder
     (:func:`segstudio.engine.click.adapt.load_adapted` of ``adapted_file``, e.g.
     ``labels/models/click_adapted.safetensors``) applied when that file exists; the shared model itself when it does
-    not (never adapted, or reset). Loaded once per file version (path, mtime, size); thread-safe.
+    not (never adapted, or reset), or when its card says the adapted decoder answers the person's clicks worse than
+    the shared model (:class:`segstudio.engine.click.adapt.AdaptGuard`; ``respect_guard=False``: the adapted decoder
+    all the same, e.g. to go on training it). Loaded once per file version (path, mtime, size); thread-safe.
 
     An unreadable adapted file is ignored (the shared model is returned; the error is logged).
     """
@@ -56,11 +58,14 @@ def project_click_model(path=None, adapted_file=None):
         st = f.stat()
     except OSError:
         return base
+    from segstudio.engine.click.adapt import apply_adapted, load_adapted, load_guard
+
+    if respect_guard and not load_guard(f).use_adapted:
+        return base
     key = (str(path), str(f), st.st_mtime_ns, st.st_size)
     with _CLICK_MODEL_LOCK:
         if key in _ADAPTED:
             return _ADAPTED[key]
-    from segstudio.engine.click.adapt import apply_adapted, load_adapted
 
     try:
         state = load_adapted(f)

@@ -403,15 +403,19 @@ class ClickTool(Tool):
         seconds, stop = self.ADAPT_SECONDS, self._adapt_stop
 
         def work(job: Job):
-            from segstudio.engine.click.adapt import adapt_click_decoder, save_adapted
+            from segstudio.engine.click.adapt import adapt_click_decoder, guard_new_examples, load_guard, save_adapted
 
             job.report(0, 1, "click-to-segment: learning from your objects")
-            start = project_click_model(model_path, f)  # continue from the project's adapted decoder
+            # continue from the project's adapted decoder, whether or not the guard lets it answer clicks
+            start = project_click_model(model_path, f, respect_guard=False)
+            guard = load_guard(f)
+            # test, then train: each new object scores both decoders on the person's own clicks first
+            guard_new_examples(guard, start, shared_click_model(model_path), examples, cache)
             state, info = adapt_click_decoder(start, examples, seconds=seconds, cache=cache,
                                               cancelled=lambda: job.cancel_token.cancelled or stop["stop"])
             if job.cancel_token.cancelled or stop["stop"] or not info["steps"]:
                 return None
-            save_adapted(f, state, {**info, "objects_kept": len(examples)})
+            save_adapted(f, state, {**info, "objects_kept": len(examples), "guard": guard.to_json()})
             return f, project_click_model(model_path, f), info
 
         def on_result(payload) -> None:
