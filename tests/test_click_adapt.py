@@ -155,3 +155,55 @@ def test_adaptations_continue_one_optimizer(net):
     fresh: dict = {}
     adapt_click_decoder(net, exs, max_steps=3, seconds=1e9, cache=fresh)
     assert int(fresh[OPTIMIZER_KEY]["state"][0]["step"]) == 3  # a new cache starts a new optimizer
+
+
+def test_guard_falls_back_to_the_shipped_decoder_while_adaptation_scores_worse():
+    from segstudio.engine.click.adapt import AdaptGuard
+    from segstudio.engine.click.adapt_policy import KEEP_OBJECTS
+
+    g = AdaptGuard()
+    assert g.use_adapted  # nothing scored: the adapted decoder (the shipped one until the first adaptation)
+    g.add(0.8, 0.8)
+    g.add(None, 0.9)  # an object without recorded clicks: not scored
+    assert g.use_adapted and len(g.scores) == 1
+    g.add(0.2, 0.7)
+    assert not g.use_adapted
+    for _ in range(KEEP_OBJECTS):  # the adapted decoder catches up: only the last KEEP_OBJECTS pairs count
+        g.add(0.9, 0.6)
+    assert g.use_adapted and len(g.scores) == KEEP_OBJECTS
+    again = AdaptGuard.from_json(g.to_json())
+    assert again.use_adapted == g.use_adapted and len(again.scores) == KEEP_OBJECTS
+
+
+def test_replay_score_and_each_object_scored_once(net):
+    from segstudio.engine.click.adapt import SCORED_KEY, AdaptGuard, guard_new_examples, replay_score
+
+    ex = _example(0)
+    s = replay_score(net, ex)
+    assert s is not None and 0.0 <= s <= 1.0
+    assert replay_score(net, AdaptExample(ex.image, ex.mask)) is None  # no recorded clicks
+    cache: dict = {}
+    g = AdaptGuard()
+    exs = [_example(i) for i in range(3)]
+    assert guard_new_examples(g, net, net, exs[:2], cache) == 2
+    assert guard_new_examples(g, net, net, exs, cache) == 1  # only the new one
+    assert len(g.scores) == 3 and all(a == b for a, b in g.scores)  # the same decoder twice scores the same
+    assert cache[SCORED_KEY] == {id(e) for e in exs}
+    assert prune_cache(cache, exs[2:])[SCORED_KEY] == {id(exs[2])}
+
+
+def test_project_click_model_respects_the_guard(tmp_path):
+    from segstudio.engine.click.adapt import AdaptGuard
+    from segstudio.engine.click.cache import project_click_model, shared_click_model
+
+    base = shared_click_model()
+    f = adapted_path(tmp_path)
+    state = decoder_state(base)
+    state["head.bias"] = state["head.bias"] + 1.0
+    worse = AdaptGuard([[0.3, 0.6]])
+    save_adapted(f, state, {"guard": worse.to_json()})
+    assert project_click_model(None, f) is base  # scores worse: the shipped decoder answers clicks
+    kept = project_click_model(None, f, respect_guard=False)  # ... and the adapted one goes on training
+    assert kept is not base and torch.equal(kept.state_dict()["head.bias"], state["head.bias"])
+    save_adapted(f, state, {"guard": AdaptGuard([[0.7, 0.6]]).to_json()})
+    assert project_click_model(None, f) is not base

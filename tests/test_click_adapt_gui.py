@@ -4,6 +4,8 @@ offscreen, the real window and the shipped click model on two small CamVid frame
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
@@ -40,6 +42,8 @@ def test_applied_objects_adapt_the_decoder_kept_with_the_project_and_reset(qtbot
         assert len(win.current_doc().history) == 1
         qtbot.waitUntil(lambda: tool.adaptations == 1 and not cv.jobs.running(ClickTool.JOB_ADAPT), timeout=120_000)
         assert f.is_file() and f.with_suffix(".json").is_file()
+        guard = json.loads(f.with_suffix(".json").read_text())["guard"]
+        assert len(guard["scores"]) == 1 and guard["use_adapted"]  # the object was scored before it trained
         base = shared_click_model(tool.model_path)
         assert tool.session().model is not base  # the adapted decoder answers now, on the same encoding
         assert tool.session().encoder_runs == 1
