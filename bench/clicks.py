@@ -13,8 +13,9 @@ and after each finished object the click decoder is adapted as the GUI's click t
 (:mod:`segstudio.engine.click.adapt_policy`: it continues from its last adapted state on the most recent
 ``--adapt-keep`` finished objects for ``--adapt-steps`` steps — the GUI's step cap, run exactly, so a session does
 not depend on the machine's speed; Kontogianni et al., ECCV 2020). As in the GUI, a guard
-(:class:`segstudio.engine.click.adapt.AdaptGuard`) scores each finished object with both decoders on its recorded
-clicks before it trains, and the adapted decoder answers the next object only while it scores at least as well.
+(:class:`segstudio.engine.click.adapt.AdaptGuard`) scores each finished object with both decoders (NoC@85, each on
+its own errors) before it trains, and the adapted decoder answers the next object only while it needs no more
+clicks on average.
 ``--adapt-every image`` adapts once per image instead (the benchmark of before). The same objects are also run with the unadapted model in the same run (the control: later images may
 just be easier). It prints NoC@85 / NoC@90 over images 1–10, 11–20, 21–30; ``--record`` writes
 ``docs/records/clicks-session-<dataset>.json`` (val) or ``clicks-session-<dataset>-<split>.json``.

@@ -163,25 +163,27 @@ def test_guard_falls_back_to_the_shipped_decoder_while_adaptation_scores_worse()
 
     g = AdaptGuard()
     assert g.use_adapted  # nothing scored: the adapted decoder (the shipped one until the first adaptation)
-    g.add(0.8, 0.8)
-    g.add(None, 0.9)  # an object without recorded clicks: not scored
+    g.add(5, 5)  # clicks needed: adapted, unadapted
+    g.add(None, 3)  # an object that could not be scored
     assert g.use_adapted and len(g.scores) == 1
-    g.add(0.2, 0.7)
+    g.add(20, 4)
     assert not g.use_adapted
     for _ in range(KEEP_OBJECTS):  # the adapted decoder catches up: only the last KEEP_OBJECTS pairs count
-        g.add(0.9, 0.6)
+        g.add(3, 6)
     assert g.use_adapted and len(g.scores) == KEEP_OBJECTS
     again = AdaptGuard.from_json(g.to_json())
     assert again.use_adapted == g.use_adapted and len(again.scores) == KEEP_OBJECTS
 
 
-def test_replay_score_and_each_object_scored_once(net):
-    from segstudio.engine.click.adapt import SCORED_KEY, AdaptGuard, guard_new_examples, replay_score
+def test_clicks_needed_and_each_object_scored_once(net):
+    from segstudio.engine.click.adapt import SCORED_KEY, AdaptGuard, clicks_needed, guard_new_examples
 
     ex = _example(0)
-    s = replay_score(net, ex)
-    assert s is not None and 0.0 <= s <= 1.0
-    assert replay_score(net, AdaptExample(ex.image, ex.mask)) is None  # no recorded clicks
+    n = clicks_needed(net, ex, max_clicks=5)
+    assert n is not None and 1 <= n <= 5
+    assert clicks_needed(net, AdaptExample(ex.image, np.zeros_like(ex.mask))) is None  # an empty mask
+    full = AdaptExample(ex.image, np.ones_like(ex.mask))
+    assert clicks_needed(net, full, target_iou=0.0) == 1.0  # any answer reaches IoU 0
     cache: dict = {}
     g = AdaptGuard()
     exs = [_example(i) for i in range(3)]
@@ -200,10 +202,10 @@ def test_project_click_model_respects_the_guard(tmp_path):
     f = adapted_path(tmp_path)
     state = decoder_state(base)
     state["head.bias"] = state["head.bias"] + 1.0
-    worse = AdaptGuard([[0.3, 0.6]])
+    worse = AdaptGuard([[12, 6]])
     save_adapted(f, state, {"guard": worse.to_json()})
-    assert project_click_model(None, f) is base  # scores worse: the shipped decoder answers clicks
+    assert project_click_model(None, f) is base  # needs more clicks: the shipped decoder answers them
     kept = project_click_model(None, f, respect_guard=False)  # ... and the adapted one goes on training
     assert kept is not base and torch.equal(kept.state_dict()["head.bias"], state["head.bias"])
-    save_adapted(f, state, {"guard": AdaptGuard([[0.7, 0.6]]).to_json()})
+    save_adapted(f, state, {"guard": AdaptGuard([[5, 6]]).to_json()})
     assert project_click_model(None, f) is not base

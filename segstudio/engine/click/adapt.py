@@ -81,14 +81,14 @@ def prune_cache(cache: dict, examples: list) -> dict:
 
 def guard_new_examples(guard: "AdaptGuard", adapted: torch.nn.Module, base: torch.nn.Module, examples: list,
                        cache: dict) -> int:
-    """Score each example not scored yet (:data:`SCORED_KEY` of ``cache``) with both decoders (:func:`replay_score`)
+    """Score each example not scored yet (:data:`SCORED_KEY` of ``cache``) with both decoders (:func:`clicks_needed`)
     into ``guard``, before it trains the adapted one; returns how many were scored."""
     scored = cache.setdefault(SCORED_KEY, set())
     n = 0
     for ex in examples:
         if id(ex) in scored:
             continue
-        guard.add(replay_score(adapted, ex, cache=cache), replay_score(base, ex, cache=cache))
+        guard.add(clicks_needed(adapted, ex, cache=cache), clicks_needed(base, ex, cache=cache))
         scored.add(id(ex))
         n += 1
     return n
@@ -178,39 +178,49 @@ def _prepare(model: torch.nn.Module, ex: AdaptExample, max_side: int, cache: dic
 
 
 @torch.no_grad()
-def replay_score(model: torch.nn.Module, example: AdaptExample, max_side: int = 512, cache: dict | None = None) -> float | None:
-    """How well ``model`` answers the clicks a person made on a finished object: the mean IoU with the accepted mask
-    over the prefixes of the recorded click sequence (each answer fed back as the previous mask, as the tool does),
-    in [0, 1]; ``None`` without recorded clicks or with an empty mask. Pixels in ``example.ignore`` do not count.
+def clicks_needed(model: torch.nn.Module, example: AdaptExample, max_side: int = 512, cache: dict | None = None,
+                  target_iou: float = 0.85, max_clicks: int = 20) -> float | None:
+    """How many clicks ``model`` needs on a finished object: NoC at ``target_iou`` under the standard protocol
+    (:func:`~segstudio.engine.click.protocol.next_click`: the first click at the object's most interior point, each
+    next one at the largest error *of this model's own answer*, the answer fed back as the previous mask), counted
+    as ``max_clicks`` when never reached; ``None`` for an empty mask. Pixels in ``example.ignore`` do not count.
 
-    Used before the object joins the training pool, so it scores a model on an object it never trained on (the
-    "test, then train" order of prequential evaluation; Dawid, J. R. Stat. Soc. A 1984).
+    The clicks follow each model's own errors, not the person's recorded clicks: those answered whichever decoder
+    was in use, and replaying them would favour it (a guard that fell back could never switch back). Scored before
+    the object joins the training pool, so a model is scored on an object it never trained on (the "test, then
+    train" order of prequential evaluation; Dawid, J. R. Stat. Soc. A 1984).
     """
     item = _prepare(model, example, max_side, cache)
-    if item is None or not item[3]:
+    if item is None:
         return None
-    enc, gt, ign, clicks = item
-    prev, ious = None, []
+    enc, gt, ign, _ = item
     valid = ~ign
-    for k in range(1, len(clicks) + 1):
-        g = torch.from_numpy(guidance_maps(clicks[:k], gt.shape, prev))[None]
+    clicks: list[Click] = []
+    prev = np.zeros_like(gt)
+    for k in range(1, max_clicks + 1):
+        c = next_click(gt, prev, ign)
+        if c is None:
+            return float(k - 1) if k > 1 else 1.0
+        clicks.append(c)
+        g = torch.from_numpy(guidance_maps(clicks, gt.shape, prev))[None]
         prev = (model.decode_clicks(enc, g)[0, 0] > 0).numpy()
         union = ((prev | gt) & valid).sum()
-        ious.append(float(((prev & gt) & valid).sum() / union) if union else 1.0)
-    return float(np.mean(ious))
+        if (float(((prev & gt) & valid).sum() / union) if union else 1.0) >= target_iou:
+            return float(k)
+    return float(max_clicks)
 
 
 @dataclass
 class AdaptGuard:
-    """Whether the adapted decoder answers the person's clicks at least as well as the unadapted one.
+    """Whether the adapted decoder segments the person's objects with no more clicks than the unadapted one.
 
-    Each finished object is scored by :func:`replay_score` with both models *before* it trains the decoder; the
-    adapted decoder is used while its mean score over the last :data:`~segstudio.engine.click.adapt_policy.KEEP_OBJECTS`
-    scored objects is at least the unadapted model's (so a domain where adaptation hurts, e.g. thin cracks, falls
+    Each finished object is scored by :func:`clicks_needed` (NoC@85 under the click protocol, each model on its own
+    errors) with both models *before* it trains the decoder; the adapted decoder is used while its mean over the
+    last :data:`~segstudio.engine.click.adapt_policy.KEEP_OBJECTS` scored objects is at most the unadapted model's (so a domain where adaptation hurts, e.g. thin cracks, falls
     back to the shipped model while adaptation goes on, and switches back when it catches up).
 
     Attributes:
-        scores: ``[adapted, unadapted]`` score pairs, oldest first.
+        scores: ``[adapted, unadapted]`` clicks-needed pairs, oldest first.
     """
 
     scores: list = field(default_factory=list)
@@ -223,11 +233,11 @@ class AdaptGuard:
 
     @property
     def use_adapted(self) -> bool:
-        """True until an object is scored, then while the adapted mean >= the unadapted mean."""
+        """True until an object is scored, then while the adapted decoder needs no more clicks on average."""
         if not self.scores:
             return True
         a = np.asarray(self.scores, np.float64)
-        return bool(a[:, 0].mean() >= a[:, 1].mean())
+        return bool(a[:, 0].mean() <= a[:, 1].mean())
 
     def to_json(self) -> dict:
         return {"scores": [[round(x, 4) for x in p] for p in self.scores], "use_adapted": self.use_adapted}
