@@ -216,8 +216,9 @@ class AdaptGuard:
 
     Each finished object is scored by :func:`clicks_needed` (NoC@85 under the click protocol, each model on its own
     errors) with both models *before* it trains the decoder; the adapted decoder is used while its mean over the
-    last :data:`~segstudio.engine.click.adapt_policy.KEEP_OBJECTS` scored objects is at most the unadapted model's (so a domain where adaptation hurts, e.g. thin cracks, falls
-    back to the shipped model while adaptation goes on, and switches back when it catches up).
+    last :data:`~segstudio.engine.click.adapt_policy.KEEP_OBJECTS` scored objects is at most the unadapted model's
+    (so a domain where adaptation hurts, e.g. thin cracks, falls back to the shipped model while adaptation goes on,
+    and switches back when it catches up).
 
     Attributes:
         scores: ``[adapted, unadapted]`` clicks-needed pairs, oldest first.
@@ -263,10 +264,10 @@ def adapt_click_decoder(model: torch.nn.Module, examples: list[AdaptExample], se
         examples: finished objects; empty masks are skipped.
         seconds: wall-clock budget of the steps (encoding the examples comes on top: a loaded machine must not spend
             it all on encoding); at least one step runs unless cancelled; stops earlier after ``max_steps`` steps.
-        lr: Adam learning rate of the decoder. With ``cache``, Adam's state (its moment estimates) is kept there
-            and continued by the next call: a fresh Adam's first steps move every decoder weight by the full rate
-            in its gradient's sign direction, which can upset the model when an adaptation stops after a few steps
-            (a slow machine within the GUI's seconds), and a continued one does not repeat them.
+        lr: Adam learning rate of the decoder. With ``cache``, Adam's state (its moment estimates and step count)
+            is kept there and continued by the next call, so the adaptations of a session are one training run
+            rather than many restarts, each of whose first steps would move every decoder weight by the full rate in
+            its gradient's sign direction (the policy with it won the val sessions: ``adapt_policy.MAX_STEPS``).
         max_clicks: longest simulated click sequence.
         seed: RNG seed of the click simulation.
         cancelled: optional ``cancelled() -> bool``, polled between steps (a worker job's cancel flag).
