@@ -270,7 +270,7 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
                     used_adapted.append(sess.model is adapted and adapted is not base)
                     pool.append(AdaptExample(image, gt, list(clicks_made), ignore))
                     # test, then train: both decoders answer the person's clicks before the object trains one
-                    guard_new_examples(guard, adapted, base, pool, enc_cache)
+                    guard_new_examples(guard, adapted, base, pool[-1:], enc_cache)  # the new object only
             last_object = i + 1 == len(samples) and j + 1 == len(objs)
             if not last_object and (a.adapt_every == "object" or j + 1 == len(objs)):
                 t = time.perf_counter()
