@@ -41,8 +41,8 @@ def project_click_model(path=None, adapted_file=None, respect_guard: bool = True
     """The click model a project uses: :func:`shared_click_model` of ``path`` with the project's adapted decoder
     (:func:`segstudio.engine.click.adapt.load_adapted` of ``adapted_file``, e.g.
     ``labels/models/click_adapted.safetensors``) applied when that file exists; the shared model itself when it does
-    not (never adapted, or reset), or when its card says the adapted decoder answers the person's clicks worse than
-    the shared model (:class:`segstudio.engine.click.adapt.AdaptGuard`; ``respect_guard=False``: the adapted decoder
+    not (never adapted, or reset), or when its card says the adapted decoder needs more clicks on the person's objects
+    than the shared model (:class:`segstudio.engine.click.adapt.AdaptGuard`; ``respect_guard=False``: the adapted decoder
     all the same, e.g. to go on training it). Loaded once per file version (path, mtime, size); thread-safe.
 
     An unreadable adapted file is ignored (the shared model is returned; the error is logged).

@@ -409,7 +409,7 @@ class ClickTool(Tool):
             # continue from the project's adapted decoder, whether or not the guard lets it answer clicks
             start = project_click_model(model_path, f, respect_guard=False)
             guard = load_guard(f)
-            # test, then train: each new object scores both decoders on the person's own clicks first
+            # test, then train: each new object first scores both decoders (NoC@85, each on its own errors)
             guard_new_examples(guard, start, shared_click_model(model_path), examples, cache)
             state, info = adapt_click_decoder(start, examples, seconds=seconds, cache=cache,
                                               cancelled=lambda: job.cancel_token.cancelled or stop["stop"])
