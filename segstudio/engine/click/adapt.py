@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from segstudio.engine.click.adapt_policy import ADAPT_SECONDS, KEEP_OBJECTS, LR, MAX_STEPS
-from segstudio.engine.click.protocol import Click, guidance_maps, next_click
+from segstudio.engine.click.protocol import Click, evaluate_object, guidance_maps, next_click, noc
 
 log = logging.getLogger(__name__)
 
@@ -194,20 +194,13 @@ def clicks_needed(model: torch.nn.Module, example: AdaptExample, max_side: int =
     if item is None:
         return None
     enc, gt, ign, _ = item
-    valid = ~ign
-    clicks: list[Click] = []
-    prev = np.zeros_like(gt)
-    for k in range(1, max_clicks + 1):
-        c = next_click(gt, prev, ign)
-        if c is None:
-            return float(k - 1) if k > 1 else 1.0
-        clicks.append(c)
+
+    def predict(clicks: list[Click], prev: np.ndarray | None) -> np.ndarray:
         g = torch.from_numpy(guidance_maps(clicks, gt.shape, prev))[None]
-        prev = (model.decode_clicks(enc, g)[0, 0] > 0).numpy()
-        union = ((prev | gt) & valid).sum()
-        if (float(((prev & gt) & valid).sum() / union) if union else 1.0) >= target_iou:
-            return float(k)
-    return float(max_clicks)
+        return (model.decode_clicks(enc, g)[0, 0] > 0).numpy()
+
+    ious = evaluate_object(predict, gt, max_clicks, ign, stop_iou=target_iou)
+    return float(noc(ious, target_iou, max_clicks))
 
 
 @dataclass
