@@ -56,15 +56,32 @@ def test_data_stats_thickness_and_frequencies():
         R.data_stats([], 2)
 
 
-def test_scale_range_follows_the_thinnest_structure_and_the_predictor():
+def test_scale_range_follows_the_thinnest_structure_the_size_spread_and_the_predictor():
     from segstudio.engine.predictor import AUTO_SCALE_BELOW
 
     assert R.AUTO_SCALE_BELOW == AUTO_SCALE_BELOW  # the recipe's copy of the Predictor's rule (no torch import)
-    hi = round(1 / AUTO_SCALE_BELOW, 3)  # "auto" leaves objects up to 1/0.75 of their training size as they are
-    assert R.choose_scale_range(3.75) == (0.8, hi)  # thin vessels: barely shrink
-    assert R.choose_scale_range(40.0) == (0.5, hi)  # large blobs: shrink to half for context
-    assert R.choose_scale_range(2.0) == (1.0, hi)  # 2-px cracks: never shrink below native
-    assert R.choose_scale_range(0.0) == (0.5, hi)
+    # Images of one size: new images of the domain show objects at the training scale, never enlarge.
+    assert R.choose_scale_range(3.75) == (0.8, 1.0)  # thin vessels: barely shrink
+    assert R.choose_scale_range(40.0) == (0.5, 1.0)  # large blobs: shrink to half for context
+    assert R.choose_scale_range(2.0) == (1.0, 1.0)  # 2-px cracks: never shrink below native
+    assert R.choose_scale_range(0.0) == (0.5, 1.0)
+    # Sizes that vary: enlarge up to the spread, at most to the largest scale "auto" leaves as is (1/0.75).
+    assert R.choose_scale_range(40.0, 1.2) == (0.5, 1.2)
+    assert R.choose_scale_range(40.0, 3.0) == (0.5, round(1 / AUTO_SCALE_BELOW, 3))
+    assert R.choose_scale_range(40.0, 0.5) == (0.5, 1.0)
+
+
+def test_size_spread_is_the_largest_image_over_the_median_in_side():
+    assert R.size_spread([]) == 1.0
+    assert R.size_spread([(512, 512)] * 5) == 1.0
+    assert R.size_spread([(100, 100), (100, 100), (200, 200)]) == pytest.approx(2.0)
+    assert R.size_spread([(100, 400), (200, 200), (50, 50)]) == pytest.approx(1.0)  # same pixel count as the median
+    # The recipe reads it from the training label maps: mixed photo sizes allow enlargement, one size does not.
+    small, big = np.zeros((300, 400), np.uint8), np.zeros((360, 480), np.uint8)
+    small[100:200, 100:200] = big[100:200, 100:200] = 1
+    mixed = R.choose_recipe(R.data_stats([small, small, big], 2), fresh_head=True, device_type="cpu")
+    same = R.choose_recipe(R.data_stats([small, small, small], 2), fresh_head=True, device_type="cpu")
+    assert mixed.scale_range[1] == pytest.approx(1.2) and same.scale_range[1] == 1.0
 
 
 def test_training_scale_is_relative_to_each_images_native_size():
@@ -151,8 +168,8 @@ def test_recipe_and_explicit_overrides():
     st = _drive_like_stats()
     r = R.choose_recipe(st, fresh_head=True, device_type="cpu")
     assert r.crop_size == (256, 256) and r.batch_size == 4
-    # 3-px lines: shrink at most to keep them MIN_STRUCTURE_PX thick; up to the Predictor's largest "auto" scale
-    assert r.scale_range == (round(R.MIN_STRUCTURE_PX / st.thickness_px[1], 3), 1.333) and r.scale_range[0] > 0.9
+    # 3-px lines: shrink at most to keep them MIN_STRUCTURE_PX thick; images of one size: never enlarge
+    assert r.scale_range == (round(R.MIN_STRUCTURE_PX / st.thickness_px[1], 3), 1.0) and r.scale_range[0] > 0.9
     assert (r.loss, r.class_weights) == ("ce+dice", "median") and r.lr_head == pytest.approx(10 * r.lr_body)
     assert r.bn == "train" and r.budget_s == 180 and r.val_interval_s == 180 / R.VALIDATIONS_PER_BUDGET
     json.dumps(r.to_json())

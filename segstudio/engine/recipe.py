@@ -13,7 +13,9 @@ BatchNorm from a given batch):
 - **Scale** (:func:`choose_scale_range`): relative to each image's native size, because that is what the
   Predictor shows the model (``scale="auto"`` shrinks only photos much larger than the training images): from
   ``lo`` (shrink for context, but keep the thinnest labelled structure :data:`MIN_STRUCTURE_PX` thick, never
-  below :data:`MIN_SCALE`) up to ``1 / AUTO_SCALE_BELOW`` (the largest object scale ``"auto"`` leaves as is).
+  below :data:`MIN_SCALE`) up to the enlargement new images can show: the training images' own size spread
+  (largest over median, in pixel count), at least 1 and at most ``1 / AUTO_SCALE_BELOW`` (the largest object
+  scale ``"auto"`` leaves as is). Images of one size give ``hi = 1``: never enlarge.
 - **Crop** (:func:`choose_crop`): a step's pixels (:data:`PIXELS_PER_STEP`, per device) shared by
   :data:`TARGET_BATCH` crops (256² on a CPU), at least four times the thickest structure, rounded to 32,
   within ``[MIN_CROP, MAX_CROP[device]]`` and never larger than the image.
@@ -208,17 +210,36 @@ def _round_to(x: float, multiple: int) -> int:
     return int(multiple * max(1, round(x / multiple)))
 
 
-def choose_scale_range(thinnest_px: float) -> tuple[float, float]:
+def size_spread(image_sizes: Sequence[tuple[int, int]]) -> float:
+    """How much larger than the median training image the largest one is, as a side factor:
+    ``max_i sqrt(h_i w_i) / median_i sqrt(h_i w_i)`` (>= 1; 1.0 for images of one size or no images)."""
+    if not image_sizes:
+        return 1.0
+    sides = np.sqrt(np.asarray([float(h) * float(w) for h, w in image_sizes]))
+    return float(max(1.0, sides.max() / max(float(np.median(sides)), 1e-9)))
+
+
+def choose_scale_range(thinnest_px: float, spread: float = 1.0) -> tuple[float, float]:
     """Random rescale range ``(lo, hi)`` of each training image relative to its native size.
 
     The Predictor works at native size (``scale="auto"`` only shrinks photos much larger than the training
-    images), so a new image shows the model its objects at between about the training scale and
-    ``1 / AUTO_SCALE_BELOW`` × it: ``hi = 1 / AUTO_SCALE_BELOW``. Shrinking gives a crop more context, down to
-    ``lo = clip(MIN_STRUCTURE_PX / thinnest_px, MIN_SCALE, 1)``, so the thinnest labelled structure stays at least
-    :data:`MIN_STRUCTURE_PX` pixels thick. ``thinnest_px <= 0`` (unknown) gives ``lo = MIN_SCALE``.
+    images), so a new image shows the model its objects at the training scale times the new image's size over
+    the training images'. The training images' own spread (:func:`size_spread`, largest over median side) is the
+    estimate of how much larger new images of the domain come, and ``"auto"`` shrinks anything beyond
+    ``1 / AUTO_SCALE_BELOW``: ``hi = clip(spread, 1, 1 / AUTO_SCALE_BELOW)``. Images of one size (one camera,
+    one microscope) give ``hi = 1``: enlarging them anyway shows the model objects larger than any it will predict
+    and costs context per crop (the proxy suite's val splits, docs/labelling-loop.md). Shrinking gives a
+    crop more context, down to ``lo = clip(MIN_STRUCTURE_PX / thinnest_px, MIN_SCALE, 1)``, so the thinnest
+    labelled structure stays at least :data:`MIN_STRUCTURE_PX` pixels thick. ``thinnest_px <= 0`` (unknown) gives
+    ``lo = MIN_SCALE``.
+
+    Args:
+        thinnest_px: thickness ``2 A / P`` of the thinnest labelled class, pixels.
+        spread: :func:`size_spread` of the training images (>= 1; values below are read as 1).
     """
     lo = MIN_SCALE if thinnest_px <= 0 else float(np.clip(MIN_STRUCTURE_PX / thinnest_px, MIN_SCALE, 1.0))
-    return round(lo, 3), round(1.0 / AUTO_SCALE_BELOW, 3)
+    hi = float(np.clip(spread, 1.0, 1.0 / AUTO_SCALE_BELOW))
+    return round(lo, 3), round(hi, 3)
 
 
 def _device(table: dict, device_type: str):
@@ -409,7 +430,8 @@ def choose_recipe(
     thinnest, thickest = float(thick.min()), float(np.median(thick)) if len(thick) > 2 else float(thick.min())
     # The crop must hold the structures of the classes that are not the background: with two classes the
     # thinner is the structure of interest, with more the median thickness (a huge background is no guide).
-    scale = choose_scale_range(thinnest)
+    spread = size_spread(stats.image_sizes)
+    scale = choose_scale_range(thinnest, spread)
     if given.get("crop_size") is not None:
         gc = given["crop_size"]
         crop_hw = (int(gc), int(gc)) if isinstance(gc, (int, np.integer)) else (int(gc[0]), int(gc[1]))
@@ -422,7 +444,8 @@ def choose_recipe(
     bn = choose_bn(batch)
     pix = _device(PIXELS_PER_STEP, device_type)
     reasons = {
-        "scale_range": f"native size as the Predictor sees it, up to 1/{AUTO_SCALE_BELOW:g} larger; shrink so the "
+        "scale_range": f"native size as the Predictor sees it, enlarged up to the training images' size spread "
+                       f"({spread:.2f}x, <= 1/{AUTO_SCALE_BELOW:g}); shrink so the "
                        f"thinnest labelled structure (~{thinnest:.1f} px) stays >= {MIN_STRUCTURE_PX:g} px",
         "crop_size": "given" if "crop_size" in given else
                      f"{pix} pixels per step over {_device(TARGET_BATCH, device_type)} crops, >= 4x the {thickest:.1f} px "
