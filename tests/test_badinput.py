@@ -255,8 +255,8 @@ def test_label_format_readers_on_hostile_files(corpus):
     SUMMARY["slowest label file"] = f"{slowest} {times[slowest]:.2f}s"
     SUMMARY["label-format peak growth MB"] = round(grown_mb)
     # Claims of 20000x20000 (at the image limit) load as one 400 MB map; anything bigger, any budget overrun,
-    # is refused from the numbers. Generous bounds: two CPU cores may be busy with other work.
-    assert times[slowest] < 10, sorted(times.items(), key=lambda kv: -kv[1])[:5]
+    # is refused from the numbers (checked above: expected errors, shapes). Tests assert no wall-clock times
+    # (the machine may be slow or busy); the slowest file is reported in the summary, memory is bounded here.
     assert grown_mb < 1000, f"peak memory grew by {grown_mb:.0f} MB while reading label files"
     SUMMARY["label-format inputs"] += sum(n.values()) + len(crashes)
     SUMMARY["crashes"] += len(crashes)
@@ -500,8 +500,8 @@ def label_json_docs(draw):
 @FUZZ
 @given(label_json_docs())
 def test_fuzz_label_json_readers(tmp_path, doc):
-    """Any claimed size / points / RLE: a LabelFormatError naming the file, or a label map of the claimed size,
-    within a second (sizes are checked before anything is allocated)."""
+    """Any claimed size / points / RLE: a LabelFormatError naming the file, or a label map of the claimed size
+    within the image reader's pixel limit (sizes are checked before anything is allocated)."""
     from segstudio.io import formats
     from segstudio.io.images import MAX_PIXELS
 
@@ -509,7 +509,6 @@ def test_fuzz_label_json_readers(tmp_path, doc):
     p = tmp_path / f"{kind}.json"
     p.write_text(json.dumps(obj))
     classes = ClassSpec.from_json(badinput.CLASSES_JSON)
-    t0 = time.perf_counter()
     try:
         if kind == "labelme":
             maps = [formats.read_labelme_json(p, classes).labels]
@@ -522,7 +521,6 @@ def test_fuzz_label_json_readers(tmp_path, doc):
     else:
         assert [m.shape for m in maps] == [want] and all(m.dtype == np.uint8 for m in maps)
         assert max(want) <= 65535 and want[0] * want[1] <= MAX_PIXELS  # the image reader's limit
-    assert time.perf_counter() - t0 < 5  # generous: 20000x20000 claims are the slowest (one 400 MB map)
 
 
 @FUZZ
