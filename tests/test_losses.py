@@ -392,7 +392,7 @@ def test_get_loss_options_and_class_weights():
     with pytest.raises(ValueError, match="option 'gamma' is not taken by any loss in 'ce'"):
         get_loss("ce", gamma=2.0)
     assert get_loss("ce", ignore_index=0).ignore_index == 0
-    assert set(CLASS_WEIGHT_METHODS) == {"none", "median", "inverse"}
+    assert set(CLASS_WEIGHT_METHODS) == {"none", "median", "sqrt_median", "inverse"}
 
 
 # -- class weights -----------------------------------------------------------------------------
@@ -418,6 +418,8 @@ def test_class_pixel_counts_and_median_frequency_by_hand():
     np.testing.assert_allclose(w, [1.0, (7 / 15) / (4 / 9), (7 / 15) / (5 / 7), 0.0], rtol=1e-12)
     np.testing.assert_allclose(compute_class_weights("median", counts), w)
     assert compute_class_weights("none", counts) is None
+    # the softer balance: the square root of each weight (the median class keeps 1, absent classes 0)
+    np.testing.assert_allclose(compute_class_weights("sqrt_median", counts), np.sqrt(w), rtol=1e-12)
     with pytest.raises(ValueError, match="unknown class-weight method 'sqrt'"):
         compute_class_weights("sqrt", counts)
 

@@ -32,7 +32,7 @@ from segstudio.engine.trainer import RECIPE_FIELDS, check_loss_config
 FIXED = "Fixed steps (options below)"
 
 LOSS_CHOICES = ("ce", "focal", "dice", "ce+0.5*dice", "ce+lovasz", "lovasz")
-CLASS_WEIGHT_CHOICES = ("none", "median", "inverse")
+CLASS_WEIGHT_CHOICES = ("none", "median", "sqrt_median", "inverse")
 
 
 class TrainingDialog(QDialog):

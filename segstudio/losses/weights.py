@@ -1,12 +1,15 @@
 """Class weights for weighted cross-entropy / focal loss, computed from a dataset's label maps (numpy only).
 
-Two schemes, both from per-class pixel statistics (:func:`class_pixel_counts`, ignore pixels skipped):
+Three schemes, all from per-class pixel statistics (:func:`class_pixel_counts`, ignore pixels skipped):
 
 - **median-frequency balancing** (Eigen & Fergus, "Predicting Depth, Surface Normals and Semantic Labels
   with a Common Multi-Scale Convolutional Architecture", ICCV 2015; used by SegNet,
   Badrinarayanan et al., TPAMI 2017): ``w_c = median_k(freq_k) / freq_c`` where ``freq_c`` =
   pixels of class ``c`` / pixels of the images that contain ``c`` (labelled pixels only: void
   pixels belong to no class);
+- **square-root median-frequency** (``"sqrt_median"``): ``sqrt`` of the above, a softer balance (the square-root
+  re-weighting of long-tailed recognition, e.g. Mahajan et al., "Exploring the Limits of Weakly Supervised
+  Pretraining", ECCV 2018), so a dominant class is not nearly ignored when many rare classes share the images;
 - **inverse frequency**: ``w_c = total / (K' · pixels_c)`` (scikit-learn's ``"balanced"`` class weight),
   so the pixel-weighted mean weight over the dataset is 1.
 
@@ -22,7 +25,7 @@ import numpy as np
 
 from segstudio.core.labels import IGNORE_INDEX
 
-CLASS_WEIGHT_METHODS = ("none", "median", "inverse")
+CLASS_WEIGHT_METHODS = ("none", "median", "sqrt_median", "inverse")
 """Values of ``--class-weights`` / :attr:`TrainConfig.class_weights`."""
 
 
@@ -151,7 +154,7 @@ def inverse_frequency_weights(counts: ClassCounts) -> np.ndarray:
 
 
 def compute_class_weights(method: str, counts: ClassCounts) -> np.ndarray | None:
-    """Weights by method name: ``"none"`` → ``None``, ``"median"``, ``"inverse"`` → float64 (K,).
+    """Weights by method name: ``"none"`` → ``None``, ``"median"``, ``"sqrt_median"``, ``"inverse"`` → float64 (K,).
 
     Raises:
         ValueError: unknown method, or no labelled pixels.
@@ -160,6 +163,8 @@ def compute_class_weights(method: str, counts: ClassCounts) -> np.ndarray | None
         return None
     if method == "median":
         return median_frequency_weights(counts)
+    if method == "sqrt_median":
+        return np.sqrt(median_frequency_weights(counts))
     if method == "inverse":
         return inverse_frequency_weights(counts)
     raise ValueError(f"unknown class-weight method {method!r}; choose one of {', '.join(CLASS_WEIGHT_METHODS)}")
