@@ -44,8 +44,8 @@ class TrainConfig:
         scale_range: random rescale range (relative to the dataset's typical short side).
         loss: loss spec, a name or a weighted sum such as ``"ce+0.5*dice"`` (see :func:`segstudio.losses.get_loss`).
         class_weights: per-class weights for the ``ce``/``focal`` terms, computed from the training set's
-            masks: ``"none"``, ``"median"`` (median-frequency balancing), ``"sqrt_median"`` (its square root, a softer balance) or
-            ``"inverse"`` (inverse frequency);
+            masks: ``"none"``, ``"median"`` (median-frequency balancing), ``"sqrt_median"`` (its square root, a
+            softer balance) or ``"inverse"`` (inverse frequency);
             see :mod:`segstudio.losses.weights`.
         freeze_bn: keep BatchNorm statistics fixed (sensible when fine-tuning on a few images).
         freeze_encoder: train only the decoder/head: the model's ``encoder`` parameters get no gradient and

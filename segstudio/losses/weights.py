@@ -8,8 +8,9 @@ Three schemes, all from per-class pixel statistics (:func:`class_pixel_counts`, 
   pixels of class ``c`` / pixels of the images that contain ``c`` (labelled pixels only: void
   pixels belong to no class);
 - **square-root median-frequency** (``"sqrt_median"``): ``sqrt`` of the above, a softer balance (the square-root
-  re-weighting of long-tailed recognition, e.g. Mahajan et al., "Exploring the Limits of Weakly Supervised
-  Pretraining", ECCV 2018), so a dominant class is not nearly ignored when many rare classes share the images;
+  frequency balancing that Mahajan et al., "Exploring the Limits of Weakly Supervised Pretraining", ECCV 2018,
+  use to re-sample long-tailed labels, here as loss weights), so a dominant class is not nearly ignored when many
+  rare classes share the images;
 - **inverse frequency**: ``w_c = total / (K' · pixels_c)`` (scikit-learn's ``"balanced"`` class weight),
   so the pixel-weighted mean weight over the dataset is 1.
 
