@@ -27,12 +27,13 @@ from PySide6.QtWidgets import (
 from segstudio.engine import TrainConfig, finetune_config
 from segstudio.engine.devices import resolve_device
 from segstudio.engine.recipe import BUDGET_CHOICES_MIN, default_budget_s
+from segstudio.engine.train_config import CLASS_WEIGHT_METHODS
 from segstudio.engine.trainer import RECIPE_FIELDS, check_loss_config
 
 FIXED = "Fixed steps (options below)"
 
 LOSS_CHOICES = ("ce", "focal", "dice", "ce+0.5*dice", "ce+lovasz", "lovasz")
-CLASS_WEIGHT_CHOICES = ("none", "median", "sqrt_median", "inverse")
+CLASS_WEIGHT_CHOICES = CLASS_WEIGHT_METHODS  # the trainer's own list: a new method shows up here by itself
 
 
 class TrainingDialog(QDialog):
