@@ -30,6 +30,9 @@ def main(argv=None) -> int:
                    "bank of --domains there (train splits; segstudio.engine.click.objects) instead of --data")
     p.add_argument("--domains", nargs="+", default=[], help="dataset names under --objects-from (default: all six)")
     p.add_argument("--copy-paste", type=float, default=0.3, help="probability of a copy-paste sample (--objects-from)")
+    p.add_argument("--union-share", type=float, default=0.5,
+                   help="in a dataset with part unions (car parts, JSRT), the share of drawn objects that are whole "
+                        "objects (unions) rather than parts (--objects-from; a negative value: every object equally likely)")
     p.add_argument("--init", default="", help="start from these click-model weights (e.g. the shipped model)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt if present")
     p.add_argument("--encoder-lr-factor", type=float, default=0.1)
@@ -65,7 +68,8 @@ def main(argv=None) -> int:
                            train_encoder=args.train_encoder, out=args.out, objects_from=args.objects_from,
                            domains=tuple(args.domains), copy_paste=args.copy_paste if args.objects_from else 0.0,
                            init=args.init, resume=args.resume, encoder_lr_factor=args.encoder_lr_factor,
-                           save_every=args.save_every, max_iter_clicks=args.max_iter_clicks)
+                           save_every=args.save_every, max_iter_clicks=args.max_iter_clicks,
+                           union_share=args.union_share if args.union_share >= 0 else None)
     summary = train_click_model(cfg)
     logging.info("done: %s", json.dumps(summary))
     if args.install:

@@ -86,6 +86,23 @@ def test_bank_reads_the_train_split_only_and_samples_crops(tmp_path):
             assert obj.sum() >= 20 and not (obj & ign).any()
 
 
+def test_union_share_draws_whole_objects_as_often_as_asked(tmp_path):
+    """Each image has 4 components (background, door, wheel, lone door blob) and 1 union: uniform drawing gives
+    the union a fifth of the draws, ``union_share`` sets it."""
+    root = _write_dataset(tmp_path / "cars")
+    bank = ObjectBank([root], rng=random.Random(3))
+    assert all(bank.objects[0][i].cls == UNION_CLASS for i in bank.unions[0])
+    assert len(bank.unions[0]) + len(bank.singles[0]) == len(bank.objects[0])
+    drawn = []
+    bank.crop_sample = lambda d, rec, crop: drawn.append(rec.cls) or (np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool), np.zeros((8, 8), bool))
+    for share, lo, hi in ((None, 0.14, 0.26), (0.5, 0.43, 0.57), (0.9, 0.84, 0.96)):
+        drawn.clear()
+        for _ in range(600):
+            bank.sample(8, union_share=share)
+        frac = np.mean([c == UNION_CLASS for c in drawn])
+        assert lo <= frac <= hi, (share, frac)
+
+
 def test_bank_downscales_large_images_and_errors(tmp_path):
     root = _write_dataset(tmp_path / "big", size=128)
     bank = ObjectBank([root], max_side=64)

@@ -10,7 +10,8 @@ Objects of one labelled image (:func:`image_objects`) are
 
 :class:`ObjectBank` reads the **train** split of each dataset (val/test are never opened: they are held out for
 measuring), keeps every image in memory (longer side at most ``max_side`` px) with its objects, and samples
-training crops: a domain uniformly, then one of its objects uniformly, cut out at either the image's own scale
+training crops: a domain uniformly, then one of its objects (in a domain with part unions, a whole object -- a union --
+as often as a part, :meth:`ObjectBank.sample`), cut out at either the image's own scale
 or a scale that gives the object a random share of the crop; with probability ``copy_paste`` the object is instead
 pasted onto a crop of another image (any domain) at a random scale and position, so that shape and boundary matter
 more than the domain (Ghiasi et al., "Simple Copy-Paste is a Strong Data Augmentation Method for Instance
@@ -131,6 +132,7 @@ class ObjectBank:
         domains: dataset names (folder names) with at least one object.
         images, labels: per domain, the uint8 (H, W, 3) RGB images and uint8 (H, W) label maps.
         objects: per domain, the :class:`ObjectRecord` list.
+        unions, singles: per domain, the indices into ``objects`` of the part unions and of the other objects.
         files: per domain, the image files read (for the model card's content keys).
 
     Raises:
@@ -180,6 +182,8 @@ class ObjectBank:
                 self.labels.append(labs)
                 self.objects.append(objs)
                 self.files.append(files)
+        self.unions = [[i for i, o in enumerate(ob) if o.cls == UNION_CLASS] for ob in self.objects]
+        self.singles = [[i for i, o in enumerate(ob) if o.cls != UNION_CLASS] for ob in self.objects]
         if not self.domains:
             raise ValueError(f"no objects found in {[str(r) for r in roots]} ({split})")
 
@@ -207,13 +211,19 @@ class ObjectBank:
                 for d, im, ob in zip(self.domains, self.images, self.objects)}
 
     # -- sampling ----------------------------------------------------------------------------------------------
-    def sample(self, crop: int = 224, copy_paste: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One training crop: a domain uniformly, one of its objects uniformly.
+    def sample(self, crop: int = 224, copy_paste: float = 0.0,
+               union_share: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One training crop: a domain uniformly, then one of its objects.
 
         Args:
             crop: side of the square crop, px.
             copy_paste: probability that the object is pasted onto another image (:meth:`paste_sample`)
                 instead of cut from its own (:meth:`crop_sample`).
+            union_share: in a domain with part unions, the probability that the object is a union (a whole object,
+                drawn uniformly among the unions) rather than a part or other component (drawn uniformly among
+                those); ``None``: every object of the domain equally likely. Car parts has about ten parts per car
+                and one union, so drawing uniformly teaches a click inside a door to mean the door about nine times
+                in ten; ``0.5`` makes "the whole car" as likely a target of a first click as "this part".
 
         Returns:
             ``(image uint8 (crop, crop, 3) RGB, object bool (crop, crop), ignore bool (crop, crop))``.
@@ -224,7 +234,11 @@ class ObjectBank:
         rng = self.rng
         for _ in range(20):
             d = rng.randrange(len(self.domains))
-            rec = rng.choice(self.objects[d])
+            if union_share is not None and self.unions[d] and self.singles[d]:
+                pool = self.unions[d] if rng.random() < union_share else self.singles[d]
+                rec = self.objects[d][rng.choice(pool)]
+            else:
+                rec = rng.choice(self.objects[d])
             out = self.paste_sample(d, rec, crop) if rng.random() < copy_paste else self.crop_sample(d, rec, crop)
             if out is not None:
                 if rng.random() < 0.5:

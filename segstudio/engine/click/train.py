@@ -59,6 +59,9 @@ class ClickTrainConfig:
         init: start from these click-model weights (``.safetensors`` with its card; e.g. the shipped model).
         resume: continue from ``out/train_state.pt`` when it exists (the minutes budget counts the earlier runs).
         encoder_lr_factor: learning rate of the unfrozen encoder stages relative to ``lr``.
+        union_share: with ``objects_from``, the probability that an object of a domain with part unions is a whole
+            object (a union) rather than a part (:meth:`~segstudio.engine.click.objects.ObjectBank.sample`);
+            ``None``: every object equally likely (before issue 34's first-click fix).
     """
 
     datasets: list[str] = field(default_factory=list)
@@ -80,6 +83,7 @@ class ClickTrainConfig:
     init: str = ""
     resume: bool = False
     encoder_lr_factor: float = 0.1
+    union_share: float | None = None
 
 
 class ObjectCrops:
@@ -196,12 +200,12 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
         bank = ObjectBank.from_shared(cfg.objects_from, tuple(cfg.domains) or DOMAINS, split=cfg.split, rng=rng)
         data_info = {"datasets": [str(Path(cfg.objects_from) / d) for d in bank.domains], "split": cfg.split,
                      "images": sum(len(f) for f in bank.files),
-                     "objects": bank.stats(), "copy_paste": cfg.copy_paste,
+                     "objects": bank.stats(), "copy_paste": cfg.copy_paste, "union_share": cfg.union_share,
                      "objects_rule": "8-connected components per class >= 0.5 % of the image, plus unions of adjacent "
                                      "parts (datasets with a 'background' class and >= 2 others)"}
 
         def draw():
-            return bank.sample(cfg.crop, cfg.copy_paste)
+            return bank.sample(cfg.crop, cfg.copy_paste, cfg.union_share)
     else:
         crops = ObjectCrops(cfg.datasets, cfg.split, cfg.crop, rng)
         data_info = {"datasets": [str(d) for d in cfg.datasets], "split": cfg.split}
