@@ -33,6 +33,9 @@ def main(argv=None) -> int:
     p.add_argument("--union-share", type=float, default=0.5,
                    help="in a dataset with part unions (car parts, JSRT), the share of drawn objects that are whole "
                         "objects (unions) rather than parts (--objects-from; a negative value: every object equally likely)")
+    p.add_argument("--first-click-whole", action="store_true",
+                   help="a lone first click means the whole object: the steps that train it never cut a part of a "
+                        "larger object (car part, lung of lungs + heart) from its own image (--objects-from)")
     p.add_argument("--init", default="", help="start from these click-model weights (e.g. the shipped model)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt if present")
     p.add_argument("--encoder-lr-factor", type=float, default=0.1)
@@ -69,7 +72,8 @@ def main(argv=None) -> int:
                            domains=tuple(args.domains), copy_paste=args.copy_paste if args.objects_from else 0.0,
                            init=args.init, resume=args.resume, encoder_lr_factor=args.encoder_lr_factor,
                            save_every=args.save_every, max_iter_clicks=args.max_iter_clicks,
-                           union_share=args.union_share if args.union_share >= 0 else None)
+                           union_share=args.union_share if args.union_share >= 0 else None,
+                           first_click_whole=args.first_click_whole)
     summary = train_click_model(cfg)
     logging.info("done: %s", json.dumps(summary))
     if args.install:

@@ -103,6 +103,30 @@ def test_union_share_draws_whole_objects_as_often_as_asked(tmp_path):
         assert lo <= frac <= hi, (share, frac)
 
 
+def test_a_part_of_a_whole_object_is_never_cut_from_its_image_for_a_lone_first_click(tmp_path):
+    """Door and wheel touch (parts of one car): ``whole_only`` pastes them onto another image instead; the lone
+    door blob, the background and the car itself are still cut from their own image."""
+    root = _write_dataset(tmp_path / "cars")
+    bank = ObjectBank([root], rng=random.Random(5))
+    recs = bank.objects[0]
+    assert sum(o.in_union for o in recs) == 2 * 3  # door + wheel of each of the 3 cars
+    assert all(o.cls in (1, 2) for o in recs if o.in_union)
+    assert sorted(bank.whole[0]) == sorted(i for i, o in enumerate(recs) if not o.in_union)
+    assert bank.stats()["cars"]["parts_in_unions"] == 6
+    how = []
+    ok = (np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool), np.zeros((8, 8), bool))
+    bank.crop_sample = lambda d, rec, crop: how.append(("cut", rec.in_union)) or ok
+    bank.paste_sample = lambda d, rec, crop: how.append(("paste", rec.in_union)) or ok
+    for _ in range(400):
+        bank.sample(8, copy_paste=0.0, whole_only=True)
+    assert ("cut", True) not in how and ("paste", True) in how and ("cut", False) in how
+    assert ("paste", False) not in how  # copy_paste 0: whole objects are cut as before
+    how.clear()
+    for _ in range(400):
+        bank.sample(8, copy_paste=0.0)
+    assert ("cut", True) in how  # later clicks disambiguate: parts are cut from their image then
+
+
 def test_bank_downscales_large_images_and_errors(tmp_path):
     root = _write_dataset(tmp_path / "big", size=128)
     bank = ObjectBank([root], max_side=64)
@@ -124,11 +148,13 @@ def test_click_training_on_the_bank_checkpoints_and_resumes(tmp_path):
     _write_dataset(tmp_path / "data" / "cars")
     out = tmp_path / "run"
     cfg = ClickTrainConfig(objects_from=str(tmp_path / "data"), domains=("cars",), crop=48, batch_size=2, max_steps=2,
-                           minutes=5, out=str(out), save_every=1, copy_paste=0.5, train_encoder=True, width=32)
+                           minutes=5, out=str(out), save_every=1, copy_paste=0.5, train_encoder=True, width=32,
+                           union_share=0.5, first_click_whole=True, max_iter_clicks=0)
     assert train_click_model(cfg)["steps"] == 2
     assert (out / "train_state.pt").is_file() and (out / "model.safetensors").is_file()
     card = json.loads((out / "model.json").read_text())
     assert card["training_data"]["objects"]["cars"]["images"] == 3 and card["training"]["copy_paste"] == 0.5
+    assert card["training_data"]["first_click_whole"] is True and card["training_data"]["objects"]["cars"]["parts_in_unions"] == 6
     cfg.max_steps, cfg.resume = 3, True
     assert train_click_model(cfg)["steps"] == 3  # continued, not restarted
 

@@ -110,12 +110,15 @@ def image_objects(labels: np.ndarray, part_ids: list[int] | None = None,
 @dataclass(frozen=True)
 class ObjectRecord:
     """One object of the bank: image index within its domain, class id (:data:`UNION_CLASS` for unions), bounding
-    box ``(y0, y1, x0, x1)`` (inclusive) in the stored image and the bool mask of that box."""
+    box ``(y0, y1, x0, x1)`` (inclusive) in the stored image, the bool mask of that box, and ``in_union``: the
+    object is a part of a larger object of the bank (a component of a part class inside a union), so one click on
+    it alone does not say whether the part or the whole object is meant."""
 
     image: int
     cls: int
     box: tuple[int, int, int, int]
     mask: np.ndarray
+    in_union: bool = False
 
 
 class ObjectBank:
@@ -133,6 +136,7 @@ class ObjectBank:
         images, labels: per domain, the uint8 (H, W, 3) RGB images and uint8 (H, W) label maps.
         objects: per domain, the :class:`ObjectRecord` list.
         unions, singles: per domain, the indices into ``objects`` of the part unions and of the other objects.
+        whole: per domain, the indices of the objects that are not part of a larger one (``in_union`` False).
         files: per domain, the image files read (for the model card's content keys).
 
     Raises:
@@ -167,10 +171,12 @@ class ObjectBank:
                     labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
                 k = len(imgs)
                 found = image_objects(labels, parts, min_fraction)
+                unions = [m for c, m in found if c == UNION_CLASS]
                 for c, m in found:
                     ys, xs = np.nonzero(m)
                     y0, y1, x0, x1 = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
-                    objs.append(ObjectRecord(k, int(c), (y0, y1, x0, x1), m[y0:y1 + 1, x0:x1 + 1].copy()))
+                    inside = c != UNION_CLASS and c in parts and any(u[ys[0], xs[0]] for u in unions)
+                    objs.append(ObjectRecord(k, int(c), (y0, y1, x0, x1), m[y0:y1 + 1, x0:x1 + 1].copy(), inside))
                 imgs.append(image)
                 labs.append(labels)
                 files.append(Path(s.image))
@@ -183,6 +189,7 @@ class ObjectBank:
                 self.objects.append(objs)
                 self.files.append(files)
         self.unions = [[i for i, o in enumerate(ob) if o.cls == UNION_CLASS] for ob in self.objects]
+        self.whole = [[i for i, o in enumerate(ob) if not o.in_union] for ob in self.objects]
         self.singles = [[i for i, o in enumerate(ob) if o.cls != UNION_CLASS] for ob in self.objects]
         if not self.domains:
             raise ValueError(f"no objects found in {[str(r) for r in roots]} ({split})")
@@ -206,13 +213,14 @@ class ObjectBank:
         return sum(len(o) for o in self.objects)
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """Per domain: ``{"images": n, "objects": n, "part_unions": n}``."""
-        return {d: {"images": len(im), "objects": len(ob), "part_unions": sum(o.cls == UNION_CLASS for o in ob)}
+        """Per domain: ``{"images": n, "objects": n, "part_unions": n, "parts_in_unions": n}``."""
+        return {d: {"images": len(im), "objects": len(ob), "part_unions": sum(o.cls == UNION_CLASS for o in ob),
+                    "parts_in_unions": sum(o.in_union for o in ob)}
                 for d, im, ob in zip(self.domains, self.images, self.objects)}
 
     # -- sampling ----------------------------------------------------------------------------------------------
-    def sample(self, crop: int = 224, copy_paste: float = 0.0,
-               union_share: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sample(self, crop: int = 224, copy_paste: float = 0.0, union_share: float | None = None,
+               whole_only: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One training crop: a domain uniformly, then one of its objects.
 
         Args:
@@ -224,6 +232,11 @@ class ObjectBank:
                 those); ``None``: every object of the domain equally likely. Car parts has about ten parts per car
                 and one union, so drawing uniformly teaches a click inside a door to mean the door about nine times
                 in ten; ``0.5`` makes "the whole car" as likely a target of a first click as "this part".
+            whole_only: a part inside a larger object (``in_union``) is only ever pasted onto another image
+                (:meth:`paste_sample`, where it stands alone), never cut from its own image, where the one click on
+                it would equally ask for the whole object. For the steps that train the answer to a lone first
+                click: that click then means the whole object, and a part takes one more (negative) click, as on
+                the whole-object datasets click models are trained on (RITM: COCO + LVIS).
 
         Returns:
             ``(image uint8 (crop, crop, 3) RGB, object bool (crop, crop), ignore bool (crop, crop))``.
@@ -239,7 +252,8 @@ class ObjectBank:
                 rec = self.objects[d][rng.choice(pool)]
             else:
                 rec = rng.choice(self.objects[d])
-            out = self.paste_sample(d, rec, crop) if rng.random() < copy_paste else self.crop_sample(d, rec, crop)
+            paste = rng.random() < copy_paste or (whole_only and rec.in_union)
+            out = self.paste_sample(d, rec, crop) if paste else self.crop_sample(d, rec, crop)
             if out is not None:
                 if rng.random() < 0.5:
                     out = tuple(np.ascontiguousarray(a[:, ::-1]) for a in out)

@@ -62,6 +62,9 @@ class ClickTrainConfig:
         union_share: with ``objects_from``, the probability that an object of a domain with part unions is a whole
             object (a union) rather than a part (:meth:`~segstudio.engine.click.objects.ObjectBank.sample`);
             ``None``: every object equally likely (before issue 34's first-click fix).
+        first_click_whole: with ``objects_from``, the steps that train the answer to the first click alone (no
+            simulated clicks after it) never cut a part of a larger object from its own image (``whole_only`` of
+            :meth:`~segstudio.engine.click.objects.ObjectBank.sample`): a lone click means the whole object.
     """
 
     datasets: list[str] = field(default_factory=list)
@@ -84,6 +87,7 @@ class ClickTrainConfig:
     resume: bool = False
     encoder_lr_factor: float = 0.1
     union_share: float | None = None
+    first_click_whole: bool = False
 
 
 class ObjectCrops:
@@ -159,6 +163,13 @@ class ObjectCrops:
         raise RuntimeError("could not sample an object crop in 20 tries")
 
 
+def _without_keys(data: dict | None) -> dict | None:
+    """A card's ``training_data`` without its per-image content keys (they stay in the parent's own card)."""
+    if not isinstance(data, dict):
+        return data
+    return {k: v for k, v in data.items() if not k.startswith(("image_", "val_image_"))}
+
+
 def click_loss(logits: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """BCE + (1 - soft IoU) over valid pixels: logits, gt (0/1) and valid (0/1) float (N, 1, H, W) → scalar."""
     bce = F.binary_cross_entropy_with_logits(logits, gt, reduction="none")
@@ -179,7 +190,9 @@ def _simulate_clicks(gts: np.ndarray, preds: np.ndarray, igns: np.ndarray, click
 def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
     """Train ClickNet by RITM-style iterative click simulation; writes ``cfg.out/model.{safetensors,json}``.
 
-    Each step: a batch of object crops (:class:`ObjectCrops`); first click at each object's most interior
+    Each step: the number of error-driven clicks (0..``max_iter_clicks``) is drawn, then a batch of object crops
+    (:class:`ObjectCrops`, or the object bank; with ``first_click_whole`` a step with no error-driven click never
+    cuts a part of a larger object from its own image); first click at each object's most interior
     point (:func:`next_click` on an empty prediction) or, half of the time, at a random object pixel at least
     0.3 × the maximum distance from its border (RITM samples initial clicks at random too); with
     probability 0.3 one more negative click in the background; then 0..``max_iter_clicks`` clicks from the model's own errors with its previous mask fed
@@ -201,16 +214,17 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
         data_info = {"datasets": [str(Path(cfg.objects_from) / d) for d in bank.domains], "split": cfg.split,
                      "images": sum(len(f) for f in bank.files),
                      "objects": bank.stats(), "copy_paste": cfg.copy_paste, "union_share": cfg.union_share,
+                     "first_click_whole": cfg.first_click_whole,
                      "objects_rule": "8-connected components per class >= 0.5 % of the image, plus unions of adjacent "
                                      "parts (datasets with a 'background' class and >= 2 others)"}
 
-        def draw():
-            return bank.sample(cfg.crop, cfg.copy_paste, cfg.union_share)
+        def draw(whole_only: bool = False):
+            return bank.sample(cfg.crop, cfg.copy_paste, cfg.union_share, whole_only=whole_only and cfg.first_click_whole)
     else:
         crops = ObjectCrops(cfg.datasets, cfg.split, cfg.crop, rng)
         data_info = {"datasets": [str(d) for d in cfg.datasets], "split": cfg.split}
 
-        def draw():
+        def draw(whole_only: bool = False):
             return crops.sample()
     model = ClickNet(num_classes=1, pretrained=True, width=cfg.width)
     encoder_pretrained = bool(model.encoder.pretrained)
@@ -273,7 +287,9 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
             "training": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items() if k != "datasets"}, **summary},
-            **({"parent": {"name": parent.get("name"), "created": parent.get("created"), "weights": str(cfg.init)}} if parent else {}),
+            **({"parent": {"name": parent.get("name"), "created": parent.get("created"), "weights": str(cfg.init),
+                           "training": parent.get("training"), "training_data": _without_keys(parent.get("training_data")),
+                           "parent": parent.get("parent")}} if parent else {}),
         }
 
     def save(summary: dict) -> None:
@@ -286,7 +302,8 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
         frac = min(elapsed / budget, 1.0)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        batch = [draw() for _ in range(cfg.batch_size)]
+        n_iter = rng.randint(0, cfg.max_iter_clicks)
+        batch = [draw(whole_only=n_iter == 0) for _ in range(cfg.batch_size)]
         imgs = np.stack([b[0] for b in batch])
         gts = np.stack([b[1] for b in batch])
         igns = np.stack([b[2] for b in batch])
@@ -312,7 +329,6 @@ def train_click_model(cfg: ClickTrainConfig, progress=None) -> dict:
         with torch.set_grad_enabled(cfg.train_encoder):
             f = model.encoder(x)  # crops are multiples of 16: no padding
         enc = model.project(f, x.shape[-2:])
-        n_iter = rng.randint(0, cfg.max_iter_clicks)
         if n_iter:
             model.eval()
             with torch.no_grad():
