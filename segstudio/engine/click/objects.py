@@ -136,7 +136,6 @@ class ObjectBank:
         images, labels: per domain, the uint8 (H, W, 3) RGB images and uint8 (H, W) label maps.
         objects: per domain, the :class:`ObjectRecord` list.
         unions, singles: per domain, the indices into ``objects`` of the part unions and of the other objects.
-        whole: per domain, the indices of the objects that are not part of a larger one (``in_union`` False).
         files: per domain, the image files read (for the model card's content keys).
 
     Raises:
@@ -189,7 +188,6 @@ class ObjectBank:
                 self.objects.append(objs)
                 self.files.append(files)
         self.unions = [[i for i, o in enumerate(ob) if o.cls == UNION_CLASS] for ob in self.objects]
-        self.whole = [[i for i, o in enumerate(ob) if not o.in_union] for ob in self.objects]
         self.singles = [[i for i, o in enumerate(ob) if o.cls != UNION_CLASS] for ob in self.objects]
         if not self.domains:
             raise ValueError(f"no objects found in {[str(r) for r in roots]} ({split})")
