@@ -164,10 +164,13 @@ class ObjectCrops:
 
 
 def _without_keys(data: dict | None) -> dict | None:
-    """A card's ``training_data`` without its per-image content keys (they stay in the parent's own card)."""
+    """A card's ``training_data`` without its per-image content keys (:data:`segstudio.engine.heldout.KEY_FIELDS`;
+    they stay in the parent's own card)."""
+    from segstudio.engine.heldout import KEY_FIELDS
+
     if not isinstance(data, dict):
         return data
-    return {k: v for k, v in data.items() if not k.startswith(("image_", "val_image_"))}
+    return {k: v for k, v in data.items() if k not in KEY_FIELDS}
 
 
 def click_loss(logits: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
