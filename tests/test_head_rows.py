@@ -143,8 +143,8 @@ def _app(root, names, aliases=None, n: int = 2, size: int = 48):
     return root
 
 
-def _finetune(app, init, run, monkeypatch):
-    """A one-step fine-tune of ``init`` on ``app``. Returns (the classifier as the fine-tune built it, before anything
+def _finetune(app, init, run, monkeypatch, **config):
+    """A one-step fine-tune of ``init`` on ``app`` (``config``: more :func:`finetune_config` fields). Returns (the classifier as the fine-tune built it, before anything
     was loaded into it; the weights the training started from, right after loading; the new card)."""
     import segstudio.engine.finetune as finetune_mod
 
@@ -163,7 +163,7 @@ def _finetune(app, init, run, monkeypatch):
     real_build = finetune_mod.build_model
     monkeypatch.setattr(finetune_mod, "build_model", build_model)
     monkeypatch.setattr(finetune_mod, "Trainer", Trainer)
-    final = train_on_folder(app, run, init=init, config=finetune_config(max_steps=1, device="cpu"))
+    final = train_on_folder(app, run, init=init, config=finetune_config(max_steps=1, device="cpu", **config))
     return built, start, json.loads(final.with_suffix(".json").read_text())
 
 
@@ -204,3 +204,17 @@ def test_finetune_on_unrelated_classes_of_the_same_count_gets_a_new_head(tmp_pat
     tr = card["training"]
     assert tr["head_rows"] == {"x": None, "y": None}
     assert "new" in tr["lr_groups"]
+
+
+def test_one_rate_for_a_new_head_still_warms_up_the_pretrained_layers(tmp_path, monkeypatch):
+    """An explicit ``lr_head`` equal to ``lr`` used to merge the new classifier into one AdamW group, so the
+    pretrained layers' warm-up (``warmup_fraction``) was silently dropped; now the groups stay apart and the card
+    records the warm-up the run applied."""
+    init, _ = _parent(tmp_path, ("a", "b"))
+    app = _app(tmp_path / "app", ("x", "y"))
+    _, _, card = _finetune(app, init, tmp_path / "run", monkeypatch, lr=1e-3, lr_head=1e-3, warmup_fraction=1.0)
+    tr = card["training"]
+    assert tr["lr_groups"] == {"pretrained": 1e-3, "new": 1e-3}
+    assert tr["schedule"]["warmup_steps"] == 1
+    _, _, card = _finetune(app, init, tmp_path / "run2", monkeypatch, lr=1e-3, lr_head=1e-3, warmup_fraction=0.0)
+    assert card["training"]["lr_groups"] == {"all": 1e-3}  # no warm-up, one rate: one group

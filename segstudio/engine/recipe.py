@@ -14,8 +14,9 @@ BatchNorm from a given batch):
   Predictor shows the model (``scale="auto"`` shrinks only photos much larger than the training images): from
   ``lo`` (shrink for context, but keep the thinnest labelled structure :data:`MIN_STRUCTURE_PX` thick, never
   below :data:`MIN_SCALE`) up to the enlargement new images can show: the training images' own size spread
-  (largest over median, in pixel count), at least 1 and at most ``1 / AUTO_SCALE_BELOW`` (the largest object
-  scale ``"auto"`` leaves as is). Images of one size give ``hi = 1``: never enlarge.
+  (largest over median image side, a side being the square root of the pixel count), at least 1 and at most
+  ``1 / AUTO_SCALE_BELOW`` (the largest object scale ``"auto"`` leaves as is). Images of one size give
+  ``hi = 1``: never enlarge.
 - **Crop** (:func:`choose_crop`): a step's pixels (:data:`PIXELS_PER_STEP`, per device) shared by
   :data:`TARGET_BATCH` crops (256² on a CPU), at least four times the thickest structure, rounded to 32,
   within ``[MIN_CROP, MAX_CROP[device]]`` and never larger than the image.

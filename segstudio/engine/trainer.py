@@ -251,12 +251,16 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.use_amp)
 
     def _param_groups(self) -> tuple[list[dict], dict]:
-        """AdamW groups: ``"pretrained"`` at ``lr`` and, when ``lr_head`` differs and some trainable parameters are
-        freshly initialised (``fresh_params``), ``"new"`` at ``lr_head``. Returns (groups, {name: lr})."""
+        """AdamW groups: ``"pretrained"`` at ``lr`` and, when some trainable parameters are freshly initialised
+        (``fresh_params``) and either ``lr_head`` differs or the pretrained layers warm up (``warmup_fraction`` > 0),
+        ``"new"`` at ``lr_head`` (``lr`` when ``None``). Otherwise one group ``"all"``. Returns (groups, {name: lr})."""
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         lr, lr_head = self.config.lr, self.config.lr_head
         new = [p for n, p in named if n in self.fresh_params]
-        if lr_head is None or lr_head == lr or not new or len(new) == len(named):
+        warm = (self.config.warmup_fraction or 0.0) > 0
+        if lr_head is None and warm:
+            lr_head = lr
+        if lr_head is None or (lr_head == lr and not warm) or not new or len(new) == len(named):
             rate = lr if lr_head is None or len(new) < len(named) else lr_head
             return [{"params": [p for _, p in named], "lr": rate, "name": "all"}], {"all": rate}
         old = [p for n, p in named if n not in self.fresh_params]
