@@ -98,6 +98,7 @@ def run(args) -> dict:
     from segstudio.io.labels import read_index_png
 
     a = _parse(list(getattr(args, "extra", []) or []))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")  # per-image progress
     if a.threads:
         torch.set_num_threads(a.threads)
     data = Path(a.data)
