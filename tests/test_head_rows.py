@@ -144,8 +144,9 @@ def _app(root, names, aliases=None, n: int = 2, size: int = 48):
 
 
 def _finetune(app, init, run, monkeypatch, **config):
-    """A one-step fine-tune of ``init`` on ``app`` (``config``: more :func:`finetune_config` fields). Returns (the classifier as the fine-tune built it, before anything
-    was loaded into it; the weights the training started from, right after loading; the new card)."""
+    """A one-step fine-tune of ``init`` on ``app`` (``config``: more :func:`finetune_config` fields). Returns (the
+    classifier as the fine-tune built it, before anything was loaded into it; the weights the training started
+    from, right after loading; the new card)."""
     import segstudio.engine.finetune as finetune_mod
 
     built, start = {}, {}
