@@ -257,16 +257,15 @@ class Trainer:
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         lr, lr_head = self.config.lr, self.config.lr_head
         new = [p for n, p in named if n in self.fresh_params]
+        head = lr if lr_head is None else lr_head
         warm = (self.config.warmup_fraction or 0.0) > 0
-        if lr_head is None and warm:
-            lr_head = lr
-        if lr_head is None or (lr_head == lr and not warm) or not new or len(new) == len(named):
-            rate = lr if lr_head is None or len(new) < len(named) else lr_head
+        if not new or len(new) == len(named) or (head == lr and not warm):
+            rate = head if len(new) == len(named) else lr
             return [{"params": [p for _, p in named], "lr": rate, "name": "all"}], {"all": rate}
         old = [p for n, p in named if n not in self.fresh_params]
         return (
-            [{"params": old, "lr": lr, "name": "pretrained"}, {"params": new, "lr": lr_head, "name": "new"}],
-            {"pretrained": lr, "new": lr_head},
+            [{"params": old, "lr": lr, "name": "pretrained"}, {"params": new, "lr": head, "name": "new"}],
+            {"pretrained": lr, "new": head},
         )
 
     def _warmup(self) -> int:
