@@ -14,7 +14,9 @@ SHA-256 of each model it measured (``bench/_record.py``); a claim on an older re
 ``generated`` lists docs that contain a Markdown block rendered from a record by a function
 (``{"doc", "record", "renderer": "module:function"}``, e.g. the CamVid ablation table, ``scripts.camvid_recipe:
 ablation_markdown`` of ``docs/camvid-recipe.json``, in ``docs/camvid-recipe.md`` and the model card): the block
-rendered now must occur in the doc verbatim, so every figure of it equals the record.
+rendered now must occur in the doc verbatim, so every figure of it equals the record. A block rendered from several
+records names them as ``"records": [...]`` instead, and its renderer gets ``{path: record}`` in that order (issue
+34's click tables, ``scripts.click_tables``: one record per proxy).
 
 ``scan`` in the registry names docs (optionally a list of section headings) whose decimal figures must all be
 registered claims: a decimal number in a scanned section that no claim's quote covers, and that ``not_figures``
@@ -128,7 +130,8 @@ def check(registry_path: Path = REGISTRY, root: Path = REPO) -> tuple[list[str],
 
     rendered: dict[str, list[str]] = {}  # doc -> its generated blocks (checked whole, so the scan skips them)
     for g in reg.get("generated", []):
-        where = f"generated {g['doc']} from {g['record']}"
+        sources = g["records"] if "records" in g else [g["record"]]
+        where = f"generated {g['doc']} from {', '.join(sources)}"
         text = doc(g["doc"])
         try:
             import importlib
@@ -136,15 +139,16 @@ def check(registry_path: Path = REGISTRY, root: Path = REPO) -> tuple[list[str],
             mod, fn = g["renderer"].split(":")
             if str(root) not in sys.path:
                 sys.path.insert(0, str(root))
-            block = getattr(importlib.import_module(mod), fn)(json.loads((root / g["record"]).read_text()))
+            loaded = {rp: json.loads((root / rp).read_text()) for rp in sources}
+            block = getattr(importlib.import_module(mod), fn)(loaded if "records" in g else loaded[g["record"]])
         except (OSError, ValueError, ImportError, AttributeError) as e:
             errors.append(f"{where}: cannot render: {e}")
             continue
         rendered.setdefault(g["doc"], []).append(block.strip())
         if text is None or block.strip() not in text:
-            errors.append(f"{where}: the doc's block differs from {g['renderer']} of the record")
+            errors.append(f"{where}: the doc's block differs from {g['renderer']} of the record(s)")
         elif g.get("provenance_gap"):
-            notes.append(f"{where}: {g['record']} has no commit / model SHA-256: {g['provenance_gap']}")
+            notes.append(f"{where}: no commit / model SHA-256: {g['provenance_gap']}")
     for (rp, why), figures in gaps.items():
         notes.append(f"{rp} has no commit / model SHA-256 ({len(figures)} claims: {', '.join(figures)}): {why}")
     ignore = set(reg.get("not_figures", {}))

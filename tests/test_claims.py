@@ -85,3 +85,38 @@ def test_a_generated_block_must_equal_its_renderer_of_the_record(tmp_path):
     (tmp_path / "docs" / "records" / "g.json").write_text(json.dumps({"rows": [1, 3]}))
     errors, _ = check(reg, tmp_path)
     assert len(errors) == 1 and "differs from json:dumps" in errors[0]
+
+
+def test_a_block_generated_from_several_records_gets_them_all_in_order(tmp_path):
+    """Issue 34's click tables: one record per proxy, one block; a changed figure in any record fails the check."""
+    import sys
+
+    if str(REPO) not in sys.path:  # scripts/ is no installed package
+        sys.path.insert(0, str(REPO))
+    from scripts.click_tables import class_table, proxy_table
+
+    def rec(split, noc85, per_class):
+        methods = {m: {"NoC@85": noc85 + i, "NoC@90": noc85 + i + 1, "IoU@1": 0.5 - i / 10} for i, m in
+                   enumerate(("clicknet", "clicknet_b", "grabcut"))}
+        return {"results": {"split": split, "objects": 3, "methods": methods, "per_class": per_class}}
+
+    cls = {"cell": {m: {"NoC@85": 2.0, "NoC@90": 3.0, "n": 2} for m in ("clicknet", "clicknet_b", "grabcut")}}
+    paths = ["docs/records/clicks-isbi2012_membrane-test.json", "docs/records/clicks-drive-test.json"]
+    records = {paths[0]: rec("test", 4.0, cls), paths[1]: rec("test", 13.5, cls)}
+    table = proxy_table(records)
+    assert table.splitlines()[0].startswith("| proxy (test objects) |")
+    assert table.splitlines()[2] == "| isbi2012_membrane | 3 | 4.00 / 5.00 | 5.00 / 6.00 | 6.00 / 7.00 | 0.500 / 0.400 / 0.300 |"
+    assert table.splitlines()[3].startswith("| drive | 3 | 13.50 / 14.50 |")
+    assert class_table(records).splitlines()[2] == "| isbi2012_membrane | cell | 2 | 2.00 / 3.00 | 2.00 / 3.00 | 2.00 / 3.00 |"
+
+    reg = _fixture(tmp_path, "intro\n" + table + "\nend\n", RECORD, CLAIM)
+    registry = json.loads(reg.read_text())
+    registry["claims"] = []
+    for p, r in records.items():
+        (tmp_path / p).write_text(json.dumps(r))
+    registry["generated"] = [{"doc": "README.md", "records": paths, "renderer": "scripts.click_tables:proxy_table"}]
+    reg.write_text(json.dumps(registry))
+    assert check(reg, tmp_path)[0] == []
+    (tmp_path / paths[1]).write_text(json.dumps(rec("test", 12.5, cls)))  # the second proxy re-measured
+    errors, _ = check(reg, tmp_path)
+    assert len(errors) == 1 and "differs from scripts.click_tables:proxy_table" in errors[0] and paths[1] in errors[0]
