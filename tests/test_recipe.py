@@ -84,6 +84,24 @@ def test_size_spread_is_the_largest_image_over_the_median_in_side():
     assert mixed.scale_range[1] == pytest.approx(1.2) and same.scale_range[1] == 1.0
 
 
+def test_a_budget_longer_than_the_default_enlarges_up_to_the_predictors_limit():
+    """Issue 29: 10-min runs on the proxies' val splits gained from enlarging up to 1/0.75 (docs/labelling-loop.md);
+    the default budget keeps the size-spread rule, and the shrink end still follows the thinnest structure."""
+    cap = round(1 / R.AUTO_SCALE_BELOW, 3)
+    assert R.choose_scale_range(40.0, 1.0, long_budget=True) == (0.5, cap)
+    assert R.choose_scale_range(2.0, 1.0, long_budget=True) == (1.0, cap)  # thin cracks: enlarge, never shrink
+    assert R.choose_scale_range(40.0, 1.2, long_budget=True) == (0.5, cap)
+    m = np.zeros((300, 400), np.uint8)
+    m[100:200, 100:200] = 1
+    st = R.data_stats([m, m, m], 2)
+    for device, default in (("cpu", R.DEFAULT_BUDGET_S["cpu"]), ("cuda", R.DEFAULT_BUDGET_S["cuda"])):
+        assert R.choose_recipe(st, fresh_head=True, device_type=device).scale_range[1] == 1.0
+        assert R.choose_recipe(st, fresh_head=True, device_type=device, budget_s=default).scale_range[1] == 1.0
+        longer = R.choose_recipe(st, fresh_head=True, device_type=device, budget_s=default + 60)
+        assert longer.scale_range == (0.5, cap) and "longer" in longer.reasons["scale_range"]
+    assert R.choose_recipe(st, fresh_head=True, device_type="cpu", budget_s=60).scale_range[1] == 1.0  # 1 min
+
+
 def test_training_scale_is_relative_to_each_images_native_size():
     """Images of different sizes keep their own scale (the Predictor predicts each at native size): a 100×200 and
     a 400×300 image at factor 0.5 become 50×100 and 200×150 — not both the first image's short side."""
