@@ -255,11 +255,17 @@ def run_domain(data: Path, a: argparse.Namespace, out_dir: Path, work: Path, env
                 one(f"fixed_{b:g}min", {**FIXED_PLAN, "budget_s": b * 60})
         if a.long_minutes > 0:
             one(f"long_{a.long_minutes:g}min", {"budget_s": a.long_minutes * 60})
-        long = res["runs"].get(f"long_{a.long_minutes:g}min")
-        for key, r in res["runs"].items():
-            r["ratio_to_long"] = round(r["miou"] / long["miou"], 3) if long and long["miou"] else None
+        set_ratios(res, a.long_minutes)
     save()
     return res
+
+
+def set_ratios(res: dict, long_minutes: float) -> None:
+    """Every run's ``ratio_to_long``: its mIoU over the ``long_<long_minutes>min`` run's (``None`` without one).
+    Derived from the stored runs, so ``--table-only`` sets it again (e.g. after a long reference was re-run alone)."""
+    long = res["runs"].get(f"long_{long_minutes:g}min")
+    for r in res["runs"].values():
+        r["ratio_to_long"] = round(r["miou"] / long["miou"], 3) if long and long["miou"] else None
 
 
 def table(records: list[dict], budget: float, long_minutes: float) -> str:
@@ -332,7 +338,11 @@ def run(args) -> dict:
         for d in domains:
             path = out_dir / f"{d.name}.{a.split}.json"
             if path.is_file():
-                records.append(json.loads(path.read_text()))
+                rec = json.loads(path.read_text())
+                if a.long_minutes > 0:
+                    set_ratios(rec, a.long_minutes)
+                    path.write_text(json.dumps(rec, indent=1) + "\n")
+                records.append(rec)
     else:
         work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="hitl_"))
         try:

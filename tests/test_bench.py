@@ -41,6 +41,15 @@ def test_suite_table_reports_ratio_fixed_plan_mean_and_worst():
     assert "Worst ratio to the long reference: 0.800 (b)" in text
 
 
+def test_ratios_are_derived_again_from_the_stored_runs_after_a_long_reference_is_re_run():
+    rec = _rec("a", 60.0, 55.0, 64.0, 31.0)
+    rec["runs"]["long_20min"]["miou"] = 80.0  # the long reference re-run alone (a variant run, no ratios set)
+    hitl.set_ratios(rec, 20)
+    assert rec["runs"]["budget_3min"]["ratio_to_long"] == 0.75 and rec["runs"]["long_20min"]["ratio_to_long"] == 1.0
+    hitl.set_ratios(rec, 60)  # no 60-min reference: no ratio
+    assert rec["runs"]["budget_3min"]["ratio_to_long"] is None
+
+
 @pytest.mark.data
 def test_bench_fine_tune_on_a_proxy_scores_images_it_never_trained_on(tmp_path, monkeypatch):
     """Two ISBI slices through the bench's one-click path (a 20-s budget, not max_steps), scored on ISBI val: the
