@@ -233,8 +233,9 @@ def choose_scale_range(thinnest_px: float, spread: float = 1.0, long_budget: boo
     it will predict. A **budget longer than the default** (``long_budget``) makes several times more passes over
     the same few images, and then the widest range ``"auto"`` allows, ``hi = 1 / AUTO_SCALE_BELOW``, keeps the
     model from fitting one scale of them: on the proxy suite's val splits, 10-min runs gained 0.4 to 21 mIoU
-    from it on all five proxies, while 3-min runs were within seed noise of never enlarging (docs/labelling-loop.md; the length of a
-    run as a reason for stronger augmentation: Steiner et al., "How to train your ViT?", TMLR 2022). Shrinking
+    from it on all five proxies, while 3-min runs were within seed noise of never enlarging
+    (docs/labelling-loop.md; the length of a run as a reason for stronger augmentation: Steiner et al., "How to
+    train your ViT?", TMLR 2022). Shrinking
     gives a crop more context, down to ``lo = clip(MIN_STRUCTURE_PX / thinnest_px, MIN_SCALE, 1)``, so the
     thinnest labelled structure stays at least :data:`MIN_STRUCTURE_PX` pixels thick. ``thinnest_px <= 0``
     (unknown) gives ``lo = MIN_SCALE``.
