@@ -436,3 +436,50 @@ def test_a_set_aside_image_validates_only_on_pixels_a_person_painted(tmp_path):
                                       model_kwargs={"base_channels": 4, "depth": 2, "pretrained": False}).with_suffix(".json").read_text())
     assert card["training_data"]["val_files"] == ["im2.png"]
     assert card["training_data"]["val_scored_pixels"].startswith("person-labelled only")
+
+
+class _Net(torch.nn.Module):
+    """A two-layer net with a 1×1 classifier: (N, 3, H, W) → {"out": (N, 2, H, W)}."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.classifier = torch.nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        return {"out": self.classifier(torch.relu(self.body(x)))}
+
+
+def test_linear_probe_trains_only_the_new_classifier_then_every_layer_at_one_rate(tmp_path):
+    """LP-FT (``probe_fraction``): for the probe's share of the steps the pretrained layers do not move and the
+    classifier learns at ``lr_head``; then every layer learns, the classifier at ``lr``."""
+    from segstudio.engine.train_config import TrainConfig
+    from segstudio.engine.trainer import Trainer
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.rand(3, 8, 8, generator=g), (torch.rand(8, 8, generator=g) > 0.5).long()) for _ in range(4)]
+    cfg = TrainConfig(epochs=100, batch_size=2, lr=1e-3, lr_head=1e-2, crop_size=(8, 8), loss="ce",
+                      class_weights="none", freeze_bn=False, max_steps=10, probe_fraction=0.4, warmup_fraction=0.0,
+                      device="cpu", keep="last")
+    net = _Net()
+    seen = []
+    tr = None
+
+    def watch(event, info):
+        if event == "step":
+            seen.append((tr.model.body.weight.detach().clone(), tr.model.classifier.weight.detach().clone(),
+                         {g["name"]: g["lr"] for g in tr.optimizer.param_groups}))
+
+    tr = Trainer(net, {"classes": [{"name": "a"}, {"name": "b"}]}, data, config=cfg, out_dir=tmp_path,
+                 callbacks=[watch], fresh_params={"classifier.weight", "classifier.bias"})
+    body0 = net.body.weight.detach().clone()
+    tr.fit()
+    assert tr.probe_steps == 4 and len(seen) == 10
+    assert all(torch.equal(b, body0) for b, _, _ in seen[:4])  # the probe: the body is frozen
+    assert not torch.equal(seen[0][1], seen[3][1])  # ... and the classifier learns
+    assert not torch.equal(seen[5][0], seen[4][0])  # then every layer learns
+    assert seen[4][2]["new"] == pytest.approx(seen[4][2]["pretrained"])  # at one rate
+    assert seen[4][2]["pretrained"] == pytest.approx(1e-3 * R.lr_factor(1, 6))
+    assert all(p.requires_grad for p in net.parameters())
+    assert tr._schedule_json()["probe_steps"] == 4

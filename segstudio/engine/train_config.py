@@ -80,6 +80,12 @@ class TrainConfig:
         lr_head: learning rate of newly initialised parameters (a new classifier); ``None``: ``lr``.
         warmup_fraction: the pretrained parameters' learning rate ramps up linearly over this share of the
             planned steps (0: no warm-up); freshly initialised ones start at full rate.
+        probe_fraction: linear probing then fine-tuning (LP-FT; Kumar et al., "Fine-Tuning can Distort Pretrained
+            Features and Underperform Out-of-Distribution", ICLR 2022): for this share of ``budget_s`` (of the
+            planned steps without a budget) only the freshly initialised parameters train, at ``lr_head``, with
+            the rest frozen (no backward through them, so these steps are cheaper); then every parameter trains
+            at ``lr`` with the poly decay over the remaining steps. In [0, 1); 0: no probe. Ignored when no
+            parameter is fresh.
         adapt_bn: before training, re-estimate BatchNorm statistics on the training crops (AdaBN), then keep
             them frozen (needs ``freeze_bn``).
         class_weight_max: clip the class weights to this value (``None``: no clip).
@@ -162,6 +168,10 @@ class TrainConfig:
     warmup_fraction: float | None = field(default=None, metadata=option(
         "--warmup-fraction", "pretrained layers' learning rate ramps up over this share of the steps (default: "
         "the recipe's, 0 without it)", type=float, metavar="FRAC"))
+    probe_fraction: float = field(default=0.0, metadata=option(
+        "--probe-fraction", "linear probe first (LP-FT): train only the new classifier, at --lr-head, for this share "
+        "of the budget (of the steps without one), then every layer at --lr (default 0: no probe)", type=float,
+        metavar="FRAC"))
     adapt_bn: bool | None = field(default=None, metadata=option(
         "--adapt-bn", "re-estimate BatchNorm statistics on the training crops before training (AdaBN; default: "
         "the recipe's)"))

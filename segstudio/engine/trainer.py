@@ -228,15 +228,17 @@ class Trainer:
         if self.config.max_steps is not None:
             self.total_steps = min(self.total_steps, self.config.max_steps)
         self.step_cap = self.total_steps  # epochs / max_steps; a budget plans total_steps below this
+        if not 0.0 <= (self.config.probe_fraction or 0.0) < 1.0:
+            raise ValueError(f"probe_fraction {self.config.probe_fraction} is outside [0, 1); 0 trains every layer from the start")
         groups, self.lr_groups = self._param_groups()
         self.optimizer = torch.optim.AdamW(groups, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        # LP-FT: while probing only the "new" group trains; probe_steps is the step the fine-tune began at.
+        self._probe_params = [p for g in groups if g["name"] == "pretrained" for p in g["params"]]
+        self.probing = bool(self.config.probe_fraction) and bool(self._probe_params)
+        self.probe_steps = 0
         # Per-group factor: poly decay over the (possibly re-planned) total; the pretrained group warms up.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            [
-                (lambda s, w=g["name"] == "pretrained": recipe_mod.lr_factor(s, self.total_steps, self._warmup() if w else 0))
-                for g in groups
-            ],
+            self.optimizer, [(lambda s, name=g["name"]: self._lr_factor(name, s)) for g in groups]
         )
         self.schedule: dict = {"budget_s": self.config.budget_s, "planned_steps": None, "step_s": None, "stopped": None}
         self._step_times: list[float] = []
@@ -258,7 +260,7 @@ class Trainer:
         lr, lr_head = self.config.lr, self.config.lr_head
         new = [p for n, p in named if n in self.fresh_params]
         head = lr if lr_head is None else lr_head
-        warm = (self.config.warmup_fraction or 0.0) > 0
+        warm = (self.config.warmup_fraction or 0.0) > 0 or (self.config.probe_fraction or 0.0) > 0
         if not new or len(new) == len(named) or (head == lr and not warm):
             rate = head if len(new) == len(named) else lr
             return [{"params": [p for _, p in named], "lr": rate, "name": "all"}], {"all": rate}
@@ -269,7 +271,41 @@ class Trainer:
         )
 
     def _warmup(self) -> int:
-        return int(round((self.config.warmup_fraction or 0.0) * self.total_steps))
+        return int(round((self.config.warmup_fraction or 0.0) * (self.total_steps - self.probe_steps)))
+
+    def _lr_factor(self, group: str, step: int) -> float:
+        """Multiplier of a group's base rate at ``step``: the poly decay (with the pretrained group's warm-up) over
+        the planned steps; with a linear probe (LP-FT), 1 for the new group while probing (0 for the frozen rest),
+        then the decay over the steps after the probe, the new group at ``lr`` like every other layer."""
+        if self.probing:
+            return 1.0 if group == "new" else 0.0
+        s0 = self.probe_steps
+        f = recipe_mod.lr_factor(step - s0, self.total_steps - s0, self._warmup() if group == "pretrained" else 0)
+        if s0 and group == "new":
+            f *= self.config.lr / self.lr_groups["new"]
+        return f
+
+    def _set_probe(self, on: bool) -> None:
+        """Start (``on``) or end the linear probe: freeze or thaw the pretrained parameters. On one process
+        they stop taking gradients (the backward pass stops at the classifier); under DDP, whose reducer expects
+        every parameter, they keep them and their rate is 0."""
+        self.probing = on
+        if not self.dist.enabled:
+            for p in self._probe_params:
+                p.requires_grad_(not on)
+        if not on:
+            self.probe_steps = self.state.step
+            self.schedule.update(probe_steps=self.state.step, probe_s=round(self._elapsed(), 2))
+            self._step_times.clear()  # fine-tune steps cost more: plan from their own times
+            self.total_steps = self.step_cap if self.config.budget_s is not None else self.total_steps
+            for g in self.optimizer.param_groups:  # the rates of the next step
+                g["lr"] = g["initial_lr"] * self._lr_factor(g["name"], self.state.step)
+            log.info("linear probe: %d steps in %.1fs; fine-tuning every layer", self.state.step, self._elapsed())
+
+    def _probe_done(self) -> bool:
+        if self.config.budget_s is not None:
+            return self._elapsed() >= self.config.probe_fraction * self.config.budget_s
+        return self.state.step >= round(self.config.probe_fraction * self.total_steps)
 
     def _compute_class_weights(self) -> np.ndarray | None:
         """float64 (K,) weights from the training set's full-size masks, or ``None`` for ``"none"``."""
@@ -337,6 +373,7 @@ class Trainer:
                 "epoch": self.state.epoch,
                 "step": self.state.step,
                 "best_miou": self.state.best_miou,
+                "probe_steps": self.probe_steps,
                 "history": json.dumps(self.state.history),
             },
             buf,
@@ -364,6 +401,7 @@ class Trainer:
         self.scheduler.load_state_dict(st["scheduler"])
         self.state.epoch, self.state.step, self.state.best_miou = st["epoch"], st["step"], st["best_miou"]
         self.state.history = json.loads(st.get("history", "[]"))
+        self.probe_steps = int(st.get("probe_steps", 0))
         log.info("resumed %s at epoch %d step %d", run_dir, self.state.epoch, self.state.step)
 
     # -- loops ---------------------------------------------------------------------------------
@@ -482,6 +520,10 @@ class Trainer:
             self.total_steps = self.step_cap  # until the step time is measured
         if self.config.adapt_bn and self.state.step == 0:
             self._adapt_bn()
+        if self.probing and self.state.step == 0:
+            self._set_probe(True)
+        elif self.probing:  # resumed after the probe
+            self.probing = False
         last_check, stale, stop, checked_at = time.perf_counter(), 0, None, self.state.step
         while self.state.epoch < self.config.epochs and self.state.step < self.total_steps and stop is None:
             self.model.train()
@@ -519,6 +561,8 @@ class Trainer:
                 self.scheduler.step()
                 self.state.step += 1
                 losses.append(mean_loss.item())
+                if self.probing and self._probe_done():
+                    self._set_probe(False)
                 if budget is not None:
                     # The first step carries one-off costs (allocation, lazy init): not timed.
                     if self.state.step > 1:
