@@ -296,7 +296,7 @@ _CHANGED = {
     "freeze_encoder": True, "holdout_fraction": 0.3, "num_workers": 3, "device": "cuda", "seed": 11, "val_every": 2,
     "train_split": "train+val", "max_steps": 90, "sync_bn": True, "dist_timeout_s": 120.0, "hflip": False, "vflip": True, "rotate": 10.0,
     "translate": 0.1, "elastic": 4.0, "color_jitter": 0.0, "recipe": True, "budget_s": 90.0, "lr_head": 0.01,
-    "warmup_fraction": 0.05, "adapt_bn": False, "class_weight_max": 5.0, "val_interval_s": 12.5, "patience": 4,
+    "warmup_fraction": 0.05, "probe_fraction": 0.2, "adapt_bn": False, "class_weight_max": 5.0, "val_interval_s": 12.5, "patience": 4,
     "keep": "last", "amp": "off",
 }
 
