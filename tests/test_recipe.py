@@ -154,6 +154,27 @@ def test_balanced_weights_from_frequencies():
 def test_lrs_bn_budget():
     body, head = R.choose_lrs(True)
     assert head == pytest.approx(R.HEAD_LR_MULT * body)
+
+
+def test_a_new_classifier_over_more_classes_gets_a_smaller_rate_factor():
+    """``HEAD_LR_MULT / sqrt(K - 1)``: 10x for two classes, smaller for more, never below the body's rate."""
+    assert R.head_lr_mult(2) == pytest.approx(R.HEAD_LR_MULT) and R.head_lr_mult(1) == pytest.approx(R.HEAD_LR_MULT)
+    assert R.head_lr_mult(4) == pytest.approx(R.HEAD_LR_MULT / 3 ** 0.5)
+    assert R.head_lr_mult(19) == pytest.approx(R.HEAD_LR_MULT / 18 ** 0.5)
+    assert R.head_lr_mult(500) == 1.0
+    assert all(R.head_lr_mult(k + 1) <= R.head_lr_mult(k) for k in range(1, 120))
+    with pytest.raises(ValueError, match="num_classes"):
+        R.head_lr_mult(0)
+    body, head = R.choose_lrs(True, "cpu", 19)
+    assert head == pytest.approx(body * R.HEAD_LR_MULT / 18 ** 0.5)
+    assert R.choose_lrs(False, "cpu", 19) == (body, body)
+    # the recipe counts the classes with labelled pixels in the training labels, not the head's rows
+    labels = [np.repeat(np.arange(19, dtype=np.uint8), 64).reshape(38, 32)] * 3
+    many = R.choose_recipe(R.data_stats(labels, 25), fresh_head=True)
+    assert many.lr_head == pytest.approx(many.lr_body * R.HEAD_LR_MULT / 18 ** 0.5)
+    assert "sqrt(19 - 1)" in many.reasons["lr"]
+    two = R.choose_recipe(R.data_stats([np.tile(np.array([[0, 1]], np.uint8), (32, 16))] * 3, 25), fresh_head=True)
+    assert two.lr_head == pytest.approx(two.lr_body * R.HEAD_LR_MULT)
     assert R.choose_lrs(False)[0] == R.choose_lrs(False)[1]
     assert R.choose_bn(3) == "adabn" and R.choose_bn(4) == "train" and R.choose_bn(16) == "train"
     assert R.default_budget_s("cpu") == 180 and R.default_budget_s("cuda") < R.default_budget_s("cpu")
