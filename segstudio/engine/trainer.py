@@ -520,7 +520,7 @@ class Trainer:
             self.total_steps = self.step_cap  # until the step time is measured
         if self.config.adapt_bn and self.state.step == 0:
             self._adapt_bn()
-        if self.probing and self.state.step == 0:
+        if self.probing and self.probe_steps == 0:  # a new run, or one resumed before its probe ended
             self._set_probe(True)
         elif self.probing:  # resumed after the probe
             self.probing = False
