@@ -461,7 +461,8 @@ def choose_recipe(
     # The crop must hold the structures of the classes that are not the background: with two classes the
     # thinner is the structure of interest, with more the median thickness (a huge background is no guide).
     spread = size_spread(stats.image_sizes)
-    long_budget = budget > default_budget_s(device_type)
+    default_s = default_budget_s(device_type)
+    long_budget = budget > default_s
     scale = choose_scale_range(thinnest, spread, long_budget)
     if given.get("crop_size") is not None:
         gc = given["crop_size"]
@@ -477,7 +478,7 @@ def choose_recipe(
     pix = _device(PIXELS_PER_STEP, device_type)
     reasons = {
         "scale_range": (f"native size as the Predictor sees it, enlarged up to 1/{AUTO_SCALE_BELOW:g} (a budget longer "
-                        f"than the {default_budget_s(device_type):g} s default: many passes over the same images)"
+                        f"than the {default_s:g} s default: many passes over the same images)"
                         if long_budget else
                         f"native size as the Predictor sees it, enlarged up to the training images' size spread "
                         f"({spread:.2f}x, <= 1/{AUTO_SCALE_BELOW:g})") + "; shrink so the "
@@ -488,7 +489,7 @@ def choose_recipe(
         "batch_size": "given" if "batch_size" in given else
                       f"{pix} pixels per step on {device_type} / the {crop_hw[0]}x{crop_hw[1]} crop, <= {stats.num_images} images",
         "loss": "median-frequency weighted CE (clipped) + Dice: rare classes count" if weights != "none" else "one labelled class",
-        "lr": f"new classifier x{head_lr_mult(num_present):.3g} ({HEAD_LR_MULT:g} / sqrt({num_present} - 1) labelled "
+        "lr": f"new classifier x{lr_head / lr_body:.3g} ({HEAD_LR_MULT:g} / sqrt({num_present} - 1) labelled "
               f"classes, at least 1)" if fresh_head else "one rate for every layer",
         "bn": f"AdaBN statistics, then frozen (batch {batch} < {BN_TRAIN_MIN_BATCH})" if bn == "adabn"
               else f"batch {batch} large enough to train BatchNorm",

@@ -297,7 +297,8 @@ class Trainer:
             self.probe_steps = self.state.step
             self.schedule.update(probe_steps=self.state.step, probe_s=round(self._elapsed(), 2))
             self._step_times.clear()  # fine-tune steps cost more: plan from their own times
-            self.total_steps = self.step_cap if self.config.budget_s is not None else self.total_steps
+            if self.config.budget_s is not None:
+                self.total_steps = self.step_cap  # until the fine-tune's step time is measured
             for g in self.optimizer.param_groups:  # the rates of the next step
                 g["lr"] = g["initial_lr"] * self._lr_factor(g["name"], self.state.step)
             log.info("linear probe: %d steps in %.1fs; fine-tuning every layer", self.state.step, self._elapsed())
