@@ -130,7 +130,8 @@ def _loss(logits: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.
 
 
 def _prepare(model: torch.nn.Module, ex: AdaptExample, max_side: int, cache: dict | None):
-    """``(encoding, gt, ignore, clicks)`` of one finished object at most ``max_side`` px (cached by ``id(ex)``; the
+    """``(encoding, gt, ignore, clicks)`` of one finished object at most ``max_side`` px (cached by ``id(ex)`` with
+    ``ex`` itself, so an entry left by a freed example whose id() is reused does not match; the
     objects of one image share its encoding under :data:`IMAGES_KEY`), or ``None`` for an empty mask.
 
     Raises:
@@ -140,8 +141,9 @@ def _prepare(model: torch.nn.Module, ex: AdaptExample, max_side: int, cache: dic
 
     from segstudio.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 
-    if cache is not None and id(ex) in cache:
-        return cache[id(ex)]
+    hit = cache.get(id(ex)) if cache is not None else None
+    if hit is not None and hit[4] is ex:  # the entry keeps its example: a reused id() of a freed one never matches
+        return hit[:4]
     if ex.image.ndim != 3 or ex.image.shape[2] != 3 or ex.image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {ex.image.dtype} {ex.image.shape}")
     if ex.mask.shape != ex.image.shape[:2]:
@@ -173,7 +175,7 @@ def _prepare(model: torch.nn.Module, ex: AdaptExample, max_side: int, cache: dic
         images[id(ex.image)] = (ex.image, enc)
     item = (enc, gt, ign, clicks)
     if cache is not None:
-        cache[id(ex)] = item
+        cache[id(ex)] = (*item, ex)
     return item
 
 
