@@ -190,8 +190,12 @@ def test_clicks_needed_and_each_object_scored_once(net):
     assert guard_new_examples(g, net, net, exs[:2], cache) == 2
     assert guard_new_examples(g, net, net, exs, cache) == 1  # only the new one
     assert len(g.scores) == 3 and all(a == b for a, b in g.scores)  # the same decoder twice scores the same
-    assert cache[SCORED_KEY] == {id(e) for e in exs}
-    assert prune_cache(cache, exs[2:])[SCORED_KEY] == {id(exs[2])}
+    assert cache[SCORED_KEY] == {id(e): e for e in exs}
+    assert prune_cache(cache, exs[2:])[SCORED_KEY] == {id(exs[2]): exs[2]}
+    # an entry under a new example's id that holds another example (a freed one's id reused) does not count
+    stale = {SCORED_KEY: {id(exs[0]): _example(5)}}
+    assert guard_new_examples(g, net, net, exs[:1], stale) == 1 and stale[SCORED_KEY][id(exs[0])] is exs[0]
+    assert prune_cache({SCORED_KEY: {id(exs[1]): exs[0]}}, exs)[SCORED_KEY] == {}
 
 
 def test_project_click_model_respects_the_guard(tmp_path):

@@ -43,7 +43,8 @@ ADAPTED_PREFIXES = ("guidance.", "fuse16.", "fuse8.", "fuse4.", "head.")
 OPTIMIZER_KEY = "optimizer"
 #: The key of an adaptation cache that holds one encoding per image (objects of one image share it).
 IMAGES_KEY = "images"
-#: The key of an adaptation cache that holds the ids of the examples already scored for the :class:`AdaptGuard`.
+#: The key of an adaptation cache that maps ``id(example)`` to each example already scored for the :class:`AdaptGuard`
+#: (the example itself, matched by identity: a freed example's id can be reused by a new one).
 SCORED_KEY = "scored"
 #: Where a project keeps its adapted click decoder, relative to the project (image) folder.
 ADAPTED_RELPATH = Path("labels") / "models" / "click_adapted.safetensors"
@@ -70,12 +71,13 @@ def prune_cache(cache: dict, examples: list) -> dict:
     """The adaptation ``cache`` without the entries of examples no longer in ``examples`` and the encodings of
     images none of them shows (the optimizer state under :data:`OPTIMIZER_KEY` stays)."""
     live = {id(e) for e in examples}
+    by_id = {id(e): e for e in examples}
     live_images = {id(e.image) for e in examples}
     out = {k: v for k, v in cache.items() if k == OPTIMIZER_KEY or k in live}
     if IMAGES_KEY in cache:
         out[IMAGES_KEY] = {k: v for k, v in cache[IMAGES_KEY].items() if k in live_images}
     if SCORED_KEY in cache:
-        out[SCORED_KEY] = cache[SCORED_KEY] & live
+        out[SCORED_KEY] = {k: e for k, e in cache[SCORED_KEY].items() if by_id.get(k) is e}
     return out
 
 
@@ -83,13 +85,13 @@ def guard_new_examples(guard: "AdaptGuard", adapted: torch.nn.Module, base: torc
                        cache: dict) -> int:
     """Score each example not scored yet (:data:`SCORED_KEY` of ``cache``) with both decoders (:func:`clicks_needed`)
     into ``guard``, before it trains the adapted one; returns how many were scored."""
-    scored = cache.setdefault(SCORED_KEY, set())
+    scored = cache.setdefault(SCORED_KEY, {})
     n = 0
     for ex in examples:
-        if id(ex) in scored:
+        if scored.get(id(ex)) is ex:
             continue
         guard.add(clicks_needed(adapted, ex, cache=cache), clicks_needed(base, ex, cache=cache))
-        scored.add(id(ex))
+        scored[id(ex)] = ex
         n += 1
     return n
 
