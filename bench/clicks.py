@@ -32,6 +32,12 @@ Pixels labelled ``ignore`` (255) count for neither IoU nor errors.
 Timing: ``ms/click`` is the wall time of one answer to a click (the click model: decoder only, the image
 being encoded once per image — reported as ``encode ms``; GrabCut: one ``cv2.grabCut`` call of 5 iterations).
 ``--limit N`` takes N objects evenly spaced over the split's object list.
+
+``--boundary`` runs no method: for the same objects it reports each class's structure width (px,
+:func:`segstudio.engine.click.protocol.structure_width`) and the IoU of each object with its own outline moved
+one pixel out and one pixel in (:func:`segstudio.engine.click.protocol.boundary_shift_iou`), and how many objects
+fall below 0.85 that way: on those, NoC@85 asks for an answer within less than a pixel of the annotator's outline
+everywhere. ``--record`` writes ``docs/records/clicks-boundary-<dataset>-<split>.json``.
 """
 
 from __future__ import annotations
@@ -69,6 +75,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--adapt-every", choices=("object", "image"), default="object",
                    help="session: adapt after each finished object (the GUI) or after each image")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--boundary", action="store_true",
+                   help="no method: each object's width and its IoU with its outline moved 1 px out / in (see above)")
     return p.parse_args(argv)
 
 
@@ -122,6 +130,8 @@ def run(args) -> dict:
     by_image: dict[int, list[int]] = {}
     for si, k in index:
         by_image.setdefault(si, []).append(k)
+    if a.boundary:
+        return run_boundary(a, args, data, samples, classes, ids, by_image)
     model = card = model_b = card_b = None
     if "clicknet" in a.methods:
         model, card = load_click_model(a.model)
@@ -212,6 +222,53 @@ def run(args) -> dict:
             models.append(model_entry("clicknet_b", Path(a.compare_model)))
         path = write_record(name, summary, script="python -m bench clicks", models=models,
                             notes=getattr(args, "notes", "") or "")
+        print(f"wrote {path}")
+    return summary
+
+
+def run_boundary(a, args, data: Path, samples, classes, ids, by_image: dict[int, list[int]]) -> dict:
+    """The ``--boundary`` mode: per object its class, width and IoU under a 1-px outline shift; per class the
+    median width, the mean IoUs and how many objects a 1-px shift takes below 0.85 (see the module's docstring)."""
+    from segstudio.core.labels import IGNORE_INDEX
+    from segstudio.engine.click.protocol import boundary_shift_iou, object_masks, structure_width
+    from segstudio.io.labels import read_index_png
+
+    names = dict(enumerate(classes.names))
+    objects = []
+    for si, ks in by_image.items():
+        labels = read_index_png(samples[si].mask)
+        ignore = labels == IGNORE_INDEX
+        objs = object_masks(labels, ids)
+        for k in ks:
+            cid, gt = objs[k]
+            grown, shrunk = boundary_shift_iou(gt, ignore)
+            objects.append({"image": samples[si].image.name, "class": names.get(cid, str(cid)),
+                            "width_px": round(structure_width(gt), 2), "pixels": int(gt.sum()),
+                            "iou_grown_1px": round(grown, 4), "iou_shrunk_1px": round(shrunk, 4)})
+    per_class = {}
+    for cname in sorted({o["class"] for o in objects}):
+        sel = [o for o in objects if o["class"] == cname]
+        per_class[cname] = {
+            "n": len(sel),
+            "width_px_median": float(statistics.median(o["width_px"] for o in sel)),
+            "iou_grown_1px_mean": round(statistics.fmean(o["iou_grown_1px"] for o in sel), 4),
+            "iou_shrunk_1px_mean": round(statistics.fmean(o["iou_shrunk_1px"] for o in sel), 4),
+            "below_85_either": sum(min(o["iou_grown_1px"], o["iou_shrunk_1px"]) < 0.85 for o in sel),
+        }
+    summary = {"data": str(data), "split": a.split, "objects": len(objects), "limit": a.limit,
+               "per_class": per_class, "objects_list": objects,
+               "below_85_either": sum(min(o["iou_grown_1px"], o["iou_shrunk_1px"]) < 0.85 for o in objects)}
+    print(f"\n{data.name} ({a.split}), {len(objects)} objects: IoU of each object with its outline moved 1 px")
+    print("| class | n | width px (median) | IoU 1 px out | IoU 1 px in | objects below 0.85 either way |")
+    print("|---|---|---|---|---|---|")
+    for cname, r in per_class.items():
+        print(f"| {cname} | {r['n']} | {r['width_px_median']:.1f} | {r['iou_grown_1px_mean']:.3f} | "
+              f"{r['iou_shrunk_1px_mean']:.3f} | {r['below_85_either']} |")
+    if getattr(args, "record", False):
+        from bench._record import write_record
+
+        path = write_record(f"clicks-boundary-{data.name}-{a.split}".lower(), summary, script="python -m bench clicks",
+                            models=[], notes=getattr(args, "notes", "") or "")
         print(f"wrote {path}")
     return summary
 

@@ -80,3 +80,36 @@ def test_session_adapts_after_each_object_like_the_gui(tmp_path):
     assert out["adapt_every"] == "object" and out["adapt_keep"] == 1
     out = clicks.run(_args(*common, "--adapt-every", "image"))
     assert out["adaptations"] == 2 and out["adapt_keep"] == adapt_policy.KEEP_OBJECTS
+
+
+def test_boundary_shift_bounds_thin_objects_and_spares_wide_ones():
+    """A 1-px outline shift takes a 3-px line far below IoU 0.85 and leaves a 60-px disk above it; widths follow."""
+    import pytest
+
+    from segstudio.engine.click.protocol import boundary_shift_iou, structure_width
+
+    line = np.zeros((64, 64), bool)
+    line[10:50, 30:33] = True  # 40 x 3 px
+    grown, shrunk = boundary_shift_iou(line)
+    assert grown == pytest.approx(120 / (42 * 5)) and shrunk == pytest.approx(38 / 120)
+    assert structure_width(line) == pytest.approx(3.0)
+    yy, xx = np.mgrid[:128, :128]
+    disk = (yy - 64) ** 2 + (xx - 64) ** 2 < 30 ** 2
+    assert min(boundary_shift_iou(disk)) > 0.9 and 55 <= structure_width(disk) <= 61
+    ignore = np.zeros_like(line)
+    ignore[:, 33:] = True  # the grown pixels right of the line do not count
+    assert boundary_shift_iou(line, ignore)[0] > grown
+    with pytest.raises(ValueError):
+        boundary_shift_iou(line, px=0)
+    with pytest.raises(ValueError):
+        structure_width(np.zeros((8, 8), bool))
+
+
+def test_boundary_mode_reports_each_class_without_a_model(tmp_path):
+    root = _dataset(tmp_path / "toy")
+    out = clicks.run(_args("--data", str(root), "--split", "val", "--boundary"))
+    assert out["objects"] == 6 and set(out["per_class"]) == {"background", "thing"}
+    thing = out["per_class"]["thing"]
+    assert thing["n"] == 3 and 20 <= thing["width_px_median"] <= 30  # 28 x 26 px boxes
+    assert 0.85 < thing["iou_shrunk_1px_mean"] < thing["iou_grown_1px_mean"] < 1
+    assert thing["below_85_either"] == 0 and len(out["objects_list"]) == 6
