@@ -1,6 +1,6 @@
 """Issue 34's click tables in docs/benchmarks.md ("Click model on every proxy"), rendered from their records.
 
-    python scripts/click_tables.py            # print the val and test tables (per proxy, per class)
+    python scripts/click_tables.py            # print the val and test tables (per proxy, per class, boundary)
 
 Reads ``docs/records/clicks-<proxy>-<split>.json`` (written by ``python -m bench clicks --compare-model ... --record``;
 the three methods: the shipped model ``clicknet``, the previous model ``clicknet_b``, GrabCut). Run from the repository
@@ -86,6 +86,39 @@ def class_table(records: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def boundary_paths(split: str) -> list[str]:
+    """The ``bench clicks --boundary`` records of one split, repository-relative, in :data:`PROXIES` order."""
+    return [str(REC / f"clicks-boundary-{p}-{split}.json") for p in PROXIES]
+
+
+def boundary_table(records: dict[str, dict]) -> str:
+    """Markdown table of what NoC@85 asks of boundary precision: one row per (proxy, class) with the class's
+    objects, median width (px) and mean IoU of an object with its own outline moved 1 px out / in, and how many
+    objects such a shift takes below 0.85. A proxy where no object falls below 0.85 gets one row, "every class".
+
+    Args:
+        records: record path -> ``bench clicks --boundary --record`` JSON, in row order.
+    """
+    lines = ["| proxy | class | n | width px (median) | IoU, outline 1 px out | IoU, outline 1 px in "
+             "| objects below 0.85 |", "|---|---|---|---|---|---|---|"]
+    for path, rec in records.items():
+        res = rec["results"]
+        label = next(p for p in PROXIES if Path(path).name.startswith(f"clicks-boundary-{p}-"))
+        if res["below_85_either"] == 0:
+            objs = res["objects_list"]
+            widths = sorted(o["width_px"] for o in objs)
+            mid = (widths[(len(widths) - 1) // 2] + widths[len(widths) // 2]) / 2
+            grown = sum(o["iou_grown_1px"] for o in objs) / len(objs)
+            shrunk = sum(o["iou_shrunk_1px"] for o in objs) / len(objs)
+            lines.append(f"| {label} | every class ({len(res['per_class'])}) | {len(objs)} | {mid:.1f} | {grown:.3f} | "
+                         f"{shrunk:.3f} | 0 |")
+            continue
+        for cname, r in res["per_class"].items():
+            lines.append(f"| {label} | {cname} | {r['n']} | {r['width_px_median']:.1f} | {r['iou_grown_1px_mean']:.3f} | "
+                         f"{r['iou_shrunk_1px_mean']:.3f} | {r['below_85_either']} |")
+    return "\n".join(lines)
+
+
 def load(split: str) -> dict[str, dict]:
     """The records of :func:`record_paths` that exist, read from the current directory (the repository root)."""
     return {p: json.loads(Path(p).read_text()) for p in record_paths(split) if Path(p).is_file()}
@@ -95,3 +128,5 @@ if __name__ == "__main__":
     for split in ("val", "test"):
         recs = load(split)
         print(f"--- {split}\n{proxy_table(recs)}\n--- per class {split}\n{class_table(recs)}")
+        bounds = {p: json.loads(Path(p).read_text()) for p in boundary_paths(split) if Path(p).is_file()}
+        print(f"--- boundary {split}\n{boundary_table(bounds)}")
