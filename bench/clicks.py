@@ -37,7 +37,10 @@ being encoded once per image — reported as ``encode ms``; GrabCut: one ``cv2.g
 :func:`segstudio.engine.click.protocol.structure_width`) and the IoU of each object with its own outline moved
 one pixel out and one pixel in (:func:`segstudio.engine.click.protocol.boundary_shift_iou`), and how many objects
 fall below 0.85 that way: on those, NoC@85 asks for an answer within less than a pixel of the annotator's outline
-everywhere. ``--record`` writes ``docs/records/clicks-boundary-<dataset>-<split>.json``.
+everywhere. ``--record`` writes ``docs/records/clicks-boundary-<dataset>-<split>.json``. With ``--session`` it takes the
+session's objects instead and adds, per 10-image block, the NoC@85 floor were the objects that a 1-px shift takes
+below 0.85 both ways to stay at ``--max-clicks`` and every other to take one click
+(``clicks-boundary-session-<dataset>-<split>.json``).
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ def run(args) -> dict:
     if not (data / f"{a.split}.txt").is_file():
         have = sorted(p.stem for p in data.glob("*.txt"))
         raise SystemExit(f"{data} has no {a.split}.txt; choose --split from {have}")
-    if a.session:
+    if a.session and not a.boundary:
         return run_session(a, record=getattr(args, "record", False), notes=getattr(args, "notes", "") or "")
     if a.compare_model and "clicknet_b" not in a.methods:
         a.methods = [*a.methods, "clicknet_b"]
@@ -121,10 +124,16 @@ def run(args) -> dict:
     ids = _class_ids(a.classes, classes)
     # the object list: (sample index, object index in that image)
     index = []
+    if a.session:  # --boundary --session: the session's objects (its first images, per_image evenly spaced of each)
+        samples = samples[: a.session_images]
     for si, s in enumerate(samples):
         labels = read_index_png(s.mask)
-        index += [(si, k) for k in range(len(object_masks(labels, ids)))]
-    if a.limit and len(index) > a.limit:
+        n = len(object_masks(labels, ids))
+        ks = list(range(n))
+        if a.session and a.per_image and n > a.per_image:
+            ks = sorted(set(np.linspace(0, n - 1, a.per_image).round().astype(int).tolist()))
+        index += [(si, k) for k in ks]
+    if a.limit and len(index) > a.limit and not a.session:
         pick = np.linspace(0, len(index) - 1, a.limit).round().astype(int)
         index = [index[i] for i in sorted(set(pick.tolist()))]
     by_image: dict[int, list[int]] = {}
@@ -242,7 +251,7 @@ def run_boundary(a, args, data: Path, samples, classes, ids, by_image: dict[int,
         for k in ks:
             cid, gt = objs[k]
             grown, shrunk = boundary_shift_iou(gt, ignore)
-            objects.append({"image": samples[si].image.name, "class": names.get(cid, str(cid)),
+            objects.append({"image": samples[si].image.name, "image_index": si, "class": names.get(cid, str(cid)),
                             "width_px": round(structure_width(gt), 2), "pixels": int(gt.sum()),
                             "iou_grown_1px": round(grown, 4), "iou_shrunk_1px": round(shrunk, 4)})
     per_class = {}
@@ -258,19 +267,41 @@ def run_boundary(a, args, data: Path, samples, classes, ids, by_image: dict[int,
     summary = {"data": str(data), "split": a.split, "objects": len(objects), "limit": a.limit,
                "per_class": per_class, "objects_list": objects,
                "below_85_either": sum(min(o["iou_grown_1px"], o["iou_shrunk_1px"]) < 0.85 for o in objects)}
+    if a.session:
+        summary["session_images"], summary["per_image"] = len(samples), a.per_image
+        summary["blocks"] = _boundary_blocks(objects, len(samples), a.max_clicks)
     print(f"\n{data.name} ({a.split}), {len(objects)} objects: IoU of each object with its outline moved 1 px")
     print("| class | n | width px (median) | IoU 1 px out | IoU 1 px in | objects below 0.85 either way |")
     print("|---|---|---|---|---|---|")
     for cname, r in per_class.items():
         print(f"| {cname} | {r['n']} | {r['width_px_median']:.1f} | {r['iou_grown_1px_mean']:.3f} | "
               f"{r['iou_shrunk_1px_mean']:.3f} | {r['below_85_either']} |")
+    for b in summary.get("blocks", []):
+        print(f"images {b['images']}: {b['objects']} objects, {b['thin']} below 0.85 both ways; NoC@85 floor "
+              f"{b['noc85_floor']:.2f}")
     if getattr(args, "record", False):
         from bench._record import write_record
 
-        path = write_record(f"clicks-boundary-{data.name}-{a.split}".lower(), summary, script="python -m bench clicks",
+        stem = f"clicks-boundary-{'session-' if a.session else ''}{data.name}-{a.split}".lower()
+        path = write_record(stem, summary, script="python -m bench clicks",
                             models=[], notes=getattr(args, "notes", "") or "")
         print(f"wrote {path}")
     return summary
+
+
+def _boundary_blocks(objects: list[dict], n_images: int, max_clicks: int) -> list[dict]:
+    """Per 10-image block of a session: its objects, the ``thin`` ones (a 1-px outline shift either way takes them
+    below IoU 0.85) and the block's NoC@85 floor were every thin object to stay at ``max_clicks`` and every other
+    object to take one click: ``(max_clicks · thin + (objects − thin)) / objects``."""
+    out = []
+    for lo in range(0, n_images, 10):
+        sel = [o for o in objects if lo <= o["image_index"] < lo + 10]
+        if not sel:
+            continue
+        thin = sum(max(o["iou_grown_1px"], o["iou_shrunk_1px"]) < 0.85 for o in sel)
+        out.append({"images": f"{lo + 1}-{min(lo + 10, n_images)}", "objects": len(sel), "thin": thin,
+                    "noc85_floor": round((max_clicks * thin + len(sel) - thin) / len(sel), 4)})
+    return out
 
 
 def run_session(a, record: bool = False, notes: str = "") -> dict:

@@ -113,3 +113,16 @@ def test_boundary_mode_reports_each_class_without_a_model(tmp_path):
     assert thing["n"] == 3 and 20 <= thing["width_px_median"] <= 30  # 28 x 26 px boxes
     assert 0.85 < thing["iou_shrunk_1px_mean"] < thing["iou_grown_1px_mean"] < 1
     assert thing["below_85_either"] == 0 and len(out["objects_list"]) == 6
+
+
+def test_boundary_mode_over_a_session_gives_each_blocks_floor(tmp_path):
+    root = _dataset(tmp_path / "toy", n=3)
+    lab = np.zeros((64, 64), np.uint8)
+    lab[5:60, 40:42] = 1  # a 2-px line: a 1-px shift takes it below 0.85 both ways
+    cv2.imwrite(str(root / "masks" / "im2.png"), lab)
+    out = clicks.run(_args("--data", str(root), "--split", "val", "--boundary", "--session", "--per-image", "1",
+                           "--classes", "thing", "--max-clicks", "20"))
+    assert out["session_images"] == 3 and out["objects"] == 3
+    (block,) = out["blocks"]
+    assert block["images"] == "1-3" and block["objects"] == 3 and block["thin"] == 1
+    assert block["noc85_floor"] == round((20 + 2) / 3, 4)
