@@ -176,7 +176,26 @@ def test_a_new_classifier_over_more_classes_gets_a_smaller_rate_factor():
     two = R.choose_recipe(R.data_stats([np.tile(np.array([[0, 1]], np.uint8), (32, 16))] * 3, 25), fresh_head=True)
     assert two.lr_head == pytest.approx(two.lr_body * R.HEAD_LR_MULT)
     assert R.choose_lrs(False)[0] == R.choose_lrs(False)[1]
-    assert R.choose_bn(3) == "adabn" and R.choose_bn(4) == "train" and R.choose_bn(16) == "train"
+    assert R.choose_bn(4, 256) == "train" and R.choose_bn(16, 64) == "train"
+    assert R.choose_bn(2, 256) == "adabn" and R.choose_bn(1, 1024) == "adabn"
+
+
+def test_a_batch_of_two_large_crops_trains_batchnorm():
+    """BatchNorm follows the batch's pixels: two 384² crops (the batch a raised crop gets) train it, as on every
+    proxy's val split; two 256² crops keep AdaBN. (Before: any batch under 4 crops froze AdaBN statistics.)"""
+    assert R.choose_bn(2, 384) == "train" and R.choose_bn(2, (384, 384)) == "train"
+    assert R.choose_bn(2, 256) == "adabn" and R.choose_bn(3, 128) == "adabn"
+    # structures 160 px thick (2 A / P) raise the crop to 512 on a CPU: the pixel budget gives 2 crops, and BN trains
+    blobs = np.zeros((800, 800), np.uint8)
+    for y in range(0, 800, 400):
+        for x in range(0, 800, 400):
+            blobs[y:y + 200, x:x + 200] = 1 + (x // 400) % 2
+    r = R.choose_recipe(R.data_stats([blobs] * 6, 3), fresh_head=True)
+    assert r.crop_size[0] > 256 and r.batch_size < R.BN_TRAIN_MIN_BATCH and r.bn == "train", (r.crop_size, r.batch_size)
+    assert "large enough to train BatchNorm" in r.reasons["bn"]
+    # every crop the recipe can raise to on a CPU gets a batch that trains BN
+    for side in range(256, R.MAX_CROP["cpu"] + 1, R.CROP_MULTIPLE):
+        assert R.choose_bn(R.choose_batch(side, 8), side) == "train", side
     assert R.default_budget_s("cpu") == 180 and R.default_budget_s("cuda") < R.default_budget_s("cpu")
 
 
