@@ -83,6 +83,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _evenly(n: int, k: int) -> list[int]:
+    """At most ``k`` indices of ``range(n)`` evenly spaced, first and last included (all of them when ``n <= k``)."""
+    if n <= k:
+        return list(range(n))
+    return sorted(set(np.linspace(0, n - 1, k).round().astype(int).tolist()))
+
+
 def _class_ids(spec: list[str] | None, classes) -> list[int] | None:
     if not spec:
         return None
@@ -129,13 +136,9 @@ def run(args) -> dict:
     for si, s in enumerate(samples):
         labels = read_index_png(s.mask)
         n = len(object_masks(labels, ids))
-        ks = list(range(n))
-        if a.session and a.per_image and n > a.per_image:
-            ks = sorted(set(np.linspace(0, n - 1, a.per_image).round().astype(int).tolist()))
-        index += [(si, k) for k in ks]
-    if a.limit and len(index) > a.limit and not a.session:
-        pick = np.linspace(0, len(index) - 1, a.limit).round().astype(int)
-        index = [index[i] for i in sorted(set(pick.tolist()))]
+        index += [(si, k) for k in (_evenly(n, a.per_image) if a.session and a.per_image else range(n))]
+    if a.limit and not a.session:
+        index = [index[i] for i in _evenly(len(index), a.limit)]
     by_image: dict[int, list[int]] = {}
     for si, k in index:
         by_image.setdefault(si, []).append(k)
@@ -339,8 +342,8 @@ def run_session(a, record: bool = False, notes: str = "") -> dict:
         image, labels = read_image(s.image), read_index_png(s.mask)
         ignore = labels == IGNORE_INDEX
         objs = object_masks(labels)
-        if a.per_image and len(objs) > a.per_image:
-            objs = [objs[j] for j in sorted(set(np.linspace(0, len(objs) - 1, a.per_image).round().astype(int).tolist()))]
+        if a.per_image:
+            objs = [objs[j] for j in _evenly(len(objs), a.per_image)]
         sess_base = ClickSession(base, image)
         sess_ad = copy.copy(sess_base)  # the adapted decoder reads the same cached encoding (encoder + neck frozen)
         sess_ad.model = adapted if guard.use_adapted else base

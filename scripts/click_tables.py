@@ -12,6 +12,7 @@ names and requires each doc block to equal its rendering, so every figure of a t
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 PROXIES = ["isbi2012_membrane", "drive", "crackforest", "jsrt_scr", "car_parts"]
@@ -106,10 +107,9 @@ def boundary_table(records: dict[str, dict]) -> str:
         label = next(p for p in PROXIES if Path(path).name.startswith(f"clicks-boundary-{p}-"))
         if res["below_85_either"] == 0:
             objs = res["objects_list"]
-            widths = sorted(o["width_px"] for o in objs)
-            mid = (widths[(len(widths) - 1) // 2] + widths[len(widths) // 2]) / 2
-            grown = sum(o["iou_grown_1px"] for o in objs) / len(objs)
-            shrunk = sum(o["iou_shrunk_1px"] for o in objs) / len(objs)
+            mid = statistics.median(o["width_px"] for o in objs)
+            grown = statistics.fmean(o["iou_grown_1px"] for o in objs)
+            shrunk = statistics.fmean(o["iou_shrunk_1px"] for o in objs)
             lines.append(f"| {label} | every class ({len(res['per_class'])}) | {len(objs)} | {mid:.1f} | {grown:.3f} | "
                          f"{shrunk:.3f} | 0 |")
             continue

@@ -265,6 +265,11 @@ def _device(table: dict, device_type: str):
     return table.get(device_type, table["cpu"])
 
 
+def _crop_hw(crop: int | Sequence[int]) -> tuple[int, int]:
+    """A crop given as a side or ``(h, w)``, as ``(h, w)`` ints."""
+    return (int(crop), int(crop)) if isinstance(crop, (int, np.integer)) else (int(crop[0]), int(crop[1]))
+
+
 def choose_crop(short_side: int, thickest_px: float, device_type: str = "cpu") -> int:
     """Square crop side (pixels).
 
@@ -292,7 +297,7 @@ def choose_batch(crop: int | tuple[int, int], num_images: int, device_type: str 
     Raises:
         ValueError: a crop side < 1 or ``num_images < 1``.
     """
-    h, w = (crop, crop) if isinstance(crop, (int, np.integer)) else (int(crop[0]), int(crop[1]))
+    h, w = _crop_hw(crop)
     if min(h, w) < 1 or num_images < 1:
         raise ValueError(f"crop and number of images must be >= 1, got {crop}, {num_images}")
     b = int(np.clip(round(_device(PIXELS_PER_STEP, device_type) / (h * w)), MIN_BATCH, MAX_BATCH))
@@ -363,7 +368,7 @@ def choose_bn(batch_size: int, crop: int | tuple[int, int]) -> str:
     """``"train"`` for batches of :data:`BN_TRAIN_MIN_BATCH` crops or more, and for batches of two or more crops
     holding :data:`BN_TRAIN_MIN_PIXELS` pixels (``batch_size × crop area``); else ``"adabn"`` (re-estimate, then
     freeze). ``crop`` is a side or ``(h, w)`` in pixels."""
-    h, w = (crop, crop) if isinstance(crop, (int, np.integer)) else (int(crop[0]), int(crop[1]))
+    h, w = _crop_hw(crop)
     if batch_size >= BN_TRAIN_MIN_BATCH or (batch_size >= 2 and batch_size * h * w >= BN_TRAIN_MIN_PIXELS):
         return "train"
     return "adabn"
@@ -480,8 +485,7 @@ def choose_recipe(
     long_budget = budget > default_s
     scale = choose_scale_range(thinnest, spread, long_budget)
     if given.get("crop_size") is not None:
-        gc = given["crop_size"]
-        crop_hw = (int(gc), int(gc)) if isinstance(gc, (int, np.integer)) else (int(gc[0]), int(gc[1]))
+        crop_hw = _crop_hw(given["crop_size"])
     else:
         c = choose_crop(stats.short_side, thickest, device_type)
         crop_hw = (c, c)

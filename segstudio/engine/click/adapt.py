@@ -70,10 +70,9 @@ class AdaptExample:
 def prune_cache(cache: dict, examples: list) -> dict:
     """The adaptation ``cache`` without the entries of examples no longer in ``examples`` and the encodings of
     images none of them shows (the optimizer state under :data:`OPTIMIZER_KEY` stays)."""
-    live = {id(e) for e in examples}
     by_id = {id(e): e for e in examples}
     live_images = {id(e.image) for e in examples}
-    out = {k: v for k, v in cache.items() if k == OPTIMIZER_KEY or k in live}
+    out = {k: v for k, v in cache.items() if k == OPTIMIZER_KEY or k in by_id}
     if IMAGES_KEY in cache:
         out[IMAGES_KEY] = {k: v for k, v in cache[IMAGES_KEY].items() if k in live_images}
     if SCORED_KEY in cache:
